@@ -1,0 +1,131 @@
+//! Registering, signing in and out, and finding users.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::{App, Session};
+use crate::auth::{SessionToken, hash_token};
+use crate::bus::BusEvent;
+use crate::domain::{DisplayName, Password, SessionId, Timestamp, User, UserId, Username};
+use crate::error::{Error, Result};
+use crate::store::{NewSession, NewUser, StoreError};
+
+/// A new session: the user and the token that now stands for them.
+pub struct SignedIn {
+    pub user: User,
+    pub token: SessionToken,
+    pub expires_at: Timestamp,
+}
+
+/// The most users one search returns.
+pub const MAX_USER_SEARCH: u32 = 50;
+
+impl App {
+    pub async fn register(
+        &self,
+        username: &str,
+        password: String,
+        display_name: Option<&str>,
+    ) -> Result<SignedIn> {
+        let username = Username::parse(username)?;
+        let password = Password::parse(password, &username)?;
+        let display_name = match display_name {
+            Some(name) => DisplayName::parse(name)?,
+            None => DisplayName::from_username(&username),
+        };
+        let password_hash = self.inner.passwords.hash(password.expose()).await?;
+        let new_user = NewUser {
+            id: UserId::generate(),
+            username,
+            display_name,
+            password_hash,
+            created_at: Timestamp::now(),
+        };
+        let user = match self.store().create_user(new_user).await {
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::conflict_on(
+                    "username",
+                    "username_taken",
+                    "That username is taken.",
+                ));
+            }
+            other => other?,
+        };
+        tracing::info!(user_id = %user.id, username = %user.username, "user registered");
+        self.start_session(user).await
+    }
+
+    /// Checks a username and password. Failures are throttled per username and per client
+    /// address (see `auth::throttle`); a throttled attempt is refused before the password
+    /// is looked at.
+    pub async fn login(&self, username: &str, password: &str, client: IpAddr) -> Result<SignedIn> {
+        let throttle_key = username.to_ascii_lowercase();
+        let address = client.to_string();
+        self.throttle()
+            .check(&throttle_key, &address, Instant::now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+
+        let credentials = match Username::parse(username) {
+            Ok(name) => self.store().credentials(&name).await?,
+            Err(_) => None,
+        };
+        let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+        let matches = self.inner.passwords.verify(password, stored_hash).await?;
+        match credentials {
+            Some(credentials) if matches => {
+                self.throttle().succeeded(&throttle_key);
+                self.start_session(credentials.user).await
+            }
+            _ => {
+                self.throttle().failed(&throttle_key, &address, Instant::now());
+                tracing::info!(username = %throttle_key, %client, "login failed");
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Ends the session of this token and closes its WebSocket connections.
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        if let Some((session_id, user_id)) = self.store().delete_session(&hash_token(token)).await?
+        {
+            self.bus().publish(BusEvent::SessionEnded { user_id, session_id });
+        }
+        Ok(())
+    }
+
+    /// The session a token stands for, if it is valid now.
+    pub async fn authenticate(&self, token: &str) -> Result<Session> {
+        self.store()
+            .session(&hash_token(token), Timestamp::now())
+            .await?
+            .ok_or(Error::Unauthenticated)
+    }
+
+    pub async fn user(&self, id: &str) -> Result<User> {
+        let id: UserId = id.parse().map_err(|_| Error::NotFound("User"))?;
+        self.store().user(id).await?.ok_or(Error::NotFound("User"))
+    }
+
+    /// Users whose username or display name starts with `prefix`.
+    pub async fn search_users(&self, prefix: &str, limit: Option<u32>) -> Result<Vec<User>> {
+        let limit = super::page_limit(limit, 20, MAX_USER_SEARCH)?;
+        Ok(self.store().search_users(prefix.trim(), limit).await?)
+    }
+
+    async fn start_session(&self, user: User) -> Result<SignedIn> {
+        let token = SessionToken::generate();
+        let now = Timestamp::now();
+        let ttl = i64::try_from(self.settings().session_ttl.as_secs()).unwrap_or(i64::MAX);
+        let expires_at = now.plus_seconds(ttl);
+        self.store()
+            .create_session(NewSession {
+                id: SessionId::generate(),
+                token_hash: token.hash(),
+                user_id: user.id,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok(SignedIn { user, token, expires_at })
+    }
+}

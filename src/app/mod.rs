@@ -1,0 +1,141 @@
+//! The application: what a user can do, independent of how they asked.
+//!
+//! HTTP handlers and WebSocket connections both call the methods here. Each method
+//! validates its input by parsing it into domain types, checks that the caller may act
+//! (membership is checked here, at every entry, and again by the store where a race could
+//! matter), changes the store, and publishes what others must learn to the bus.
+//!
+//! Architecture invariant: this layer never speaks SQL and never touches a socket.
+
+mod accounts;
+mod messages;
+mod rooms;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use accounts::SignedIn;
+pub use messages::HistoryQuery;
+
+use crate::auth::{LoginThrottle, PasswordHasher, ThrottlePolicy};
+use crate::bus::Bus;
+use crate::config::Settings;
+use crate::domain::{Room, RoomId, RoomKind, UserId, ValidationError};
+use crate::error::{Error, Result};
+use crate::realtime::Hub;
+use crate::store::{SessionRecord, Store};
+
+/// A `limit` query parameter: `default` when absent, otherwise between 1 and `max`.
+fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32> {
+    match limit {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(ValidationError::new(
+            "limit",
+            "invalid_limit",
+            format!("limit must be between 1 and {max}."),
+        )
+        .into()),
+    }
+}
+
+/// A member-only action on a public room by someone who has not joined it.
+fn not_member() -> Error {
+    Error::forbidden("not_member", "Join the room first.")
+}
+
+/// A signed-in session: who is asking.
+pub type Session = SessionRecord;
+
+/// The server's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    hub: Arc<Hub>,
+    settings: Settings,
+    passwords: PasswordHasher,
+    throttle: LoginThrottle,
+    /// Cancelled when the server shuts down; WebSocket connections watch it.
+    shutdown: CancellationToken,
+    /// WebSocket connection tasks, so that shutdown can wait for them to close.
+    connections: TaskTracker,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        hub: Arc<Hub>,
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                bus,
+                hub,
+                settings,
+                passwords: PasswordHasher::new()?,
+                throttle: LoginThrottle::new(
+                    ThrottlePolicy::PER_USERNAME,
+                    ThrottlePolicy::PER_ADDRESS,
+                ),
+                shutdown,
+                connections: TaskTracker::new(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn shutdown_signal(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    pub fn connections(&self) -> &TaskTracker {
+        &self.inner.connections
+    }
+
+    pub(crate) fn throttle(&self) -> &LoginThrottle {
+        &self.inner.throttle
+    }
+
+    fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    /// A room the viewer may see: one they are a member of, or any public room. Anything
+    /// else, existing or not, is "not found": a private room you are not in does not exist
+    /// for you.
+    async fn visible_room(&self, viewer: UserId, room_id: &str) -> Result<Room> {
+        let room_id: RoomId = room_id.parse().map_err(|_| Error::NotFound("Room"))?;
+        match self.store().room(room_id, viewer).await? {
+            Some(room) if room.joined || room.kind == RoomKind::Public => Ok(room),
+            _ => Err(Error::NotFound("Room")),
+        }
+    }
+
+    /// A room the caller is a member of. A public room they have not joined exists for
+    /// them, so that is a 403 rather than a 404.
+    async fn joined_room(&self, viewer: UserId, room_id: &str) -> Result<Room> {
+        let room = self.visible_room(viewer, room_id).await?;
+        if room.joined { Ok(room) } else { Err(not_member()) }
+    }
+}

@@ -1,0 +1,199 @@
+//! Rooms, groups and direct messages: creating them, joining, leaving, membership.
+//!
+//! Every membership change is published to the bus, so that the member's open connections
+//! start or stop the room's events at once.
+
+use std::collections::BTreeSet;
+
+use super::App;
+use crate::bus::BusEvent;
+use crate::domain::{
+    Member, Room, RoomId, RoomKind, RoomName, RoomRole, Timestamp, User, UserId, ValidationError,
+};
+use crate::error::{Error, Result};
+use crate::store::{NewRoom, StoreError};
+
+/// The most members a room may be created with at once.
+pub const MAX_INITIAL_MEMBERS: usize = 100;
+/// The most rooms one directory page returns.
+pub const MAX_DIRECTORY_PAGE: u32 = 200;
+
+impl App {
+    /// Creates a public room or a private group owned by `creator`, with `member_ids` as
+    /// its first members.
+    pub async fn create_room(
+        &self,
+        creator: &User,
+        name: &str,
+        kind: &str,
+        member_ids: &[String],
+    ) -> Result<Room> {
+        let name = RoomName::parse(name)?;
+        let kind = match kind {
+            "public" => RoomKind::Public,
+            "private" => RoomKind::Private,
+            _ => {
+                return Err(ValidationError::new(
+                    "kind",
+                    "invalid_room_kind",
+                    "kind must be \"public\" or \"private\"; direct messages are opened with POST /dm/{user_id}.",
+                )
+                .into());
+            }
+        };
+        let members = self.existing_users(member_ids, creator.id).await?;
+        let room_id = RoomId::generate();
+        let new_room = NewRoom {
+            id: room_id,
+            kind,
+            name,
+            created_by: creator.id,
+            created_at: Timestamp::now(),
+        };
+        match self.store().create_room(new_room, &members).await {
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::conflict_on(
+                    "name",
+                    "room_name_taken",
+                    "A public room with that name exists.",
+                ));
+            }
+            other => other?,
+        }
+        for user_id in std::iter::once(creator.id).chain(members) {
+            self.bus().publish(BusEvent::Joined { user_id, room_id });
+        }
+        tracing::info!(%room_id, kind = kind.as_str(), "room created");
+        self.room_for(creator.id, room_id).await
+    }
+
+    /// The caller's rooms, most recently active first.
+    pub async fn rooms(&self, user: UserId) -> Result<Vec<Room>> {
+        Ok(self.store().user_rooms(user).await?)
+    }
+
+    /// The directory of public rooms, filtered by a name prefix.
+    pub async fn public_rooms(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<Room>> {
+        let limit = super::page_limit(limit, 100, MAX_DIRECTORY_PAGE)?;
+        Ok(self.store().public_rooms(viewer, prefix.trim(), limit).await?)
+    }
+
+    pub async fn room(&self, viewer: UserId, room_id: &str) -> Result<Room> {
+        self.visible_room(viewer, room_id).await
+    }
+
+    /// Joins a public room. Joining a room one is already in succeeds and changes nothing.
+    pub async fn join(&self, user: UserId, room_id: &str) -> Result<Room> {
+        let room = self.visible_room(user, room_id).await?;
+        if room.joined {
+            return Ok(room);
+        }
+        // `visible_room` admits non-members only to public rooms.
+        if self.store().add_member(room.id, user, RoomRole::Member, Timestamp::now()).await? {
+            self.bus().publish(BusEvent::Joined { user_id: user, room_id: room.id });
+        }
+        self.room_for(user, room.id).await
+    }
+
+    /// Leaves a room. If the owner leaves, the longest-standing member becomes owner.
+    pub async fn leave(&self, user: UserId, room_id: &str) -> Result<()> {
+        let room = self.member_changeable_room(user, room_id).await?;
+        if self.store().remove_member(room.id, user).await? {
+            self.bus().publish(BusEvent::Left { user_id: user, room_id: room.id });
+        }
+        Ok(())
+    }
+
+    /// Adds a user to a room the caller is a member of.
+    pub async fn add_member(&self, caller: UserId, room_id: &str, user_id: &str) -> Result<Room> {
+        let room = self.member_changeable_room(caller, room_id).await?;
+        let user: UserId = user_id.parse().map_err(|_| unknown_user("user_id"))?;
+        if self.store().user(user).await?.is_none() {
+            return Err(unknown_user("user_id"));
+        }
+        if self.store().add_member(room.id, user, RoomRole::Member, Timestamp::now()).await? {
+            self.bus().publish(BusEvent::Joined { user_id: user, room_id: room.id });
+        }
+        self.room_for(caller, room.id).await
+    }
+
+    /// Removes a member: the owner may remove anyone; anyone may remove themself.
+    pub async fn remove_member(&self, caller: UserId, room_id: &str, user_id: &str) -> Result<()> {
+        let room = self.member_changeable_room(caller, room_id).await?;
+        let user: UserId = user_id.parse().map_err(|_| Error::NotFound("Member"))?;
+        if user != caller && room.role != Some(RoomRole::Owner) {
+            return Err(Error::forbidden("not_owner", "Only the room's owner can remove members."));
+        }
+        if !self.store().remove_member(room.id, user).await? {
+            return Err(Error::NotFound("Member"));
+        }
+        self.bus().publish(BusEvent::Left { user_id: user, room_id: room.id });
+        Ok(())
+    }
+
+    /// The members of a room the caller may see.
+    pub async fn members(&self, viewer: UserId, room_id: &str) -> Result<Vec<Member>> {
+        let room = self.visible_room(viewer, room_id).await?;
+        Ok(self.store().members(room.id).await?)
+    }
+
+    /// The DM room between the caller and another user, created on first use. Returns the
+    /// room and whether it was created now.
+    pub async fn open_dm(&self, caller: UserId, other: &str) -> Result<(Room, bool)> {
+        let other = self.user(other).await?.id;
+        let (room_id, created) =
+            self.store().dm_room(caller, other, RoomId::generate(), Timestamp::now()).await?;
+        if created {
+            let users: BTreeSet<UserId> = [caller, other].into();
+            for user_id in users {
+                self.bus().publish(BusEvent::Joined { user_id, room_id });
+            }
+        }
+        Ok((self.room_for(caller, room_id).await?, created))
+    }
+
+    /// A room the caller is in and whose membership can change (not a DM).
+    async fn member_changeable_room(&self, caller: UserId, room_id: &str) -> Result<Room> {
+        let room = self.joined_room(caller, room_id).await?;
+        if room.kind == RoomKind::Dm {
+            return Err(Error::conflict(
+                "dm_members_fixed",
+                "A direct conversation's members cannot change.",
+            ));
+        }
+        Ok(room)
+    }
+
+    /// Parses and checks a list of user ids, dropping duplicates and `except`.
+    async fn existing_users(&self, ids: &[String], except: UserId) -> Result<Vec<UserId>> {
+        if ids.len() > MAX_INITIAL_MEMBERS {
+            return Err(ValidationError::new(
+                "member_ids",
+                "too_many_members",
+                "A room can be created with at most 100 members; add more afterwards.",
+            )
+            .into());
+        }
+        let mut users = BTreeSet::new();
+        for id in ids {
+            let id: UserId = id.parse().map_err(|_| unknown_user("member_ids"))?;
+            if id != except && users.insert(id) && self.store().user(id).await?.is_none() {
+                return Err(unknown_user("member_ids"));
+            }
+        }
+        Ok(users.into_iter().collect())
+    }
+
+    async fn room_for(&self, viewer: UserId, room_id: RoomId) -> Result<Room> {
+        self.store().room(room_id, viewer).await?.ok_or(Error::NotFound("Room"))
+    }
+}
+
+fn unknown_user(field: &'static str) -> Error {
+    ValidationError::new(field, "unknown_user", "No such user.").into()
+}

@@ -1,0 +1,160 @@
+//! Configuration: raw flags and environment variables ([`Config`]), checked once into the
+//! [`Settings`] the server runs with. Nothing reads the environment after start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Confab: a self-hostable realtime chat server.
+///
+/// With no configuration it serves HTTP and WebSocket on 127.0.0.1:8080 and keeps its data
+/// in ./confab-data. Every flag can also be set by the environment variable shown.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "confab", version)]
+pub struct Config {
+    /// Address to listen on for HTTP and WebSocket.
+    #[arg(long, env = "CONFAB_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Directory for the database; created on first start.
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./confab-data")]
+    pub data_dir: PathBuf,
+
+    /// The origin browsers use to reach Confab, e.g. https://chat.example.com. WebSocket
+    /// upgrades and cookie-authenticated requests from any other origin are refused.
+    /// [default: http:// + the listen address]
+    #[arg(long, env = "CONFAB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// What to log: a level (error, warn, info, debug, trace) or tracing directives such
+    /// as "info,confab=debug".
+    #[arg(long, env = "CONFAB_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format: text for people, json for log collectors.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Seconds between heartbeats on a WebSocket. A connection silent for two and a half
+    /// intervals is closed.
+    #[arg(long, env = "CONFAB_HEARTBEAT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat_secs: u64,
+
+    /// Days a login session lasts.
+    #[arg(long, env = "CONFAB_SESSION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub session_days: u32,
+
+    /// Events a WebSocket connection may have queued before it counts as too slow and is
+    /// closed (it then reconnects and catches up).
+    #[arg(long, env = "CONFAB_WS_QUEUE", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub ws_queue: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The settings the server runs with, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// `scheme://host[:port]` as browsers send it in the Origin header.
+    pub public_origin: String,
+    /// Whether the session cookie needs `Secure` (the public origin is https).
+    pub secure_cookies: bool,
+    /// How often a WebSocket is pinged.
+    pub heartbeat_interval: Duration,
+    /// How long a WebSocket may stay silent before it is closed.
+    pub heartbeat_timeout: Duration,
+    pub session_ttl: Duration,
+    /// Outbound queue length per WebSocket connection.
+    pub ws_queue: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let public_url =
+            config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.addr));
+        let public_origin = origin_of(&public_url).ok_or_else(|| {
+            ConfigError(format!(
+                "CONFAB_PUBLIC_URL must look like http(s)://host[:port], not {public_url:?}"
+            ))
+        })?;
+        let heartbeat_interval = Duration::from_secs(config.heartbeat_secs);
+        Ok(Self {
+            data_dir: config.data_dir.clone(),
+            secure_cookies: public_origin.starts_with("https://"),
+            public_origin,
+            heartbeat_interval,
+            heartbeat_timeout: heartbeat_interval.mul_f32(2.5),
+            session_ttl: Duration::from_secs(u64::from(config.session_days) * 86_400),
+            ws_queue: config.ws_queue as usize,
+        })
+    }
+
+    /// Settings for a server in `data_dir` reached at `public_url`, with every other value
+    /// at its default. Tests start servers this way.
+    pub fn with_defaults(data_dir: PathBuf, public_url: &str) -> Self {
+        let config = Config::parse_from(["confab", "--public-url", public_url]);
+        let mut settings = Self::from_config(&config)
+            .expect("the default configuration with a caller-chosen URL is valid");
+        settings.data_dir = data_dir;
+        settings
+    }
+}
+
+/// The origin (`scheme://host[:port]`, lower case, default port left out) of an http or
+/// https URL, as a browser would send it.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let host = authority.strip_suffix(default_port).unwrap_or(&authority);
+    Some(format!("{scheme}://{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalized_like_browsers_do() {
+        assert_eq!(origin_of("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(
+            origin_of("HTTPS://Chat.Example.com:443/app/").as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(origin_of("http://example.com:80").as_deref(), Some("http://example.com"));
+        assert_eq!(origin_of("ftp://example.com"), None);
+        assert_eq!(origin_of("example.com"), None);
+        assert_eq!(origin_of("http://user@example.com"), None);
+    }
+
+    #[test]
+    fn defaults_follow_the_listen_address() {
+        let config = Config::parse_from(["confab", "--addr", "127.0.0.1:9000"]);
+        let settings = Settings::from_config(&config).expect("valid");
+        assert_eq!(settings.public_origin, "http://127.0.0.1:9000");
+        assert!(!settings.secure_cookies);
+        assert_eq!(settings.heartbeat_timeout, Duration::from_secs(75));
+    }
+}

@@ -1,0 +1,168 @@
+//! Usernames, passwords and display names, validated by parsing.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{ValidationError, has_control_chars};
+
+/// A username: 3–32 characters of `a-z 0-9 _ . -`. Upper-case letters are accepted on input
+/// and folded to lower case, so names are unique without regard to case and `Alice` logs in
+/// as `alice`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    pub const MIN_LEN: usize = 3;
+    pub const MAX_LEN: usize = 32;
+
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let invalid = |message: &str| ValidationError::new("username", "invalid_username", message);
+        let len = input.chars().count();
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
+            return Err(invalid("Username must be 3 to 32 characters long."));
+        }
+        let folded = input.to_ascii_lowercase();
+        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+        if !folded.chars().all(allowed) {
+            return Err(invalid(
+                "Username may contain only letters a-z, digits 0-9, '_', '.' and '-'.",
+            ));
+        }
+        Ok(Self(folded))
+    }
+
+    /// A name read back from the database, valid when it was written.
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new password: at least 8 characters, at most 256 (argon2 takes time in proportion to
+/// its input; an unbounded password is a denial-of-service handle), and not the username.
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_LEN: usize = 8;
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(input: String, username: &Username) -> Result<Self, ValidationError> {
+        let invalid = |message: &str| ValidationError::new("password", "invalid_password", message);
+        let len = input.chars().count();
+        if len < Self::MIN_LEN {
+            return Err(invalid("Password must be at least 8 characters long."));
+        }
+        if len > Self::MAX_LEN {
+            return Err(invalid("Password must be at most 256 characters long."));
+        }
+        if input.eq_ignore_ascii_case(username.as_str()) {
+            return Err(invalid("Password must not be the same as the username."));
+        }
+        Ok(Self(input))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// The name shown beside a user's messages: 1–64 printable characters, surrounding
+/// whitespace removed.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let invalid =
+            |message: &str| ValidationError::new("display_name", "invalid_display_name", message);
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("Display name must not be empty."));
+        }
+        if trimmed.chars().count() > Self::MAX_LEN {
+            return Err(invalid("Display name must be at most 64 characters long."));
+        }
+        if has_control_chars(trimmed, false) {
+            return Err(invalid("Display name must not contain control characters."));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The default display name of a new account.
+    pub fn from_username(username: &Username) -> Self {
+        Self(username.as_str().to_owned())
+    }
+
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_rules() {
+        assert_eq!(Username::parse("Alice_1.x-y").map(|u| u.0), Ok("alice_1.x-y".to_owned()));
+        for bad in ["ab", "a b c", "ålice", "alice!", &"x".repeat(33), ""] {
+            assert_eq!(Username::parse(bad).map_err(|e| e.code), Err("invalid_username"), "{bad}");
+        }
+        assert!(Username::parse(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn password_rules() {
+        let alice = Username::parse("alice123").expect("valid name");
+        let code = |p: &str| Password::parse(p.to_owned(), &alice).err().map(|e| e.code);
+        assert_eq!(code("short"), Some("invalid_password"));
+        assert_eq!(code("ALICE123"), Some("invalid_password"));
+        assert_eq!(code(&"p".repeat(257)), Some("invalid_password"));
+        assert_eq!(code("correct horse"), None);
+    }
+
+    #[test]
+    fn display_name_rules() {
+        assert_eq!(DisplayName::parse("  Ada L.  ").map(|d| d.0), Ok("Ada L.".to_owned()));
+        for bad in ["", "   ", "tab\there", "bell\u{7}", &"é".repeat(65)] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
+    }
+}

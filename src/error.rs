@@ -1,0 +1,130 @@
+//! The one error type of the application layer, shared by the HTTP API and the WebSocket.
+//!
+//! Client errors carry a stable snake_case code and a sentence for a person; internal errors
+//! keep their cause for the log and show the client only that something went wrong. The
+//! HTTP status of each variant is chosen in `http::error`, the `error` frame in `realtime`.
+
+use std::time::Duration;
+
+use crate::domain::ValidationError;
+use crate::store::StoreError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field failed validation (422).
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The request could not be understood: malformed JSON, a bad query string (400).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// No valid session (401).
+    #[error("Sign in first.")]
+    Unauthenticated,
+    /// Wrong username or password (401).
+    #[error("Wrong username or password.")]
+    InvalidCredentials,
+    /// Signed in, but not allowed to do this (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The thing does not exist, or the caller may not know that it exists (404).
+    #[error("{0} not found.")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state, e.g. a taken name (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, field: Option<&'static str> },
+    /// The route exists but not with this method (405).
+    #[error("This route does not take that method.")]
+    MethodNotAllowed,
+    /// The body is larger than the server accepts (413).
+    #[error("The request body is too large.")]
+    PayloadTooLarge,
+    /// Too many attempts; try again after the given time (429).
+    #[error("{}", rate_limited_message(*retry_after))]
+    RateLimited { retry_after: Duration },
+    /// The server is shutting down or its database is unreachable (503).
+    #[error("The service is unavailable. Try again shortly.")]
+    Unavailable,
+    /// A bug or a failure of the machine; logged with its cause, never shown (500).
+    #[error("internal error: {0}")]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(e) => e.code,
+            Self::BadRequest { code, .. } | Self::Forbidden { code, .. } => code,
+            Self::Conflict { code, .. } => code,
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The sentence shown to the client: never the cause of an internal error.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "Something went wrong on the server.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The request field at fault, for validation errors.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Validation(e) => Some(e.field),
+            Self::Conflict { field, .. } => *field,
+            _ => None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { code, message: message.into(), field: None }
+    }
+
+    /// A conflict caused by one field's value, such as a taken name.
+    pub fn conflict_on(
+        field: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Conflict { code, message: message.into(), field: Some(field) }
+    }
+
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+fn rate_limited_message(retry_after: Duration) -> String {
+    match retry_after.as_secs_f64().ceil() as u64 {
+        0 | 1 => "Too many failed attempts. Try again in a second.".to_owned(),
+        seconds => format!("Too many failed attempts. Try again in {seconds} seconds."),
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Closed => Self::Unavailable,
+            StoreError::NotMember => Self::NotFound("Room"),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Rooms over HTTP: the caller's rooms, the public directory, creating, joining, leaving,
+//! membership, and direct messages.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Auth, JsonBody, QueryParams};
+use crate::app::App;
+use crate::domain::{Member, Room};
+use crate::error::Result;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/rooms", get(my_rooms).post(create_room))
+        .route("/rooms/public", get(public_rooms))
+        .route("/rooms/{room_id}", get(room))
+        .route("/rooms/{room_id}/join", post(join))
+        .route("/rooms/{room_id}/leave", post(leave))
+        .route("/rooms/{room_id}/members", get(members).post(add_member))
+        .route("/rooms/{room_id}/members/{user_id}", delete(remove_member))
+        .route("/dm/{user_id}", post(open_dm))
+}
+
+#[derive(Serialize)]
+struct Rooms {
+    rooms: Vec<Room>,
+}
+
+#[derive(Deserialize)]
+struct CreateRoom {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    member_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Directory {
+    #[serde(default)]
+    q: String,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct AddMember {
+    user_id: String,
+}
+
+#[derive(Serialize)]
+struct Members {
+    members: Vec<Member>,
+}
+
+async fn my_rooms(State(app): State<App>, auth: Auth) -> Result<Json<Rooms>> {
+    Ok(Json(Rooms { rooms: app.rooms(auth.session.user.id).await? }))
+}
+
+async fn public_rooms(
+    State(app): State<App>,
+    auth: Auth,
+    QueryParams(query): QueryParams<Directory>,
+) -> Result<Json<Rooms>> {
+    let rooms = app.public_rooms(auth.session.user.id, &query.q, query.limit).await?;
+    Ok(Json(Rooms { rooms }))
+}
+
+async fn create_room(
+    State(app): State<App>,
+    auth: Auth,
+    JsonBody(request): JsonBody<CreateRoom>,
+) -> Result<(StatusCode, Json<Room>)> {
+    let room = app
+        .create_room(&auth.session.user, &request.name, &request.kind, &request.member_ids)
+        .await?;
+    Ok((StatusCode::CREATED, Json(room)))
+}
+
+async fn room(
+    State(app): State<App>,
+    auth: Auth,
+    Path(room_id): Path<String>,
+) -> Result<Json<Room>> {
+    Ok(Json(app.room(auth.session.user.id, &room_id).await?))
+}
+
+async fn join(
+    State(app): State<App>,
+    auth: Auth,
+    Path(room_id): Path<String>,
+) -> Result<Json<Room>> {
+    Ok(Json(app.join(auth.session.user.id, &room_id).await?))
+}
+
+async fn leave(
+    State(app): State<App>,
+    auth: Auth,
+    Path(room_id): Path<String>,
+) -> Result<StatusCode> {
+    app.leave(auth.session.user.id, &room_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn members(
+    State(app): State<App>,
+    auth: Auth,
+    Path(room_id): Path<String>,
+) -> Result<Json<Members>> {
+    Ok(Json(Members { members: app.members(auth.session.user.id, &room_id).await? }))
+}
+
+async fn add_member(
+    State(app): State<App>,
+    auth: Auth,
+    Path(room_id): Path<String>,
+    JsonBody(request): JsonBody<AddMember>,
+) -> Result<Json<Room>> {
+    Ok(Json(app.add_member(auth.session.user.id, &room_id, &request.user_id).await?))
+}
+
+async fn remove_member(
+    State(app): State<App>,
+    auth: Auth,
+    Path((room_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    app.remove_member(auth.session.user.id, &room_id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn open_dm(
+    State(app): State<App>,
+    auth: Auth,
+    Path(user_id): Path<String>,
+) -> Result<(StatusCode, Json<Room>)> {
+    let (room, created) = app.open_dm(auth.session.user.id, &user_id).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(room)))
+}

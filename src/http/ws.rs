@@ -1,0 +1,61 @@
+//! The WebSocket endpoint: checks the origin and the session, then hands the upgraded
+//! socket to a connection task.
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::extract::{TokenSource, bad_origin, origin_allowed, session_token};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::realtime::connection;
+use crate::realtime::protocol::MAX_CLIENT_FRAME;
+
+/// tungstenite's default read buffer is 128 KiB per connection, allocated up front; client
+/// frames are small, and a larger one grows the buffer while it is read.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames are gathered up to this size before a write; `flush` writes the rest.
+const WRITE_BUFFER: usize = 16 * 1024;
+/// The most a connection's write buffer may hold when the socket does not drain; past it
+/// writes fail and the connection closes, so memory per connection stays bounded.
+const MAX_WRITE_BUFFER: usize = 512 * 1024;
+
+pub fn routes() -> Router<App> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+/// Browsers always send Origin with a WebSocket upgrade, and it must be ours (otherwise
+/// any page could open a socket with the visitor's cookie). Clients without an Origin are
+/// not browsers and must authenticate with a bearer token.
+async fn upgrade(
+    State(app): State<App>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    if !origin_allowed(&headers, &app) {
+        return Err(bad_origin());
+    }
+    let (token, source) = session_token(&headers).ok_or(Error::Unauthenticated)?;
+    if source == TokenSource::Cookie && !headers.contains_key(axum::http::header::ORIGIN) {
+        return Err(Error::Unauthenticated);
+    }
+    let session = app.authenticate(&token).await?;
+    tracing::Span::current().record("user_id", tracing::field::display(session.user.id));
+    let upgrade = upgrade.map_err(|rejection| {
+        Error::bad_request(
+            "websocket_required",
+            format!("This endpoint takes a WebSocket upgrade: {rejection}."),
+        )
+    })?;
+    let tasks = app.connections().clone();
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| tasks.track_future(connection::serve(app, socket, session))))
+}

@@ -1,0 +1,15 @@
+//! Confab: a self-hostable realtime chat server.
+//!
+//! See ARCHITECTURE.md for the map of this crate and the invariants it keeps.
+
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod realtime;
+pub mod server;
+pub mod store;
+pub mod telemetry;

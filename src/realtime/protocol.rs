@@ -1,0 +1,148 @@
+//! The WebSocket protocol: every frame a client may send and every frame the server sends.
+//!
+//! Frames are JSON text, each an object with a `type`. Reading this file tells the whole
+//! protocol; docs/api.md describes it for client authors.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Message, Room, RoomId, User};
+use crate::store::RoomCursor;
+
+/// Close codes the server uses, beside the standard ones.
+pub mod close_code {
+    /// The server is shutting down; reconnect shortly.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was larger than 64 KiB.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server failed; reconnect.
+    pub const INTERNAL: u16 = 1011;
+    /// The client did not keep up with its events; reconnect and `sync`.
+    pub const TOO_SLOW: u16 = 4000;
+    /// The session ended (logout or expiry); sign in again.
+    pub const SESSION_ENDED: u16 = 4001;
+    /// Nothing was heard from the client for too long.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+}
+
+/// The largest frame a client may send.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+/// A frame from the client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Post a message. `client_id` makes retries safe: the same id from the same user in
+    /// the same room is stored once.
+    Send { room_id: String, body: String, client_id: String },
+    /// Fill in, per room, everything after the given seq up to the `last_seq` that `ready`
+    /// (or `room.added`) reported. Answered with those events in order, then `sync.done`.
+    Sync {
+        since: HashMap<String, i64>,
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// Answered with `pong`, echoing `id`.
+    Ping {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    },
+}
+
+/// The first look at a frame, to tell which `type` it claims and which `client_id` an
+/// error should name, before the frame is parsed in full.
+#[derive(Deserialize)]
+pub struct Envelope {
+    #[serde(rename = "type")]
+    pub kind: Option<serde_json::Value>,
+    pub client_id: Option<serde_json::Value>,
+}
+
+impl Envelope {
+    pub fn client_id(&self) -> Option<String> {
+        match &self.client_id {
+            Some(serde_json::Value::String(id)) => Some(id.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The types a client may send, for the `unknown_type` error.
+pub const CLIENT_TYPES: [&str; 3] = ["send", "sync", "ping"];
+
+/// A frame from the server.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame<'a> {
+    /// The first frame: who you are and, per room, the seq after which live events start.
+    #[serde(rename = "ready")]
+    Ready { user: &'a User, rooms: &'a [RoomCursor], heartbeat_interval_ms: u64 },
+    /// A message in a room you are a member of.
+    #[serde(rename = "message.created")]
+    MessageCreated { room_id: RoomId, seq: i64, message: &'a Message },
+    /// Your `send` is stored (now, or before if it was a retry).
+    #[serde(rename = "message.ack")]
+    MessageAck { client_id: &'a str, message: &'a Message },
+    /// You joined or were added to a room; its live events start after `last_seq`.
+    #[serde(rename = "room.added")]
+    RoomAdded { room_id: RoomId, last_seq: i64, room: &'a Room },
+    /// You left or were removed from a room; its events stop.
+    #[serde(rename = "room.removed")]
+    RoomRemoved { room_id: RoomId },
+    /// Everything a `sync` asked for has been sent.
+    #[serde(rename = "sync.done")]
+    SyncDone {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+    },
+    #[serde(rename = "pong")]
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::Value>,
+    },
+    /// A frame was refused; the connection stays open.
+    #[serde(rename = "error")]
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<&'a str>,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// The frame as the text sent on the wire.
+    pub fn to_text(&self) -> Utf8Bytes {
+        let json = serde_json::to_string(self)
+            .expect("server frames hold only strings, numbers and structs with string keys");
+        Utf8Bytes::from(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_parse() {
+        let send: ClientFrame =
+            serde_json::from_str(r#"{"type":"send","room_id":"r","body":"hi","client_id":"c1"}"#)
+                .expect("valid send");
+        assert!(matches!(send, ClientFrame::Send { .. }));
+        let sync: ClientFrame =
+            serde_json::from_str(r#"{"type":"sync","since":{"abc":5}}"#).expect("valid sync");
+        assert!(matches!(sync, ClientFrame::Sync { since, id: None } if since["abc"] == 5));
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"shout"}"#).is_err());
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","room_id":"r"}"#).is_err());
+    }
+
+    #[test]
+    fn server_frames_carry_their_type() {
+        let text = ServerFrame::SyncDone { id: Some("s1") }.to_text();
+        assert_eq!(text.as_str(), r#"{"type":"sync.done","id":"s1"}"#);
+    }
+}

@@ -1,0 +1,93 @@
+//! Assembling and running the server: open the store, build the hub, bus and app, serve
+//! HTTP and WebSocket on a listener the caller provides, and shut down when told.
+//!
+//! The listener and the shutdown signal come from outside, so tests bind port 0 and stop
+//! servers at will, and `main` wires them to the configured address and to Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::bus::LocalBus;
+use crate::config::Settings;
+use crate::domain::Timestamp;
+use crate::realtime::Hub;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// How often expired sessions and forgotten login failures are swept.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long shutdown waits for WebSocket connections to send their close frames.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("could not open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not start: {0}")]
+    Start(#[from] crate::error::Error),
+    #[error("the server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then closes every WebSocket with
+/// "going away" and returns once they are closed.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db")).await?);
+    let hub = Arc::new(Hub::new());
+    let bus = Arc::new(LocalBus::new(hub.clone()));
+    let app = App::new(store, bus, hub, settings, shutdown.clone())?;
+
+    let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
+    let address = listener.local_addr()?;
+    tracing::info!(%address, public_origin = %app.settings().public_origin, "confab listening");
+
+    let service =
+        crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+
+    // axum's graceful shutdown does not reach upgraded WebSockets; they watch the same
+    // signal and close themselves. Wait for them, but not forever.
+    app.connections().close();
+    if tokio::time::timeout(CLOSE_GRACE, app.connections().wait()).await.is_err() {
+        tracing::warn!("some WebSocket connections did not close in time");
+    }
+    housekeeping.abort();
+    tracing::info!("confab stopped");
+    Ok(())
+}
+
+/// Periodic sweeping: expired sessions from the database, old failures from the login
+/// throttle.
+async fn housekeeping(app: App, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match app.store().delete_expired_sessions(Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired sessions removed"),
+            Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
+        }
+        app.throttle().prune(Instant::now());
+    }
+}

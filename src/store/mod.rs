@@ -1,0 +1,212 @@
+//! Persistence: the only part of the server that speaks SQL.
+//!
+//! [`Store`] is the narrow interface the application uses; `sqlite` implements it on an
+//! embedded database. A PostgreSQL implementation slots in beside it without touching the
+//! application, the HTTP API or the WebSocket code.
+//!
+//! Architecture invariant: a message's `seq` is assigned here, inside the transaction that
+//! stores it, and the commit hook of every stored message runs after the commit and in seq
+//! order. That is what lets the realtime layer promise gap-free, ordered delivery.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    ClientId, DisplayName, Member, Membership, Message, MessageBody, MessageId, Room, RoomId,
+    RoomKind, RoomName, RoomRole, SessionId, Timestamp, User, UserId, Username,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the name says which (`username`, `room_name`).
+    #[error("unique constraint violated: {0}")]
+    Conflict(&'static str),
+    /// The author is not a member of the room the message is for.
+    #[error("not a member of the room")]
+    NotMember,
+    /// The store is shutting down and takes no more writes.
+    #[error("the store is closed")]
+    Closed,
+    /// The transaction this write was part of failed and was rolled back; the cause is logged.
+    #[error("write batch failed: {0}")]
+    BatchFailed(String),
+    /// A row that this code never writes (an unknown room kind, say).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A user account to create.
+pub struct NewUser {
+    pub id: UserId,
+    pub username: Username,
+    pub display_name: DisplayName,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// What a login checks: the user and their password hash.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A session to store; the token itself is never stored, only its hash.
+pub struct NewSession {
+    pub id: SessionId,
+    pub token_hash: [u8; 32],
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A live session found by its token.
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user: User,
+    pub expires_at: Timestamp,
+}
+
+/// A public room or private group to create; its creator becomes owner.
+pub struct NewRoom {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    pub name: RoomName,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+}
+
+/// A message to store. Its seq is assigned by the store.
+pub struct NewMessage {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub author_id: UserId,
+    pub body: MessageBody,
+    pub client_id: Option<ClientId>,
+    pub created_at: Timestamp,
+}
+
+/// The outcome of storing a message.
+pub enum Inserted {
+    /// Stored now, under a new seq.
+    New(Message),
+    /// A message with the same author, room and client id was stored before; this is it.
+    Existing(Message),
+}
+
+/// Runs once a newly stored message is durable, before the insert returns, in seq order
+/// across all messages: the place where a message is handed to the bus.
+pub type CommitHook = Box<dyn FnOnce(&Message) + Send>;
+
+/// A window of a room's messages, by seq.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Only messages with a seq below this.
+    pub before: Option<i64>,
+    /// Only messages with a seq above this. With `after`, the page starts right after it;
+    /// without, the page ends right before `before` (or at the newest message).
+    pub after: Option<i64>,
+    /// At most this many messages.
+    pub limit: u32,
+}
+
+/// A page of messages, oldest first.
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// More messages lie beyond the page in the direction it was read.
+    pub has_more: bool,
+}
+
+/// Where a user stands in one room: what `ready` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RoomCursor {
+    pub room_id: RoomId,
+    pub last_seq: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Fails with `Conflict("username")` when the name is taken.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn credentials(&self, username: &Username) -> StoreResult<Option<Credentials>>;
+    /// Users whose username or display name starts with `prefix` (any case), by username.
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// The session with this token hash, if it exists and has not expired at `now`.
+    async fn session(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Deletes a session; returns its id and user if it existed.
+    async fn delete_session(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(SessionId, UserId)>>;
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Creates a room with its creator as owner and `members` as members. Fails with
+    /// `Conflict("room_name")` when a public room of that name (any case) exists.
+    async fn create_room(&self, room: NewRoom, members: &[UserId]) -> StoreResult<()>;
+    /// The one DM room of a pair of users, created with `new_id` if there is none yet.
+    /// Returns the room id and whether it was created now.
+    async fn dm_room(
+        &self,
+        a: UserId,
+        b: UserId,
+        new_id: RoomId,
+        now: Timestamp,
+    ) -> StoreResult<(RoomId, bool)>;
+    /// A room as `viewer` sees it, whether or not they are a member; `None` if no such room.
+    async fn room(&self, room: RoomId, viewer: UserId) -> StoreResult<Option<Room>>;
+    /// The rooms `user` is a member of, most recently active first.
+    async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<Room>>;
+    /// Public rooms whose name starts with `prefix` (any case), by name.
+    async fn public_rooms(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Room>>;
+    /// The rooms `user` is a member of, each with its current last seq.
+    async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>>;
+
+    async fn membership(&self, room: RoomId, user: UserId) -> StoreResult<Option<Membership>>;
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+    /// Adds a member; returns false if they already were one.
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: RoomRole,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes a member; returns false if they were not one. When the owner goes, the
+    /// longest-standing remaining member becomes owner.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+
+    /// Stores a message under the room's next seq, unless the author already stored one
+    /// with the same client id in that room. Fails with `NotMember` if the author is not a
+    /// member. Sending counts as reading up to the new seq. `on_commit` runs for a new
+    /// message once it is durable, in seq order, before this returns.
+    async fn insert_message(
+        &self,
+        message: NewMessage,
+        on_commit: CommitHook,
+    ) -> StoreResult<Inserted>;
+    /// A page of a room's messages, oldest first.
+    async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage>;
+    /// Raises the user's read marker in a room to `seq` (never lowers it).
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<()>;
+}
