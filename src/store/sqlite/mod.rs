@@ -60,7 +60,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut write = options.clone().create_if_missing(true).connect().await?;
-        MIGRATOR.run(&mut write).await?;
+        MIGRATOR.run_direct(&mut write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)

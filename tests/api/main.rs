@@ -1,0 +1,14 @@
+//! Integration tests: real servers on loopback, real HTTP and WebSocket clients.
+//!
+//! One test binary (faster to build than one per file); each module covers one area.
+//! Set `CONFAB_TEST_LOG=debug` to see the servers' logs.
+
+mod accounts;
+mod bad_input;
+mod binary;
+mod lifecycle;
+mod messaging;
+mod rooms;
+mod slow_client;
+mod support;
+mod sync;

@@ -1,0 +1,316 @@
+//! The test harness: a real server on a random loopback port with a fresh data directory,
+//! and typed helpers for its HTTP API and WebSocket.
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use confab::config::Settings;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Logs of the servers under test, when `CONFAB_TEST_LOG` is set (e.g. to `debug`).
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("CONFAB_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub origin: String,
+    pub http: reqwest::Client,
+    data_dir: Option<TempDir>,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<()>>,
+}
+
+/// A server with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A server whose settings `configure` may change first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    start(listener, data_dir, configure).await
+}
+
+async fn start(
+    listener: TcpListener,
+    data_dir: TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_logging();
+    let address = listener.local_addr().expect("local addr");
+    let origin = format!("http://{address}");
+    let mut settings = Settings::with_defaults(data_dir.path().to_path_buf(), &origin);
+    configure(&mut settings);
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    let server = tokio::spawn(async move {
+        confab::server::run(listener, settings, signal).await.expect("server runs");
+    });
+    let http = reqwest::Client::builder().build().expect("client");
+    TestApp { address, origin, http, data_dir: Some(data_dir), shutdown, server: Some(server) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1{path}", self.address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/api/v1/ws", self.address)
+    }
+
+    /// Stops the server (as Ctrl-C would) and waits until it has.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(PATIENCE, server).await.expect("server stops").expect("no panic");
+        }
+    }
+
+    /// Stops the server and starts a new one on the same port and data directory.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let listener = TcpListener::bind(self.address).await.expect("rebind the same port");
+        let data_dir = self.data_dir.take().expect("a running app has its data dir");
+        start(listener, data_dir, |_| {}).await
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.as_ref().expect("a running app has its data dir").path()
+    }
+
+    /// Registers a user whose password is `password-<username>`.
+    pub async fn register(&self, username: &str) -> TestUser {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/register",
+                None,
+                Some(json!({
+                    "username": username,
+                    "password": format!("password-{username}"),
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        TestUser {
+            id: body["user"]["id"].as_str().expect("user id").to_owned(),
+            username: username.to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Any API call: method, path under /api/v1, optional bearer user, optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&TestUser>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(user) = user {
+            request = request.bearer_auth(&user.token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.expect("body read");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    pub async fn get(&self, user: &TestUser, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(user), None).await
+    }
+
+    pub async fn post(&self, user: &TestUser, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(user), Some(body)).await
+    }
+
+    pub async fn delete(&self, user: &TestUser, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, Some(user), None).await
+    }
+
+    /// Creates a room owned by `owner` with `members`, and returns its id.
+    pub async fn create_room(
+        &self,
+        owner: &TestUser,
+        name: &str,
+        kind: &str,
+        members: &[&TestUser],
+    ) -> String {
+        let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let (status, body) = self
+            .post(owner, "/rooms", json!({ "name": name, "kind": kind, "member_ids": member_ids }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create room: {body}");
+        body["id"].as_str().expect("room id").to_owned()
+    }
+
+    /// Opens (or finds) the DM between two users and returns its id.
+    pub async fn open_dm(&self, user: &TestUser, other: &TestUser) -> String {
+        let (status, body) = self.post(user, &format!("/dm/{}", other.id), json!({})).await;
+        assert!(status.is_success(), "open dm: {status} {body}");
+        body["id"].as_str().expect("room id").to_owned()
+    }
+
+    /// Sends a message over HTTP and returns it.
+    pub async fn send(&self, user: &TestUser, room: &str, body: &str) -> Value {
+        let (status, message) =
+            self.post(user, &format!("/rooms/{room}/messages"), json!({ "body": body })).await;
+        assert_eq!(status, StatusCode::CREATED, "send: {message}");
+        message
+    }
+
+    /// Opens a WebSocket as `user` (bearer token, no Origin, like a native client) and
+    /// reads its `ready` frame.
+    pub async fn connect(&self, user: &TestUser) -> WsClient {
+        let mut request = self.ws_url().into_client_request().expect("ws request");
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
+        let mut client = WsClient { stream, ready: Value::Null };
+        let ready = client.recv().await;
+        assert_eq!(ready["type"], "ready", "first frame is ready: {ready}");
+        client.ready = ready;
+        client
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+}
+
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The `ready` frame this connection started with.
+    pub ready: Value,
+}
+
+/// What came instead of a text frame.
+#[derive(Debug)]
+pub enum Ended {
+    Closed(Option<CloseFrame>),
+    Eof,
+    Error(String),
+}
+
+impl WsClient {
+    /// The `last_seq` that `ready` reported for a room.
+    pub fn ready_seq(&self, room: &str) -> i64 {
+        self.ready["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .find(|r| r["room_id"] == room)
+            .map(|r| r["last_seq"].as_i64().expect("seq"))
+            .unwrap_or_else(|| panic!("room {room} not in ready: {}", self.ready))
+    }
+
+    pub async fn send_json(&mut self, frame: Value) {
+        self.stream.send(Message::text(frame.to_string())).await.expect("ws send");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("ws send");
+    }
+
+    /// The next text frame as JSON; fails the test if none comes in time.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_frame(PATIENCE).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("no frame within {PATIENCE:?}"),
+            Err(ended) => panic!("connection ended: {ended:?}"),
+        }
+    }
+
+    /// The next text frame of the given type, skipping others (heartbeat-free tests only
+    /// use this where other frame types are irrelevant).
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// The next text frame within `wait`, `Ok(None)` if none, `Err` if the connection ended.
+    pub async fn next_frame(&mut self, wait: Duration) -> Result<Option<Value>, Ended> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(next) => next,
+            };
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(serde_json::from_str(&text).expect("server frames are JSON")));
+                }
+                Some(Ok(Message::Close(frame))) => return Err(Ended::Closed(frame)),
+                Some(Ok(_)) => continue, // pings and pongs
+                Some(Err(error)) => return Err(Ended::Error(error.to_string())),
+                None => return Err(Ended::Eof),
+            }
+        }
+    }
+
+    /// Asserts that no text frame arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(Some(frame)) = self.next_frame(wait).await {
+            panic!("expected no frame, got {frame}");
+        }
+    }
+
+    /// Waits for the server to close the connection and returns its close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next_frame(PATIENCE).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("connection not closed within {PATIENCE:?}"),
+                Err(Ended::Closed(frame)) => return frame.map(|f| u16::from(f.code)),
+                Err(_) => return None,
+            }
+        }
+    }
+}
