@@ -175,6 +175,9 @@ impl Connection {
             tracing::error!(%error, "could not start a websocket session");
             return Closing::send(close_code::INTERNAL, "internal error");
         }
+        if let Err(closing) = self.flush().await {
+            return closing;
+        }
         let interval = self.app.settings().heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
