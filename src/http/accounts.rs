@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Auth, ClientAddr, JsonBody, QueryParams, SESSION_COOKIE};
+use super::extract::{Auth, ClientAddr, JsonBody, PathParams, QueryParams, SESSION_COOKIE};
 use crate::app::{App, SignedIn};
 use crate::domain::{Timestamp, User};
 use crate::error::Result;
@@ -96,7 +96,7 @@ async fn search_users(
 async fn user(
     State(app): State<App>,
     _auth: Auth,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<Json<User>> {
     Ok(Json(app.user(&user_id).await?))
 }

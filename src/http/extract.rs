@@ -23,6 +23,12 @@ pub struct JsonBody<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(Error))]
 pub struct QueryParams<T>(pub T);
 
+/// Path parameters. Our ids are plain ASCII, so a parameter that does not even decode
+/// (invalid UTF-8, say) names nothing that exists: 404.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct PathParams<T>(pub T);
+
 /// Where a request's session token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {

@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Auth, JsonBody, QueryParams};
+use super::extract::{Auth, JsonBody, PathParams, QueryParams};
 use crate::app::{App, HistoryQuery};
 use crate::domain::Message;
 use crate::error::Result;
@@ -31,7 +31,7 @@ struct SendRequest {
 async fn history(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<History>> {
     let page = app.history(auth.session.user.id, &room_id, &query).await?;
@@ -42,7 +42,7 @@ async fn history(
 async fn send(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
     JsonBody(request): JsonBody<SendRequest>,
 ) -> Result<(StatusCode, Json<Message>)> {
     let (message, created) = app

@@ -39,6 +39,7 @@ pub fn router(app: App) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(
             TraceLayer::new_for_http()

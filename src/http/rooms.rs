@@ -3,12 +3,12 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Auth, JsonBody, QueryParams};
+use super::extract::{Auth, JsonBody, PathParams, QueryParams};
 use crate::app::App;
 use crate::domain::{Member, Room};
 use crate::error::Result;
@@ -82,7 +82,7 @@ async fn create_room(
 async fn room(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
 ) -> Result<Json<Room>> {
     Ok(Json(app.room(auth.session.user.id, &room_id).await?))
 }
@@ -90,7 +90,7 @@ async fn room(
 async fn join(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
 ) -> Result<Json<Room>> {
     Ok(Json(app.join(auth.session.user.id, &room_id).await?))
 }
@@ -98,7 +98,7 @@ async fn join(
 async fn leave(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
 ) -> Result<StatusCode> {
     app.leave(auth.session.user.id, &room_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -107,7 +107,7 @@ async fn leave(
 async fn members(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
 ) -> Result<Json<Members>> {
     Ok(Json(Members { members: app.members(auth.session.user.id, &room_id).await? }))
 }
@@ -115,7 +115,7 @@ async fn members(
 async fn add_member(
     State(app): State<App>,
     auth: Auth,
-    Path(room_id): Path<String>,
+    PathParams(room_id): PathParams<String>,
     JsonBody(request): JsonBody<AddMember>,
 ) -> Result<Json<Room>> {
     Ok(Json(app.add_member(auth.session.user.id, &room_id, &request.user_id).await?))
@@ -124,7 +124,7 @@ async fn add_member(
 async fn remove_member(
     State(app): State<App>,
     auth: Auth,
-    Path((room_id, user_id)): Path<(String, String)>,
+    PathParams((room_id, user_id)): PathParams<(String, String)>,
 ) -> Result<StatusCode> {
     app.remove_member(auth.session.user.id, &room_id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -133,7 +133,7 @@ async fn remove_member(
 async fn open_dm(
     State(app): State<App>,
     auth: Auth,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<(StatusCode, Json<Room>)> {
     let (room, created) = app.open_dm(auth.session.user.id, &user_id).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

@@ -1,1 +1,525 @@
-//! (being written)
+//! Accounts: registering and its validation rules, logging in and the throttle on failed
+//! logins, sessions by bearer token and by cookie, logging out (which also closes that
+//! session's WebSockets), and finding users.
+
+use reqwest::header::{HeaderMap, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::support::{TestApp, TestUser, spawn_app};
+
+/// A response read in full, headers included.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body read");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self { status, headers, body }
+    }
+}
+
+/// The `error.code` of an error body.
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
+async fn post_json(app: &TestApp, path: &str, body: Value) -> Reply {
+    Reply::read(app.http.post(app.url(path)).json(&body).send().await.expect("request sent")).await
+}
+
+async fn register_with(app: &TestApp, body: Value) -> Reply {
+    post_json(app, "/auth/register", body).await
+}
+
+async fn login(app: &TestApp, username: &str, password: &str) -> Reply {
+    post_json(app, "/auth/login", json!({ "username": username, "password": password })).await
+}
+
+/// The user a session reply stands for, as a `TestUser` holding that session's token.
+fn session_user(reply: &Reply) -> TestUser {
+    TestUser {
+        id: reply.body["user"]["id"].as_str().expect("user id").to_owned(),
+        username: reply.body["user"]["username"].as_str().expect("username").to_owned(),
+        token: reply.body["token"].as_str().expect("token").to_owned(),
+    }
+}
+
+/// Asserts a 422 with the given code and field.
+fn assert_invalid(reply: &Reply, code: &str, field: &str, input: &str) {
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{input}: {}", reply.body);
+    assert_eq!(error_code(&reply.body), code, "{input}: {}", reply.body);
+    assert_eq!(reply.body["error"]["field"], field, "{input}: {}", reply.body);
+}
+
+/// `(name, value)` and the attributes of the one Set-Cookie header.
+fn session_cookie(headers: &HeaderMap) -> (String, Vec<String>) {
+    let cookies: Vec<&str> =
+        headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().expect("ascii cookie")).collect();
+    assert_eq!(cookies.len(), 1, "one Set-Cookie: {cookies:?}");
+    let mut parts = cookies[0].split(';').map(str::trim);
+    let pair = parts.next().expect("name=value").to_owned();
+    (pair, parts.map(str::to_owned).collect())
+}
+
+async fn me_with_cookie(app: &TestApp, cookie: &str) -> Reply {
+    let response =
+        app.http.get(app.url("/me")).header("cookie", cookie).send().await.expect("request sent");
+    Reply::read(response).await
+}
+
+#[tokio::test]
+async fn register_returns_201_with_the_user_a_token_and_an_http_only_session_cookie() {
+    let app = spawn_app().await;
+    let before = OffsetDateTime::now_utc();
+    let reply =
+        register_with(&app, json!({ "username": "alice", "password": "correct horse" })).await;
+
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let user = &reply.body["user"];
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["id"].as_str().expect("id").len(), 13, "ids are 13 characters: {user}");
+    assert!(user["created_at"].is_string(), "{user}");
+    let token = reply.body["token"].as_str().expect("token");
+    assert!(!token.is_empty());
+    let expires_at =
+        OffsetDateTime::parse(reply.body["expires_at"].as_str().expect("expires_at"), &Rfc3339)
+            .expect("expires_at is RFC 3339");
+    assert!(expires_at > before + time::Duration::days(29), "sessions last 30 days");
+
+    let (pair, attributes) = session_cookie(&reply.headers);
+    assert_eq!(pair, format!("confab_session={token}"));
+    assert!(attributes.iter().any(|a| a == "HttpOnly"), "{attributes:?}");
+    assert!(attributes.iter().any(|a| a == "SameSite=Lax"), "{attributes:?}");
+    assert!(attributes.iter().any(|a| a == "Path=/"), "{attributes:?}");
+    assert!(!attributes.iter().any(|a| a == "Secure"), "plain http: {attributes:?}");
+
+    let (status, me) = app.get(&session_user(&reply), "/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&me, user, "the token signs in as the new user");
+}
+
+#[tokio::test]
+async fn display_name_defaults_to_the_username_and_is_trimmed_when_given() {
+    let app = spawn_app().await;
+    let plain = register_with(&app, json!({ "username": "plain", "password": "password1" })).await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+    assert_eq!(plain.body["user"]["display_name"], "plain");
+
+    let named = register_with(
+        &app,
+        json!({ "username": "ada", "password": "password1", "display_name": "  Ada Lovelace  " }),
+    )
+    .await;
+    assert_eq!(named.status, StatusCode::CREATED, "{}", named.body);
+    assert_eq!(named.body["user"]["display_name"], "Ada Lovelace");
+}
+
+#[tokio::test]
+async fn usernames_are_folded_to_lower_case_for_registering_and_logging_in() {
+    let app = spawn_app().await;
+    let reply = register_with(&app, json!({ "username": "Alice", "password": "password1" })).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["user"]["username"], "alice");
+    assert_eq!(reply.body["user"]["display_name"], "alice");
+
+    let login = login(&app, "ALICE", "password1").await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_eq!(login.body["user"]["id"], reply.body["user"]["id"]);
+}
+
+#[tokio::test]
+async fn a_taken_username_is_409_username_taken_whatever_its_case() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    for taken in ["alice", "ALICE", "Alice"] {
+        let reply =
+            register_with(&app, json!({ "username": taken, "password": "another password" })).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT, "{taken}: {}", reply.body);
+        assert_eq!(error_code(&reply.body), "username_taken");
+        assert_eq!(reply.body["error"]["field"], "username");
+    }
+}
+
+#[tokio::test]
+async fn usernames_must_be_3_to_32_characters_of_a_z_0_9_underscore_dot_dash() {
+    let app = spawn_app().await;
+    let too_long = "x".repeat(33);
+    for bad in
+        ["", "ab", too_long.as_str(), "al ice", "ålice", "alice!", "al@ce", "a/b/c", "ali\nce"]
+    {
+        let reply = register_with(&app, json!({ "username": bad, "password": "password1" })).await;
+        assert_invalid(&reply, "invalid_username", "username", bad);
+    }
+    let longest = "y".repeat(32);
+    for good in ["abc", longest.as_str(), "a_b.c-d0"] {
+        let reply = register_with(&app, json!({ "username": good, "password": "password1" })).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{good}: {}", reply.body);
+        assert_eq!(reply.body["user"]["username"], good);
+    }
+}
+
+#[tokio::test]
+async fn passwords_must_be_8_to_256_characters_and_not_the_username() {
+    let app = spawn_app().await;
+    let too_long = "p".repeat(257);
+    for bad in ["", "seven77", "longname1", "LONGNAME1", too_long.as_str()] {
+        let reply = register_with(&app, json!({ "username": "longname1", "password": bad })).await;
+        assert_invalid(&reply, "invalid_password", "password", bad);
+    }
+    let longest = "p".repeat(256);
+    for (username, good) in [("eight", "8 chars!"), ("longest", longest.as_str())] {
+        let reply = register_with(&app, json!({ "username": username, "password": good })).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{good}: {}", reply.body);
+        assert_eq!(login(&app, username, good).await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn display_names_must_be_1_to_64_printable_characters() {
+    let app = spawn_app().await;
+    let too_long = "é".repeat(65);
+    for bad in ["", "   ", too_long.as_str(), "tab\there", "new\nline", "bell\u{7}", "del\u{7f}"] {
+        let reply = register_with(
+            &app,
+            json!({ "username": "someone", "password": "password1", "display_name": bad }),
+        )
+        .await;
+        assert_invalid(&reply, "invalid_display_name", "display_name", bad);
+    }
+    let longest = "é".repeat(64);
+    let reply = register_with(
+        &app,
+        json!({ "username": "someone", "password": "password1", "display_name": longest }),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["user"]["display_name"], longest.as_str());
+}
+
+#[tokio::test]
+async fn login_with_the_right_password_starts_a_new_session() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let reply = login(&app, "alice", "password-alice").await;
+
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["user"]["id"], alice.id.as_str());
+    assert!(reply.body["expires_at"].is_string(), "{}", reply.body);
+    let second = session_user(&reply);
+    assert_ne!(second.token, alice.token, "a new session has a new token");
+    let (pair, attributes) = session_cookie(&reply.headers);
+    assert_eq!(pair, format!("confab_session={}", second.token));
+    assert!(attributes.iter().any(|a| a == "HttpOnly"), "{attributes:?}");
+    assert!(attributes.iter().any(|a| a == "SameSite=Lax"), "{attributes:?}");
+
+    for session in [&alice, &second] {
+        let (status, me) = app.get(session, "/me").await;
+        assert_eq!(status, StatusCode::OK, "both sessions work: {me}");
+        assert_eq!(me["id"], alice.id.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_401_invalid_credentials() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let wrong_password = login(&app, "alice", "not her password").await;
+    let unknown_user = login(&app, "nobody", "password-alice").await;
+    let malformed_name = login(&app, "x!", "password-alice").await;
+
+    for reply in [&wrong_password, &unknown_user, &malformed_name] {
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+        assert_eq!(error_code(&reply.body), "invalid_credentials");
+        assert!(reply.headers.get(SET_COOKIE).is_none(), "no session on failure");
+    }
+    assert_eq!(wrong_password.body, unknown_user.body, "nothing tells which names exist");
+}
+
+#[tokio::test]
+async fn five_failed_logins_for_a_username_are_free() {
+    let app = spawn_app().await;
+    app.register("carol").await;
+    for attempt in 1..=5 {
+        let reply = login(&app, "carol", "guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}: {}", reply.body);
+    }
+    let reply = login(&app, "carol", "password-carol").await;
+    assert_eq!(reply.status, StatusCode::OK, "no wait after five failures: {}", reply.body);
+}
+
+#[tokio::test]
+async fn further_failures_make_the_username_wait_429_with_retry_after_even_for_the_right_password()
+{
+    let app = spawn_app().await;
+    app.register("carol").await;
+    app.register("bob").await;
+    for attempt in 1..=6 {
+        let reply = login(&app, "carol", "guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}: {}", reply.body);
+    }
+
+    let refused = login(&app, "carol", "password-carol").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    assert_eq!(error_code(&refused.body), "rate_limited");
+    let retry_after: u64 = refused
+        .headers
+        .get(RETRY_AFTER)
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("Retry-After in whole seconds");
+    assert!(retry_after >= 1, "Retry-After: {retry_after}");
+
+    let other = login(&app, "bob", "password-bob").await;
+    assert_eq!(other.status, StatusCode::OK, "bob, same address, is not blocked: {}", other.body);
+}
+
+#[tokio::test]
+async fn failed_logins_count_against_a_username_whatever_its_case() {
+    let app = spawn_app().await;
+    app.register("carol").await;
+    for spelling in ["carol", "CAROL", "Carol", "cArol", "caRol", "carOL"] {
+        let reply = login(&app, spelling, "guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{spelling}: {}", reply.body);
+    }
+    let refused = login(&app, "carol", "password-carol").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    assert_eq!(error_code(&refused.body), "rate_limited");
+}
+
+#[tokio::test]
+async fn an_address_is_blocked_only_after_more_than_20_failures_across_usernames() {
+    let app = spawn_app().await;
+    app.register("bob").await;
+    app.register("dave").await;
+    // Twenty failures from this address, five per name so that no name is throttled.
+    for name in ["ghost0", "ghost1", "ghost2", "ghost3"] {
+        for _ in 0..5 {
+            assert_eq!(login(&app, name, "guess").await.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let bob = login(&app, "bob", "password-bob").await;
+    assert_eq!(bob.status, StatusCode::OK, "20 failures do not block others: {}", bob.body);
+
+    assert_eq!(login(&app, "ghost4", "guess").await.status, StatusCode::UNAUTHORIZED);
+    let dave = login(&app, "dave", "password-dave").await;
+    assert_eq!(dave.status, StatusCode::TOO_MANY_REQUESTS, "the 21st blocks: {}", dave.body);
+    assert_eq!(error_code(&dave.body), "rate_limited");
+    assert!(dave.headers.get(RETRY_AFTER).is_some());
+}
+
+#[tokio::test]
+async fn me_accepts_the_session_cookie_instead_of_a_bearer_token() {
+    let app = spawn_app().await;
+    let reply = register_with(&app, json!({ "username": "alice", "password": "password1" })).await;
+    let (pair, _) = session_cookie(&reply.headers);
+
+    let me = me_with_cookie(&app, &format!("theme=dark; {pair}")).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body, reply.body["user"]);
+
+    let forged = me_with_cookie(&app, "confab_session=forged-token").await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&forged.body), "unauthenticated");
+}
+
+#[tokio::test]
+async fn logout_is_204_and_the_token_and_cookie_stop_working_while_other_sessions_go_on() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let other = session_user(&login(&app, "alice", "password-alice").await);
+
+    let response = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .expect("request sent");
+    let reply = Reply::read(response).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let (pair, attributes) = session_cookie(&reply.headers);
+    assert_eq!(pair, "confab_session=", "the cookie is cleared");
+    assert!(attributes.iter().any(|a| a == "Max-Age=0"), "{attributes:?}");
+
+    let (status, body) = app.get(&alice, "/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(error_code(&body), "unauthenticated");
+    let by_cookie = me_with_cookie(&app, &format!("confab_session={}", alice.token)).await;
+    assert_eq!(by_cookie.status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.call(Method::POST, "/auth/logout", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an ended session cannot log out again");
+
+    let (status, me) = app.get(&other, "/me").await;
+    assert_eq!(status, StatusCode::OK, "the other session goes on: {me}");
+}
+
+#[tokio::test]
+async fn logout_closes_that_sessions_websocket_with_4001_and_leaves_other_sessions_open() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let other = session_user(&login(&app, "alice", "password-alice").await);
+    let mut ending = app.connect(&alice).await;
+    let mut staying = app.connect(&other).await;
+
+    let (status, body) = app.call(Method::POST, "/auth/logout", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    assert_eq!(ending.expect_close().await, Some(4001));
+    staying.send_json(json!({ "type": "ping", "id": "still-there" })).await;
+    let pong = staying.recv().await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+    assert_eq!(pong["id"], "still-there");
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_session_are_401_unauthenticated() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let routes = [
+        (Method::GET, "/me".to_owned()),
+        (Method::GET, "/users?q=a".to_owned()),
+        (Method::GET, format!("/users/{}", alice.id)),
+        (Method::GET, "/rooms".to_owned()),
+        (Method::POST, "/auth/logout".to_owned()),
+    ];
+    for (method, path) in routes {
+        let what = format!("{method} {path}");
+        let (status, body) = app.call(method.clone(), &path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "no credentials, {what}: {body}");
+        assert_eq!(error_code(&body), "unauthenticated", "{what}");
+        // An empty token, a made-up one, and a real one under the wrong scheme.
+        let headers = [
+            "Bearer ".to_owned(),
+            "Bearer not-a-token".to_owned(),
+            format!("Basic {}", alice.token),
+        ];
+        for header in headers {
+            let response = app
+                .http
+                .request(method.clone(), app.url(&path))
+                .header("authorization", header.as_str())
+                .send()
+                .await
+                .expect("request sent");
+            let reply = Reply::read(response).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{header}, {what}: {}", reply.body);
+            assert_eq!(error_code(&reply.body), "unauthenticated", "{header}, {what}");
+            assert_eq!(reply.headers.get(WWW_AUTHENTICATE).expect("WWW-Authenticate"), "Bearer");
+        }
+    }
+}
+
+fn usernames(page: &Value) -> Vec<&str> {
+    page["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a user list: {page}"))
+        .iter()
+        .map(|u| u["username"].as_str().expect("username"))
+        .collect()
+}
+
+#[tokio::test]
+async fn user_search_matches_username_and_display_name_prefixes_without_regard_to_case() {
+    let app = spawn_app().await;
+    for (username, display_name) in [
+        ("alice", "Wonderland Alice"),
+        ("alfred", "Butler"),
+        ("bob", "Alpha Bob"),
+        ("carol", "Carol"),
+    ] {
+        let reply = register_with(
+            &app,
+            json!({ "username": username, "password": "password1", "display_name": display_name }),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let carol = session_user(&login(&app, "carol", "password1").await);
+
+    for (query, expected) in [
+        ("al", vec!["alfred", "alice", "bob"]),
+        ("AL", vec!["alfred", "alice", "bob"]),
+        ("ali", vec!["alice"]),
+        ("wonder", vec!["alice"]),
+        ("WONDERLAND a", vec!["alice"]),
+        ("but", vec!["alfred"]),
+        ("lice", vec![]),
+        ("zed", vec![]),
+    ] {
+        let (status, page) = app.get(&carol, &format!("/users?q={query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        assert_eq!(usernames(&page), expected, "q={query}");
+    }
+
+    let (_, page) = app.get(&carol, "/users?q=ali").await;
+    let mut fields: Vec<&String> =
+        page["users"][0].as_object().expect("a user object").keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["created_at", "display_name", "id", "username"], "nothing private");
+}
+
+#[tokio::test]
+async fn user_search_treats_like_wildcards_as_plain_characters() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("a_b").await;
+    for (query, expected) in [("%25", vec![]), ("_", vec![]), ("a_", vec!["a_b"])] {
+        let (status, page) = app.get(&alice, &format!("/users?q={query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        assert_eq!(usernames(&page), expected, "q={query}");
+    }
+}
+
+#[tokio::test]
+async fn user_search_takes_a_limit_from_1_to_50() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("albert").await;
+    app.register("alan").await;
+
+    let (status, page) = app.get(&alice, "/users?q=al&limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(usernames(&page), ["alan", "albert"]);
+    for limit in [0, 51] {
+        let (status, body) = app.get(&alice, &format!("/users?q=al&limit={limit}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "limit={limit}: {body}");
+        assert_eq!(error_code(&body), "invalid_limit");
+        assert_eq!(body["error"]["field"], "limit");
+    }
+}
+
+#[tokio::test]
+async fn a_user_is_found_by_id_and_unknown_or_malformed_ids_are_404() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+
+    let (status, user) = app.get(&alice, &format!("/users/{}", bob.id)).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["id"], bob.id.as_str());
+    assert_eq!(user["username"], "bob");
+    assert_eq!(user["display_name"], "bob");
+
+    let upper = bob.id.to_uppercase();
+    let (status, user) = app.get(&alice, &format!("/users/{upper}")).await;
+    assert_eq!(status, StatusCode::OK, "ids are read without regard to case: {user}");
+    assert_eq!(user["id"], bob.id.as_str());
+
+    // A well-formed id nobody has, then strings that are not ids at all.
+    for id in ["0000000000001", "nope", "zzzzzzzzzzzzz", "00000000000001", "0000000000000"] {
+        let (status, body) = app.get(&alice, &format!("/users/{id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{id}: {body}");
+        assert_eq!(error_code(&body), "not_found", "{id}");
+    }
+}

@@ -1,1 +1,89 @@
-//! (being written)
+//! Connections over time: heartbeats, shutdown, restarts.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn a_ping_frame_is_answered_with_a_pong_echoing_its_id() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut ws = app.connect(&alice).await;
+    ws.send_json(json!({ "type": "ping", "id": 42 })).await;
+    assert_eq!(ws.recv().await, json!({ "type": "pong", "id": 42 }));
+    ws.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(ws.recv().await, json!({ "type": "pong" }));
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_answering_is_closed_after_the_heartbeat_timeout() {
+    let app = spawn_app_with(|settings| {
+        settings.heartbeat_interval = Duration::from_millis(100);
+        settings.heartbeat_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let mut silent = app.connect(&alice).await;
+    let mut lively = app.connect(&alice).await;
+
+    // The lively client keeps reading, which answers the server's pings; the silent one
+    // reads nothing, so it sends no pongs, like a peer whose network vanished.
+    lively.expect_silence(Duration::from_millis(1200)).await;
+    lively.send_json(json!({ "type": "ping", "id": "still here" })).await;
+    assert_eq!(lively.recv().await["type"], "pong");
+    assert_eq!(app.connection_count().await, 1, "only the silent connection was dropped");
+
+    // What the silent client finds when it finally reads: the server's pings and its close
+    // frame (code 4002), or, as the server has dropped the socket, an error when the
+    // client tries to answer the pings. Either way, the connection is over.
+    let mut pings = 0;
+    loop {
+        match silent.stream.next().await {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(frame))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(4002));
+                break;
+            }
+            Some(Ok(other)) => panic!("unexpected {other:?}"),
+            Some(Err(_)) | None => break,
+        }
+    }
+    assert!(pings <= 12, "pinged a few times, then gave up");
+}
+
+#[tokio::test]
+async fn shutting_down_closes_websockets_with_going_away() {
+    let mut app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut ws = app.connect(&alice).await;
+    app.stop().await;
+    assert_eq!(ws.expect_close().await, Some(1001));
+}
+
+#[tokio::test]
+async fn a_restarted_server_keeps_sessions_and_messages_and_clients_resume() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.open_dm(&alice, &bob).await;
+    app.send(&alice, &room, "before the restart").await;
+    let mut bob_ws = app.connect(&bob).await;
+    assert_eq!(bob_ws.ready_seq(&room), 1);
+
+    let app = app.restart().await;
+    assert!(bob_ws.expect_close().await.is_some(), "the old socket is closed");
+    app.send(&alice, &room, "after the restart").await;
+
+    // The same token still works, and the reconnected client catches up.
+    let mut bob_ws = app.connect(&bob).await;
+    assert_eq!(bob_ws.ready_seq(&room), 2);
+    bob_ws.send_json(json!({ "type": "sync", "since": { room.as_str(): 1 } })).await;
+    let missed = bob_ws.recv().await;
+    assert_eq!(missed["seq"], 2);
+    assert_eq!(missed["message"]["body"], "after the restart");
+    assert_eq!(bob_ws.recv().await["type"], "sync.done");
+}
