@@ -6,6 +6,7 @@ CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
     username      TEXT    NOT NULL,            -- lower case; see Username::parse
     display_name  TEXT    NOT NULL,
+    display_key   TEXT    NOT NULL,            -- display_name in lower case (Unicode), for search
     password_hash TEXT    NOT NULL,            -- argon2id, PHC string
     created_at    INTEGER NOT NULL
 );
@@ -24,11 +25,12 @@ CREATE TABLE rooms (
     id         INTEGER PRIMARY KEY,
     kind       TEXT    NOT NULL CHECK (kind IN ('public', 'private', 'dm')),
     name       TEXT,                           -- NULL for a DM: each side sees the other's name
+    name_key   TEXT,                           -- name in lower case (Unicode), for uniqueness and search
     created_by INTEGER REFERENCES users (id),
     created_at INTEGER NOT NULL,
     last_seq   INTEGER NOT NULL DEFAULT 0      -- seq of the room's newest event
 );
-CREATE UNIQUE INDEX rooms_public_name ON rooms (lower(name)) WHERE kind = 'public';
+CREATE UNIQUE INDEX rooms_public_name ON rooms (name_key) WHERE kind = 'public';
 
 CREATE TABLE memberships (
     room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,

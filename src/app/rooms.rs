@@ -87,9 +87,13 @@ impl App {
         self.visible_room(viewer, room_id).await
     }
 
-    /// Joins a public room. Joining a room one is already in succeeds and changes nothing.
+    /// Joins a public room. Joining a room one is already in succeeds and changes nothing;
+    /// a DM is never joined, its members are fixed.
     pub async fn join(&self, user: UserId, room_id: &str) -> Result<Room> {
         let room = self.visible_room(user, room_id).await?;
+        if room.kind == RoomKind::Dm {
+            return Err(dm_members_fixed());
+        }
         if room.joined {
             return Ok(room);
         }
@@ -161,10 +165,7 @@ impl App {
     async fn member_changeable_room(&self, caller: UserId, room_id: &str) -> Result<Room> {
         let room = self.joined_room(caller, room_id).await?;
         if room.kind == RoomKind::Dm {
-            return Err(Error::conflict(
-                "dm_members_fixed",
-                "A direct conversation's members cannot change.",
-            ));
+            return Err(dm_members_fixed());
         }
         Ok(room)
     }
@@ -192,6 +193,10 @@ impl App {
     async fn room_for(&self, viewer: UserId, room_id: RoomId) -> Result<Room> {
         self.store().room(room_id, viewer).await?.ok_or(Error::NotFound("Room"))
     }
+}
+
+fn dm_members_fixed() -> Error {
+    Error::conflict("dm_members_fixed", "A direct conversation's members cannot change.")
 }
 
 fn unknown_user(field: &'static str) -> Error {

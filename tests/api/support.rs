@@ -97,27 +97,29 @@ impl TestApp {
         start(listener, data_dir, |_| {}).await
     }
 
-    pub fn data_dir(&self) -> &std::path::Path {
-        self.data_dir.as_ref().expect("a running app has its data dir").path()
+    /// How many WebSocket connections the server holds, as `/healthz` reports.
+    pub async fn connection_count(&self) -> u64 {
+        let url = format!("http://{}/healthz", self.address);
+        let health: Value =
+            self.http.get(url).send().await.expect("healthz").json().await.expect("json");
+        health["connections"].as_u64().expect("connections")
     }
 
     /// Registers a user whose password is `password-<username>`.
     pub async fn register(&self, username: &str) -> TestUser {
-        let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                "/auth/register",
-                None,
-                Some(json!({
-                    "username": username,
-                    "password": format!("password-{username}"),
-                })),
-            )
-            .await;
+        self.register_with(json!({ "username": username })).await
+    }
+
+    /// Registers a user from a body holding at least the username; the password is added.
+    async fn register_with(&self, mut body: Value) -> TestUser {
+        let username = body["username"].as_str().expect("a username").to_owned();
+        body["password"] = json!(format!("password-{username}"));
+        let (status, body) =
+            self.call(reqwest::Method::POST, "/auth/register", None, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
         TestUser {
             id: body["user"]["id"].as_str().expect("user id").to_owned(),
-            username: username.to_owned(),
+            username,
             token: body["token"].as_str().expect("token").to_owned(),
         }
     }
@@ -232,6 +234,8 @@ pub struct WsClient {
 pub enum Ended {
     Closed(Option<CloseFrame>),
     Eof,
+    // Read through `Debug` when a test fails on it.
+    #[allow(dead_code)]
     Error(String),
 }
 
@@ -313,4 +317,173 @@ impl WsClient {
             }
         }
     }
+}
+
+/// Registers users with a display name of their own, and talks to servers this harness
+/// did not start.
+impl TestApp {
+    /// Registers a user whose display name differs from their username; the password is
+    /// `password-<username>`, as with [`TestApp::register`].
+    pub async fn register_displayed(&self, username: &str, display_name: &str) -> TestUser {
+        self.register_with(json!({ "username": username, "display_name": display_name })).await
+    }
+
+    /// Request helpers for a server at `address` that something else runs, such as a
+    /// [`ServerProcess`]. `stop`, `restart` and `data_dir` have nothing to act on.
+    pub fn external(address: SocketAddr) -> TestApp {
+        TestApp {
+            address,
+            origin: format!("http://{address}"),
+            http: reqwest::Client::builder().build().expect("client"),
+            data_dir: None,
+            shutdown: CancellationToken::new(),
+            server: None,
+        }
+    }
+}
+
+/// Asks `probe` every few milliseconds until it answers `Some`, and returns that answer;
+/// fails the test, naming `what`, if that takes longer than [`PATIENCE`]. For effects the
+/// server applies in the background, where there is no event to wait for.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(answer) = probe().await {
+            return answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `confab` binary in a subprocess on a free loopback port, for what only the real
+/// process shows: flags, logs, signals, memory. Killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `confab --addr 127.0.0.1:<free port>` with no `CONFAB_*` variable inherited,
+    /// after `configure` has added its flags, environment or working directory, and waits
+    /// until `/healthz` answers 200.
+    pub async fn start(configure: impl FnOnce(&mut std::process::Command)) -> ServerProcess {
+        let address = free_loopback_address();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_confab"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CONFAB_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("--addr")
+            .arg(address.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("spawn confab");
+        let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
+        let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
+        let mut server = ServerProcess { child, address, stdout, stderr };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let http = reqwest::Client::new();
+        let url = format!("http://{}/healthz", self.address);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                panic!(
+                    "confab exited with {status} before serving\nstdout: {:?}\nstderr: {:?}",
+                    self.stdout_lines(),
+                    self.stderr_lines()
+                );
+            }
+            if let Ok(response) = http.get(&url).send().await {
+                if response.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "confab not healthy within {PATIENCE:?}\nstderr: {:?}",
+                self.stderr_lines()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The lines the process has written to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The lines the process has written to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Sends SIGTERM (with `kill`, as the test has no libc) and waits, at most
+    /// [`PATIENCE`], for the process to exit. Returns its exit status and how long it took.
+    pub async fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {} failed: {sent}", self.pid());
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "confab still running {PATIENCE:?} after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Already exited if a test terminated it; then these fail harmlessly.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback address with a port nobody listens on right now. Another process could take
+/// the port before the server binds it; on loopback in a test run that is rare enough.
+pub fn free_loopback_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
+/// Reads a child's output line by line on a thread of its own, so the pipe never fills.
+fn collect_lines(
+    output: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output).lines().map_while(Result::ok) {
+            sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+        }
+    });
+    lines
 }

@@ -118,12 +118,13 @@ impl Store for SqliteStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         let mut write = self.write.lock().await;
         let inserted = sqlx::query(
-            "INSERT INTO users (id, username, display_name, password_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO users (id, username, display_name, display_key, password_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(user.id.as_i64())
         .bind(user.username.as_str())
         .bind(user.display_name.as_str())
+        .bind(user.display_name.as_str().to_lowercase())
         .bind(&user.password_hash)
         .bind(user.created_at.as_millis())
         .execute(&mut *write)
@@ -168,13 +169,13 @@ impl Store for SqliteStore {
     }
 
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
-        // LIKE is case-insensitive for ASCII in SQLite.
+        // Both sides in lower case: SQLite's own case folding covers only ASCII.
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users
-             WHERE username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\'
+             WHERE username LIKE ?1 ESCAPE '\\' OR display_key LIKE ?1 ESCAPE '\\'
              ORDER BY username LIMIT ?2"
         ))
-        .bind(like_prefix(prefix))
+        .bind(like_prefix(&prefix.to_lowercase()))
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
@@ -251,17 +252,19 @@ impl Store for SqliteStore {
         let mut write = self.write.lock().await;
         let mut tx = write.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO rooms (id, kind, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(room.id.as_i64())
         .bind(room.kind.as_str())
         .bind(room.name.as_str())
+        .bind(room.name.as_str().to_lowercase())
         .bind(room.created_by.as_i64())
         .bind(room.created_at.as_millis())
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation_of(&e, "rooms_public_name") => {
+            Err(e) if is_unique_violation_of(&e, "rooms.name_key") => {
                 return Err(StoreError::Conflict("room_name"));
             }
             other => other?,
@@ -342,11 +345,11 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Room>> {
         let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-            "{ROOM_VIEW_SELECT} WHERE r.kind = 'public' AND r.name LIKE ?2 ESCAPE '\\'
-             ORDER BY lower(r.name), r.id LIMIT ?3"
+            "{ROOM_VIEW_SELECT} WHERE r.kind = 'public' AND r.name_key LIKE ?2 ESCAPE '\\'
+             ORDER BY r.name_key, r.id LIMIT ?3"
         ))
         .bind(viewer.as_i64())
-        .bind(like_prefix(prefix))
+        .bind(like_prefix(&prefix.to_lowercase()))
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
