@@ -34,6 +34,9 @@ pub enum Error {
     /// The request conflicts with the current state, e.g. a taken name (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String, field: Option<&'static str> },
+    /// The request took too long, or its body arrived too slowly (408).
+    #[error("The request took too long.")]
+    Timeout,
     /// The route exists but not with this method (405).
     #[error("This route does not take that method.")]
     MethodNotAllowed,
@@ -61,6 +64,7 @@ impl Error {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::NotFound(_) => "not_found",
+            Self::Timeout => "request_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",

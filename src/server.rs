@@ -4,6 +4,7 @@
 //! The listener and the shutdown signal come from outside, so tests bind port 0 and stop
 //! servers at will, and `main` wires them to the configured address and to Ctrl-C.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::bus::LocalBus;
+use crate::app::events::change_sink;
+use crate::bus::{Bus, LocalBus};
 use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::realtime::Hub;
@@ -21,7 +23,8 @@ use crate::store::{Store, StoreError};
 
 /// How often expired sessions and forgotten login failures are swept.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
-/// How long shutdown waits for WebSocket connections to send their close frames.
+/// How long shutdown waits for requests in progress, then for WebSocket connections to send
+/// their close frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +50,12 @@ pub async fn run(
         path: settings.data_dir.display().to_string(),
         source,
     })?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db")).await?);
     let hub = Arc::new(Hub::new());
-    let bus = Arc::new(LocalBus::new(hub.clone()));
-    let app = App::new(store, bus, hub, settings, shutdown.clone())?;
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+    let sink = change_sink(bus.clone());
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db"), sink).await?);
+    let app = App::new(store, hub, settings, shutdown.clone())?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
     let address = listener.local_addr()?;
@@ -59,9 +63,19 @@ pub async fn run(
 
     let service =
         crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
+    let serving = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+        .into_future();
+    // Graceful shutdown waits for requests in progress; a client that stalls must not keep
+    // the server from stopping.
+    let stalled = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = stalled => tracing::warn!("requests still in progress at shutdown were dropped"),
+    }
 
     // axum's graceful shutdown does not reach upgraded WebSockets; they watch the same
     // signal and close themselves. Wait for them, but not forever.

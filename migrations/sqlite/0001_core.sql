@@ -11,6 +11,7 @@ CREATE TABLE users (
     created_at    INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX users_username ON users (username);
+CREATE INDEX users_display_key ON users (display_key);
 
 CREATE TABLE sessions (
     token_hash BLOB    PRIMARY KEY,            -- SHA-256 of the bearer token

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use super::{App, Session};
 use crate::auth::{SessionToken, hash_token};
-use crate::bus::BusEvent;
 use crate::domain::{DisplayName, Password, SessionId, Timestamp, User, UserId, Username};
 use crate::error::{Error, Result};
 use crate::store::{NewSession, NewUser, StoreError};
@@ -55,41 +54,41 @@ impl App {
         self.start_session(user).await
     }
 
-    /// Checks a username and password. Failures are throttled per username and per client
+    /// Checks a username and password. Attempts are throttled per username and per client
     /// address (see `auth::throttle`); a throttled attempt is refused before the password
     /// is looked at.
     pub async fn login(&self, username: &str, password: &str, client: IpAddr) -> Result<SignedIn> {
-        let throttle_key = username.to_ascii_lowercase();
+        // A name that cannot exist counts against the address only, so that junk names
+        // cannot fill the throttle's memory.
+        let username = Username::parse(username).ok();
+        let name = username.as_ref().map(Username::as_str);
         let address = client.to_string();
         self.throttle()
-            .check(&throttle_key, &address, Instant::now())
+            .begin(name, &address, Instant::now())
             .map_err(|retry_after| Error::RateLimited { retry_after })?;
 
-        let credentials = match Username::parse(username) {
-            Ok(name) => self.store().credentials(&name).await?,
-            Err(_) => None,
+        let credentials = match &username {
+            Some(username) => self.store().credentials(username).await?,
+            None => None,
         };
         let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
         let matches = self.inner.passwords.verify(password, stored_hash).await?;
         match credentials {
             Some(credentials) if matches => {
-                self.throttle().succeeded(&throttle_key);
+                self.throttle().succeeded(credentials.user.username.as_str(), &address);
                 self.start_session(credentials.user).await
             }
             _ => {
-                self.throttle().failed(&throttle_key, &address, Instant::now());
-                tracing::info!(username = %throttle_key, %client, "login failed");
+                tracing::info!(username = name.unwrap_or("(invalid)"), %client, "login failed");
                 Err(Error::InvalidCredentials)
             }
         }
     }
 
-    /// Ends the session of this token and closes its WebSocket connections.
+    /// Ends the session of this token; the store announces it, which closes its WebSocket
+    /// connections.
     pub async fn logout(&self, token: &str) -> Result<()> {
-        if let Some((session_id, user_id)) = self.store().delete_session(&hash_token(token)).await?
-        {
-            self.bus().publish(BusEvent::SessionEnded { user_id, session_id });
-        }
+        self.store().delete_session(&hash_token(token)).await?;
         Ok(())
     }
 

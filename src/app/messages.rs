@@ -2,15 +2,12 @@
 
 use serde::Deserialize;
 
-use super::App;
-use super::not_member;
-use crate::bus::BusEvent;
+use super::{App, not_member};
 use crate::domain::{
-    ClientId, Message, MessageBody, MessageId, RoomId, RoomKind, Timestamp, UserId,
+    ClientId, Message, MessageBody, MessageId, RoomId, RoomKind, Timestamp, UserId, ValidationError,
 };
 use crate::error::{Error, Result};
-use crate::realtime::protocol::ServerFrame;
-use crate::store::{CommitHook, Inserted, MessagePage, NewMessage, Page, StoreError};
+use crate::store::{Inserted, MessagePage, NewMessage, Page, StoreError};
 
 /// The most messages one history page returns.
 pub const MAX_HISTORY_PAGE: u32 = 200;
@@ -27,7 +24,8 @@ pub struct HistoryQuery {
 }
 
 impl App {
-    /// Stores a message and, once it is durable, broadcasts it to the room. A send with a
+    /// Stores a message; once it is durable the store announces it, which broadcasts it to
+    /// the room. A send with a
     /// `client_id` this author already used in this room returns the stored message and
     /// stores nothing. Returns the message and whether it was stored now.
     pub async fn send_message(
@@ -47,19 +45,19 @@ impl App {
             client_id,
             created_at: Timestamp::now(),
         };
-        match self.store().insert_message(message, self.broadcast_on_commit()).await {
+        match self.store().insert_message(message).await {
             Ok(Inserted::New(message)) => Ok((message, true)),
             Ok(Inserted::Existing(message)) => Ok((message, false)),
-            Err(StoreError::NotMember) => Err(self.not_member(author, room_id).await),
+            Err(StoreError::NotMember) => Err(self.send_refusal(author, room_id).await),
             Err(other) => Err(other.into()),
         }
     }
 
     /// Why a send by a non-member fails: a public room exists for everyone, so joining is
     /// the remedy; any other room does not exist for this user.
-    async fn not_member(&self, user: UserId, room_id: RoomId) -> Error {
-        match self.store().room(room_id, user).await {
-            Ok(Some(room)) if room.kind == RoomKind::Public => not_member(),
+    async fn send_refusal(&self, user: UserId, room_id: RoomId) -> Error {
+        match self.store().room_access(room_id, user).await {
+            Ok(Some(access)) if access.kind == RoomKind::Public => not_member(),
             Ok(_) => Error::NotFound("Room"),
             Err(error) => error.into(),
         }
@@ -86,26 +84,22 @@ impl App {
         room_id: &str,
         query: &HistoryQuery,
     ) -> Result<MessagePage> {
-        let room = self.visible_room(viewer, room_id).await?;
+        let (room, access) = self.visible(viewer, room_id).await?;
         let limit = super::page_limit(query.limit, 50, MAX_HISTORY_PAGE)?;
         for (field, value) in [("before", query.before), ("after", query.after)] {
             if value.is_some_and(|seq| seq < 0) {
-                return Err(crate::domain::ValidationError::new(
-                    field,
-                    "invalid_seq",
-                    format!("{field} must be a seq, 0 or more."),
-                )
-                .into());
+                let message = format!("{field} must be a seq, 0 or more.");
+                return Err(ValidationError::new(field, "invalid_seq", message).into());
             }
         }
         let page = self
             .store()
-            .messages(room.id, Page { before: query.before, after: query.after, limit })
+            .messages(room, Page { before: query.before, after: query.after, limit })
             .await?;
         let newest = page.messages.last().map(|m| m.seq);
-        if let (Some(newest), Some(last_read)) = (newest, room.last_read_seq) {
+        if let (Some(newest), Some(last_read)) = (newest, access.last_read_seq) {
             if newest > last_read {
-                self.mark_read_in_background(room.id, viewer, newest);
+                self.mark_read_in_background(room, viewer, newest);
             }
         }
         Ok(page)
@@ -120,17 +114,5 @@ impl App {
                 tracing::warn!(%error, %room, "could not move a read marker");
             }
         });
-    }
-
-    /// The hook that hands a newly stored message to the bus: serialized here, once, as the
-    /// frame every member's connections send.
-    fn broadcast_on_commit(&self) -> CommitHook {
-        let bus = self.bus().clone();
-        Box::new(move |message: &Message| {
-            let frame =
-                ServerFrame::MessageCreated { room_id: message.room_id, seq: message.seq, message }
-                    .to_text();
-            bus.publish(BusEvent::Room { room_id: message.room_id, seq: message.seq, frame });
-        })
     }
 }

@@ -3,11 +3,14 @@
 //! HTTP handlers and WebSocket connections both call the methods here. Each method
 //! validates its input by parsing it into domain types, checks that the caller may act
 //! (membership is checked here, at every entry, and again by the store where a race could
-//! matter), changes the store, and publishes what others must learn to the bus.
+//! matter) and changes the store. What others must learn of a change reaches them through
+//! the store's announcement of it (`events`), never from here directly, so it cannot be
+//! lost to a cancelled request or published out of order.
 //!
 //! Architecture invariant: this layer never speaks SQL and never touches a socket.
 
 mod accounts;
+pub mod events;
 mod messages;
 mod rooms;
 
@@ -20,12 +23,11 @@ pub use accounts::SignedIn;
 pub use messages::HistoryQuery;
 
 use crate::auth::{LoginThrottle, PasswordHasher, ThrottlePolicy};
-use crate::bus::Bus;
 use crate::config::Settings;
-use crate::domain::{Room, RoomId, RoomKind, UserId, ValidationError};
+use crate::domain::{RoomId, RoomKind, UserId, ValidationError};
 use crate::error::{Error, Result};
 use crate::realtime::Hub;
-use crate::store::{SessionRecord, Store};
+use crate::store::{RoomAccess, SessionRecord, Store};
 
 /// A `limit` query parameter: `default` when absent, otherwise between 1 and `max`.
 fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32> {
@@ -57,7 +59,6 @@ pub struct App {
 
 struct Inner {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
     settings: Settings,
     passwords: PasswordHasher,
@@ -71,7 +72,6 @@ struct Inner {
 impl App {
     pub fn new(
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
         hub: Arc<Hub>,
         settings: Settings,
         shutdown: CancellationToken,
@@ -79,7 +79,6 @@ impl App {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
-                bus,
                 hub,
                 settings,
                 passwords: PasswordHasher::new()?,
@@ -117,25 +116,23 @@ impl App {
         &self.inner.throttle
     }
 
-    fn bus(&self) -> &Arc<dyn Bus> {
-        &self.inner.bus
-    }
-
     /// A room the viewer may see: one they are a member of, or any public room. Anything
     /// else, existing or not, is "not found": a private room you are not in does not exist
     /// for you.
-    async fn visible_room(&self, viewer: UserId, room_id: &str) -> Result<Room> {
-        let room_id: RoomId = room_id.parse().map_err(|_| Error::NotFound("Room"))?;
-        match self.store().room(room_id, viewer).await? {
-            Some(room) if room.joined || room.kind == RoomKind::Public => Ok(room),
+    async fn visible(&self, viewer: UserId, room_id: &str) -> Result<(RoomId, RoomAccess)> {
+        let room: RoomId = room_id.parse().map_err(|_| Error::NotFound("Room"))?;
+        match self.store().room_access(room, viewer).await? {
+            Some(access) if access.role.is_some() || access.kind == RoomKind::Public => {
+                Ok((room, access))
+            }
             _ => Err(Error::NotFound("Room")),
         }
     }
 
     /// A room the caller is a member of. A public room they have not joined exists for
     /// them, so that is a 403 rather than a 404.
-    async fn joined_room(&self, viewer: UserId, room_id: &str) -> Result<Room> {
-        let room = self.visible_room(viewer, room_id).await?;
-        if room.joined { Ok(room) } else { Err(not_member()) }
+    async fn joined(&self, viewer: UserId, room_id: &str) -> Result<(RoomId, RoomAccess)> {
+        let (room, access) = self.visible(viewer, room_id).await?;
+        if access.role.is_some() { Ok((room, access)) } else { Err(not_member()) }
     }
 }

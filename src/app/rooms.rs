@@ -1,17 +1,16 @@
 //! Rooms, groups and direct messages: creating them, joining, leaving, membership.
 //!
-//! Every membership change is published to the bus, so that the member's open connections
-//! start or stop the room's events at once.
+//! Every membership change is announced by the store once committed (see `app::events`),
+//! so that the member's open connections start or stop the room's events at once.
 
 use std::collections::BTreeSet;
 
 use super::App;
-use crate::bus::BusEvent;
 use crate::domain::{
-    Member, Room, RoomId, RoomKind, RoomName, RoomRole, Timestamp, User, UserId, ValidationError,
+    Member, Room, RoomId, RoomKind, RoomName, Timestamp, User, UserId, ValidationError,
 };
 use crate::error::{Error, Result};
-use crate::store::{NewRoom, StoreError};
+use crate::store::{AddedBy, NewRoom, StoreError};
 
 /// The most members a room may be created with at once.
 pub const MAX_INITIAL_MEMBERS: usize = 100;
@@ -50,7 +49,7 @@ impl App {
             created_by: creator.id,
             created_at: Timestamp::now(),
         };
-        match self.store().create_room(new_room, &members).await {
+        match self.store().create_room(new_room, members).await {
             Err(StoreError::Conflict(_)) => {
                 return Err(Error::conflict_on(
                     "name",
@@ -59,9 +58,6 @@ impl App {
                 ));
             }
             other => other?,
-        }
-        for user_id in std::iter::once(creator.id).chain(members) {
-            self.bus().publish(BusEvent::Joined { user_id, room_id });
         }
         tracing::info!(%room_id, kind = kind.as_str(), "room created");
         self.room_for(creator.id, room_id).await
@@ -83,67 +79,58 @@ impl App {
         Ok(self.store().public_rooms(viewer, prefix.trim(), limit).await?)
     }
 
+    /// A room the viewer may see: one they are in, or any public room.
     pub async fn room(&self, viewer: UserId, room_id: &str) -> Result<Room> {
-        self.visible_room(viewer, room_id).await
+        let (room, _) = self.visible(viewer, room_id).await?;
+        self.room_for(viewer, room).await
     }
 
     /// Joins a public room. Joining a room one is already in succeeds and changes nothing;
     /// a DM is never joined, its members are fixed.
     pub async fn join(&self, user: UserId, room_id: &str) -> Result<Room> {
-        let room = self.visible_room(user, room_id).await?;
-        if room.kind == RoomKind::Dm {
+        let (room, access) = self.visible(user, room_id).await?;
+        if access.kind == RoomKind::Dm {
             return Err(dm_members_fixed());
         }
-        if room.joined {
-            return Ok(room);
-        }
-        // `visible_room` admits non-members only to public rooms.
-        if self.store().add_member(room.id, user, RoomRole::Member, Timestamp::now()).await? {
-            self.bus().publish(BusEvent::Joined { user_id: user, room_id: room.id });
-        }
-        self.room_for(user, room.id).await
+        // `visible` admits non-members only to public rooms.
+        self.store().add_member(room, user, AddedBy::Themself, Timestamp::now()).await?;
+        self.room_for(user, room).await
     }
 
     /// Leaves a room. If the owner leaves, the longest-standing member becomes owner.
     pub async fn leave(&self, user: UserId, room_id: &str) -> Result<()> {
-        let room = self.member_changeable_room(user, room_id).await?;
-        if self.store().remove_member(room.id, user).await? {
-            self.bus().publish(BusEvent::Left { user_id: user, room_id: room.id });
-        }
+        let room = self.changeable_membership(user, room_id).await?;
+        self.store().remove_member(room, user, user).await.map_err(membership_error)?;
         Ok(())
     }
 
     /// Adds a user to a room the caller is a member of.
     pub async fn add_member(&self, caller: UserId, room_id: &str, user_id: &str) -> Result<Room> {
-        let room = self.member_changeable_room(caller, room_id).await?;
+        let room = self.changeable_membership(caller, room_id).await?;
         let user: UserId = user_id.parse().map_err(|_| unknown_user("user_id"))?;
         if self.store().user(user).await?.is_none() {
             return Err(unknown_user("user_id"));
         }
-        if self.store().add_member(room.id, user, RoomRole::Member, Timestamp::now()).await? {
-            self.bus().publish(BusEvent::Joined { user_id: user, room_id: room.id });
-        }
-        self.room_for(caller, room.id).await
+        self.store()
+            .add_member(room, user, AddedBy::Member(caller), Timestamp::now())
+            .await
+            .map_err(membership_error)?;
+        self.room_for(caller, room).await
     }
 
     /// Removes a member: the owner may remove anyone; anyone may remove themself.
     pub async fn remove_member(&self, caller: UserId, room_id: &str, user_id: &str) -> Result<()> {
-        let room = self.member_changeable_room(caller, room_id).await?;
+        let room = self.changeable_membership(caller, room_id).await?;
         let user: UserId = user_id.parse().map_err(|_| Error::NotFound("Member"))?;
-        if user != caller && room.role != Some(RoomRole::Owner) {
-            return Err(Error::forbidden("not_owner", "Only the room's owner can remove members."));
-        }
-        if !self.store().remove_member(room.id, user).await? {
-            return Err(Error::NotFound("Member"));
-        }
-        self.bus().publish(BusEvent::Left { user_id: user, room_id: room.id });
-        Ok(())
+        let removed =
+            self.store().remove_member(room, user, caller).await.map_err(membership_error)?;
+        if removed { Ok(()) } else { Err(Error::NotFound("Member")) }
     }
 
     /// The members of a room the caller may see.
     pub async fn members(&self, viewer: UserId, room_id: &str) -> Result<Vec<Member>> {
-        let room = self.visible_room(viewer, room_id).await?;
-        Ok(self.store().members(room.id).await?)
+        let (room, _) = self.visible(viewer, room_id).await?;
+        Ok(self.store().members(room).await?)
     }
 
     /// The DM room between the caller and another user, created on first use. Returns the
@@ -152,19 +139,13 @@ impl App {
         let other = self.user(other).await?.id;
         let (room_id, created) =
             self.store().dm_room(caller, other, RoomId::generate(), Timestamp::now()).await?;
-        if created {
-            let users: BTreeSet<UserId> = [caller, other].into();
-            for user_id in users {
-                self.bus().publish(BusEvent::Joined { user_id, room_id });
-            }
-        }
         Ok((self.room_for(caller, room_id).await?, created))
     }
 
     /// A room the caller is in and whose membership can change (not a DM).
-    async fn member_changeable_room(&self, caller: UserId, room_id: &str) -> Result<Room> {
-        let room = self.joined_room(caller, room_id).await?;
-        if room.kind == RoomKind::Dm {
+    async fn changeable_membership(&self, caller: UserId, room_id: &str) -> Result<RoomId> {
+        let (room, access) = self.joined(caller, room_id).await?;
+        if access.kind == RoomKind::Dm {
             return Err(dm_members_fixed());
         }
         Ok(room)
@@ -192,6 +173,16 @@ impl App {
 
     async fn room_for(&self, viewer: UserId, room_id: RoomId) -> Result<Room> {
         self.store().room(room_id, viewer).await?.ok_or(Error::NotFound("Room"))
+    }
+}
+
+/// A membership change refused by the store: the caller left or lost ownership meanwhile.
+fn membership_error(error: StoreError) -> Error {
+    match error {
+        StoreError::NotOwner => {
+            Error::forbidden("not_owner", "Only the room's owner can remove members.")
+        }
+        other => other.into(),
     }
 }
 

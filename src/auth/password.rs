@@ -50,8 +50,14 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Unavailable)?;
-        tokio::task::spawn_blocking(work).await.map_err(Error::internal)?
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::Unavailable)?;
+        // The permit moves into the job: if the request is abandoned, the hash still runs to
+        // its end, and it keeps counting against the bound until then.
+        let job = move || {
+            let _permit = permit;
+            work()
+        };
+        tokio::task::spawn_blocking(job).await.map_err(Error::internal)?
     }
 }
 

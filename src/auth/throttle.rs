@@ -4,9 +4,12 @@
 //! wait before the next attempt is even checked, up to a ceiling: guessing slows to a crawl,
 //! while the owner of the account is delayed minutes at worst, never locked out for good.
 //! While a key waits, attempts are answered 429 with Retry-After without looking at the
-//! password, so waiting cannot be skipped by guessing right. A success clears the
-//! username's record; the address keeps its count. Records are forgotten after a quiet
-//! period, which also bounds the memory this takes.
+//! password, so waiting cannot be skipped by guessing right.
+//!
+//! An attempt counts as a failure from the moment it begins, under one lock with the check,
+//! so that many guesses sent at once are throttled like guesses sent one after another; a
+//! success then takes its count back (and clears the username). Records are forgotten after
+//! a quiet period, and the number kept is capped, so the memory this takes is bounded.
 //!
 //! Time is passed in, so the logic is tested without clocks.
 
@@ -50,101 +53,131 @@ impl ThrottlePolicy {
     }
 }
 
-#[derive(Debug)]
+/// The most records kept per kind of key. Past it, records that no longer impose a wait
+/// are dropped; if that is not enough, all are (an attacker with that many addresses is
+/// beyond what a per-address count can stop anyway).
+const MAX_RECORDS: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
     last_failure: Instant,
-    blocked_until: Instant,
 }
 
-/// Records are pruned when the map grows past this, so an attacker cycling through
-/// addresses cannot grow it without bound.
-const PRUNE_ABOVE: usize = 100_000;
-
-pub struct LoginThrottle {
-    usernames: Throttle,
-    addresses: Throttle,
-}
-
-impl LoginThrottle {
-    pub fn new(per_username: ThrottlePolicy, per_address: ThrottlePolicy) -> Self {
-        Self { usernames: Throttle::new(per_username), addresses: Throttle::new(per_address) }
-    }
-
-    /// `Err(wait)` when either key must still wait.
-    pub fn check(&self, username: &str, address: &str, now: Instant) -> Result<(), Duration> {
-        let wait = self.usernames.wait(username, now).max(self.addresses.wait(address, now));
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
-    }
-
-    pub fn failed(&self, username: &str, address: &str, now: Instant) {
-        self.usernames.failed(username, now);
-        self.addresses.failed(address, now);
-    }
-
-    pub fn succeeded(&self, username: &str) {
-        self.usernames.forget(username);
-    }
-
-    /// Drops records that have been quiet long enough to be forgotten.
-    pub fn prune(&self, now: Instant) {
-        self.usernames.prune(now);
-        self.addresses.prune(now);
-    }
-}
-
-struct Throttle {
+struct Records {
     policy: ThrottlePolicy,
-    records: Mutex<HashMap<String, Record>>,
+    map: HashMap<String, Record>,
 }
 
-impl Throttle {
+impl Records {
     fn new(policy: ThrottlePolicy) -> Self {
-        Self { policy, records: Mutex::new(HashMap::new()) }
+        Self { policy, map: HashMap::new() }
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
-        // Every update is a single map operation, so a poisoned map is still consistent.
-        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn live(&self, key: &str, now: Instant) -> Option<Record> {
+        self.map.get(key).copied().filter(|record| !self.is_forgotten(record, now))
     }
 
     fn wait(&self, key: &str, now: Instant) -> Duration {
-        match self.records().get(key) {
-            Some(record) if !self.is_forgotten(record, now) => {
-                record.blocked_until.saturating_duration_since(now)
-            }
-            _ => Duration::ZERO,
+        self.live(key, now).map_or(Duration::ZERO, |record| {
+            let until = record.last_failure + self.policy.delay_after(record.failures);
+            until.saturating_duration_since(now)
+        })
+    }
+
+    fn record_failure(&mut self, key: &str, now: Instant) {
+        if self.map.len() >= MAX_RECORDS && !self.map.contains_key(key) {
+            self.make_room(now);
+        }
+        let failures = self.live(key, now).map_or(0, |record| record.failures);
+        self.map.insert(key.to_owned(), Record { failures: failures + 1, last_failure: now });
+    }
+
+    fn take_back_failure(&mut self, key: &str) {
+        if let Some(record) = self.map.get_mut(key) {
+            record.failures = record.failures.saturating_sub(1);
         }
     }
 
-    fn failed(&self, key: &str, now: Instant) {
-        let mut records = self.records();
-        if records.len() > PRUNE_ABOVE {
-            records.retain(|_, record| !self.is_forgotten(record, now));
+    fn make_room(&mut self, now: Instant) {
+        let policy = self.policy;
+        self.map
+            .retain(|_, record| record.last_failure + policy.delay_after(record.failures) > now);
+        if self.map.len() > MAX_RECORDS / 2 {
+            self.map.clear();
         }
-        let record = records.entry(key.to_owned()).or_insert(Record {
-            failures: 0,
-            last_failure: now,
-            blocked_until: now,
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let policy = self.policy;
+        self.map.retain(|_, record| {
+            now.saturating_duration_since(record.last_failure) < policy.forget_after
         });
-        if self.is_forgotten(record, now) {
-            record.failures = 0;
-        }
-        record.failures += 1;
-        record.last_failure = now;
-        record.blocked_until = now + self.policy.delay_after(record.failures);
-    }
-
-    fn forget(&self, key: &str) {
-        self.records().remove(key);
-    }
-
-    fn prune(&self, now: Instant) {
-        self.records().retain(|_, record| !self.is_forgotten(record, now));
     }
 
     fn is_forgotten(&self, record: &Record, now: Instant) -> bool {
         now.saturating_duration_since(record.last_failure) >= self.policy.forget_after
+    }
+}
+
+struct State {
+    usernames: Records,
+    addresses: Records,
+}
+
+pub struct LoginThrottle {
+    state: Mutex<State>,
+}
+
+impl LoginThrottle {
+    pub fn new(per_username: ThrottlePolicy, per_address: ThrottlePolicy) -> Self {
+        let state =
+            State { usernames: Records::new(per_username), addresses: Records::new(per_address) };
+        Self { state: Mutex::new(state) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update is a few map operations that cannot panic halfway in a way that
+        // matters: a poisoned throttle is still a usable throttle.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Begins a login attempt: `Err(wait)` if either key must still wait; otherwise the
+    /// attempt is counted as a failure until [`LoginThrottle::succeeded`] takes it back.
+    /// `username` is the canonical name, or `None` for a name that cannot exist (it then
+    /// counts against the address only).
+    pub fn begin(
+        &self,
+        username: Option<&str>,
+        address: &str,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let mut state = self.state();
+        let user_wait = username.map_or(Duration::ZERO, |u| state.usernames.wait(u, now));
+        let wait = user_wait.max(state.addresses.wait(address, now));
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if let Some(username) = username {
+            state.usernames.record_failure(username, now);
+        }
+        state.addresses.record_failure(address, now);
+        Ok(())
+    }
+
+    /// The attempt begun for these keys succeeded: the username starts afresh and the
+    /// address's count is taken back.
+    pub fn succeeded(&self, username: &str, address: &str) {
+        let mut state = self.state();
+        state.usernames.map.remove(username);
+        state.addresses.take_back_failure(address);
+    }
+
+    /// Drops records that have been quiet long enough to be forgotten.
+    pub fn prune(&self, now: Instant) {
+        let mut state = self.state();
+        state.usernames.prune(now);
+        state.addresses.prune(now);
     }
 }
 
@@ -160,18 +193,24 @@ mod tests {
     fn free_failures_then_doubling_waits() {
         let t = throttle();
         let start = Instant::now();
-        for _ in 0..5 {
-            assert_eq!(t.check("alice", "ip", start), Ok(()));
-            t.failed("alice", "ip", start);
+        for _ in 0..6 {
+            assert_eq!(t.begin(Some("alice"), "ip", start), Ok(()));
         }
-        assert_eq!(t.check("alice", "ip", start), Ok(()), "five failures are free");
-        t.failed("alice", "ip", start);
-        assert_eq!(t.check("alice", "ip", start), Err(Duration::from_secs(1)));
+        // Five failures were free; the sixth started a wait of one second.
+        assert_eq!(t.begin(Some("alice"), "ip", start), Err(Duration::from_secs(1)));
         let later = start + Duration::from_secs(1);
-        assert_eq!(t.check("alice", "ip", later), Ok(()));
-        t.failed("alice", "ip", later);
-        assert_eq!(t.check("alice", "ip", later), Err(Duration::from_secs(2)));
-        assert_eq!(t.check("bob", "other-ip", later), Ok(()), "other keys are not affected");
+        assert_eq!(t.begin(Some("alice"), "ip", later), Ok(()));
+        assert_eq!(t.begin(Some("alice"), "ip", later), Err(Duration::from_secs(2)));
+        assert_eq!(t.begin(Some("bob"), "other-ip", later), Ok(()), "other keys go on");
+    }
+
+    #[test]
+    fn concurrent_attempts_count_as_they_begin() {
+        // Attempts that begin before any of them finishes are counted all the same.
+        let t = throttle();
+        let now = Instant::now();
+        let admitted = (0..40).filter(|_| t.begin(Some("alice"), "ip", now).is_ok()).count();
+        assert_eq!(admitted, 6);
     }
 
     #[test]
@@ -179,37 +218,52 @@ mod tests {
         let t = throttle();
         let now = Instant::now();
         for _ in 0..60 {
-            t.failed("alice", "ip", now);
+            t.state().usernames.record_failure("alice", now);
         }
-        assert_eq!(t.check("alice", "elsewhere", now), Err(Duration::from_secs(300)));
+        let wait = t.begin(Some("alice"), "elsewhere", now).err();
+        assert_eq!(wait, Some(Duration::from_secs(300)));
     }
 
     #[test]
-    fn the_address_is_throttled_across_usernames() {
+    fn the_address_is_throttled_across_usernames_and_names_that_cannot_exist() {
         let t = throttle();
         let now = Instant::now();
         for i in 0..21 {
-            t.failed(&format!("user{i}"), "ip", now);
+            let name = format!("user{i}");
+            assert!(t.begin(Some(&name), "ip", now).is_ok());
         }
-        assert!(t.check("someone-new", "ip", now).is_err());
-        assert_eq!(t.check("someone-new", "another-ip", now), Ok(()));
+        assert!(t.begin(Some("someone-new"), "ip", now).is_err());
+        assert!(t.begin(None, "ip", now).is_err());
+        assert_eq!(t.begin(Some("someone-new"), "another-ip", now), Ok(()));
     }
 
     #[test]
-    fn success_clears_the_username_and_quiet_time_forgets() {
+    fn success_clears_the_username_and_gives_back_the_address_count() {
+        let t = throttle();
+        let now = Instant::now();
+        for _ in 0..20 {
+            t.begin(None, "ip", now).ok();
+        }
+        assert_eq!(t.begin(Some("alice"), "ip", now), Ok(()));
+        t.succeeded("alice", "ip");
+        assert_eq!(t.begin(Some("alice"), "ip", now), Ok(()), "the success did not count");
+    }
+
+    #[test]
+    fn quiet_time_forgets_and_the_records_stay_bounded() {
         let t = throttle();
         let now = Instant::now();
         for _ in 0..8 {
-            t.failed("alice", "ip", now);
-        }
-        t.succeeded("alice");
-        assert_eq!(t.check("alice", "ip2", now), Ok(()));
-        for _ in 0..8 {
-            t.failed("bob", "ip3", now);
+            t.begin(Some("bob"), "ip3", now).ok();
         }
         let much_later = now + Duration::from_secs(3600);
-        assert_eq!(t.check("bob", "ip3", much_later), Ok(()));
-        t.prune(much_later);
-        assert!(t.usernames.records().is_empty());
+        assert_eq!(t.begin(Some("bob"), "ip3", much_later), Ok(()));
+        t.prune(much_later + Duration::from_secs(3600));
+        assert!(t.state().usernames.map.is_empty());
+
+        for i in 0..(MAX_RECORDS + 10) {
+            t.begin(None, &format!("10.0.{}.{}", i / 256, i % 256), now).ok();
+        }
+        assert!(t.state().addresses.map.len() <= MAX_RECORDS);
     }
 }

@@ -12,7 +12,7 @@ mod user;
 
 pub use id::{InvalidId, MessageId, RoomId, SessionId, UserId};
 pub use message::{ClientId, MessageBody};
-pub use model::{Member, Membership, Message, Room, User};
+pub use model::{Member, Message, Room, User};
 pub use room::{RoomKind, RoomName, RoomRole};
 pub use time::Timestamp;
 pub use user::{DisplayName, Password, Username};

@@ -57,13 +57,6 @@ pub struct Member {
     pub joined_at: Timestamp,
 }
 
-/// One user's standing in one room.
-#[derive(Debug, Clone, Copy)]
-pub struct Membership {
-    pub role: RoomRole,
-    pub last_read_seq: i64,
-}
-
 /// A message as stored and as clients see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {

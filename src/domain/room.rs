@@ -61,10 +61,6 @@ impl RoomName {
         Ok(Self(trimmed.to_owned()))
     }
 
-    pub fn from_trusted(stored: String) -> Self {
-        Self(stored)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

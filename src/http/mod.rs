@@ -14,10 +14,13 @@ mod ws;
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::Response;
 use axum::routing::get;
+use axum::{BoxError, Router};
+use tower::ServiceBuilder;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -26,6 +29,10 @@ use crate::error::Error;
 
 /// The largest request body: a message of 4,000 characters fits several times over.
 pub const MAX_BODY: usize = 64 * 1024;
+/// The longest a request may take, body included; every request here is small and quick.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn router(app: App) -> Router {
     let api = Router::new()
@@ -41,6 +48,12 @@ pub fn router(app: App) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
+                .timeout(REQUEST_TIMEOUT),
+        )
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -11,24 +11,27 @@
 //! Architecture invariant: the connection subscribes to a room before it reads the room's
 //! last seq. An event committed after that read is published after the subscription, so
 //! it reaches the queue; an event committed before it is covered by the seq that `ready`
-//! reports, so it comes through `sync`.
+//! reports, so it comes through `sync`. After `ready`, only the hub changes the
+//! connection's subscriptions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use futures_util::stream::{BoxStream, FuturesUnordered};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use super::hub::{CloseRequest, Hub, Outbound, Peer};
-use super::protocol::{CLIENT_TYPES, ClientFrame, Envelope, ServerFrame, close_code};
-use super::sync::{SyncItem, SyncRange, sync_stream};
+use super::protocol::{
+    CLIENT_TYPES, ClientFrame, Envelope, ServerFrame, close_code, message_created_frame,
+};
+use super::sync::{SyncItem, SyncRange, SyncRequest, Syncs};
 use crate::app::{App, Session};
 use crate::domain::{Message, RoomId, Timestamp, User};
 use crate::error::Error;
@@ -37,8 +40,6 @@ use crate::store::Page;
 /// Sends a connection may have in flight before the server stops reading its frames; the
 /// client then feels backpressure instead of the server buffering without bound.
 const MAX_SENDS_IN_FLIGHT: usize = 32;
-/// `sync` requests that may wait behind the one being answered.
-const MAX_QUEUED_SYNCS: usize = 4;
 /// Queue items written to the socket with one flush.
 const MAX_ITEMS_PER_FLUSH: usize = 256;
 /// A write that takes longer than this means the client is not reading.
@@ -86,8 +87,7 @@ impl Drop for Registration {
 struct Closing {
     code: u16,
     reason: &'static str,
-    /// Whether a close frame should still be sent (not when the client closed first or
-    /// the socket is broken).
+    /// Whether a close frame should still be sent (not when the socket is broken).
     send_frame: bool,
 }
 
@@ -96,8 +96,20 @@ impl Closing {
         Self { code, reason, send_frame: true }
     }
 
-    const fn silent(code: u16, reason: &'static str) -> Self {
-        Self { code, reason, send_frame: false }
+    const fn lost() -> Self {
+        Self { code: 1006, reason: "connection lost", send_frame: false }
+    }
+
+    const INTERNAL: Self = Self::send(close_code::INTERNAL, "internal error: reconnect");
+    const SHUTDOWN: Self = Self::send(close_code::GOING_AWAY, "server shutting down");
+
+    fn requested(request: CloseRequest) -> Self {
+        match request {
+            CloseRequest::TooSlow => {
+                Self::send(close_code::TOO_SLOW, "too slow: reconnect and sync")
+            }
+            CloseRequest::SessionEnded => Self::send(close_code::SESSION_ENDED, "session ended"),
+        }
     }
 }
 
@@ -118,12 +130,6 @@ struct SendOutcome {
 
 type SendFuture = Pin<Box<dyn Future<Output = SendOutcome> + Send>>;
 
-/// A `sync` waiting to be answered.
-struct SyncRequest {
-    id: Option<String>,
-    ranges: Vec<SyncRange>,
-}
-
 struct Connection {
     app: App,
     socket: WebSocket,
@@ -134,15 +140,11 @@ struct Connection {
     session_expires_at: Timestamp,
     cursors: HashMap<RoomId, Cursor>,
     sends: FuturesUnordered<SendFuture>,
-    /// The `sync` being answered, as a stream of pages.
-    sync: Option<BoxStream<'static, SyncItem>>,
-    queued_syncs: VecDeque<SyncRequest>,
+    syncs: Syncs,
     /// When the client was last heard from, for the heartbeat.
     last_heard: Instant,
     /// Frames waiting to be written with the next flush.
-    outgoing: Vec<Utf8Bytes>,
-    /// A heartbeat ping is due with the next flush.
-    pending_ping: bool,
+    outgoing: Vec<WsMessage>,
 }
 
 impl Connection {
@@ -153,6 +155,7 @@ impl Connection {
         queue: mpsc::Receiver<Outbound>,
         session: Session,
     ) -> Self {
+        let syncs = Syncs::new(app.store().clone());
         Self {
             app,
             socket,
@@ -162,45 +165,38 @@ impl Connection {
             session_expires_at: session.expires_at,
             cursors: HashMap::new(),
             sends: FuturesUnordered::new(),
-            sync: None,
-            queued_syncs: VecDeque::new(),
+            syncs,
             last_heard: Instant::now(),
             outgoing: Vec::new(),
-            pending_ping: false,
         }
     }
 
     async fn run(&mut self) -> Closing {
         if let Err(error) = self.start().await {
             tracing::error!(%error, "could not start a websocket session");
-            return Closing::send(close_code::INTERNAL, "internal error");
-        }
-        if let Err(closing) = self.flush().await {
-            return closing;
+            return Closing::INTERNAL;
         }
         let interval = self.app.settings().heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = self.app.shutdown_signal().clone();
         loop {
+            if let Err(closing) = self.flush().await {
+                return closing;
+            }
+            // Not biased: a room that never falls silent must not starve the client's own
+            // frames, its sync or the heartbeat.
             let step = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => Err(Closing::send(close_code::GOING_AWAY, "server shutting down")),
-                request = self.peer.close_requested() => Err(match request {
-                    CloseRequest::TooSlow => Closing::send(close_code::TOO_SLOW, "too slow: reconnect and sync"),
-                    CloseRequest::SessionEnded => Closing::send(close_code::SESSION_ENDED, "session ended"),
-                }),
-                item = self.queue.recv() => match item {
-                    Some(item) => self.on_outbound(item).await,
-                    // The hub holds the sender while the peer is registered, which it is
-                    // until this task ends.
-                    None => Err(Closing::send(close_code::INTERNAL, "internal error")),
-                },
+                () = shutdown.cancelled() => Err(Closing::SHUTDOWN),
+                request = self.peer.close_requested() => Err(Closing::requested(request)),
+                // The hub keeps the sender while this connection holds its peer, so the
+                // queue never closes under us.
+                Some(item) = self.queue.recv() => self.on_outbound(item).await,
                 Some(outcome) = self.sends.next(), if !self.sends.is_empty() => {
                     self.on_send_outcome(outcome);
                     Ok(())
                 }
-                Some(item) = next_sync_item(&mut self.sync) => {
+                item = self.syncs.next() => {
                     self.on_sync_item(item);
                     Ok(())
                 }
@@ -212,31 +208,24 @@ impl Connection {
             if let Err(closing) = step {
                 return closing;
             }
-            if let Err(closing) = self.flush().await {
-                return closing;
-            }
         }
     }
 
-    /// Subscribes to the user's rooms, reads where each stands, and sends `ready`.
+    /// Subscribes to the user's rooms, reads where each stands, and queues `ready`.
     async fn start(&mut self) -> Result<(), Error> {
         let store = self.app.store().clone();
         let hub = self.app.hub().clone();
         let user_id = self.user.id;
-        // Subscribe first, read the seqs second (see the invariant at the top). The first
-        // read only learns which rooms to subscribe to.
-        let before = store.room_cursors(user_id).await?;
-        for cursor in &before {
+        // Subscribe first, read the seqs second (see the invariant at the top); the first
+        // read only learns which rooms to subscribe to. A room joined between the reads was
+        // subscribed by the hub as well; a room left between them stays subscribed until
+        // the connection ends, and its events are dropped for want of a cursor.
+        for cursor in store.room_cursors(user_id).await? {
             hub.subscribe(&self.peer, cursor.room_id);
         }
         let cursors = store.room_cursors(user_id).await?;
         for cursor in &cursors {
-            // A room joined between the two reads: the hub subscribed us already, but
-            // subscribing again is harmless.
             hub.subscribe(&self.peer, cursor.room_id);
-        }
-        for left in before.iter().filter(|b| !cursors.iter().any(|c| c.room_id == b.room_id)) {
-            hub.unsubscribe(&self.peer, left.room_id);
         }
         self.cursors = cursors
             .iter()
@@ -244,93 +233,99 @@ impl Connection {
             .collect();
         let heartbeat_interval_ms = self.app.settings().heartbeat_interval.as_millis() as u64;
         let ready = ServerFrame::Ready { user: &self.user, rooms: &cursors, heartbeat_interval_ms };
-        self.outgoing.push(ready.to_text());
+        self.outgoing.push(WsMessage::Text(ready.to_text()));
         Ok(())
     }
 
-    /// Handles one queued item, then whatever else is already queued, up to a limit.
+    /// Handles one queued item, then whatever else is already queued, up to a limit, so
+    /// that they leave with one flush.
     async fn on_outbound(&mut self, first: Outbound) -> Result<(), Closing> {
-        self.handle_outbound(first).await;
+        self.handle_outbound(first).await?;
         for _ in 1..MAX_ITEMS_PER_FLUSH {
             match self.queue.try_recv() {
-                Ok(item) => self.handle_outbound(item).await,
+                Ok(item) => self.handle_outbound(item).await?,
                 Err(_) => break,
             }
         }
         Ok(())
     }
 
-    async fn handle_outbound(&mut self, item: Outbound) {
+    async fn handle_outbound(&mut self, item: Outbound) -> Result<(), Closing> {
         match item {
             Outbound::Event { room_id, seq, frame } => {
                 let Some(cursor) = self.cursors.get(&room_id).copied() else {
-                    return; // Not (or no longer) a member.
+                    return Ok(()); // Not (or no longer) a member.
                 };
                 if seq <= cursor.delivered {
-                    return; // Already sent, or covered by `sync`.
+                    return Ok(()); // Already sent, or covered by `sync`.
                 }
                 if seq > cursor.delivered + 1 {
-                    self.fill_gap(room_id, cursor.delivered, seq).await;
+                    self.fill_gap(room_id, cursor.delivered, seq).await?;
                 }
-                self.outgoing.push(frame);
+                self.outgoing.push(WsMessage::Text(frame));
                 if let Some(cursor) = self.cursors.get_mut(&room_id) {
                     cursor.delivered = seq;
                 }
             }
-            Outbound::Joined(room_id) => self.on_joined(room_id).await,
+            Outbound::Joined(room_id) => self.on_joined(room_id).await?,
             Outbound::Left(room_id) => {
-                self.app.hub().unsubscribe(&self.peer, room_id);
                 if self.cursors.remove(&room_id).is_some() {
-                    self.outgoing.push(ServerFrame::RoomRemoved { room_id }.to_text());
+                    self.push(ServerFrame::RoomRemoved { room_id });
                 }
             }
         }
+        Ok(())
     }
 
     /// Starts a room the user just joined: the hub has subscribed us already; read where
     /// the room stands and tell the client.
-    async fn on_joined(&mut self, room_id: RoomId) {
+    async fn on_joined(&mut self, room_id: RoomId) -> Result<(), Closing> {
         if self.cursors.contains_key(&room_id) {
-            return;
+            return Ok(());
         }
         match self.app.store().room(room_id, self.user.id).await {
             Ok(Some(room)) if room.joined => {
                 let last_seq = room.last_seq;
                 self.cursors.insert(room_id, Cursor { live_from: last_seq, delivered: last_seq });
-                self.outgoing
-                    .push(ServerFrame::RoomAdded { room_id, last_seq, room: &room }.to_text());
+                self.push(ServerFrame::RoomAdded { room_id, last_seq, room: &room });
             }
-            // Left again before we got here; the `Left` item follows in the queue.
-            Ok(_) => self.app.hub().unsubscribe(&self.peer, room_id),
+            // Left again already; the hub has queued the `Left` after this.
+            Ok(_) => {}
             Err(error) => {
+                // Without its start the room would stay silent; a reconnect repairs that.
                 tracing::error!(%error, %room_id, "could not start a joined room's stream");
-                self.app.hub().unsubscribe(&self.peer, room_id);
+                return Err(Closing::INTERNAL);
             }
         }
+        Ok(())
     }
 
     /// Sends the events between `delivered` and `next` from the store. A single-node bus
     /// never skips; a networked one may lose an event or deliver two nodes' events out of
     /// order, and this keeps the stream gap-free regardless.
-    async fn fill_gap(&mut self, room_id: RoomId, delivered: i64, next: i64) {
+    async fn fill_gap(
+        &mut self,
+        room_id: RoomId,
+        delivered: i64,
+        next: i64,
+    ) -> Result<(), Closing> {
         tracing::debug!(%room_id, delivered, next, "filling a gap in a room's stream");
         let mut after = delivered;
         while after + 1 < next {
             let page = Page { before: Some(next), after: Some(after), limit: 200 };
-            match self.app.store().messages(room_id, page).await {
-                Ok(page) if !page.messages.is_empty() => {
-                    for message in &page.messages {
-                        self.outgoing.push(message_frame(message));
-                        after = message.seq;
-                    }
-                }
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::error!(%error, %room_id, "could not fill a gap; the client must sync");
-                    break;
-                }
-            }
+            let page = self.app.store().messages(room_id, page).await.map_err(|error| {
+                // Sending on with a hole would break the promise; a reconnect and sync won't.
+                tracing::error!(%error, %room_id, "could not fill a gap");
+                Closing::INTERNAL
+            })?;
+            let Some(last) = page.messages.last() else { break };
+            after = last.seq;
+            self.outgoing
+                .extend(page.messages.iter().map(|m| WsMessage::Text(message_created_frame(m))));
+            // A large gap leaves page by page, not all at once.
+            self.flush().await?;
         }
+        Ok(())
     }
 
     fn on_incoming(
@@ -344,16 +339,13 @@ impl Connection {
                 Ok(())
             }
             Some(Ok(WsMessage::Binary(_))) => {
-                self.send_error(
-                    "unsupported_frame",
-                    "Frames must be JSON text, not binary.",
-                    None,
-                    None,
-                );
+                self.push_error("unsupported_frame", "Frames must be JSON text, not binary.");
                 Ok(())
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
             Some(Ok(WsMessage::Close(frame))) => {
+                // The reply to the client's close is queued inside the socket; `close`
+                // flushes it.
                 let code = frame.map_or(1005, |f| f.code);
                 Err(Closing { code, reason: "closed by client", send_frame: false })
             }
@@ -362,31 +354,38 @@ impl Connection {
             }
             Some(Err(error)) => {
                 tracing::debug!(%error, "websocket read failed");
-                Err(Closing::silent(1006, "connection lost"))
+                Err(Closing::lost())
             }
-            None => Err(Closing::silent(1006, "connection lost")),
+            None => Err(Closing::lost()),
         }
     }
 
     fn on_text(&mut self, text: &str) {
-        let envelope: Envelope = match serde_json::from_str(text) {
-            Ok(envelope) => envelope,
-            Err(_) => {
-                return self.send_error("invalid_json", "Frames must be JSON objects.", None, None);
-            }
+        let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+            return self.push_error("invalid_json", "Frames must be JSON objects.");
         };
         let client_id = envelope.client_id();
         let known = matches!(&envelope.kind, Some(serde_json::Value::String(kind)) if CLIENT_TYPES.contains(&kind.as_str()));
         if !known {
             let message =
                 format!("Unknown frame type; expected one of {}.", CLIENT_TYPES.join(", "));
-            return self.send_error("unknown_type", &message, client_id.as_deref(), None);
+            return self.push(ServerFrame::Error {
+                code: "unknown_type",
+                message: &message,
+                client_id: client_id.as_deref(),
+                room_id: None,
+            });
         }
-        let frame: ClientFrame = match serde_json::from_str(text) {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(error) => {
                 let message = format!("Invalid frame: {error}.");
-                return self.send_error("invalid_frame", &message, client_id.as_deref(), None);
+                return self.push(ServerFrame::Error {
+                    code: "invalid_frame",
+                    message: &message,
+                    client_id: client_id.as_deref(),
+                    room_id: None,
+                });
             }
         };
         match frame {
@@ -402,85 +401,80 @@ impl Connection {
                 }));
             }
             ClientFrame::Sync { since, id } => self.on_sync_request(since, id),
-            ClientFrame::Ping { id } => {
-                self.outgoing.push(ServerFrame::Pong { id: id.as_ref() }.to_text())
-            }
+            ClientFrame::Ping { id } => self.push(ServerFrame::Pong { id: id.as_ref() }),
         }
     }
 
     fn on_send_outcome(&mut self, outcome: SendOutcome) {
         match outcome.result {
             Ok(message) => {
-                let ack =
-                    ServerFrame::MessageAck { client_id: &outcome.client_id, message: &message };
-                self.outgoing.push(ack.to_text());
+                self.push(ServerFrame::MessageAck {
+                    client_id: &outcome.client_id,
+                    message: &message,
+                });
             }
             Err(error) => {
                 if let Error::Internal(cause) = &error {
                     tracing::error!(error = %cause, "send failed");
                 }
-                self.send_error(
-                    error.code(),
-                    &error.public_message(),
-                    Some(&outcome.client_id),
-                    None,
-                );
+                self.push(ServerFrame::Error {
+                    code: error.code(),
+                    message: &error.public_message(),
+                    client_id: Some(&outcome.client_id),
+                    room_id: None,
+                });
             }
         }
     }
 
-    /// Plans a `sync` from the cursors as they are now, and starts it unless another one is
-    /// being answered.
+    /// Plans a `sync` from the cursors as they are now: per room, from the client's last
+    /// seen seq up to where the live stream starts.
     fn on_sync_request(&mut self, since: HashMap<String, i64>, id: Option<String>) {
-        if self.queued_syncs.len() >= MAX_QUEUED_SYNCS {
-            return self.send_error(
-                "too_many_syncs",
-                "Wait for sync.done before sending another sync.",
-                None,
-                None,
-            );
-        }
-        let mut ranges = Vec::with_capacity(since.len());
+        let mut planned: HashMap<RoomId, SyncRange> = HashMap::with_capacity(since.len());
         for (room, seen) in since {
-            let cursor =
-                room.parse::<RoomId>().ok().and_then(|r| self.cursors.get(&r).map(|c| (r, *c)));
-            match cursor {
-                Some((room_id, cursor)) if seen.max(0) < cursor.live_from => {
-                    ranges.push(SyncRange { room_id, after: seen.max(0), up_to: cursor.live_from });
-                }
-                Some(_) => {}
-                None => self.send_error("not_found", "Room not found.", None, Some(&room)),
-            }
+            let Some((room_id, cursor)) =
+                room.parse::<RoomId>().ok().and_then(|r| self.cursors.get(&r).map(|c| (r, *c)))
+            else {
+                self.push(ServerFrame::Error {
+                    code: "not_found",
+                    message: "Room not found.",
+                    client_id: None,
+                    room_id: Some(&room),
+                });
+                continue;
+            };
+            // Ids parse regardless of case: one room may be named twice. Sync it once,
+            // from the earliest seq asked.
+            let after = seen.max(0);
+            let range = planned.entry(room_id).or_insert(SyncRange {
+                room_id,
+                after,
+                up_to: cursor.live_from,
+            });
+            range.after = range.after.min(after);
         }
-        self.queued_syncs.push_back(SyncRequest { id, ranges });
-        if self.sync.is_none() {
-            self.start_next_sync();
+        let ranges = planned.into_values().filter(|r| r.after < r.up_to).collect();
+        if self.syncs.request(SyncRequest { id, ranges }).is_err() {
+            self.push_error("too_many_syncs", "Wait for sync.done before sending another sync.");
         }
-    }
-
-    fn start_next_sync(&mut self) {
-        self.sync = self
-            .queued_syncs
-            .pop_front()
-            .map(|request| sync_stream(self.app.store().clone(), request.ranges, request.id));
     }
 
     fn on_sync_item(&mut self, item: SyncItem) {
         match item {
-            SyncItem::Frames(frames) => self.outgoing.extend(frames),
+            // A room left while its sync was under way gets nothing more.
+            SyncItem::Frames(room_id, frames) => {
+                if self.cursors.contains_key(&room_id) {
+                    self.outgoing.extend(frames.into_iter().map(WsMessage::Text));
+                }
+            }
             SyncItem::Failed(error) => {
                 tracing::error!(%error, "sync failed");
-                self.send_error(
+                self.push_error(
                     "sync_failed",
                     "The server could not finish the sync; send it again.",
-                    None,
-                    None,
                 );
             }
-            SyncItem::Done(id) => {
-                self.outgoing.push(ServerFrame::SyncDone { id: id.as_deref() }.to_text());
-                self.start_next_sync();
-            }
+            SyncItem::Done(id) => self.push(ServerFrame::SyncDone { id: id.as_deref() }),
         }
     }
 
@@ -491,68 +485,54 @@ impl Connection {
         if Timestamp::now() >= self.session_expires_at {
             return Err(Closing::send(close_code::SESSION_ENDED, "session expired"));
         }
-        // A ping goes out with the next flush, right after this.
-        self.pending_ping = true;
+        self.outgoing.push(WsMessage::Ping(Default::default()));
         Ok(())
     }
 
-    fn send_error(
-        &mut self,
-        code: &str,
-        message: &str,
-        client_id: Option<&str>,
-        room_id: Option<&str>,
-    ) {
-        let frame = ServerFrame::Error { code, message, client_id, room_id };
-        self.outgoing.push(frame.to_text());
+    fn push(&mut self, frame: ServerFrame<'_>) {
+        self.outgoing.push(WsMessage::Text(frame.to_text()));
+    }
+
+    fn push_error(&mut self, code: &str, message: &str) {
+        self.push(ServerFrame::Error { code, message, client_id: None, room_id: None });
     }
 
     /// Writes every waiting frame and flushes once. Gives up when the client does not take
-    /// them in time, or when the hub asks the connection to close meanwhile.
+    /// them in time, when the hub asks the connection to close, or at shutdown.
     async fn flush(&mut self) -> Result<(), Closing> {
-        let ping = std::mem::take(&mut self.pending_ping);
-        if self.outgoing.is_empty() && !ping {
+        if self.outgoing.is_empty() {
             return Ok(());
         }
-        let frames = self.outgoing.drain(..).map(WsMessage::Text);
-        let frames = frames.chain(ping.then(|| WsMessage::Ping(Default::default())));
         let socket = &mut self.socket;
+        let frames = self.outgoing.drain(..);
         let write = async move {
             for frame in frames {
                 socket.feed(frame).await?;
             }
             socket.flush().await
         };
+        // A frame handed to the socket is buffered whole, so a close frame sent after an
+        // interrupted write still follows complete frames.
         tokio::select! {
-            written = write => written.map_err(|_| Closing::silent(1006, "connection lost")),
-            _ = self.peer.close_requested() => Err(Closing::silent(close_code::TOO_SLOW, "too slow: reconnect and sync")),
-            () = tokio::time::sleep(WRITE_TIMEOUT) => Err(Closing::silent(close_code::TOO_SLOW, "too slow: write timed out")),
+            written = write => written.map_err(|_| Closing::lost()),
+            request = self.peer.close_requested() => Err(Closing::requested(request)),
+            () = self.app.shutdown_signal().cancelled() => Err(Closing::SHUTDOWN),
+            () = tokio::time::sleep(WRITE_TIMEOUT) => Err(Closing::requested(CloseRequest::TooSlow)),
         }
     }
 
-    /// Sends the close frame, if one is due, without waiting long for a client that does
-    /// not read.
+    /// Sends the close frame, if one is due, or completes a close the client started;
+    /// either way without waiting long for a client that does not read.
     async fn close(&mut self, closing: Closing) {
-        if !closing.send_frame {
-            return;
-        }
-        let frame = CloseFrame { code: closing.code, reason: closing.reason.into() };
-        let _ =
-            tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(WsMessage::Close(Some(frame))))
-                .await;
-    }
-}
-
-/// The `message.created` frame of a stored message.
-pub(super) fn message_frame(message: &Message) -> Utf8Bytes {
-    ServerFrame::MessageCreated { room_id: message.room_id, seq: message.seq, message }.to_text()
-}
-
-/// The next item of the sync being answered; never resolves when there is none.
-async fn next_sync_item(sync: &mut Option<BoxStream<'static, SyncItem>>) -> Option<SyncItem> {
-    match sync {
-        Some(stream) => stream.next().await,
-        None => std::future::pending().await,
+        let closed = async {
+            if closing.send_frame {
+                let frame = CloseFrame { code: closing.code, reason: closing.reason.into() };
+                self.socket.send(WsMessage::Close(Some(frame))).await
+            } else {
+                self.socket.flush().await
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, closed).await;
     }
 }
 

@@ -52,8 +52,16 @@ pub struct Peer {
     closing: CancellationToken,
     close_request: OnceLock<CloseRequest>,
     /// The rooms this peer is subscribed to, so that unregistering finds them all, including
-    /// rooms the connection task has not heard of yet.
-    rooms: Mutex<HashSet<RoomId>>,
+    /// rooms the connection task has not heard of yet. Held while the room map changes for
+    /// this peer, so the two always agree.
+    rooms: Mutex<PeerRooms>,
+}
+
+#[derive(Default)]
+struct PeerRooms {
+    subscribed: HashSet<RoomId>,
+    /// Set once the connection is gone; a late membership change must not subscribe it.
+    unregistered: bool,
 }
 
 impl Peer {
@@ -78,7 +86,7 @@ impl Peer {
         self.close_request.get().copied().unwrap_or(CloseRequest::TooSlow)
     }
 
-    fn room_set(&self) -> std::sync::MutexGuard<'_, HashSet<RoomId>> {
+    fn room_set(&self) -> std::sync::MutexGuard<'_, PeerRooms> {
         // A panic while holding this lock cannot leave the set half-updated (every update
         // is a single insert or remove), so a poisoned lock is still consistent.
         self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -117,31 +125,41 @@ impl Hub {
             queue,
             closing: CancellationToken::new(),
             close_request: OnceLock::new(),
-            rooms: Mutex::new(HashSet::new()),
+            rooms: Mutex::new(PeerRooms::default()),
         });
         self.users.entry(user_id).or_default().push(peer.clone());
         (peer, receiver)
     }
 
-    /// Removes a connection from every room and from its user.
+    /// Removes a connection from every room and from its user, for good.
     pub fn unregister(&self, peer: &Peer) {
-        let rooms: Vec<RoomId> = peer.room_set().drain().collect();
-        for room in rooms {
+        let mut rooms = peer.room_set();
+        rooms.unregistered = true;
+        for room in rooms.subscribed.drain() {
             remove_peer(&self.rooms, &room, peer.id);
         }
+        drop(rooms);
         remove_peer(&self.users, &peer.user_id, peer.id);
     }
 
     /// Starts a room's events for a connection; subscribing twice is harmless.
+    ///
+    /// After a connection's start, only the hub changes its subscriptions, as it dispatches
+    /// membership changes in commit order; a connection acting on its own, later, could
+    /// undo a newer change.
     pub fn subscribe(&self, peer: &Arc<Peer>, room: RoomId) {
-        if peer.room_set().insert(room) {
+        // Lock order: a peer's room set, then a shard of the room map. Dispatch takes only
+        // the latter, so this cannot deadlock.
+        let mut rooms = peer.room_set();
+        if !rooms.unregistered && rooms.subscribed.insert(room) {
             self.rooms.entry(room).or_default().push(peer.clone());
         }
     }
 
     /// Stops a room's events for a connection.
-    pub fn unsubscribe(&self, peer: &Peer, room: RoomId) {
-        if peer.room_set().remove(&room) {
+    fn unsubscribe(&self, peer: &Peer, room: RoomId) {
+        let mut rooms = peer.room_set();
+        if rooms.subscribed.remove(&room) {
             remove_peer(&self.rooms, &room, peer.id);
         }
     }
@@ -267,6 +285,20 @@ mod tests {
         hub.unregister(&peer);
         assert!(hub.rooms.is_empty());
         assert_eq!(hub.connection_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_membership_change_after_unregistering_subscribes_nothing() {
+        let hub = Hub::new();
+        let (user, room) = (UserId::generate(), RoomId::generate());
+        let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+        let snapshot = hub.user_peers(user);
+        hub.unregister(&peer);
+        // A `Joined` dispatch that took its snapshot before the unregistering.
+        for late in snapshot {
+            hub.subscribe(&late, room);
+        }
+        assert!(hub.rooms.is_empty(), "no dead peer is left in a room");
     }
 
     #[tokio::test]

@@ -123,6 +123,12 @@ impl ServerFrame<'_> {
     }
 }
 
+/// The `message.created` frame of a stored message: built once per message, whether it is
+/// broadcast live or read back for a sync.
+pub fn message_created_frame(message: &Message) -> Utf8Bytes {
+    ServerFrame::MessageCreated { room_id: message.room_id, seq: message.seq, message }.to_text()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,16 +5,20 @@
 //! application, the HTTP API or the WebSocket code.
 //!
 //! Architecture invariant: a message's `seq` is assigned here, inside the transaction that
-//! stores it, and the commit hook of every stored message runs after the commit and in seq
-//! order. That is what lets the realtime layer promise gap-free, ordered delivery.
+//! stores it. Every committed change that others must learn of (a message, a membership, an
+//! ended session) is announced exactly once to the [`ChangeSink`] given at opening: after its
+//! commit, in commit order, and whether or not the caller is still waiting. That is what
+//! lets the realtime layer promise gap-free, ordered delivery.
 
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, DisplayName, Member, Membership, Message, MessageBody, MessageId, Room, RoomId,
-    RoomKind, RoomName, RoomRole, SessionId, Timestamp, User, UserId, Username,
+    ClientId, DisplayName, Member, Message, MessageBody, MessageId, Room, RoomId, RoomKind,
+    RoomName, RoomRole, SessionId, Timestamp, User, UserId, Username,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -24,9 +28,12 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the name says which (`username`, `room_name`).
     #[error("unique constraint violated: {0}")]
     Conflict(&'static str),
-    /// The author is not a member of the room the message is for.
+    /// The actor is not a member of the room.
     #[error("not a member of the room")]
     NotMember,
+    /// Only the room's owner may do this.
+    #[error("not the room's owner")]
+    NotOwner,
     /// The store is shutting down and takes no more writes.
     #[error("the store is closed")]
     Closed,
@@ -100,9 +107,41 @@ pub enum Inserted {
     Existing(Message),
 }
 
-/// Runs once a newly stored message is durable, before the insert returns, in seq order
-/// across all messages: the place where a message is handed to the bus.
-pub type CommitHook = Box<dyn FnOnce(&Message) + Send>;
+/// A committed change that connections must learn of.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A message was stored under a new seq.
+    MessageCreated(Message),
+    /// A user became a member of a room.
+    MemberAdded { room_id: RoomId, user_id: UserId },
+    /// A user stopped being a member of a room.
+    MemberRemoved { room_id: RoomId, user_id: UserId },
+    /// A session was ended by a logout.
+    SessionEnded { session_id: SessionId, user_id: UserId },
+}
+
+/// Receives every committed [`Change`], in commit order. Called by the store's writer; it
+/// must not block (handing the change to the bus is the intended use).
+pub type ChangeSink = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// Who may see a room and how, for permission checks.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomAccess {
+    pub kind: RoomKind,
+    /// The user's role, if a member.
+    pub role: Option<RoomRole>,
+    /// The user's read marker, if a member.
+    pub last_read_seq: Option<i64>,
+}
+
+/// Who adds a member to a room.
+#[derive(Debug, Clone, Copy)]
+pub enum AddedBy {
+    /// The user joins by themself (a public room; the caller checked).
+    Themself,
+    /// A member adds them; refused with `NotMember` if `by` is not (or no longer) one.
+    Member(UserId),
+}
 
 /// A window of a room's messages, by seq.
 #[derive(Debug, Clone, Copy)]
@@ -149,18 +188,16 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &[u8; 32],
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>>;
-    /// Deletes a session; returns its id and user if it existed.
-    async fn delete_session(
-        &self,
-        token_hash: &[u8; 32],
-    ) -> StoreResult<Option<(SessionId, UserId)>>;
+    /// Deletes a session (announcing `SessionEnded`); returns whether it existed.
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 
-    /// Creates a room with its creator as owner and `members` as members. Fails with
-    /// `Conflict("room_name")` when a public room of that name (any case) exists.
-    async fn create_room(&self, room: NewRoom, members: &[UserId]) -> StoreResult<()>;
-    /// The one DM room of a pair of users, created with `new_id` if there is none yet.
-    /// Returns the room id and whether it was created now.
+    /// Creates a room with its creator as owner and `members` as members, announcing each
+    /// membership. Fails with `Conflict("room_name")` when a public room of that name (any
+    /// case) exists.
+    async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()>;
+    /// The one DM room of a pair of users, created with `new_id` if there is none yet (and
+    /// then both memberships are announced). Returns the room id and whether it was created.
     async fn dm_room(
         &self,
         a: UserId,
@@ -170,6 +207,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(RoomId, bool)>;
     /// A room as `viewer` sees it, whether or not they are a member; `None` if no such room.
     async fn room(&self, room: RoomId, viewer: UserId) -> StoreResult<Option<Room>>;
+    /// What a user may do in a room; `None` if no such room. Cheap: for permission checks.
+    async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>>;
     /// The rooms `user` is a member of, most recently active first.
     async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<Room>>;
     /// Public rooms whose name starts with `prefix` (any case), by name.
@@ -181,30 +220,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Room>>;
     /// The rooms `user` is a member of, each with its current last seq.
     async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>>;
-
-    async fn membership(&self, room: RoomId, user: UserId) -> StoreResult<Option<Membership>>;
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
-    /// Adds a member; returns false if they already were one.
+
+    /// Adds a member (announcing it); false if they already were one. A new member has
+    /// read everything before they joined.
     async fn add_member(
         &self,
         room: RoomId,
         user: UserId,
-        role: RoomRole,
+        by: AddedBy,
         now: Timestamp,
     ) -> StoreResult<bool>;
-    /// Removes a member; returns false if they were not one. When the owner goes, the
-    /// longest-standing remaining member becomes owner.
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    /// Removes a member (announcing it); false if they were not one. `by` must be the
+    /// member themself or the room's owner (`NotOwner`), and a member (`NotMember`). When
+    /// the owner goes, the longest-standing remaining member becomes owner.
+    async fn remove_member(&self, room: RoomId, user: UserId, by: UserId) -> StoreResult<bool>;
 
-    /// Stores a message under the room's next seq, unless the author already stored one
-    /// with the same client id in that room. Fails with `NotMember` if the author is not a
-    /// member. Sending counts as reading up to the new seq. `on_commit` runs for a new
-    /// message once it is durable, in seq order, before this returns.
-    async fn insert_message(
-        &self,
-        message: NewMessage,
-        on_commit: CommitHook,
-    ) -> StoreResult<Inserted>;
+    /// Stores a message under the room's next seq (announcing it), unless the author
+    /// already stored one with the same client id in that room. Fails with `NotMember` if
+    /// the author is not a member. Sending counts as reading up to the new seq.
+    async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted>;
     /// A page of a room's messages, oldest first.
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage>;
     /// Raises the user's read marker in a room to `seq` (never lowers it).

@@ -523,3 +523,24 @@ async fn a_user_is_found_by_id_and_unknown_or_malformed_ids_are_404() {
         assert_eq!(error_code(&body), "not_found", "{id}");
     }
 }
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_are_throttled_like_guesses_in_a_row() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let attempts = (0..20).map(|_| {
+        app.call(
+            reqwest::Method::POST,
+            "/auth/login",
+            None,
+            Some(serde_json::json!({ "username": "alice", "password": "wrong password" })),
+        )
+    });
+    let statuses: Vec<_> =
+        futures_util::future::join_all(attempts).await.into_iter().map(|(s, _)| s).collect();
+    let checked = statuses.iter().filter(|s| **s == reqwest::StatusCode::UNAUTHORIZED).count();
+    let throttled =
+        statuses.iter().filter(|s| **s == reqwest::StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(checked, 6, "five free failures and the one that starts the wait: {statuses:?}");
+    assert_eq!(throttled, 14);
+}

@@ -87,3 +87,60 @@ async fn a_restarted_server_keeps_sessions_and_messages_and_clients_resume() {
     assert_eq!(missed["message"]["body"], "after the restart");
     assert_eq!(bob_ws.recv().await["type"], "sync.done");
 }
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered_with_a_close() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut ws = app.connect(&alice).await;
+    ws.send_raw(Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 1000.into(),
+        reason: "bye".into(),
+    })))
+    .await;
+    match ws.stream.next().await {
+        Some(Ok(Message::Close(_))) | None => {}
+        other => panic!("expected the close to be echoed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_request_does_not_keep_the_server_from_stopping() {
+    use tokio::io::AsyncWriteExt;
+    let mut app = spawn_app().await;
+    let mut stalled = tokio::net::TcpStream::connect(app.address).await.expect("connect");
+    // Headers promise a body that never comes.
+    stalled
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"user")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(8), "stopped in {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn leaving_and_rejoining_at_once_keeps_the_rooms_live_events() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.create_room(&alice, "general", "public", &[&bob]).await;
+    let mut bob_ws = app.connect(&bob).await;
+    for _ in 0..5 {
+        app.post(&bob, &format!("/rooms/{room}/leave"), json!({})).await;
+        app.post(&bob, &format!("/rooms/{room}/join"), json!({})).await;
+    }
+    app.send(&alice, &room, "still here?").await;
+    let mut kinds = Vec::new();
+    loop {
+        let frame = bob_ws.recv().await;
+        if frame["type"] == "message.created" {
+            assert_eq!(frame["message"]["body"], "still here?");
+            break;
+        }
+        kinds.push(frame["type"].as_str().expect("type").to_owned());
+    }
+    assert_eq!(kinds.len(), 10, "each leave and join was announced: {kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("room.added"));
+}

@@ -534,17 +534,32 @@ async fn own_messages_never_count_as_unread() {
     let room = app.create_room(&alice, "General", "public", &[]).await;
     app.post(&bob, &format!("/rooms/{room}/join"), json!({})).await;
     app.send(&bob, &room, "mine 1").await;
-    app.send(&alice, &room, "theirs").await;
-    app.send(&bob, &room, "mine 2").await;
-
-    // Rejoining starts a new membership whose read marker is back at the start, so bob's
-    // own messages lie after it; only alice's counts.
-    app.post(&bob, &format!("/rooms/{room}/leave"), json!({})).await;
-    let (status, body) = app.post(&bob, &format!("/rooms/{room}/join"), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "rejoin: {body}");
-    assert_eq!(unread_count(&app, &bob, &room).await, 1);
+    assert_eq!(unread_count(&app, &bob, &room).await, 0);
+    app.send(&alice, &room, "theirs 1").await;
+    app.send(&alice, &room, "theirs 2").await;
+    assert_eq!(unread_count(&app, &bob, &room).await, 2, "only alice's count");
     let listed = my_rooms(&app, &bob).await;
-    assert_eq!(find(&listed, &room).expect("listed")["unread_count"], 1);
+    assert_eq!(find(&listed, &room).expect("listed")["unread_count"], 2);
+    // Sending reads everything before one's own message.
+    app.send(&bob, &room, "mine 2").await;
+    assert_eq!(unread_count(&app, &bob, &room).await, 0);
+}
+
+#[tokio::test]
+async fn history_from_before_joining_is_not_unread() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.create_room(&alice, "General", "public", &[]).await;
+    for i in 0..3 {
+        app.send(&alice, &room, &format!("before bob {i}")).await;
+    }
+    let (status, body) = app.post(&bob, &format!("/rooms/{room}/join"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "join: {body}");
+    assert_eq!(body["last_read_seq"], 3);
+    assert_eq!(body["unread_count"], 0);
+    app.send(&alice, &room, "after bob").await;
+    assert_eq!(unread_count(&app, &bob, &room).await, 1);
 }
 
 // Validation.
@@ -643,7 +658,7 @@ async fn adding_a_member_sends_room_added_with_the_rooms_last_seq() {
     assert_eq!(added["type"], "room.added", "{added}");
     assert_eq!(added["room_id"], room.as_str());
     assert_eq!(added["last_seq"], 2, "live events start after the existing history");
-    assert_eq!(added["room"]["unread_count"], 2);
+    assert_eq!(added["room"]["unread_count"], 0, "history from before joining is not unread");
     app.send(&alice, &room, "hello bob").await;
     let event = bob_ws.recv().await;
     assert_eq!(event["type"], "message.created", "{event}");

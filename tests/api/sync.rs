@@ -198,3 +198,18 @@ async fn a_sync_beyond_what_ready_reported_sends_nothing_twice() {
     ws.send_json(json!({ "type": "sync", "since": { room.as_str(): 99 } })).await;
     assert_eq!(read_sync(&mut ws, &room).await, Vec::<i64>::new());
 }
+
+#[tokio::test]
+async fn a_room_named_twice_in_one_sync_is_sent_once() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "solo", "private", &[]).await;
+    for i in 0..4 {
+        app.send(&alice, &room, &format!("m{i}")).await;
+    }
+    let mut ws = app.connect(&alice).await;
+    let shouted = room.to_uppercase();
+    ws.send_json(json!({ "type": "sync", "since": { room.as_str(): 2, shouted.as_str(): 1 } }))
+        .await;
+    assert_eq!(read_sync(&mut ws, &room).await, vec![2, 3, 4], "from the earliest seq asked, once");
+}

@@ -1,38 +1,39 @@
 //! The embedded store: one SQLite database file in WAL mode.
 //!
 //! Reads run concurrently on a small pool of connections (WAL lets readers proceed while a
-//! write is in progress). Writes go through a single connection, because SQLite admits one
-//! writer at a time and waiting on its busy handler is slower and less fair than a queue:
-//! messages and read markers through the group-commit task in `writer`, the rarer account
-//! and room changes by taking that connection's lock for one short transaction.
+//! write is in progress). Every write is an operation (`ops`) queued to the one writer task
+//! (`writer`), which owns the only writing connection and commits whatever is waiting in
+//! one transaction: SQLite admits one writer at a time, and a queue is faster and fairer
+//! than its busy handler.
 //!
 //! Durability: `synchronous=FULL`, so a commit returns only after its fsync, and a
 //! confirmed message survives a power cut.
 
+mod ops;
 mod rows;
 mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
-use tokio::sync::{Mutex, mpsc};
 
+use self::ops::{
+    AddMember, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession,
+    InsertMessage, MarkRead, OpenDm, RemoveMember,
+};
 use self::rows::{MemberRow, MessageRow, RoomRow, UserRow, parse_role};
-use self::writer::{WriteOp, is_unique_violation_of, submit};
+use self::writer::Writer;
 use super::{
-    CommitHook, Credentials, Inserted, MessagePage, NewMessage, NewRoom, NewSession, NewUser, Page,
-    RoomCursor, SessionRecord, Store, StoreError, StoreResult,
+    AddedBy, ChangeSink, Credentials, Inserted, MessagePage, NewMessage, NewRoom, NewSession,
+    NewUser, Page, RoomAccess, RoomCursor, SessionRecord, Store, StoreError, StoreResult,
 };
-use crate::domain::{
-    Member, Membership, Room, RoomId, RoomRole, SessionId, Timestamp, User, UserId, Username,
-};
+use crate::domain::{Member, Room, RoomId, RoomKind, SessionId, Timestamp, User, UserId, Username};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -42,16 +43,14 @@ const READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     /// Connections for reads; never used to write.
     read: SqlitePool,
-    /// The one connection that writes. The group-commit task holds it for a batch; other
-    /// writes take it for one transaction.
-    write: Arc<Mutex<SqliteConnection>>,
-    /// The group-commit task's queue.
-    writer: mpsc::Sender<WriteOp>,
+    /// The queue of the task that owns the one writing connection.
+    writer: Writer,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies pending migrations.
-    pub async fn open(path: &Path) -> StoreResult<Self> {
+    /// Opens (creating if needed) the database file, applies pending migrations, and starts
+    /// the writer, which announces every committed change to `sink`.
+    pub async fn open(path: &Path, sink: ChangeSink) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
@@ -65,10 +64,7 @@ impl SqliteStore {
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)
             .await?;
-        let write = Arc::new(Mutex::new(write));
-        let (writer, queue) = mpsc::channel(writer::QUEUE_LEN);
-        tokio::spawn(writer::run(write.clone(), queue));
-        Ok(Self { read, write, writer })
+        Ok(Self { read, writer: Writer::start(write, sink) })
     }
 }
 
@@ -95,17 +91,13 @@ const ROOM_VIEW_SELECT: &str = "
 const USER_COLUMNS: &str = "id, username, display_name, created_at";
 const MESSAGE_COLUMNS: &str = "id, room_id, seq, author_id, body, client_id, created_at";
 
-/// A LIKE pattern matching strings that start with `prefix`, with `\` as the escape.
-fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+/// The bounds of the keys that start with `prefix` (lower-cased): `key >= low AND key <
+/// high`, which an index can answer, unlike LIKE. The high bound appends the last code point,
+/// a noncharacter that no name contains.
+fn prefix_range(prefix: &str) -> (String, String) {
+    let low = prefix.to_lowercase();
+    let high = format!("{low}\u{10FFFF}");
+    (low, high)
 }
 
 #[async_trait]
@@ -116,31 +108,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        let mut write = self.write.lock().await;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, username, display_name, display_key, password_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(user.id.as_i64())
-        .bind(user.username.as_str())
-        .bind(user.display_name.as_str())
-        .bind(user.display_name.as_str().to_lowercase())
-        .bind(&user.password_hash)
-        .bind(user.created_at.as_millis())
-        .execute(&mut *write)
-        .await;
-        match inserted {
-            Ok(_) => Ok(User {
-                id: user.id,
-                username: user.username,
-                display_name: user.display_name,
-                created_at: user.created_at,
-            }),
-            Err(e) if is_unique_violation_of(&e, "users.username") => {
-                Err(StoreError::Conflict("username"))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.writer.submit(CreateUser(user)).await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -169,13 +137,15 @@ impl Store for SqliteStore {
     }
 
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
-        // Both sides in lower case: SQLite's own case folding covers only ASCII.
+        // Keys are stored in lower case: SQLite's own case folding covers only ASCII.
+        let (low, high) = prefix_range(prefix);
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users
-             WHERE username LIKE ?1 ESCAPE '\\' OR display_key LIKE ?1 ESCAPE '\\'
-             ORDER BY username LIMIT ?2"
+             WHERE (username >= ?1 AND username < ?2) OR (display_key >= ?1 AND display_key < ?2)
+             ORDER BY username LIMIT ?3"
         ))
-        .bind(like_prefix(&prefix.to_lowercase()))
+        .bind(&low)
+        .bind(&high)
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
@@ -183,19 +153,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_session(&self, session: NewSession) -> StoreResult<()> {
-        let mut write = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, id, user_id, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(&session.token_hash[..])
-        .bind(session.id.as_i64())
-        .bind(session.user_id.as_i64())
-        .bind(session.created_at.as_millis())
-        .bind(session.expires_at.as_millis())
-        .execute(&mut *write)
-        .await?;
-        Ok(())
+        self.writer.submit(CreateSession(session)).await
     }
 
     async fn session(
@@ -226,56 +184,16 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn delete_session(
-        &self,
-        token_hash: &[u8; 32],
-    ) -> StoreResult<Option<(SessionId, UserId)>> {
-        let mut write = self.write.lock().await;
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("DELETE FROM sessions WHERE token_hash = ?1 RETURNING id, user_id")
-                .bind(&token_hash[..])
-                .fetch_optional(&mut *write)
-                .await?;
-        Ok(row.map(|(id, user)| (SessionId::from_i64(id), UserId::from_i64(user))))
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
+        self.writer.submit(DeleteSession(*token_hash)).await
     }
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
-        let mut write = self.write.lock().await;
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1")
-            .bind(now.as_millis())
-            .execute(&mut *write)
-            .await?;
-        Ok(done.rows_affected())
+        self.writer.submit(DeleteExpiredSessions(now)).await
     }
 
-    async fn create_room(&self, room: NewRoom, members: &[UserId]) -> StoreResult<()> {
-        let mut write = self.write.lock().await;
-        let mut tx = write.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(room.id.as_i64())
-        .bind(room.kind.as_str())
-        .bind(room.name.as_str())
-        .bind(room.name.as_str().to_lowercase())
-        .bind(room.created_by.as_i64())
-        .bind(room.created_at.as_millis())
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation_of(&e, "rooms.name_key") => {
-                return Err(StoreError::Conflict("room_name"));
-            }
-            other => other?,
-        };
-        insert_membership(&mut tx, room.id, room.created_by, RoomRole::Owner, room.created_at)
-            .await?;
-        for &member in members {
-            insert_membership(&mut tx, room.id, member, RoomRole::Member, room.created_at).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()> {
+        self.writer.submit(CreateRoom { room, members }).await
     }
 
     async fn dm_room(
@@ -285,37 +203,7 @@ impl Store for SqliteStore {
         new_id: RoomId,
         now: Timestamp,
     ) -> StoreResult<(RoomId, bool)> {
-        let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        let mut write = self.write.lock().await;
-        let mut tx = write.begin().await?;
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT room_id FROM dm_pairs WHERE user_low = ?1 AND user_high = ?2",
-        )
-        .bind(low.as_i64())
-        .bind(high.as_i64())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(room) = existing {
-            return Ok((RoomId::from_i64(room), false));
-        }
-        sqlx::query(
-            "INSERT INTO rooms (id, kind, created_by, created_at) VALUES (?1, 'dm', ?2, ?3)",
-        )
-        .bind(new_id.as_i64())
-        .bind(a.as_i64())
-        .bind(now.as_millis())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO dm_pairs (user_low, user_high, room_id) VALUES (?1, ?2, ?3)")
-            .bind(low.as_i64())
-            .bind(high.as_i64())
-            .bind(new_id.as_i64())
-            .execute(&mut *tx)
-            .await?;
-        insert_membership(&mut tx, new_id, low, RoomRole::Member, now).await?;
-        insert_membership(&mut tx, new_id, high, RoomRole::Member, now).await?;
-        tx.commit().await?;
-        Ok((new_id, true))
+        self.writer.submit(OpenDm { a, b, new_id, now }).await
     }
 
     async fn room(&self, room: RoomId, viewer: UserId) -> StoreResult<Option<Room>> {
@@ -344,12 +232,14 @@ impl Store for SqliteStore {
         prefix: &str,
         limit: u32,
     ) -> StoreResult<Vec<Room>> {
+        let (low, high) = prefix_range(prefix);
         let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-            "{ROOM_VIEW_SELECT} WHERE r.kind = 'public' AND r.name_key LIKE ?2 ESCAPE '\\'
-             ORDER BY r.name_key, r.id LIMIT ?3"
+            "{ROOM_VIEW_SELECT} WHERE r.kind = 'public' AND r.name_key >= ?2 AND r.name_key < ?3
+             ORDER BY r.name_key, r.id LIMIT ?4"
         ))
         .bind(viewer.as_i64())
-        .bind(like_prefix(&prefix.to_lowercase()))
+        .bind(&low)
+        .bind(&high)
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
@@ -370,16 +260,23 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn membership(&self, room: RoomId, user: UserId) -> StoreResult<Option<Membership>> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT role, last_read_seq FROM memberships WHERE room_id = ?1 AND user_id = ?2",
+    async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {
+        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT r.kind, m.role, m.last_read_seq FROM rooms r
+             LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
+             WHERE r.id = ?1",
         )
         .bind(room.as_i64())
         .bind(user.as_i64())
         .fetch_optional(&self.read)
         .await?;
-        row.map(|(role, last_read_seq)| Ok(Membership { role: parse_role(&role)?, last_read_seq }))
-            .transpose()
+        let Some((kind, role, last_read_seq)) = row else {
+            return Ok(None);
+        };
+        let kind = RoomKind::from_stored(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("room kind {kind:?}")))?;
+        let role = role.as_deref().map(parse_role).transpose()?;
+        Ok(Some(RoomAccess { kind, role, last_read_seq }))
     }
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
@@ -398,50 +295,18 @@ impl Store for SqliteStore {
         &self,
         room: RoomId,
         user: UserId,
-        role: RoomRole,
+        by: AddedBy,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut write = self.write.lock().await;
-        let mut tx = write.begin().await?;
-        let added = insert_membership(&mut tx, room, user, role, now).await?;
-        tx.commit().await?;
-        Ok(added)
+        self.writer.submit(AddMember { room, user, by, now }).await
     }
 
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
-        let mut write = self.write.lock().await;
-        let mut tx = write.begin().await?;
-        let removed: Option<String> = sqlx::query_scalar(
-            "DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
-        )
-        .bind(room.as_i64())
-        .bind(user.as_i64())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(role) = removed else {
-            return Ok(false);
-        };
-        if parse_role(&role)? == RoomRole::Owner {
-            sqlx::query(
-                "UPDATE memberships SET role = 'owner'
-                 WHERE room_id = ?1 AND user_id = (
-                     SELECT user_id FROM memberships WHERE room_id = ?1
-                     ORDER BY joined_at, user_id LIMIT 1)",
-            )
-            .bind(room.as_i64())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+    async fn remove_member(&self, room: RoomId, user: UserId, by: UserId) -> StoreResult<bool> {
+        self.writer.submit(RemoveMember { room, user, by }).await
     }
 
-    async fn insert_message(
-        &self,
-        message: NewMessage,
-        on_commit: CommitHook,
-    ) -> StoreResult<Inserted> {
-        submit(&self.writer, |reply| WriteOp::Message { message, on_commit, reply }).await
+    async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
+        self.writer.submit(InsertMessage(message)).await
     }
 
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {
@@ -485,37 +350,22 @@ impl Store for SqliteStore {
     }
 
     async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<()> {
-        submit(&self.writer, |reply| WriteOp::MarkRead { room, user, seq, reply }).await
+        self.writer.submit(MarkRead { room, user, seq }).await
     }
-}
-
-/// Adds a membership inside a transaction; false if it existed.
-async fn insert_membership(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    room: RoomId,
-    user: UserId,
-    role: RoomRole,
-    now: Timestamp,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "INSERT INTO memberships (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (room_id, user_id) DO NOTHING",
-    )
-    .bind(room.as_i64())
-    .bind(user.as_i64())
-    .bind(role.as_str())
-    .bind(now.as_millis())
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::like_prefix;
+    use super::prefix_range;
 
     #[test]
-    fn like_prefix_escapes_wildcards() {
-        assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
+    fn prefix_ranges_hold_every_key_with_the_prefix_in_any_case() {
+        let (low, high) = prefix_range("Ca");
+        for key in ["ca", "café", "ca%_", "cazzz"] {
+            assert!(low.as_str() <= key && key < high.as_str(), "{key}");
+        }
+        for key in ["c", "cb", "b", "da"] {
+            assert!(!(low.as_str() <= key && key < high.as_str()), "{key}");
+        }
     }
 }

@@ -1,252 +1,175 @@
-//! Group commit: the one task that writes messages and read markers.
+//! Group commit: the one task that writes to the database.
 //!
-//! SQLite allows one writer at a time, and with `synchronous=FULL` every commit waits for
-//! an fsync of a few milliseconds. One transaction per message would cap the whole server
-//! at a few hundred messages a second. Instead, writes queue here; the task takes
-//! everything that is waiting, applies it in one transaction, commits once, and only then
-//! runs each new message's commit hook (in seq order) and answers each caller. While one
+//! SQLite admits one writer at a time, and with `synchronous=FULL` every commit waits for an
+//! fsync of a few milliseconds. One transaction per message would cap the whole server at a
+//! few hundred messages a second. Instead, every write is an [`Operation`] queued here; the
+//! task takes everything that is waiting, applies it in one transaction, commits once, and
+//! only then announces the batch's changes (in order) and answers each caller. While one
 //! batch waits for its fsync the next one gathers, so batches grow with the load.
 //!
-//! Architecture invariant: nothing is answered, and no message reaches the bus, before the
-//! transaction that holds it has committed.
+//! The task owns the write connection and is never cancelled by a caller going away: an
+//! operation that was queued is applied, committed and announced even if nobody waits for
+//! the answer any more.
+//!
+//! Architecture invariant: nothing is answered and nothing is announced before the
+//! transaction that holds it has committed, and changes are announced in commit order.
 
-use std::sync::Arc;
-
+use async_trait::async_trait;
 use sqlx::SqliteConnection;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::rows::MessageRow;
-use crate::domain::{Message, MessageId, RoomId, UserId};
-use crate::store::{CommitHook, Inserted, NewMessage, StoreError, StoreResult};
+use crate::store::{Change, ChangeSink, StoreError, StoreResult};
 
-/// The most operations one transaction takes; bounds the work lost to a failed commit and
-/// the time other writers wait for the connection.
+/// The most operations one transaction takes; bounds the work lost to a failed commit.
 const MAX_BATCH: usize = 1024;
 
 /// How many writes may wait for the writer before callers wait to enqueue.
 pub(super) const QUEUE_LEN: usize = 16 * 1024;
 
-/// One write that waits for the next batch.
-pub(super) enum WriteOp {
-    Message {
-        message: NewMessage,
-        on_commit: CommitHook,
-        reply: oneshot::Sender<StoreResult<Inserted>>,
-    },
-    MarkRead {
-        room: RoomId,
-        user: UserId,
-        seq: i64,
-        reply: oneshot::Sender<StoreResult<()>>,
-    },
-}
-
-/// An operation applied inside the open transaction, waiting for the commit to be answered.
-enum Applied {
-    Message {
-        on_commit: CommitHook,
-        reply: oneshot::Sender<StoreResult<Inserted>>,
-        result: StoreResult<Inserted>,
-    },
-    MarkRead {
-        reply: oneshot::Sender<StoreResult<()>>,
-    },
-}
-
 /// Why an operation could not be applied.
-enum ApplyError {
-    /// This operation is refused (not a member, say); the rest of the batch goes on.
+pub(super) enum ApplyError {
+    /// This operation is refused (not a member, a taken name); it wrote nothing, and the
+    /// rest of the batch goes on.
     Refused(StoreError),
-    /// The transaction itself is in doubt; the whole batch is rolled back.
+    /// The transaction itself is in doubt (an I/O error, say); the whole batch is rolled
+    /// back and every operation in it fails.
     Batch(StoreError),
 }
 
-/// Runs until every sender is gone, then returns after the last batch.
-pub(super) async fn run(
-    connection: Arc<Mutex<SqliteConnection>>,
-    mut queue: mpsc::Receiver<WriteOp>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut connection = connection.lock().await;
-        commit_batch(&mut connection, std::mem::take(&mut batch)).await;
+impl From<sqlx::Error> for ApplyError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Batch(error.into())
     }
 }
 
-async fn commit_batch(connection: &mut SqliteConnection, ops: Vec<WriteOp>) {
-    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
-        return fail_all(Vec::new(), ops, error);
+/// One kind of write. `apply` runs inside the batch's transaction and pushes the changes it
+/// made to `changes` once it has succeeded. An operation that refuses must do so before it
+/// writes anything, so that refusing never leaves half a change in the batch.
+#[async_trait]
+pub(super) trait Operation: Send + 'static {
+    type Output: Send + 'static;
+
+    async fn apply(
+        &mut self,
+        connection: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Self::Output, ApplyError>;
+}
+
+/// An operation on its way through a batch, type-erased so that one queue holds them all.
+#[async_trait]
+pub(super) trait Queued: Send {
+    /// Applies the operation; `Err` only when the batch must be rolled back.
+    async fn apply(
+        &mut self,
+        connection: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), StoreError>;
+
+    /// Answers the caller: with the operation's own result, or with the batch's failure.
+    fn answer(self: Box<Self>, batch_failure: Option<&str>);
+}
+
+pub(super) struct Pending<O: Operation> {
+    op: O,
+    reply: oneshot::Sender<StoreResult<O::Output>>,
+    result: Option<StoreResult<O::Output>>,
+}
+
+#[async_trait]
+impl<O: Operation> Queued for Pending<O> {
+    async fn apply(
+        &mut self,
+        connection: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), StoreError> {
+        match self.op.apply(connection, changes).await {
+            Ok(output) => self.result = Some(Ok(output)),
+            Err(ApplyError::Refused(error)) => self.result = Some(Err(error)),
+            Err(ApplyError::Batch(error)) => return Err(error),
+        }
+        Ok(())
     }
-    let mut applied = Vec::with_capacity(ops.len());
-    let mut ops = ops.into_iter();
-    while let Some(op) = ops.next() {
-        match apply(connection, op).await {
-            Ok(done) => applied.push(done),
-            Err((op, error)) => {
-                rollback(connection).await;
-                let rest = std::iter::once(op).chain(ops).collect();
-                return fail_all(applied, rest, error);
-            }
+
+    fn answer(self: Box<Self>, batch_failure: Option<&str>) {
+        let result = match self.result {
+            Some(result) if batch_failure.is_none() => result,
+            _ => Err(StoreError::BatchFailed(
+                batch_failure.unwrap_or("the operation was not applied").to_owned(),
+            )),
+        };
+        // The caller may have gone away; the write stands regardless.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The sending side of the writer's queue.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Box<dyn Queued>>,
+}
+
+impl Writer {
+    /// Starts the writer task on `connection`; it runs until every `Writer` is dropped.
+    pub fn start(connection: SqliteConnection, sink: ChangeSink) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_LEN);
+        tokio::spawn(run(connection, receiver, sink));
+        Self { queue }
+    }
+
+    /// Queues an operation and waits for its answer.
+    pub async fn submit<O: Operation>(&self, op: O) -> StoreResult<O::Output> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Box::new(Pending { op, reply, result: None });
+        self.queue.send(pending).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run(
+    mut connection: SqliteConnection,
+    mut queue: mpsc::Receiver<Box<dyn Queued>>,
+    sink: ChangeSink,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut changes = Vec::new();
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let failure = commit_batch(&mut connection, &mut batch, &mut changes).await.err();
+        if let Some(error) = &failure {
+            tracing::error!(%error, ops = batch.len(), "write batch failed and was rolled back");
+            changes.clear();
+        }
+        for change in changes.drain(..) {
+            sink(&change);
+        }
+        let failure = failure.map(|e| e.to_string());
+        for op in batch.drain(..) {
+            op.answer(failure.as_deref());
+        }
+    }
+    if let Err(error) = sqlx::Connection::close(connection).await {
+        tracing::warn!(%error, "closing the write connection");
+    }
+}
+
+/// Applies every operation in one transaction and commits it.
+async fn commit_batch(
+    connection: &mut SqliteConnection,
+    batch: &mut [Box<dyn Queued>],
+    changes: &mut Vec<Change>,
+) -> Result<(), StoreError> {
+    execute(connection, "BEGIN IMMEDIATE").await?;
+    for op in batch.iter_mut() {
+        if let Err(error) = op.apply(connection, changes).await {
+            rollback(connection).await;
+            return Err(error);
         }
     }
     if let Err(error) = execute(connection, "COMMIT").await {
         rollback(connection).await;
-        return fail_all(applied, Vec::new(), error);
+        return Err(error);
     }
-    for done in applied {
-        deliver(done);
-    }
-}
-
-/// Runs the commit hook of a new message and answers the caller. The hook runs even when
-/// the caller has gone away: the message is stored, so it must be broadcast.
-fn deliver(done: Applied) {
-    match done {
-        Applied::Message { on_commit, reply, result } => {
-            if let Ok(Inserted::New(message)) = &result {
-                on_commit(message);
-            }
-            let _ = reply.send(result);
-        }
-        Applied::MarkRead { reply } => {
-            let _ = reply.send(Ok(()));
-        }
-    }
-}
-
-/// Answers every operation of a rolled-back batch with the error that ended it.
-fn fail_all(applied: Vec<Applied>, pending: Vec<WriteOp>, error: StoreError) {
-    tracing::error!(%error, ops = applied.len() + pending.len(), "write batch failed and was rolled back");
-    let failure = || StoreError::BatchFailed(error.to_string());
-    for done in applied {
-        match done {
-            Applied::Message { reply, .. } => drop(reply.send(Err(failure()))),
-            Applied::MarkRead { reply } => drop(reply.send(Err(failure()))),
-        }
-    }
-    for op in pending {
-        match op {
-            WriteOp::Message { reply, .. } => drop(reply.send(Err(failure()))),
-            WriteOp::MarkRead { reply, .. } => drop(reply.send(Err(failure()))),
-        }
-    }
-}
-
-/// Applies one operation. On an error that puts the transaction in doubt, hands the
-/// operation back so that the batch can answer it.
-async fn apply(
-    connection: &mut SqliteConnection,
-    op: WriteOp,
-) -> Result<Applied, (WriteOp, StoreError)> {
-    match op {
-        WriteOp::Message { message, on_commit, reply } => {
-            match insert_message(connection, &message).await {
-                Ok(inserted) => Ok(Applied::Message { on_commit, reply, result: Ok(inserted) }),
-                Err(ApplyError::Refused(error)) => {
-                    Ok(Applied::Message { on_commit, reply, result: Err(error) })
-                }
-                Err(ApplyError::Batch(error)) => {
-                    Err((WriteOp::Message { message, on_commit, reply }, error))
-                }
-            }
-        }
-        WriteOp::MarkRead { room, user, seq, reply } => {
-            let updated = sqlx::query(
-                "UPDATE memberships SET last_read_seq = ?1
-                 WHERE room_id = ?2 AND user_id = ?3 AND last_read_seq < ?1",
-            )
-            .bind(seq)
-            .bind(room.as_i64())
-            .bind(user.as_i64())
-            .execute(&mut *connection)
-            .await;
-            match updated {
-                Ok(_) => Ok(Applied::MarkRead { reply }),
-                Err(error) => Err((WriteOp::MarkRead { room, user, seq, reply }, error.into())),
-            }
-        }
-    }
-}
-
-/// Stores one message under the room's next seq. The INSERT is one statement that reads
-/// the seq, checks membership and writes the row, so a refused message leaves nothing
-/// behind and never burns a seq.
-async fn insert_message(
-    connection: &mut SqliteConnection,
-    message: &NewMessage,
-) -> Result<Inserted, ApplyError> {
-    let batch_error = |e: sqlx::Error| ApplyError::Batch(e.into());
-    if let Some(client_id) = &message.client_id {
-        let existing: Option<MessageRow> = sqlx::query_as(
-            "SELECT id, room_id, seq, author_id, body, client_id, created_at FROM messages
-             WHERE room_id = ?1 AND author_id = ?2 AND client_id = ?3",
-        )
-        .bind(message.room_id.as_i64())
-        .bind(message.author_id.as_i64())
-        .bind(client_id.as_str())
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(batch_error)?;
-        if let Some(row) = existing {
-            return Ok(Inserted::Existing(row.into_message()));
-        }
-    }
-
-    // A random 63-bit id can collide with an existing one, very rarely; draw again.
-    let mut id = message.id;
-    let seq = loop {
-        let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO messages (room_id, seq, id, author_id, body, client_id, created_at)
-             SELECT r.id, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5 FROM rooms r
-             WHERE r.id = ?6
-               AND EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = ?2)
-             RETURNING seq",
-        )
-        .bind(id.as_i64())
-        .bind(message.author_id.as_i64())
-        .bind(message.body.as_str())
-        .bind(message.client_id.as_ref().map(|c| c.as_str()))
-        .bind(message.created_at.as_millis())
-        .bind(message.room_id.as_i64())
-        .fetch_optional(&mut *connection)
-        .await;
-        match inserted {
-            Ok(Some(seq)) => break seq,
-            Ok(None) => return Err(ApplyError::Refused(StoreError::NotMember)),
-            Err(error) if is_unique_violation_of(&error, "messages.id") => {
-                id = MessageId::generate()
-            }
-            Err(error) => return Err(batch_error(error)),
-        }
-    };
-
-    sqlx::query("UPDATE rooms SET last_seq = ?1 WHERE id = ?2")
-        .bind(seq)
-        .bind(message.room_id.as_i64())
-        .execute(&mut *connection)
-        .await
-        .map_err(batch_error)?;
-    // Sending counts as reading everything up to one's own message.
-    sqlx::query(
-        "UPDATE memberships SET last_read_seq = ?1
-         WHERE room_id = ?2 AND user_id = ?3 AND last_read_seq < ?1",
-    )
-    .bind(seq)
-    .bind(message.room_id.as_i64())
-    .bind(message.author_id.as_i64())
-    .execute(&mut *connection)
-    .await
-    .map_err(batch_error)?;
-
-    Ok(Inserted::New(Message {
-        id,
-        room_id: message.room_id,
-        seq,
-        author_id: message.author_id,
-        body: message.body.clone(),
-        client_id: message.client_id.clone(),
-        created_at: message.created_at,
-    }))
+    Ok(())
 }
 
 async fn execute(connection: &mut SqliteConnection, sql: &str) -> Result<(), StoreError> {
@@ -267,14 +190,4 @@ pub(super) fn is_unique_violation_of(error: &sqlx::Error, column: &str) -> bool 
         sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
         _ => false,
     }
-}
-
-/// Helpers for the store's public methods: enqueue an op and wait for its answer.
-pub(super) async fn submit<T>(
-    queue: &mpsc::Sender<WriteOp>,
-    make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteOp,
-) -> StoreResult<T> {
-    let (reply, answer) = oneshot::channel();
-    queue.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
-    answer.await.map_err(|_| StoreError::Closed)?
 }
