@@ -68,7 +68,7 @@ pub fn router(app: App) -> Router {
                 .on_response(|response: &Response, latency: Duration, _: &Span| {
                     tracing::info!(
                         status = response.status().as_u16(),
-                        duration_ms = latency.as_secs_f64() * 1000.0,
+                        duration_ms = latency.as_micros() as f64 / 1000.0,
                         "request"
                     );
                 })
