@@ -128,6 +128,21 @@ impl From<StoreError> for Error {
         match error {
             StoreError::Closed => Self::Unavailable,
             StoreError::NotMember => Self::NotFound("Room"),
+            StoreError::NotOwner => {
+                Self::forbidden("not_owner", "Only the room's owner can do that.")
+            }
+            StoreError::MessageNotFound => Self::NotFound("Message"),
+            StoreError::NotAuthor => {
+                Self::forbidden("not_author", "Only the message's author can do that.")
+            }
+            StoreError::MessageDeleted => {
+                Self::conflict("message_deleted", "That message has been deleted.")
+            }
+            StoreError::TooManyReactions => Self::Validation(ValidationError::new(
+                "emoji",
+                "too_many_reactions",
+                "This message has as many different reactions as it may.",
+            )),
             other => Self::Internal(Box::new(other)),
         }
     }

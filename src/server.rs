@@ -55,7 +55,7 @@ pub async fn run(
     let sink = change_sink(bus.clone());
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db"), sink).await?);
-    let app = App::new(store, hub, settings, shutdown.clone())?;
+    let app = App::new(store, bus, hub, settings, shutdown.clone())?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
     let address = listener.local_addr()?;

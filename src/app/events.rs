@@ -1,30 +1,64 @@
-//! What the store's committed changes mean to connections: each [`Change`] becomes a bus
-//! event. A new message is serialized here, once, into the frame every member's
-//! connections send.
+//! What the store's committed changes mean to connections: each [`Change`] becomes one or
+//! more bus events. Every frame is serialized here, once, whatever the number of
+//! connections it reaches.
 
 use std::sync::Arc;
 
 use crate::bus::{Bus, BusEvent};
-use crate::realtime::protocol::message_created_frame;
+use crate::realtime::protocol::{ServerFrame, message_created_frame};
 use crate::store::{Change, ChangeSink};
 
 /// The sink the store announces its changes to: it publishes them on `bus`, in the order
 /// the store commits them.
 pub fn change_sink(bus: Arc<dyn Bus>) -> ChangeSink {
-    Arc::new(move |change: &Change| bus.publish(bus_event(change)))
+    Arc::new(move |change: &Change| publish(bus.as_ref(), change))
 }
 
-fn bus_event(change: &Change) -> BusEvent {
+fn publish(bus: &dyn Bus, change: &Change) {
     match change {
-        Change::MessageCreated(message) => BusEvent::Room {
+        Change::MessageCreated(message) => bus.publish(BusEvent::Room {
             room_id: message.room_id,
             seq: message.seq,
             frame: message_created_frame(message),
-        },
-        &Change::MemberAdded { room_id, user_id } => BusEvent::Joined { user_id, room_id },
-        &Change::MemberRemoved { room_id, user_id } => BusEvent::Left { user_id, room_id },
+        }),
+        Change::MessageEdited { seq, message } => {
+            let room_id = message.room_id;
+            let frame = ServerFrame::MessageUpdated { room_id, seq: *seq, message }.to_text();
+            bus.publish(BusEvent::Room { room_id, seq: *seq, frame });
+        }
+        Change::MessageDeleted { seq, message } => {
+            let room_id = message.room_id;
+            let frame = ServerFrame::MessageDeleted { room_id, seq: *seq, message }.to_text();
+            bus.publish(BusEvent::Room { room_id, seq: *seq, frame });
+        }
+        Change::ReactionChanged { room_id, seq, message_id, emoji, user_id, added } => {
+            let (room_id, seq, message_id, user_id) = (*room_id, *seq, *message_id, *user_id);
+            let frame = if *added {
+                ServerFrame::ReactionAdded { room_id, seq, message_id, emoji, user_id }
+            } else {
+                ServerFrame::ReactionRemoved { room_id, seq, message_id, emoji, user_id }
+            };
+            bus.publish(BusEvent::Room { room_id, seq, frame: frame.to_text() });
+        }
+        Change::Mentioned { user_id, message } => {
+            let frame = ServerFrame::Mention { room_id: message.room_id, message }.to_text();
+            bus.publish(BusEvent::User { user_id: *user_id, frame });
+        }
+        Change::MarkersMoved { room_id, receipt, unread } => {
+            let room_id = *room_id;
+            let counts = ServerFrame::Unread { room_id, unread: *unread }.to_text();
+            bus.publish(BusEvent::User { user_id: receipt.user_id, frame: counts });
+            let receipt = ServerFrame::Receipt { room_id, receipt: *receipt }.to_text();
+            bus.publish(BusEvent::RoomMoment { room_id, except: None, frame: receipt });
+        }
+        &Change::MemberAdded { room_id, user_id } => {
+            bus.publish(BusEvent::Joined { user_id, room_id });
+        }
+        &Change::MemberRemoved { room_id, user_id } => {
+            bus.publish(BusEvent::Left { user_id, room_id });
+        }
         &Change::SessionEnded { session_id, user_id } => {
-            BusEvent::SessionEnded { user_id, session_id }
+            bus.publish(BusEvent::SessionEnded { user_id, session_id });
         }
     }
 }

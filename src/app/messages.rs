@@ -4,10 +4,11 @@ use serde::Deserialize;
 
 use super::{App, not_member};
 use crate::domain::{
-    ClientId, Message, MessageBody, MessageId, RoomId, RoomKind, Timestamp, UserId, ValidationError,
+    ClientId, Emoji, Message, MessageBody, MessageId, Receipt, RoomId, RoomKind, Timestamp, UserId,
+    ValidationError,
 };
 use crate::error::{Error, Result};
-use crate::store::{Inserted, MessagePage, NewMessage, Page, StoreError};
+use crate::store::{Inserted, MessagePage, NewMessage, Page, StoreError, Unread};
 
 /// The most messages one history page returns.
 pub const MAX_HISTORY_PAGE: u32 = 200;
@@ -23,32 +24,50 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
+/// A message as the client wrote it.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    pub body: &'a str,
+    /// Makes retries safe: the same id from the same user in the same room is stored once.
+    pub client_id: Option<&'a str>,
+    /// A message of the same room this one answers.
+    pub reply_to: Option<&'a str>,
+}
+
 impl App {
     /// Stores a message; once it is durable the store announces it, which broadcasts it to
-    /// the room. A send with a
-    /// `client_id` this author already used in this room returns the stored message and
-    /// stores nothing. Returns the message and whether it was stored now.
+    /// the room. A send with a `client_id` this author already used in this room returns
+    /// the stored message and stores nothing. Returns the message and whether it was
+    /// stored now.
     pub async fn send_message(
         &self,
         author: UserId,
-        room_id: RoomId,
-        body: &str,
-        client_id: Option<&str>,
+        room_id: &str,
+        draft: Draft<'_>,
     ) -> Result<(Message, bool)> {
-        let body = MessageBody::parse(body)?;
-        let client_id = client_id.map(ClientId::parse).transpose()?;
+        let room_id: RoomId = room_id.parse().map_err(|_| Error::NotFound("Room"))?;
+        let body = MessageBody::parse(draft.body)?;
+        let client_id = draft.client_id.map(ClientId::parse).transpose()?;
+        let reply_to = draft.reply_to.map(parse_message_id).transpose()?;
         let message = NewMessage {
             id: MessageId::generate(),
             room_id,
             author_id: author,
             body,
             client_id,
+            reply_to,
             created_at: Timestamp::now(),
         };
         match self.store().insert_message(message).await {
             Ok(Inserted::New(message)) => Ok((message, true)),
             Ok(Inserted::Existing(message)) => Ok((message, false)),
             Err(StoreError::NotMember) => Err(self.send_refusal(author, room_id).await),
+            Err(StoreError::MessageNotFound) => Err(ValidationError::new(
+                "reply_to",
+                "unknown_message",
+                "The message replied to is not in this room.",
+            )
+            .into()),
             Err(other) => Err(other.into()),
         }
     }
@@ -63,16 +82,68 @@ impl App {
         }
     }
 
-    /// Like [`App::send_message`], for a room id as the client wrote it.
-    pub async fn send_message_to(
+    /// Replaces the body of one's own message; it keeps its seq and gains `edited_at`.
+    pub async fn edit_message(
         &self,
-        author: UserId,
+        editor: UserId,
         room_id: &str,
+        message_id: &str,
         body: &str,
-        client_id: Option<&str>,
-    ) -> Result<(Message, bool)> {
-        let room_id: RoomId = room_id.parse().map_err(|_| Error::NotFound("Room"))?;
-        self.send_message(author, room_id, body, client_id).await
+    ) -> Result<Message> {
+        let (room, _) = self.joined(editor, room_id).await?;
+        let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
+        let body = MessageBody::parse(body)?;
+        Ok(self.store().edit_message(room, message, editor, body, Timestamp::now()).await?)
+    }
+
+    /// Deletes a message: one's own, or any in a group or public room one owns. The body
+    /// leaves storage; a tombstone stays in history.
+    pub async fn delete_message(
+        &self,
+        by: UserId,
+        room_id: &str,
+        message_id: &str,
+    ) -> Result<Message> {
+        let (room, _) = self.joined(by, room_id).await?;
+        let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
+        Ok(self.store().delete_message(room, message, by, Timestamp::now()).await?)
+    }
+
+    /// Adds or removes the caller's reaction; returns the message as it now stands.
+    pub async fn react(
+        &self,
+        user: UserId,
+        room_id: &str,
+        message_id: &str,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Message> {
+        let (room, _) = self.joined(user, room_id).await?;
+        let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
+        let emoji = Emoji::parse(emoji)?;
+        self.store().react(room, message, user, emoji, add, Timestamp::now()).await?;
+        self.store().message(room, message).await?.ok_or(Error::NotFound("Message"))
+    }
+
+    /// Moves the caller's read marker (and so their delivered marker) up to `read`, and
+    /// their delivered marker up to `delivered`; never back. Returns their counts.
+    pub async fn mark_read(
+        &self,
+        user: UserId,
+        room_id: &str,
+        read: Option<i64>,
+        delivered: Option<i64>,
+    ) -> Result<Unread> {
+        let (room, _) = self.joined(user, room_id).await?;
+        check_seq("seq", read)?;
+        check_seq("seq", delivered)?;
+        Ok(self.store().mark_read(room, user, read, delivered).await?)
+    }
+
+    /// Every member's read and delivered markers in a room the caller may see.
+    pub async fn receipts(&self, viewer: UserId, room_id: &str) -> Result<Vec<Receipt>> {
+        let (room, _) = self.visible(viewer, room_id).await?;
+        Ok(self.store().receipts(room).await?)
     }
 
     /// A page of a room's history, oldest first. Members and, for public rooms, anyone
@@ -86,12 +157,8 @@ impl App {
     ) -> Result<MessagePage> {
         let (room, access) = self.visible(viewer, room_id).await?;
         let limit = super::page_limit(query.limit, 50, MAX_HISTORY_PAGE)?;
-        for (field, value) in [("before", query.before), ("after", query.after)] {
-            if value.is_some_and(|seq| seq < 0) {
-                let message = format!("{field} must be a seq, 0 or more.");
-                return Err(ValidationError::new(field, "invalid_seq", message).into());
-            }
-        }
+        check_seq("before", query.before)?;
+        check_seq("after", query.after)?;
         let page = self
             .store()
             .messages(room, Page { before: query.before, after: query.after, limit })
@@ -110,9 +177,30 @@ impl App {
     fn mark_read_in_background(&self, room: RoomId, user: UserId, seq: i64) {
         let store = self.store().clone();
         tokio::spawn(async move {
-            if let Err(error) = store.mark_read(room, user, seq).await {
+            if let Err(error) = store.mark_read(room, user, Some(seq), None).await {
                 tracing::warn!(%error, %room, "could not move a read marker");
             }
         });
+    }
+}
+
+/// A message id from a client; one that does not parse names no message.
+fn parse_message_id(text: &str) -> Result<MessageId> {
+    text.parse().map_err(|_| {
+        ValidationError::new("message_id", "unknown_message", "No such message in this room.")
+            .into()
+    })
+}
+
+/// A seq from a client: 0 or more.
+fn check_seq(field: &'static str, seq: Option<i64>) -> Result<()> {
+    match seq {
+        Some(seq) if seq < 0 => Err(ValidationError::new(
+            field,
+            "invalid_seq",
+            format!("{field} must be a seq, 0 or more."),
+        )
+        .into()),
+        _ => Ok(()),
     }
 }

@@ -5,12 +5,14 @@
 //! (membership is checked here, at every entry, and again by the store where a race could
 //! matter) and changes the store. What others must learn of a change reaches them through
 //! the store's announcement of it (`events`), never from here directly, so it cannot be
-//! lost to a cancelled request or published out of order.
+//! lost to a cancelled request or published out of order. Only what is never stored
+//! (presence, typing: `live`) is published from here.
 //!
 //! Architecture invariant: this layer never speaks SQL and never touches a socket.
 
 mod accounts;
 pub mod events;
+mod live;
 mod messages;
 mod rooms;
 
@@ -20,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use accounts::SignedIn;
-pub use messages::HistoryQuery;
+pub use messages::{Draft, HistoryQuery};
 
 use crate::auth::{LoginThrottle, PasswordHasher, ThrottlePolicy};
+use crate::bus::Bus;
 use crate::config::Settings;
 use crate::domain::{RoomId, RoomKind, UserId, ValidationError};
 use crate::error::{Error, Result};
@@ -59,6 +62,7 @@ pub struct App {
 
 struct Inner {
     store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
     settings: Settings,
     passwords: PasswordHasher,
@@ -72,6 +76,7 @@ struct Inner {
 impl App {
     pub fn new(
         store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
         hub: Arc<Hub>,
         settings: Settings,
         shutdown: CancellationToken,
@@ -79,6 +84,7 @@ impl App {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                bus,
                 hub,
                 settings,
                 passwords: PasswordHasher::new()?,
@@ -94,6 +100,10 @@ impl App {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
     }
 
     pub fn hub(&self) -> &Arc<Hub> {

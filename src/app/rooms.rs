@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use super::App;
 use crate::domain::{
-    Member, Room, RoomId, RoomKind, RoomName, Timestamp, User, UserId, ValidationError,
+    Member, Presence, PresenceStatus, Room, RoomId, RoomKind, RoomName, Timestamp, User, UserId,
+    ValidationError,
 };
 use crate::error::{Error, Result};
 use crate::store::{AddedBy, NewRoom, StoreError};
@@ -100,7 +101,7 @@ impl App {
     /// Leaves a room. If the owner leaves, the longest-standing member becomes owner.
     pub async fn leave(&self, user: UserId, room_id: &str) -> Result<()> {
         let room = self.changeable_membership(user, room_id).await?;
-        self.store().remove_member(room, user, user).await.map_err(membership_error)?;
+        self.store().remove_member(room, user, user).await?;
         Ok(())
     }
 
@@ -111,10 +112,7 @@ impl App {
         if self.store().user(user).await?.is_none() {
             return Err(unknown_user("user_id"));
         }
-        self.store()
-            .add_member(room, user, AddedBy::Member(caller), Timestamp::now())
-            .await
-            .map_err(membership_error)?;
+        self.store().add_member(room, user, AddedBy::Member(caller), Timestamp::now()).await?;
         self.room_for(caller, room).await
     }
 
@@ -122,15 +120,29 @@ impl App {
     pub async fn remove_member(&self, caller: UserId, room_id: &str, user_id: &str) -> Result<()> {
         let room = self.changeable_membership(caller, room_id).await?;
         let user: UserId = user_id.parse().map_err(|_| Error::NotFound("Member"))?;
-        let removed =
-            self.store().remove_member(room, user, caller).await.map_err(membership_error)?;
+        let removed = self.store().remove_member(room, user, caller).await?;
         if removed { Ok(()) } else { Err(Error::NotFound("Member")) }
     }
 
-    /// The members of a room the caller may see.
+    /// The members of a room the caller may see, with their presence.
     pub async fn members(&self, viewer: UserId, room_id: &str) -> Result<Vec<Member>> {
         let (room, _) = self.visible(viewer, room_id).await?;
-        Ok(self.store().members(room).await?)
+        let records = self.store().members(room).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let status = self.hub().presence_of(record.user.id);
+                let last_seen_at =
+                    if status == PresenceStatus::Offline { record.last_seen_at } else { None };
+                Member {
+                    user: record.user,
+                    role: record.role,
+                    joined_at: record.joined_at,
+                    presence: Presence { status, last_seen_at },
+                    read_seq: record.read_seq,
+                }
+            })
+            .collect())
     }
 
     /// The DM room between the caller and another user, created on first use. Returns the
@@ -173,16 +185,6 @@ impl App {
 
     async fn room_for(&self, viewer: UserId, room_id: RoomId) -> Result<Room> {
         self.store().room(room_id, viewer).await?.ok_or(Error::NotFound("Room"))
-    }
-}
-
-/// A membership change refused by the store: the caller left or lost ownership meanwhile.
-fn membership_error(error: StoreError) -> Error {
-    match error {
-        StoreError::NotOwner => {
-            Error::forbidden("not_owner", "Only the room's owner can remove members.")
-        }
-        other => other.into(),
     }
 }
 

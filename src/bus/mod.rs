@@ -23,6 +23,15 @@ pub enum BusEvent {
     /// An event of a room's stream, already serialized as the frame clients receive; the
     /// same bytes go to every member's connections.
     Room { room_id: RoomId, seq: i64, frame: Utf8Bytes },
+    /// A frame for a room's members that is not part of its stream (typing, receipts),
+    /// except the connections of `except` (the user it is about).
+    RoomMoment { room_id: RoomId, except: Option<UserId>, frame: Utf8Bytes },
+    /// A frame for one user's connections (their unread counts, a mention).
+    User { user_id: UserId, frame: Utf8Bytes },
+    /// A user's presence changed: the frame goes once to every other connection that shares
+    /// one of `rooms` with them. `version` orders one user's changes; an older one arriving
+    /// late is dropped.
+    Presence { user_id: UserId, version: u64, rooms: Vec<RoomId>, frame: Utf8Bytes },
     /// A user became a member of a room: their connections start its stream.
     Joined { user_id: UserId, room_id: RoomId },
     /// A user stopped being a member: their connections stop its stream at once.

@@ -43,8 +43,37 @@ impl MessageBody {
         Self(stored)
     }
 
+    /// The body of a deleted message: nothing.
+    pub fn removed() -> Self {
+        Self(String::new())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The usernames this body mentions as `@username`, lower case, each once, in order.
+    /// An `@` counts only at the start or after a character that cannot be part of a
+    /// username (so `a@b.c` mentions nobody).
+    pub fn mentioned_usernames(&self) -> Vec<String> {
+        let in_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        let mut names: Vec<String> = Vec::new();
+        let mut previous: Option<char> = None;
+        for (at, c) in self.0.char_indices() {
+            let starts = c == '@' && !previous.is_some_and(in_name);
+            previous = Some(c);
+            if !starts {
+                continue;
+            }
+            let rest = &self.0[at + 1..];
+            let len = rest.find(|c: char| !in_name(c)).unwrap_or(rest.len());
+            // A sentence may end right after a name: "thanks @bob."
+            let name = rest[..len].trim_end_matches('.').to_ascii_lowercase();
+            if (3..=32).contains(&name.len()) && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 }
 
@@ -90,6 +119,45 @@ impl fmt::Debug for ClientId {
     }
 }
 
+/// A reaction: an emoji (or a short code such as `:shipit:`), 1–32 bytes without spaces or
+/// control characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub const MAX_BYTES: usize = 32;
+
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let fine = !input.is_empty()
+            && input.len() <= Self::MAX_BYTES
+            && !input.chars().any(|c| c.is_whitespace() || c.is_control());
+        if fine {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "emoji",
+                "invalid_emoji",
+                "A reaction is an emoji or short code of 1 to 32 bytes, without spaces.",
+            ))
+        }
+    }
+
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Emoji {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +180,26 @@ mod tests {
     fn body_is_trimmed_and_line_endings_folded() {
         let body = MessageBody::parse("  hi\r\nthere \n").expect("valid");
         assert_eq!(body.as_str(), "hi\nthere");
+    }
+
+    #[test]
+    fn mentions_are_found_where_a_name_can_start() {
+        let body =
+            MessageBody::parse("@Alice and @bob, not mail@carol.org; thanks @dave. @al @alice")
+                .expect("valid");
+        assert_eq!(body.mentioned_usernames(), ["alice", "bob", "dave"]);
+        let none = MessageBody::parse("@ or @@ or email@x.com").expect("valid");
+        assert!(none.mentioned_usernames().is_empty());
+    }
+
+    #[test]
+    fn emoji_rules() {
+        assert!(Emoji::parse("👍").is_ok());
+        assert!(Emoji::parse("👩‍👩‍👧‍👦").is_ok());
+        assert!(Emoji::parse(":shipit:").is_ok());
+        for bad in ["", "two words", &"x".repeat(33), "tab\t"] {
+            assert!(Emoji::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

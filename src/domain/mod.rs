@@ -11,8 +11,10 @@ mod time;
 mod user;
 
 pub use id::{InvalidId, MessageId, RoomId, SessionId, UserId};
-pub use message::{ClientId, MessageBody};
-pub use model::{Member, Message, Room, User};
+pub use message::{ClientId, Emoji, MessageBody};
+pub use model::{
+    Member, Message, Presence, PresenceStatus, Reaction, Receipt, ReplyPreview, Room, User,
+};
 pub use room::{RoomKind, RoomName, RoomRole};
 pub use time::Timestamp;
 pub use user::{DisplayName, Password, Username};

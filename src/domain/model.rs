@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{
-    ClientId, DisplayName, MessageBody, MessageId, RoomId, RoomKind, RoomRole, Timestamp, UserId,
-    Username,
+    ClientId, DisplayName, Emoji, MessageBody, MessageId, RoomId, RoomKind, RoomRole, Timestamp,
+    UserId, Username,
 };
 
 /// A user as anyone signed in may see them.
@@ -40,6 +40,9 @@ pub struct Room {
     /// Messages by others after `last_read_seq`, when a member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i64>,
+    /// Of those, the ones that mention the viewer, when a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mention_count: Option<i64>,
     /// The newest message, if the viewer may read the room and it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message: Option<Message>,
@@ -55,6 +58,37 @@ pub struct Member {
     pub user: User,
     pub role: RoomRole,
     pub joined_at: Timestamp,
+    pub presence: Presence,
+    /// The highest seq this member has read.
+    pub read_seq: i64,
+}
+
+/// Whether a user is around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    /// At least one of their connections is open and active.
+    Online,
+    /// Connected, but every connection says its user is away.
+    Away,
+    Offline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Presence {
+    pub status: PresenceStatus,
+    /// When they were last connected, if ever (absent while connected).
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// How far one member has got in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub user_id: UserId,
+    /// Everything up to this seq is read.
+    pub read_seq: i64,
+    /// Everything up to this seq reached one of their clients.
+    pub delivered_seq: i64,
 }
 
 /// A message as stored and as clients see it.
@@ -62,11 +96,44 @@ pub struct Member {
 pub struct Message {
     pub id: MessageId,
     pub room_id: RoomId,
-    /// Position in the room's event stream: strictly increasing, no gaps.
+    /// Position in the room: strictly increasing, no gaps between messages and changes.
     pub seq: i64,
     pub author_id: UserId,
+    /// Empty once deleted.
     pub body: MessageBody,
     /// The sender's idempotency key, if it gave one.
     pub client_id: Option<ClientId>,
     pub created_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
+    /// A tombstone: the body is gone from storage.
+    pub deleted: bool,
+    /// The message this one replies to, as a short preview.
+    pub reply_to: Option<ReplyPreview>,
+    /// Reactions, by emoji in the order first used.
+    pub reactions: Vec<Reaction>,
+    /// Members this message mentions.
+    pub mentions: Vec<UserId>,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyPreview {
+    pub message_id: MessageId,
+    pub author_id: UserId,
+    /// The first characters of the original; empty if it was deleted.
+    pub preview: String,
+    pub deleted: bool,
+}
+
+impl ReplyPreview {
+    /// How many characters of the original a preview shows.
+    pub const PREVIEW_CHARS: usize = 100;
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reaction {
+    pub emoji: Emoji,
+    pub count: usize,
+    pub user_ids: Vec<UserId>,
 }

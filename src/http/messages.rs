@@ -1,19 +1,28 @@
-//! Messages over HTTP: history by seq, and sending.
+//! Messages over HTTP: history by seq, sending, editing, deleting, reactions, and reading.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Auth, JsonBody, PathParams, QueryParams};
-use crate::app::{App, HistoryQuery};
-use crate::domain::Message;
+use crate::app::{App, Draft, HistoryQuery};
+use crate::domain::{Message, Receipt};
 use crate::error::Result;
+use crate::store::Unread;
 
 pub fn routes() -> Router<App> {
-    Router::new().route("/rooms/{room_id}/messages", get(history).post(send))
+    Router::new()
+        .route("/rooms/{room_id}/messages", get(history).post(send))
+        .route("/rooms/{room_id}/messages/{message_id}", axum::routing::patch(edit).delete(delete))
+        .route(
+            "/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+            put(add_reaction).delete(remove_reaction),
+        )
+        .route("/rooms/{room_id}/read", post(read))
+        .route("/rooms/{room_id}/receipts", get(receipts))
 }
 
 #[derive(Serialize)]
@@ -26,6 +35,22 @@ struct History {
 struct SendRequest {
     body: String,
     client_id: Option<String>,
+    reply_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EditRequest {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct ReadRequest {
+    seq: i64,
+}
+
+#[derive(Serialize)]
+struct Receipts {
+    receipts: Vec<Receipt>,
 }
 
 async fn history(
@@ -45,14 +70,67 @@ async fn send(
     PathParams(room_id): PathParams<String>,
     JsonBody(request): JsonBody<SendRequest>,
 ) -> Result<(StatusCode, Json<Message>)> {
-    let (message, created) = app
-        .send_message_to(
-            auth.session.user.id,
-            &room_id,
-            &request.body,
-            request.client_id.as_deref(),
-        )
-        .await?;
+    let draft = Draft {
+        body: &request.body,
+        client_id: request.client_id.as_deref(),
+        reply_to: request.reply_to.as_deref(),
+    };
+    let (message, created) = app.send_message(auth.session.user.id, &room_id, draft).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(message)))
+}
+
+async fn edit(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams((room_id, message_id)): PathParams<(String, String)>,
+    JsonBody(request): JsonBody<EditRequest>,
+) -> Result<Json<Message>> {
+    let user = auth.session.user.id;
+    Ok(Json(app.edit_message(user, &room_id, &message_id, &request.body).await?))
+}
+
+/// 200 with the tombstone.
+async fn delete(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams((room_id, message_id)): PathParams<(String, String)>,
+) -> Result<Json<Message>> {
+    Ok(Json(app.delete_message(auth.session.user.id, &room_id, &message_id).await?))
+}
+
+async fn add_reaction(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams((room_id, message_id, emoji)): PathParams<(String, String, String)>,
+) -> Result<Json<Message>> {
+    let user = auth.session.user.id;
+    Ok(Json(app.react(user, &room_id, &message_id, &emoji, true).await?))
+}
+
+async fn remove_reaction(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams((room_id, message_id, emoji)): PathParams<(String, String, String)>,
+) -> Result<Json<Message>> {
+    let user = auth.session.user.id;
+    Ok(Json(app.react(user, &room_id, &message_id, &emoji, false).await?))
+}
+
+/// Marks the room read up to `seq`; answers with the caller's counts.
+async fn read(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams(room_id): PathParams<String>,
+    JsonBody(request): JsonBody<ReadRequest>,
+) -> Result<Json<Unread>> {
+    Ok(Json(app.mark_read(auth.session.user.id, &room_id, Some(request.seq), None).await?))
+}
+
+async fn receipts(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams(room_id): PathParams<String>,
+) -> Result<Json<Receipts>> {
+    Ok(Json(Receipts { receipts: app.receipts(auth.session.user.id, &room_id).await? }))
 }

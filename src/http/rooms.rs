@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Auth, JsonBody, PathParams, QueryParams};
 use crate::app::App;
-use crate::domain::{Member, Room};
+use crate::domain::{Member, PresenceStatus, Room};
 use crate::error::Result;
 
 pub fn routes() -> Router<App> {
@@ -53,6 +53,8 @@ struct AddMember {
 #[derive(Serialize)]
 struct Members {
     members: Vec<Member>,
+    /// Members online or away now.
+    online_count: usize,
 }
 
 async fn my_rooms(State(app): State<App>, auth: Auth) -> Result<Json<Rooms>> {
@@ -109,7 +111,10 @@ async fn members(
     auth: Auth,
     PathParams(room_id): PathParams<String>,
 ) -> Result<Json<Members>> {
-    Ok(Json(Members { members: app.members(auth.session.user.id, &room_id).await? }))
+    let members = app.members(auth.session.user.id, &room_id).await?;
+    let online_count =
+        members.iter().filter(|m| m.presence.status != PresenceStatus::Offline).count();
+    Ok(Json(Members { members, online_count }))
 }
 
 async fn add_member(

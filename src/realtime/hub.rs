@@ -9,88 +9,44 @@
 //! messages; it never serializes, never does IO and never awaits while holding a lock.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio_util::sync::CancellationToken;
 
+use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
 use crate::bus::BusEvent;
-use crate::domain::{RoomId, SessionId, UserId};
+use crate::domain::{PresenceStatus, RoomId, SessionId, UserId};
 
-/// Why the hub asks a connection to close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseRequest {
-    /// Its outbound queue overflowed.
-    TooSlow,
-    /// Its session was ended by a logout.
-    SessionEnded,
-}
-
-/// An item in a connection's outbound queue.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A room event: the connection sends `frame` unless it already has that seq.
-    Event { room_id: RoomId, seq: i64, frame: Utf8Bytes },
-    /// The user joined a room: the connection starts the room's stream.
-    Joined(RoomId),
-    /// The user left a room: the connection stops the room's stream.
-    Left(RoomId),
-}
-
-/// The hub's side of one connection.
-pub struct Peer {
-    pub id: u64,
-    pub user_id: UserId,
-    pub session_id: SessionId,
-    /// The connection's bounded outbound queue.
-    queue: mpsc::Sender<Outbound>,
-    /// Cancelled when the hub wants the connection closed; `close_request` says why.
-    closing: CancellationToken,
-    close_request: OnceLock<CloseRequest>,
-    /// The rooms this peer is subscribed to, so that unregistering finds them all, including
-    /// rooms the connection task has not heard of yet. Held while the room map changes for
-    /// this peer, so the two always agree.
-    rooms: Mutex<PeerRooms>,
-}
-
+/// A user's connections on this node, and the presence they add up to.
 #[derive(Default)]
-struct PeerRooms {
-    subscribed: HashSet<RoomId>,
-    /// Set once the connection is gone; a late membership change must not subscribe it.
-    unregistered: bool,
+struct UserPeers {
+    peers: Vec<Arc<Peer>>,
+    /// The status last announced for this user.
+    status: Option<PresenceStatus>,
 }
 
-impl Peer {
-    /// Offers an item without waiting; a full queue closes the connection.
-    fn offer(&self, item: Outbound) {
-        match self.queue.try_send(item) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.request_close(CloseRequest::TooSlow),
-            // The connection is on its way out; its guard unregisters it.
-            Err(TrySendError::Closed(_)) => {}
+impl UserPeers {
+    /// Online if any connection is, away if every started one is, offline with none.
+    fn status(&self) -> PresenceStatus {
+        let mut away = false;
+        for peer in &self.peers {
+            match peer.presence() {
+                PeerPresence::Online => return PresenceStatus::Online,
+                PeerPresence::Away => away = true,
+                PeerPresence::Starting => {}
+            }
         }
+        if away { PresenceStatus::Away } else { PresenceStatus::Offline }
     }
+}
 
-    pub fn request_close(&self, request: CloseRequest) {
-        let _ = self.close_request.set(request);
-        self.closing.cancel();
-    }
-
-    /// Resolves when the hub asks this connection to close.
-    pub async fn close_requested(&self) -> CloseRequest {
-        self.closing.cancelled().await;
-        self.close_request.get().copied().unwrap_or(CloseRequest::TooSlow)
-    }
-
-    fn room_set(&self) -> std::sync::MutexGuard<'_, PeerRooms> {
-        // A panic while holding this lock cannot leave the set half-updated (every update
-        // is a single insert or remove), so a poisoned lock is still consistent.
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// A change of a user's presence, to be announced in order of `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceChange {
+    pub status: PresenceStatus,
+    pub version: u64,
 }
 
 #[derive(Default)]
@@ -99,8 +55,14 @@ pub struct Hub {
     /// Subscribers of each room. A Vec: dispatch walks it on every event, subscription
     /// changes are rare.
     rooms: DashMap<RoomId, Vec<Arc<Peer>>>,
-    /// Connections of each user, for membership changes and session ends.
-    users: DashMap<UserId, Vec<Arc<Peer>>>,
+    /// Connections of each user, for membership changes, session ends and presence.
+    users: DashMap<UserId, UserPeers>,
+    /// Numbers presence changes, so that one user's announcements can be ordered even
+    /// across their going offline and coming back.
+    presence_clock: AtomicU64,
+    /// The newest presence version dispatched per user; older ones arriving late are
+    /// dropped.
+    presence_versions: DashMap<UserId, u64>,
 }
 
 impl Hub {
@@ -118,28 +80,60 @@ impl Hub {
         queue_len: usize,
     ) -> (Arc<Peer>, mpsc::Receiver<Outbound>) {
         let (queue, receiver) = mpsc::channel(queue_len);
-        let peer = Arc::new(Peer {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            user_id,
-            session_id,
-            queue,
-            closing: CancellationToken::new(),
-            close_request: OnceLock::new(),
-            rooms: Mutex::new(PeerRooms::default()),
-        });
-        self.users.entry(user_id).or_default().push(peer.clone());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let peer = Arc::new(Peer::new(id, user_id, session_id, queue));
+        self.users.entry(user_id).or_default().peers.push(peer.clone());
         (peer, receiver)
     }
 
-    /// Removes a connection from every room and from its user, for good.
-    pub fn unregister(&self, peer: &Peer) {
+    /// Removes a connection from every room and from its user, for good. Returns the
+    /// user's presence change, if this was what made them go offline (or come back from
+    /// away), with the rooms the connection followed.
+    pub fn unregister(&self, peer: &Peer) -> (Option<PresenceChange>, Vec<RoomId>) {
         let mut rooms = peer.room_set();
         rooms.unregistered = true;
-        for room in rooms.subscribed.drain() {
-            remove_peer(&self.rooms, &room, peer.id);
+        let followed: Vec<RoomId> = rooms.subscribed.drain().collect();
+        for room in &followed {
+            remove_peer(&self.rooms, room, peer.id);
         }
         drop(rooms);
-        remove_peer(&self.users, &peer.user_id, peer.id);
+        let change = self.change_presence(peer.user_id, |user| {
+            user.peers.retain(|p| p.id != peer.id);
+        });
+        self.users.remove_if(&peer.user_id, |_, user| user.peers.is_empty());
+        (change, followed)
+    }
+
+    /// Sets what one connection says of its user; returns the user's presence change, if
+    /// any, to be announced.
+    pub fn set_presence(&self, peer: &Peer, presence: PeerPresence) -> Option<PresenceChange> {
+        self.change_presence(peer.user_id, |_| peer.set_presence(presence))
+    }
+
+    /// A user's presence on this node.
+    pub fn presence_of(&self, user: UserId) -> PresenceStatus {
+        self.users.get(&user).map_or(PresenceStatus::Offline, |u| u.status())
+    }
+
+    /// Applies `change` to a user's connections under the lock for that user, and reports
+    /// the new status if it differs from the last one announced. Holding the lock makes
+    /// the versions follow the order of the changes.
+    fn change_presence(
+        &self,
+        user: UserId,
+        change: impl FnOnce(&mut UserPeers),
+    ) -> Option<PresenceChange> {
+        let mut entry = self.users.get_mut(&user)?;
+        change(&mut entry);
+        let status = entry.status();
+        if entry.status == Some(status)
+            || (entry.status.is_none() && status == PresenceStatus::Offline)
+        {
+            return None;
+        }
+        entry.status = Some(status);
+        let version = self.presence_clock.fetch_add(1, Ordering::Relaxed) + 1;
+        Some(PresenceChange { status, version })
     }
 
     /// Starts a room's events for a connection; subscribing twice is harmless.
@@ -167,6 +161,35 @@ impl Hub {
     /// Delivers an event from the bus to the connections it concerns.
     pub fn dispatch(&self, event: BusEvent) {
         match event {
+            BusEvent::RoomMoment { room_id, except, frame } => {
+                if let Some(peers) = self.rooms.get(&room_id) {
+                    for peer in peers.iter().filter(|p| Some(p.user_id) != except) {
+                        peer.offer(Outbound::Moment {
+                            room_id: Some(room_id),
+                            frame: frame.clone(),
+                        });
+                    }
+                }
+            }
+            BusEvent::User { user_id, frame } => {
+                for peer in self.user_peers(user_id) {
+                    peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
+                }
+            }
+            BusEvent::Presence { user_id, version, rooms, frame } => {
+                if self.is_stale_presence(user_id, version) {
+                    return;
+                }
+                let mut offered = HashSet::new();
+                for room in rooms {
+                    let Some(peers) = self.rooms.get(&room) else { continue };
+                    for peer in peers.iter() {
+                        if peer.user_id != user_id && offered.insert(peer.id) {
+                            peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
+                        }
+                    }
+                }
+            }
             BusEvent::Room { room_id, seq, frame } => {
                 if let Some(peers) = self.rooms.get(&room_id) {
                     for peer in peers.iter() {
@@ -200,17 +223,28 @@ impl Hub {
 
     /// How many connections this process holds.
     pub fn connection_count(&self) -> usize {
-        self.users.iter().map(|entry| entry.value().len()).sum()
+        self.users.iter().map(|entry| entry.value().peers.len()).sum()
     }
 
     /// A snapshot of a user's connections, taken so that no map lock is held while they
     /// are subscribed elsewhere.
     fn user_peers(&self, user_id: UserId) -> Vec<Arc<Peer>> {
-        self.users.get(&user_id).map(|peers| peers.clone()).unwrap_or_default()
+        self.users.get(&user_id).map(|user| user.peers.clone()).unwrap_or_default()
+    }
+
+    /// Whether a presence announcement is older than one already dispatched; records it
+    /// as the newest otherwise.
+    fn is_stale_presence(&self, user: UserId, version: u64) -> bool {
+        let mut newest = self.presence_versions.entry(user).or_insert(0);
+        if version <= *newest {
+            return true;
+        }
+        *newest = version;
+        false
     }
 }
 
-fn remove_peer<K: std::hash::Hash + Eq + Copy>(map: &DashMap<K, Vec<Arc<Peer>>>, key: &K, id: u64) {
+fn remove_peer(map: &DashMap<RoomId, Vec<Arc<Peer>>>, key: &RoomId, id: u64) {
     // `remove_if_mut` drops the entry when the last peer leaves, so that rooms nobody here
     // listens to cost nothing.
     map.remove_if_mut(key, |_, peers| {
@@ -222,6 +256,7 @@ fn remove_peer<K: std::hash::Hash + Eq + Copy>(map: &DashMap<K, Vec<Arc<Peer>>>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::ws::Utf8Bytes;
 
     fn frame(text: &str) -> Utf8Bytes {
         Utf8Bytes::from(text)
@@ -299,6 +334,54 @@ mod tests {
             hub.subscribe(&late, room);
         }
         assert!(hub.rooms.is_empty(), "no dead peer is left in a room");
+    }
+
+    #[tokio::test]
+    async fn presence_adds_up_over_a_users_connections() {
+        let hub = Hub::new();
+        let user = UserId::generate();
+        let (tab1, _rx1) = hub.register(user, SessionId::generate(), 8);
+        let (tab2, _rx2) = hub.register(user, SessionId::generate(), 8);
+        let status = |change: Option<PresenceChange>| change.map(|c| c.status);
+        assert_eq!(hub.presence_of(user), PresenceStatus::Offline, "starting tabs do not count");
+        assert_eq!(
+            status(hub.set_presence(&tab1, PeerPresence::Online)),
+            Some(PresenceStatus::Online)
+        );
+        assert_eq!(
+            status(hub.set_presence(&tab2, PeerPresence::Away)),
+            None,
+            "one tab is still active"
+        );
+        assert_eq!(status(hub.set_presence(&tab1, PeerPresence::Away)), Some(PresenceStatus::Away));
+        assert_eq!(
+            status(hub.set_presence(&tab2, PeerPresence::Online)),
+            Some(PresenceStatus::Online)
+        );
+        assert_eq!(status(hub.unregister(&tab2).0), Some(PresenceStatus::Away));
+        let (gone, _) = hub.unregister(&tab1);
+        assert_eq!(gone.map(|c| (c.status, c.version)), Some((PresenceStatus::Offline, 5)));
+        let (again, _rx3) = hub.register(user, SessionId::generate(), 8);
+        let back = hub.set_presence(&again, PeerPresence::Online);
+        assert_eq!(back.map(|c| c.version), Some(6), "versions keep rising across absences");
+    }
+
+    #[tokio::test]
+    async fn a_late_older_presence_is_dropped() {
+        let hub = Hub::new();
+        let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
+        let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
+        hub.subscribe(&watcher, room);
+        let presence = |version| BusEvent::Presence {
+            user_id: alice,
+            version,
+            rooms: vec![room],
+            frame: frame("p"),
+        };
+        hub.dispatch(presence(2));
+        hub.dispatch(presence(1));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Moment { .. })));
+        assert!(rx.try_recv().is_err(), "version 1 came after version 2");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 
 pub mod connection;
 mod hub;
+mod peer;
 pub mod protocol;
 mod sync;
 
-pub use hub::{CloseRequest, Hub, Outbound, Peer};
+pub use hub::{Hub, PresenceChange};
+pub use peer::{CloseRequest, Outbound, Peer, PeerPresence};

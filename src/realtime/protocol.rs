@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Message, Room, RoomId, User};
-use crate::store::RoomCursor;
+use crate::domain::{Emoji, Message, MessageId, Presence, Receipt, Room, RoomId, User, UserId};
+use crate::store::{Changed, RoomCursor, Unread};
 
 /// Close codes the server uses, beside the standard ones.
 pub mod close_code {
@@ -30,13 +30,40 @@ pub mod close_code {
 /// The largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
-/// A frame from the client.
+/// A frame from the client. Frames that change something may carry a `client_id`, which
+/// an `error` about them echoes.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Post a message. `client_id` makes retries safe: the same id from the same user in
-    /// the same room is stored once.
-    Send { room_id: String, body: String, client_id: String },
+    /// the same room is stored once. `reply_to` names a message of the same room.
+    Send {
+        room_id: String,
+        body: String,
+        client_id: String,
+        #[serde(default)]
+        reply_to: Option<String>,
+    },
+    /// Replace the body of one's own message.
+    Edit { room_id: String, message_id: String, body: String },
+    /// Delete a message (one's own, or any in a room one owns, DMs aside).
+    Delete { room_id: String, message_id: String },
+    /// Add a reaction, or remove it with `"remove": true`.
+    React {
+        room_id: String,
+        message_id: String,
+        emoji: String,
+        #[serde(default)]
+        remove: bool,
+    },
+    /// Everything up to `seq` is read (and so delivered).
+    Read { room_id: String, seq: i64 },
+    /// Everything up to `seq` has reached this client.
+    Delivered { room_id: String, seq: i64 },
+    /// The user is typing in a room; repeat every few seconds while they are.
+    Typing { room_id: String },
+    /// The user is at the keyboard (`online`) or not (`away`) on this connection.
+    Presence { status: ClientPresence },
     /// Fill in, per room, everything after the given seq up to the `last_seq` that `ready`
     /// (or `room.added`) reported. Answered with those events in order, then `sync.done`.
     Sync {
@@ -49,6 +76,14 @@ pub enum ClientFrame {
         #[serde(default)]
         id: Option<serde_json::Value>,
     },
+}
+
+/// What a connection says of its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientPresence {
+    Online,
+    Away,
 }
 
 /// The first look at a frame, to tell which `type` it claims and which `client_id` an
@@ -70,21 +105,77 @@ impl Envelope {
 }
 
 /// The types a client may send, for the `unknown_type` error.
-pub const CLIENT_TYPES: [&str; 3] = ["send", "sync", "ping"];
+pub const CLIENT_TYPES: [&str; 10] =
+    ["send", "edit", "delete", "react", "read", "delivered", "typing", "presence", "sync", "ping"];
 
-/// A frame from the server.
+/// A frame from the server. Frames with a `seq` belong to a room's ordered stream; the
+/// others (typing, presence, receipts, counts) are state of the moment.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type")]
 pub enum ServerFrame<'a> {
-    /// The first frame: who you are and, per room, the seq after which live events start.
+    /// The first frame: who you are and, per room, the seq after which live events start,
+    /// with your read marker and counts.
     #[serde(rename = "ready")]
     Ready { user: &'a User, rooms: &'a [RoomCursor], heartbeat_interval_ms: u64 },
     /// A message in a room you are a member of.
     #[serde(rename = "message.created")]
     MessageCreated { room_id: RoomId, seq: i64, message: &'a Message },
+    /// A message changed (edited; or, when catching up, anything about it): here it is whole.
+    #[serde(rename = "message.updated")]
+    MessageUpdated { room_id: RoomId, seq: i64, message: &'a Message },
+    /// A message was deleted; `message` is its tombstone.
+    #[serde(rename = "message.deleted")]
+    MessageDeleted { room_id: RoomId, seq: i64, message: &'a Message },
+    #[serde(rename = "reaction.added")]
+    ReactionAdded {
+        room_id: RoomId,
+        seq: i64,
+        message_id: MessageId,
+        emoji: &'a Emoji,
+        user_id: UserId,
+    },
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved {
+        room_id: RoomId,
+        seq: i64,
+        message_id: MessageId,
+        emoji: &'a Emoji,
+        user_id: UserId,
+    },
     /// Your `send` is stored (now, or before if it was a retry).
     #[serde(rename = "message.ack")]
     MessageAck { client_id: &'a str, message: &'a Message },
+    /// Someone mentioned you.
+    #[serde(rename = "mention")]
+    Mention { room_id: RoomId, message: &'a Message },
+    /// Someone else is typing in a room; it lapses after 6 s without another, or when they
+    /// send a message.
+    #[serde(rename = "typing")]
+    Typing { room_id: RoomId, user_id: UserId },
+    /// A user you share a room with came, went, or stepped away.
+    #[serde(rename = "presence")]
+    Presence {
+        user_id: UserId,
+        #[serde(flatten)]
+        presence: Presence,
+    },
+    /// A member of a room read or received up to a seq.
+    #[serde(rename = "receipt")]
+    Receipt {
+        room_id: RoomId,
+        #[serde(flatten)]
+        receipt: Receipt,
+    },
+    /// Every member's markers in a room, when catching up.
+    #[serde(rename = "receipts")]
+    Receipts { room_id: RoomId, receipts: &'a [Receipt] },
+    /// Your read marker and counts in a room changed (on any of your connections).
+    #[serde(rename = "unread")]
+    Unread {
+        room_id: RoomId,
+        #[serde(flatten)]
+        unread: Unread,
+    },
     /// You joined or were added to a room; its live events start after `last_seq`.
     #[serde(rename = "room.added")]
     RoomAdded { room_id: RoomId, last_seq: i64, room: &'a Room },
@@ -123,10 +214,30 @@ impl ServerFrame<'_> {
     }
 }
 
-/// The `message.created` frame of a stored message: built once per message, whether it is
-/// broadcast live or read back for a sync.
+/// The `message.created` frame of a stored message, broadcast once to every member.
 pub fn message_created_frame(message: &Message) -> Utf8Bytes {
     ServerFrame::MessageCreated { room_id: message.room_id, seq: message.seq, message }.to_text()
+}
+
+/// The frame that brings a client that saw everything up to `since` up to date, as of
+/// `up_to`, on a message that changed in between: created if it is new to the client,
+/// deleted if it is a tombstone, updated otherwise. Used by `sync` and by gap filling.
+///
+/// The message is sent as it is now, which may include changes after `up_to` (those also
+/// arrive live, and applying them twice changes nothing); its `seq` is that of its latest
+/// change, but never past `up_to`, so that a client tracking the highest seq it has seen
+/// never skips an event it has not.
+pub fn catch_up_frame(since: i64, up_to: i64, changed: &Changed) -> Utf8Bytes {
+    let message = &changed.message;
+    let (room_id, seq) = (message.room_id, changed.changed_seq.min(up_to));
+    let frame = if message.deleted {
+        ServerFrame::MessageDeleted { room_id, seq, message }
+    } else if message.seq > since {
+        ServerFrame::MessageCreated { room_id, seq, message }
+    } else {
+        ServerFrame::MessageUpdated { room_id, seq, message }
+    };
+    frame.to_text()
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! loaded at once: the connection asks for the next page only after writing the previous
 //! one, so memory stays bounded by one page however much was missed. One sync is answered
 //! at a time; a few more may wait behind it.
+//!
+//! Catching up sends state, not history: each message that changed, once, as it is now
+//! (see `protocol::catch_up_frame`), then the room's receipts. A client that applies them
+//! ends up where one that never disconnected is.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,20 +15,21 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use super::protocol::message_created_frame;
+use super::protocol::{ServerFrame, catch_up_frame};
 use crate::domain::RoomId;
-use crate::store::{Page, Store, StoreError};
+use crate::store::{ChangeSpan, Store, StoreError};
 
-/// Events read per page.
+/// Changes read per page.
 const PAGE: u32 = 200;
 /// `sync` requests that may wait behind the one being answered.
 const MAX_QUEUED: usize = 4;
 
-/// Everything in one room after `after`, up to and including `up_to`.
+/// One room of a sync: the client has everything up to `since`; the live stream starts
+/// after `up_to`.
 #[derive(Debug, Clone, Copy)]
 pub struct SyncRange {
     pub room_id: RoomId,
-    pub after: i64,
+    pub since: i64,
     pub up_to: i64,
 }
 
@@ -95,45 +100,61 @@ impl Syncs {
     }
 }
 
-/// The pages of one sync, room after room, each in seq order, then `Done`.
+/// The pages of one sync, room after room: each room's changes in order, then its
+/// receipts; after the last room, `Done`.
 fn pages(store: Arc<dyn Store>, request: SyncRequest) -> BoxStream<'static, SyncItem> {
     struct State {
         store: Arc<dyn Store>,
         ranges: std::vec::IntoIter<SyncRange>,
-        current: Option<SyncRange>,
+        /// The room being sent, and the latest change sent of it.
+        current: Option<(SyncRange, i64)>,
         /// Taken when `Done` or `Failed` is sent; the stream then ends.
         id: Option<Option<String>>,
     }
     let mut ranges = request.ranges.into_iter();
-    let current = ranges.next();
+    let current = ranges.next().map(|range| (range, range.since));
     let state = State { store, ranges, current, id: Some(request.id) };
     stream::unfold(state, |mut state| async move {
-        loop {
-            let Some(range) = state.current else {
-                return state.id.take().map(|id| (SyncItem::Done(id), state));
-            };
-            if range.after >= range.up_to {
-                state.current = state.ranges.next();
-                continue;
+        let Some((range, after)) = state.current else {
+            return state.id.take().map(|id| (SyncItem::Done(id), state));
+        };
+        let span = ChangeSpan { since: range.since, up_to: range.up_to, after, limit: PAGE };
+        let page = if range.since < range.up_to {
+            state.store.changes(range.room_id, span).await
+        } else {
+            Ok(Vec::new())
+        };
+        let item = match page {
+            Ok(changes) if !changes.is_empty() => {
+                let last = changes.last().map_or(after, |c| c.changed_seq);
+                state.current = Some((range, last));
+                let frames = changes.iter().map(|c| catch_up_frame(range.since, range.up_to, c));
+                SyncItem::Frames(range.room_id, frames.collect())
             }
-            let page =
-                Page { after: Some(range.after), before: Some(range.up_to + 1), limit: PAGE };
-            match state.store.messages(range.room_id, page).await {
-                Ok(page) => match page.messages.last() {
-                    Some(last) => {
-                        state.current = Some(SyncRange { after: last.seq, ..range });
-                        let frames = page.messages.iter().map(message_created_frame).collect();
-                        return Some((SyncItem::Frames(range.room_id, frames), state));
-                    }
-                    None => state.current = state.ranges.next(),
-                },
-                Err(error) => {
-                    state.current = None;
-                    state.id = None;
-                    return Some((SyncItem::Failed(error), state));
+            // The room's changes are all sent: its receipts close it.
+            Ok(_) => match state.store.receipts(range.room_id).await {
+                Ok(receipts) => {
+                    state.current = state.ranges.next().map(|next| (next, next.since));
+                    let frame =
+                        ServerFrame::Receipts { room_id: range.room_id, receipts: &receipts };
+                    SyncItem::Frames(range.room_id, vec![frame.to_text()])
                 }
-            }
-        }
+                Err(error) => fail(&mut state.current, &mut state.id, error),
+            },
+            Err(error) => fail(&mut state.current, &mut state.id, error),
+        };
+        Some((item, state))
     })
     .boxed()
+}
+
+/// Ends a sync on a store failure: no more pages, no `Done`.
+fn fail<T>(
+    current: &mut Option<T>,
+    id: &mut Option<Option<String>>,
+    error: StoreError,
+) -> SyncItem {
+    *current = None;
+    *id = None;
+    SyncItem::Failed(error)
 }

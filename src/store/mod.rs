@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, DisplayName, Member, Message, MessageBody, MessageId, Room, RoomId, RoomKind,
+    ClientId, DisplayName, Emoji, Message, MessageBody, MessageId, Receipt, Room, RoomId, RoomKind,
     RoomName, RoomRole, SessionId, Timestamp, User, UserId, Username,
 };
 
@@ -34,6 +34,18 @@ pub enum StoreError {
     /// Only the room's owner may do this.
     #[error("not the room's owner")]
     NotOwner,
+    /// No such message in that room.
+    #[error("no such message")]
+    MessageNotFound,
+    /// Only the author may do this to a message.
+    #[error("not the message's author")]
+    NotAuthor,
+    /// The message is deleted; it cannot be edited, reacted to or replied to.
+    #[error("the message is deleted")]
+    MessageDeleted,
+    /// A message has as many different reactions as it may.
+    #[error("too many different reactions")]
+    TooManyReactions,
     /// The store is shutting down and takes no more writes.
     #[error("the store is closed")]
     Closed,
@@ -96,8 +108,13 @@ pub struct NewMessage {
     pub author_id: UserId,
     pub body: MessageBody,
     pub client_id: Option<ClientId>,
+    /// A message of the same room this one answers; refused if missing or deleted.
+    pub reply_to: Option<MessageId>,
     pub created_at: Timestamp,
 }
+
+/// The most different emoji one message may collect.
+pub const MAX_REACTIONS_PER_MESSAGE: i64 = 20;
 
 /// The outcome of storing a message.
 pub enum Inserted {
@@ -112,6 +129,23 @@ pub enum Inserted {
 pub enum Change {
     /// A message was stored under a new seq.
     MessageCreated(Message),
+    /// A message's body was edited; `seq` is the change's.
+    MessageEdited { seq: i64, message: Message },
+    /// A message became a tombstone; `seq` is the change's.
+    MessageDeleted { seq: i64, message: Message },
+    /// A reaction was added or removed; `seq` is the change's.
+    ReactionChanged {
+        room_id: RoomId,
+        seq: i64,
+        message_id: MessageId,
+        emoji: Emoji,
+        user_id: UserId,
+        added: bool,
+    },
+    /// A message (new or edited) mentions a member who was not mentioned in it before.
+    Mentioned { user_id: UserId, message: Message },
+    /// A member's read or delivered marker rose; their counts are as of this change.
+    MarkersMoved { room_id: RoomId, receipt: Receipt, unread: Unread },
     /// A user became a member of a room.
     MemberAdded { room_id: RoomId, user_id: UserId },
     /// A user stopped being a member of a room.
@@ -167,6 +201,57 @@ pub struct MessagePage {
 pub struct RoomCursor {
     pub room_id: RoomId,
     pub last_seq: i64,
+    #[serde(flatten)]
+    pub unread: Unread,
+}
+
+/// A member's read marker and what lies after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Unread {
+    pub last_read_seq: i64,
+    /// Messages by others after `last_read_seq`, deleted ones aside.
+    pub unread_count: i64,
+    /// Of those, the ones that mention the member.
+    pub mention_count: i64,
+}
+
+/// A member as stored; the caller adds what only live connections know (presence).
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub user: User,
+    pub role: RoomRole,
+    pub joined_at: Timestamp,
+    pub read_seq: i64,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// A message as of its latest change, for catching up.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The seq of the message's latest change (its own seq if it never changed).
+    pub changed_seq: i64,
+    pub message: Message,
+}
+
+/// A window of a room's changes, for catching up; see [`Store::changes`].
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeSpan {
+    /// The client has everything up to this seq.
+    pub since: i64,
+    /// Where the catching up ends.
+    pub up_to: i64,
+    /// The latest change already sent in this catching up (`since` at first).
+    pub after: i64,
+    pub limit: u32,
+}
+
+/// What a reaction request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reacted {
+    /// The reaction changed under this seq.
+    Changed { seq: i64 },
+    /// It was already so; nothing changed.
+    Unchanged,
 }
 
 #[async_trait]
@@ -220,7 +305,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Room>>;
     /// The rooms `user` is a member of, each with its current last seq.
     async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>>;
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>>;
 
     /// Adds a member (announcing it); false if they already were one. A new member has
     /// read everything before they joined.
@@ -236,12 +321,64 @@ pub trait Store: Send + Sync + 'static {
     /// the owner goes, the longest-standing remaining member becomes owner.
     async fn remove_member(&self, room: RoomId, user: UserId, by: UserId) -> StoreResult<bool>;
 
-    /// Stores a message under the room's next seq (announcing it), unless the author
-    /// already stored one with the same client id in that room. Fails with `NotMember` if
-    /// the author is not a member. Sending counts as reading up to the new seq.
+    /// Stores a message under the room's next seq (announcing it and whom it mentions),
+    /// unless the author already stored one with the same client id in that room. Fails
+    /// with `NotMember` if the author is not a member, `MessageNotFound`/`MessageDeleted`
+    /// for a reply to a message that is not there. Sending counts as reading up to the new
+    /// seq.
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted>;
     /// A page of a room's messages, oldest first.
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage>;
-    /// Raises the user's read marker in a room to `seq` (never lowers it).
-    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<()>;
+    /// One message of a room.
+    async fn message(&self, room: RoomId, message: MessageId) -> StoreResult<Option<Message>>;
+    /// What a client that saw a room up to `span.since` needs to be up to date as of
+    /// `span.up_to`: the messages whose latest change is in `(since, up_to]`, and those
+    /// created in that span but changed since; each as it is now, in the order of their
+    /// latest changes, starting after the change `span.after` (for paging).
+    async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>>;
+    /// Replaces a message's body (the author only), under a new seq (announced, with any
+    /// new mentions).
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        editor: UserId,
+        body: MessageBody,
+        now: Timestamp,
+    ) -> StoreResult<Message>;
+    /// Turns a message into a tombstone under a new seq (announced): its body, reactions and
+    /// mentions are removed from storage. The author may delete it, and so may the owner of
+    /// a room that is not a DM. Deleting a tombstone returns it and changes nothing.
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        by: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Message>;
+    /// Adds (or removes) one member's reaction under a new seq (announced), unless it is
+    /// already so.
+    async fn react(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        user: UserId,
+        emoji: Emoji,
+        add: bool,
+        now: Timestamp,
+    ) -> StoreResult<Reacted>;
+    /// Raises a member's read and delivered markers (never lowers them, never past the
+    /// room's last seq; read implies delivered) and announces the new counts if anything
+    /// moved. Returns the member's counts. Fails with `NotMember` for a non-member.
+    async fn mark_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        read: Option<i64>,
+        delivered: Option<i64>,
+    ) -> StoreResult<Unread>;
+    /// Every member's markers in a room.
+    async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>>;
+    /// Records when a user was last connected (never moves it back).
+    async fn touch_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
 }

@@ -576,13 +576,7 @@ async fn try_upgrade(
         request.headers_mut().insert(*name, HeaderValue::from_str(value).expect("header value"));
     }
     match tokio_tungstenite::connect_async(request).await {
-        Ok((stream, _)) => {
-            let mut client = WsClient { stream, ready: Value::Null };
-            let ready = client.recv().await;
-            assert_eq!(ready["type"], "ready", "{ready}");
-            client.ready = ready;
-            Ok(client)
-        }
+        Ok((stream, _)) => Ok(WsClient::start(stream).await),
         Err(tungstenite::Error::Http(response)) => {
             let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
             let body = response

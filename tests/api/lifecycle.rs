@@ -85,6 +85,7 @@ async fn a_restarted_server_keeps_sessions_and_messages_and_clients_resume() {
     let missed = bob_ws.recv().await;
     assert_eq!(missed["seq"], 2);
     assert_eq!(missed["message"]["body"], "after the restart");
+    assert_eq!(bob_ws.recv().await["type"], "receipts");
     assert_eq!(bob_ws.recv().await["type"], "sync.done");
 }
 

@@ -202,11 +202,7 @@ impl TestApp {
             HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
         );
         let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
-        let mut client = WsClient { stream, ready: Value::Null };
-        let ready = client.recv().await;
-        assert_eq!(ready["type"], "ready", "first frame is ready: {ready}");
-        client.ready = ready;
-        client
+        WsClient::start(stream).await
     }
 }
 
@@ -227,6 +223,9 @@ pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// The `ready` frame this connection started with.
     pub ready: Value,
+    /// Frame types this client skips: presence comes and goes around every test, so only
+    /// the tests about it see it (after [`WsClient::with_presence`]).
+    ignored: Vec<&'static str>,
 }
 
 /// What came instead of a text frame.
@@ -240,6 +239,21 @@ pub enum Ended {
 }
 
 impl WsClient {
+    /// A client on an upgraded stream, once it has read its `ready` frame.
+    pub async fn start(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        let mut client = WsClient { stream, ready: Value::Null, ignored: vec!["presence"] };
+        let ready = client.recv().await;
+        assert_eq!(ready["type"], "ready", "first frame is ready: {ready}");
+        client.ready = ready;
+        client
+    }
+
+    /// This client also returns `presence` frames.
+    pub fn with_presence(mut self) -> Self {
+        self.ignored.retain(|kind| *kind != "presence");
+        self
+    }
+
     /// The `last_seq` that `ready` reported for a room.
     pub fn ready_seq(&self, room: &str) -> i64 {
         self.ready["rooms"]
@@ -289,7 +303,11 @@ impl WsClient {
             };
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    return Ok(Some(serde_json::from_str(&text).expect("server frames are JSON")));
+                    let frame: Value = serde_json::from_str(&text).expect("server frames are JSON");
+                    let kind = frame["type"].as_str().unwrap_or_default();
+                    if !self.ignored.contains(&kind) {
+                        return Ok(Some(frame));
+                    }
                 }
                 Some(Ok(Message::Close(frame))) => return Err(Ended::Closed(frame)),
                 Some(Ok(_)) => continue, // pings and pongs

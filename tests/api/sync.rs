@@ -39,17 +39,27 @@ async fn wait_for_ack(ws: &mut WsClient) {
     }
 }
 
-/// Reads `message.created` frames of a sync until `sync.done`, returning their seqs.
+/// Reads a one-room sync until `sync.done`, returning the seqs of its `message.created`
+/// frames; the room's `receipts` must close its part.
 async fn read_sync(ws: &mut WsClient, room: &str) -> Vec<i64> {
     let mut seqs = Vec::new();
+    let mut receipts = false;
     loop {
         let frame = ws.recv().await;
         match frame["type"].as_str() {
             Some("message.created") => {
+                assert!(!receipts, "messages come before the room's receipts");
                 assert_eq!(frame["room_id"], room);
                 seqs.push(frame["seq"].as_i64().expect("seq"));
             }
-            Some("sync.done") => return seqs,
+            Some("receipts") => {
+                assert_eq!(frame["room_id"], room);
+                receipts = true;
+            }
+            Some("sync.done") => {
+                assert!(receipts, "the room's receipts were sent");
+                return seqs;
+            }
             other => panic!("unexpected frame {other:?}: {frame}"),
         }
     }
@@ -110,6 +120,7 @@ async fn catching_up_while_messages_keep_arriving_delivers_each_exactly_once() {
                     if seq <= boundary { synced.push(seq) } else { live.push(seq) }
                 }
                 Some("sync.done") => done = true,
+                Some("receipts") => {}
                 other => panic!("unexpected frame {other:?}: {frame}"),
             }
         }
@@ -160,6 +171,7 @@ async fn one_sync_covers_several_rooms_each_in_order() {
         .send_json(json!({ "type": "sync", "id": "both", "since": { first.as_str(): 10, second.as_str(): 25, untouched.as_str(): 1 } }))
         .await;
     let mut per_room: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    let mut receipted = std::collections::HashSet::new();
     loop {
         let frame = bob_ws.recv().await;
         match frame["type"].as_str() {
@@ -171,12 +183,16 @@ async fn one_sync_covers_several_rooms_each_in_order() {
                 assert_eq!(frame["id"], "both");
                 break;
             }
+            Some("receipts") => {
+                receipted.insert(frame["room_id"].as_str().expect("room").to_owned());
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(per_room.remove(&first), Some((11..=30).collect()));
     assert_eq!(per_room.remove(&second), Some((26..=30).collect()));
     assert!(per_room.is_empty(), "nothing for a room already up to date: {per_room:?}");
+    assert_eq!(receipted, [first, second, untouched].into_iter().collect(), "receipts for each");
 }
 
 #[tokio::test]

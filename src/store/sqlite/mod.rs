@@ -9,6 +9,7 @@
 //! Durability: `synchronous=FULL`, so a commit returns only after its fsync, and a
 //! confirmed message survives a power cut.
 
+mod messages;
 mod ops;
 mod rows;
 mod writer;
@@ -23,17 +24,23 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use self::messages::{MESSAGE_SELECT, MessageRow, complete, message_in_room, messages_by_id};
 use self::ops::{
-    AddMember, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession,
-    InsertMessage, MarkRead, OpenDm, RemoveMember,
+    AddMember, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions, DeleteMessage,
+    DeleteSession, EditMessage, InsertMessage, MarkRead, OpenDm, React, RemoveMember,
+    TouchLastSeen,
 };
-use self::rows::{MemberRow, MessageRow, RoomRow, UserRow, parse_role};
+use self::rows::{MemberRow, RoomRow, UserRow, parse_role};
 use self::writer::Writer;
 use super::{
-    AddedBy, ChangeSink, Credentials, Inserted, MessagePage, NewMessage, NewRoom, NewSession,
-    NewUser, Page, RoomAccess, RoomCursor, SessionRecord, Store, StoreError, StoreResult,
+    AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Inserted, MemberRecord, MessagePage,
+    NewMessage, NewRoom, NewSession, NewUser, Page, Reacted, RoomAccess, RoomCursor, SessionRecord,
+    Store, StoreError, StoreResult, Unread,
 };
-use crate::domain::{Member, Room, RoomId, RoomKind, SessionId, Timestamp, User, UserId, Username};
+use crate::domain::{
+    Emoji, Message, MessageBody, MessageId, Receipt, Room, RoomId, RoomKind, SessionId, Timestamp,
+    User, UserId, Username,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -68,28 +75,34 @@ impl SqliteStore {
     }
 }
 
+/// Unread messages and mentions of member `m` (with `m.user_id`, `m.last_read_seq`) in room
+/// `r`: messages by others after the read marker that are not deleted.
+const UNREAD_COLUMNS: &str = "
+    (SELECT COUNT(*) FROM messages u
+     WHERE u.room_id = r.id AND u.seq > m.last_read_seq AND u.author_id <> m.user_id
+       AND u.deleted_at IS NULL) AS unread_count,
+    (SELECT COUNT(*) FROM mentions x
+     WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
+        AS mention_count";
+
 /// The columns of a room as a viewer (`?1`) sees it; callers append WHERE and ORDER BY.
-const ROOM_VIEW_SELECT: &str = "
-    SELECT r.id, r.kind, r.name, r.created_by, r.created_at, r.last_seq,
-           (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count,
-           m.role, m.last_read_seq,
-           CASE WHEN m.user_id IS NULL THEN NULL ELSE
-               (SELECT COUNT(*) FROM messages u
-                WHERE u.room_id = r.id AND u.seq > m.last_read_seq AND u.author_id <> ?1)
-           END AS unread_count,
-           p.id AS peer_id, p.username AS peer_username,
-           p.display_name AS peer_display_name, p.created_at AS peer_created_at,
-           lm.id AS lm_id, lm.seq AS lm_seq, lm.author_id AS lm_author_id,
-           lm.body AS lm_body, lm.client_id AS lm_client_id, lm.created_at AS lm_created_at
-    FROM rooms r
-    LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?1
-    LEFT JOIN dm_pairs d ON d.room_id = r.id
-    LEFT JOIN users p ON p.id = CASE WHEN d.user_low = ?1 THEN d.user_high ELSE d.user_low END
-    LEFT JOIN messages lm ON lm.room_id = r.id
-        AND lm.seq = (SELECT MAX(x.seq) FROM messages x WHERE x.room_id = r.id)";
+fn room_view_select() -> String {
+    format!(
+        "SELECT r.id, r.kind, r.name, r.created_by, r.created_at, r.last_seq,
+                (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count,
+                m.role, m.last_read_seq, {UNREAD_COLUMNS},
+                p.id AS peer_id, p.username AS peer_username,
+                p.display_name AS peer_display_name, p.created_at AS peer_created_at,
+                (SELECT x.id FROM messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1)
+                    AS lm_id
+         FROM rooms r
+         LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?1
+         LEFT JOIN dm_pairs d ON d.room_id = r.id
+         LEFT JOIN users p ON p.id = CASE WHEN d.user_low = ?1 THEN d.user_high ELSE d.user_low END"
+    )
+}
 
 const USER_COLUMNS: &str = "id, username, display_name, created_at";
-const MESSAGE_COLUMNS: &str = "id, room_id, seq, author_id, body, client_id, created_at";
 
 /// The bounds of the keys that start with `prefix` (lower-cased): `key >= low AND key <
 /// high`, which an index can answer, unlike LIKE. The high bound appends the last code point,
@@ -207,23 +220,27 @@ impl Store for SqliteStore {
     }
 
     async fn room(&self, room: RoomId, viewer: UserId) -> StoreResult<Option<Room>> {
-        let row: Option<RoomRow> = sqlx::query_as(&format!("{ROOM_VIEW_SELECT} WHERE r.id = ?2"))
+        let rows: Vec<RoomRow> = sqlx::query_as(&format!("{} WHERE r.id = ?2", room_view_select()))
             .bind(viewer.as_i64())
             .bind(room.as_i64())
-            .fetch_optional(&self.read)
+            .fetch_all(&self.read)
             .await?;
-        row.map(RoomRow::into_room).transpose()
+        Ok(self.complete_rooms(rows).await?.pop())
     }
 
     async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<Room>> {
+        // Most recently active first: by the newest message's time, else the room's.
         let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-            "{ROOM_VIEW_SELECT} WHERE m.user_id IS NOT NULL
-             ORDER BY COALESCE(lm.created_at, r.created_at) DESC, r.id"
+            "{} WHERE m.user_id IS NOT NULL
+             ORDER BY COALESCE((SELECT x.created_at FROM messages x
+                                WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1),
+                               r.created_at) DESC, r.id",
+            room_view_select()
         ))
         .bind(user.as_i64())
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter().map(RoomRow::into_room).collect()
+        self.complete_rooms(rows).await
     }
 
     async fn public_rooms(
@@ -234,8 +251,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Room>> {
         let (low, high) = prefix_range(prefix);
         let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-            "{ROOM_VIEW_SELECT} WHERE r.kind = 'public' AND r.name_key >= ?2 AND r.name_key < ?3
-             ORDER BY r.name_key, r.id LIMIT ?4"
+            "{} WHERE r.kind = 'public' AND r.name_key >= ?2 AND r.name_key < ?3
+             ORDER BY r.name_key, r.id LIMIT ?4",
+            room_view_select()
         ))
         .bind(viewer.as_i64())
         .bind(&low)
@@ -243,20 +261,25 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter().map(RoomRow::into_room).collect()
+        self.complete_rooms(rows).await
     }
 
     async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT r.id, r.last_seq FROM memberships m JOIN rooms r ON r.id = m.room_id
-             WHERE m.user_id = ?1",
-        )
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT r.id, r.last_seq, m.last_read_seq, {UNREAD_COLUMNS}
+             FROM memberships m JOIN rooms r ON r.id = m.room_id
+             WHERE m.user_id = ?1"
+        ))
         .bind(user.as_i64())
         .fetch_all(&self.read)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(room, last_seq)| RoomCursor { room_id: RoomId::from_i64(room), last_seq })
+            .map(|(room, last_seq, last_read_seq, unread_count, mention_count)| RoomCursor {
+                room_id: RoomId::from_i64(room),
+                last_seq,
+                unread: Unread { last_read_seq, unread_count, mention_count },
+            })
             .collect())
     }
 
@@ -279,9 +302,10 @@ impl Store for SqliteStore {
         Ok(Some(RoomAccess { kind, role, last_read_seq }))
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>> {
         let rows: Vec<MemberRow> = sqlx::query_as(
-            "SELECT u.id, u.username, u.display_name, u.created_at, m.role, m.joined_at
+            "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at,
+                    m.role, m.joined_at, m.last_read_seq
              FROM memberships m JOIN users u ON u.id = m.user_id
              WHERE m.room_id = ?1 ORDER BY m.joined_at, u.id",
         )
@@ -312,45 +336,139 @@ impl Store for SqliteStore {
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {
         let limit = i64::from(page.limit);
         let before = page.before.unwrap_or(i64::MAX);
+        let mut db = self.read.acquire().await?;
         // One row more than asked tells whether there are more.
         let mut rows: Vec<MessageRow> = match page.after {
             Some(after) => {
                 sqlx::query_as(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages
-                     WHERE room_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4"
+                    "{MESSAGE_SELECT}
+                     WHERE m.room_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC LIMIT ?4"
                 ))
                 .bind(room.as_i64())
                 .bind(after)
                 .bind(before)
                 .bind(limit + 1)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *db)
                 .await?
             }
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages
-                     WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-                ))
-                .bind(room.as_i64())
-                .bind(before)
-                .bind(limit + 1)
-                .fetch_all(&self.read)
-                .await?
-            }
+            None => sqlx::query_as(&format!(
+                "{MESSAGE_SELECT} WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3"
+            ))
+            .bind(room.as_i64())
+            .bind(before)
+            .bind(limit + 1)
+            .fetch_all(&mut *db)
+            .await?,
         };
         let has_more = rows.len() > page.limit as usize;
         rows.truncate(page.limit as usize);
         if page.after.is_none() {
             rows.reverse();
         }
-        Ok(MessagePage {
-            messages: rows.into_iter().map(MessageRow::into_message).collect(),
-            has_more,
-        })
+        let messages = complete(&mut db, rows).await?.into_iter().map(|(_, m)| m).collect();
+        Ok(MessagePage { messages, has_more })
     }
 
-    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<()> {
-        self.writer.submit(MarkRead { room, user, seq }).await
+    async fn message(&self, room: RoomId, message: MessageId) -> StoreResult<Option<Message>> {
+        let mut db = self.read.acquire().await?;
+        Ok(message_in_room(&mut db, room, message).await?)
+    }
+
+    async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>> {
+        let mut db = self.read.acquire().await?;
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "{MESSAGE_SELECT}
+             WHERE m.room_id = ?1 AND m.changed_seq > ?2
+               AND (m.changed_seq <= ?3 OR (m.seq > ?4 AND m.seq <= ?3))
+             ORDER BY m.changed_seq LIMIT ?5"
+        ))
+        .bind(room.as_i64())
+        .bind(span.after)
+        .bind(span.up_to)
+        .bind(span.since)
+        .bind(span.limit)
+        .fetch_all(&mut *db)
+        .await?;
+        let changed = complete(&mut db, rows).await?;
+        Ok(changed
+            .into_iter()
+            .map(|(changed_seq, message)| Changed { changed_seq, message })
+            .collect())
+    }
+
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        editor: UserId,
+        body: MessageBody,
+        now: Timestamp,
+    ) -> StoreResult<Message> {
+        self.writer.submit(EditMessage { room, message, editor, body, now }).await
+    }
+
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        by: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Message> {
+        self.writer.submit(DeleteMessage { room, message, by, now }).await
+    }
+
+    async fn react(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        user: UserId,
+        emoji: Emoji,
+        add: bool,
+        now: Timestamp,
+    ) -> StoreResult<Reacted> {
+        self.writer.submit(React { room, message, user, emoji, add, now }).await
+    }
+
+    async fn mark_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        read: Option<i64>,
+        delivered: Option<i64>,
+    ) -> StoreResult<Unread> {
+        self.writer.submit(MarkRead { room, user, read, delivered }).await
+    }
+
+    async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT user_id, last_read_seq, delivered_seq FROM memberships WHERE room_id = ?1
+             ORDER BY user_id",
+        )
+        .bind(room.as_i64())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, read_seq, delivered_seq)| Receipt {
+                user_id: UserId::from_i64(user),
+                read_seq,
+                delivered_seq,
+            })
+            .collect())
+    }
+
+    async fn touch_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
+        self.writer.submit(TouchLastSeen { user, at }).await
+    }
+}
+
+impl SqliteStore {
+    /// Rooms from their rows, with their newest messages loaded whole in one go.
+    async fn complete_rooms(&self, rows: Vec<RoomRow>) -> StoreResult<Vec<Room>> {
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r.lm_id).collect();
+        let mut db = self.read.acquire().await?;
+        let mut newest = messages_by_id(&mut db, &ids).await?;
+        rows.into_iter().map(|row| row.into_room(&mut newest)).collect()
     }
 }
 

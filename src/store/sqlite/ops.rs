@@ -8,11 +8,15 @@
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::rows::{MessageRow, parse_role};
+use super::messages::{MESSAGE_SELECT, MessageRow, complete, message_in_room};
+use super::rows::parse_role;
 use super::writer::{ApplyError, Operation, is_unique_violation_of};
-use crate::domain::{Message, MessageId, RoomId, RoomRole, Timestamp, User, UserId};
+use crate::domain::{
+    Emoji, Message, MessageBody, MessageId, Receipt, RoomId, RoomRole, Timestamp, User, UserId,
+};
 use crate::store::{
-    AddedBy, Change, Inserted, NewMessage, NewRoom, NewSession, NewUser, StoreError,
+    AddedBy, Change, Inserted, MAX_REACTIONS_PER_MESSAGE, NewMessage, NewRoom, NewSession, NewUser,
+    Reacted, StoreError, Unread,
 };
 
 pub(super) struct CreateUser(pub NewUser);
@@ -314,17 +318,25 @@ impl Operation for InsertMessage {
     ) -> Result<Inserted, ApplyError> {
         let message = &self.0;
         if let Some(client_id) = &message.client_id {
-            let existing: Option<MessageRow> = sqlx::query_as(
-                "SELECT id, room_id, seq, author_id, body, client_id, created_at FROM messages
-                 WHERE room_id = ?1 AND author_id = ?2 AND client_id = ?3",
-            )
+            let existing: Option<MessageRow> = sqlx::query_as(&format!(
+                "{MESSAGE_SELECT} WHERE m.room_id = ?1 AND m.author_id = ?2 AND m.client_id = ?3"
+            ))
             .bind(message.room_id.as_i64())
             .bind(message.author_id.as_i64())
             .bind(client_id.as_str())
             .fetch_optional(&mut *db)
             .await?;
             if let Some(row) = existing {
-                return Ok(Inserted::Existing(row.into_message()));
+                let mut whole = complete(db, vec![row]).await?;
+                if let Some((_, existing)) = whole.pop() {
+                    return Ok(Inserted::Existing(existing));
+                }
+            }
+        }
+        if let Some(original) = message.reply_to {
+            match live_message(db, message.room_id, original).await? {
+                Some(_) => {}
+                None => return Err(refused(StoreError::MessageNotFound)),
             }
         }
 
@@ -332,9 +344,10 @@ impl Operation for InsertMessage {
         let mut id = message.id;
         let seq = loop {
             let inserted = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO messages (room_id, seq, id, author_id, body, client_id, created_at)
-                 SELECT r.id, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5 FROM rooms r
-                 WHERE r.id = ?6
+                "INSERT INTO messages
+                     (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
+                 SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM rooms r
+                 WHERE r.id = ?7
                    AND EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = ?2)
                  RETURNING seq",
             )
@@ -342,13 +355,14 @@ impl Operation for InsertMessage {
             .bind(message.author_id.as_i64())
             .bind(message.body.as_str())
             .bind(message.client_id.as_ref().map(|c| c.as_str()))
+            .bind(message.reply_to.map(MessageId::as_i64))
             .bind(message.created_at.as_millis())
             .bind(message.room_id.as_i64())
             .fetch_optional(&mut *db)
             .await;
             match inserted {
                 Ok(Some(seq)) => break seq,
-                Ok(None) => return Err(ApplyError::Refused(StoreError::NotMember)),
+                Ok(None) => return Err(refused(StoreError::NotMember)),
                 Err(error) if is_unique_violation_of(&error, "messages.id") => {
                     id = MessageId::generate()
                 }
@@ -362,30 +376,289 @@ impl Operation for InsertMessage {
             .execute(&mut *db)
             .await?;
         // Sending counts as reading everything up to one's own message.
-        raise_read_marker(db, message.room_id, message.author_id, seq).await?;
-
-        let stored = Message {
-            id,
-            room_id: message.room_id,
+        sqlx::query(
+            "UPDATE memberships
+             SET last_read_seq = MAX(last_read_seq, ?1), delivered_seq = MAX(delivered_seq, ?1)
+             WHERE room_id = ?2 AND user_id = ?3",
+        )
+        .bind(seq)
+        .bind(message.room_id.as_i64())
+        .bind(message.author_id.as_i64())
+        .execute(&mut *db)
+        .await?;
+        let mentioned = record_mentions(
+            db,
+            message.room_id,
+            MessageId::from_i64(id.as_i64()),
             seq,
-            author_id: message.author_id,
-            body: message.body.clone(),
-            client_id: message.client_id.clone(),
-            created_at: message.created_at,
-        };
+            message.author_id,
+            &message.body,
+            &[],
+        )
+        .await?;
+
+        let stored = whole_message(db, message.room_id, id).await?;
+        announce_mentions(changes, &mentioned, &stored);
         changes.push(Change::MessageCreated(stored.clone()));
         Ok(Inserted::New(stored))
+    }
+}
+
+pub(super) struct EditMessage {
+    pub room: RoomId,
+    pub message: MessageId,
+    pub editor: UserId,
+    pub body: MessageBody,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for EditMessage {
+    type Output = Message;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Message, ApplyError> {
+        let original = live_message(db, self.room, self.message)
+            .await?
+            .ok_or(refused(StoreError::MessageNotFound))?;
+        if original.author_id != self.editor {
+            return Err(refused(StoreError::NotAuthor));
+        }
+        let seq = next_seq(db, self.room).await?;
+        sqlx::query(
+            "UPDATE messages SET body = ?1, edited_at = ?2, changed_seq = ?3 WHERE id = ?4",
+        )
+        .bind(self.body.as_str())
+        .bind(self.now.as_millis())
+        .bind(seq)
+        .bind(self.message.as_i64())
+        .execute(&mut *db)
+        .await?;
+        let mentioned = record_mentions(
+            db,
+            self.room,
+            self.message,
+            original.seq,
+            original.author_id,
+            &self.body,
+            &original.mentions,
+        )
+        .await?;
+        let edited = whole_message(db, self.room, self.message).await?;
+        announce_mentions(changes, &mentioned, &edited);
+        changes.push(Change::MessageEdited { seq, message: edited.clone() });
+        Ok(edited)
+    }
+}
+
+pub(super) struct DeleteMessage {
+    pub room: RoomId,
+    pub message: MessageId,
+    pub by: UserId,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for DeleteMessage {
+    type Output = Message;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Message, ApplyError> {
+        let original = message_in_room(db, self.room, self.message)
+            .await?
+            .ok_or(refused(StoreError::MessageNotFound))?;
+        if original.author_id != self.by {
+            // Someone else's message: only the owner of a room that is not a DM may.
+            let (kind, role): (String, Option<String>) = sqlx::query_as(
+                "SELECT r.kind, m.role FROM rooms r
+                 LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2 WHERE r.id = ?1",
+            )
+            .bind(self.room.as_i64())
+            .bind(self.by.as_i64())
+            .fetch_one(&mut *db)
+            .await?;
+            if kind == "dm" || role.as_deref() != Some("owner") {
+                return Err(refused(StoreError::NotAuthor));
+            }
+        }
+        if original.deleted {
+            return Ok(original);
+        }
+        let seq = next_seq(db, self.room).await?;
+        // The body, reactions and mentions leave storage; SQLite's secure_delete overwrites
+        // the freed space.
+        sqlx::query(
+            "UPDATE messages SET body = '', deleted_at = ?1, changed_seq = ?2 WHERE id = ?3",
+        )
+        .bind(self.now.as_millis())
+        .bind(seq)
+        .bind(self.message.as_i64())
+        .execute(&mut *db)
+        .await?;
+        for table in ["reactions", "mentions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
+                .bind(self.message.as_i64())
+                .execute(&mut *db)
+                .await?;
+        }
+        let tombstone = whole_message(db, self.room, self.message).await?;
+        changes.push(Change::MessageDeleted { seq, message: tombstone.clone() });
+        Ok(tombstone)
+    }
+}
+
+pub(super) struct React {
+    pub room: RoomId,
+    pub message: MessageId,
+    pub user: UserId,
+    pub emoji: Emoji,
+    pub add: bool,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for React {
+    type Output = Reacted;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Reacted, ApplyError> {
+        if role_of(db, self.room, self.user).await?.is_none() {
+            return Err(refused(StoreError::NotMember));
+        }
+        live_message(db, self.room, self.message)
+            .await?
+            .ok_or(refused(StoreError::MessageNotFound))?;
+        let (id, emoji, user) = (self.message.as_i64(), self.emoji.as_str(), self.user.as_i64());
+        let changed = if self.add {
+            let distinct: i64 = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT emoji) FROM reactions WHERE message_id = ?1 AND emoji <> ?2",
+            )
+            .bind(id)
+            .bind(emoji)
+            .fetch_one(&mut *db)
+            .await?;
+            let already: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM reactions WHERE message_id = ?1 AND emoji = ?2",
+            )
+            .bind(id)
+            .bind(emoji)
+            .fetch_one(&mut *db)
+            .await?;
+            if already == 0 && distinct >= MAX_REACTIONS_PER_MESSAGE {
+                return Err(refused(StoreError::TooManyReactions));
+            }
+            sqlx::query(
+                "INSERT INTO reactions (message_id, emoji, user_id, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(emoji)
+            .bind(user)
+            .bind(self.now.as_millis())
+            .execute(&mut *db)
+            .await?
+            .rows_affected()
+                == 1
+        } else {
+            sqlx::query(
+                "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3",
+            )
+            .bind(id)
+            .bind(emoji)
+            .bind(user)
+            .execute(&mut *db)
+            .await?
+            .rows_affected()
+                == 1
+        };
+        if !changed {
+            return Ok(Reacted::Unchanged);
+        }
+        let seq = next_seq(db, self.room).await?;
+        sqlx::query("UPDATE messages SET changed_seq = ?1 WHERE id = ?2")
+            .bind(seq)
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+        changes.push(Change::ReactionChanged {
+            room_id: self.room,
+            seq,
+            message_id: self.message,
+            emoji: self.emoji.clone(),
+            user_id: self.user,
+            added: self.add,
+        });
+        Ok(Reacted::Changed { seq })
     }
 }
 
 pub(super) struct MarkRead {
     pub room: RoomId,
     pub user: UserId,
-    pub seq: i64,
+    pub read: Option<i64>,
+    pub delivered: Option<i64>,
 }
 
 #[async_trait]
 impl Operation for MarkRead {
+    type Output = Unread;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Unread, ApplyError> {
+        let before: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT m.last_read_seq, m.delivered_seq, r.last_seq FROM memberships m
+             JOIN rooms r ON r.id = m.room_id WHERE m.room_id = ?1 AND m.user_id = ?2",
+        )
+        .bind(self.room.as_i64())
+        .bind(self.user.as_i64())
+        .fetch_optional(&mut *db)
+        .await?;
+        let Some((read_before, delivered_before, last_seq)) = before else {
+            return Err(refused(StoreError::NotMember));
+        };
+        // Never back, never past the room's newest event; what is read was delivered.
+        let read = self.read.map_or(read_before, |seq| seq.min(last_seq).max(read_before));
+        let delivered = self
+            .delivered
+            .map_or(delivered_before, |seq| seq.min(last_seq))
+            .max(delivered_before)
+            .max(read);
+        if read == read_before && delivered == delivered_before {
+            return unread_after(db, self.room, self.user, read).await;
+        }
+        sqlx::query("UPDATE memberships SET last_read_seq = ?1, delivered_seq = ?2 WHERE room_id = ?3 AND user_id = ?4")
+            .bind(read)
+            .bind(delivered)
+            .bind(self.room.as_i64())
+            .bind(self.user.as_i64())
+            .execute(&mut *db)
+            .await?;
+        let unread = unread_after(db, self.room, self.user, read).await?;
+        let receipt = Receipt { user_id: self.user, read_seq: read, delivered_seq: delivered };
+        changes.push(Change::MarkersMoved { room_id: self.room, receipt, unread });
+        Ok(unread)
+    }
+}
+
+pub(super) struct TouchLastSeen {
+    pub user: UserId,
+    pub at: Timestamp,
+}
+
+#[async_trait]
+impl Operation for TouchLastSeen {
     type Output = ();
 
     async fn apply(
@@ -393,27 +666,128 @@ impl Operation for MarkRead {
         db: &mut SqliteConnection,
         _: &mut Vec<Change>,
     ) -> Result<(), ApplyError> {
-        raise_read_marker(db, self.room, self.user, self.seq).await
+        sqlx::query(
+            "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?1) WHERE id = ?2",
+        )
+        .bind(self.at.as_millis())
+        .bind(self.user.as_i64())
+        .execute(&mut *db)
+        .await?;
+        Ok(())
     }
 }
 
-/// Raises a read marker to `seq`; never lowers it.
-async fn raise_read_marker(
+fn refused(error: StoreError) -> ApplyError {
+    ApplyError::Refused(error)
+}
+
+/// Takes the room's next seq for a change.
+async fn next_seq(db: &mut SqliteConnection, room: RoomId) -> Result<i64, ApplyError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+    )
+    .bind(room.as_i64())
+    .fetch_one(&mut *db)
+    .await?)
+}
+
+/// A message of the room, whole, that is not deleted; a tombstone is refused.
+async fn live_message(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Option<Message>, ApplyError> {
+    match message_in_room(db, room, id).await? {
+        Some(message) if message.deleted => Err(refused(StoreError::MessageDeleted)),
+        other => Ok(other),
+    }
+}
+
+/// A message just written, whole, as it is announced.
+async fn whole_message(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Message, ApplyError> {
+    message_in_room(db, room, id).await?.ok_or_else(|| {
+        ApplyError::Batch(StoreError::Corrupt(format!("message {id} vanished while written")))
+    })
+}
+
+/// Replaces a message's mentions with the members its body names (the author aside), and
+/// returns those who were not mentioned before.
+async fn record_mentions(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    message: MessageId,
+    seq: i64,
+    author: UserId,
+    body: &MessageBody,
+    before: &[UserId],
+) -> Result<Vec<UserId>, ApplyError> {
+    sqlx::query("DELETE FROM mentions WHERE message_id = ?1")
+        .bind(message.as_i64())
+        .execute(&mut *db)
+        .await?;
+    let names = body.mentioned_usernames();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ",
+    );
+    query.push_bind(room.as_i64());
+    query.push(" WHERE u.id <> ").push_bind(author.as_i64()).push(" AND u.username IN (");
+    let mut list = query.separated(", ");
+    for name in &names {
+        list.push_bind(name.as_str());
+    }
+    query.push(")");
+    let members: Vec<i64> = query.build_query_scalar().fetch_all(&mut *db).await?;
+    let mut fresh = Vec::new();
+    for member in members {
+        sqlx::query(
+            "INSERT INTO mentions (user_id, room_id, seq, message_id) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(member)
+        .bind(room.as_i64())
+        .bind(seq)
+        .bind(message.as_i64())
+        .execute(&mut *db)
+        .await?;
+        let member = UserId::from_i64(member);
+        if !before.contains(&member) {
+            fresh.push(member);
+        }
+    }
+    Ok(fresh)
+}
+
+fn announce_mentions(changes: &mut Vec<Change>, mentioned: &[UserId], message: &Message) {
+    for &user_id in mentioned {
+        changes.push(Change::Mentioned { user_id, message: message.clone() });
+    }
+}
+
+/// A member's unread messages and mentions after `read`.
+pub(super) async fn unread_after(
     db: &mut SqliteConnection,
     room: RoomId,
     user: UserId,
-    seq: i64,
-) -> Result<(), ApplyError> {
-    sqlx::query(
-        "UPDATE memberships SET last_read_seq = ?1
-         WHERE room_id = ?2 AND user_id = ?3 AND last_read_seq < ?1",
+    read: i64,
+) -> Result<Unread, ApplyError> {
+    let (unread_count, mention_count): (i64, i64) = sqlx::query_as(
+        "SELECT
+             (SELECT COUNT(*) FROM messages
+              WHERE room_id = ?1 AND seq > ?3 AND author_id <> ?2 AND deleted_at IS NULL),
+             (SELECT COUNT(*) FROM mentions WHERE user_id = ?2 AND room_id = ?1 AND seq > ?3)",
     )
-    .bind(seq)
     .bind(room.as_i64())
     .bind(user.as_i64())
-    .execute(&mut *db)
+    .bind(read)
+    .fetch_one(&mut *db)
     .await?;
-    Ok(())
+    Ok(Unread { last_read_seq: read, unread_count, mention_count })
 }
 
 /// A user's role in a room, if a member.
@@ -441,8 +815,8 @@ async fn insert_membership(
     now: Timestamp,
 ) -> Result<bool, ApplyError> {
     let done = sqlx::query(
-        "INSERT INTO memberships (room_id, user_id, role, joined_at, last_read_seq)
-         SELECT ?1, ?2, ?3, ?4, last_seq FROM rooms WHERE id = ?1
+        "INSERT INTO memberships (room_id, user_id, role, joined_at, last_read_seq, delivered_seq)
+         SELECT ?1, ?2, ?3, ?4, last_seq, last_seq FROM rooms WHERE id = ?1
          ON CONFLICT (room_id, user_id) DO NOTHING",
     )
     .bind(room.as_i64())

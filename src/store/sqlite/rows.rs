@@ -1,12 +1,14 @@
 //! Rows as SQLite returns them, and their conversion into domain records.
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use crate::domain::{
-    ClientId, DisplayName, Member, Message, MessageBody, MessageId, Room, RoomId, RoomKind,
-    RoomRole, Timestamp, User, UserId, Username,
+    DisplayName, Message, MessageId, Room, RoomId, RoomKind, RoomRole, Timestamp, User, UserId,
+    Username,
 };
-use crate::store::{StoreError, StoreResult};
+use crate::store::{MemberRecord, StoreError, StoreResult};
 
 #[derive(FromRow)]
 pub(super) struct UserRow {
@@ -28,44 +30,23 @@ impl UserRow {
 }
 
 #[derive(FromRow)]
-pub(super) struct MessageRow {
-    pub id: i64,
-    pub room_id: i64,
-    pub seq: i64,
-    pub author_id: i64,
-    pub body: String,
-    pub client_id: Option<String>,
-    pub created_at: i64,
-}
-
-impl MessageRow {
-    pub fn into_message(self) -> Message {
-        Message {
-            id: MessageId::from_i64(self.id),
-            room_id: RoomId::from_i64(self.room_id),
-            seq: self.seq,
-            author_id: UserId::from_i64(self.author_id),
-            body: MessageBody::from_trusted(self.body),
-            client_id: self.client_id.map(ClientId::from_trusted),
-            created_at: Timestamp::from_millis(self.created_at),
-        }
-    }
-}
-
-#[derive(FromRow)]
 pub(super) struct MemberRow {
     #[sqlx(flatten)]
     pub user: UserRow,
     pub role: String,
     pub joined_at: i64,
+    pub last_read_seq: i64,
+    pub last_seen_at: Option<i64>,
 }
 
 impl MemberRow {
-    pub fn into_member(self) -> StoreResult<Member> {
-        Ok(Member {
+    pub fn into_member(self) -> StoreResult<MemberRecord> {
+        Ok(MemberRecord {
             user: self.user.into_user(),
             role: parse_role(&self.role)?,
             joined_at: Timestamp::from_millis(self.joined_at),
+            read_seq: self.last_read_seq,
+            last_seen_at: self.last_seen_at.map(Timestamp::from_millis),
         })
     }
 }
@@ -84,20 +65,18 @@ pub(super) struct RoomRow {
     pub role: Option<String>,
     pub last_read_seq: Option<i64>,
     pub unread_count: Option<i64>,
+    pub mention_count: Option<i64>,
     pub peer_id: Option<i64>,
     pub peer_username: Option<String>,
     pub peer_display_name: Option<String>,
     pub peer_created_at: Option<i64>,
+    /// The newest message's id.
     pub lm_id: Option<i64>,
-    pub lm_seq: Option<i64>,
-    pub lm_author_id: Option<i64>,
-    pub lm_body: Option<String>,
-    pub lm_client_id: Option<String>,
-    pub lm_created_at: Option<i64>,
 }
 
 impl RoomRow {
-    pub fn into_room(self) -> StoreResult<Room> {
+    /// The room, with its newest message taken from `messages` (loaded whole beforehand).
+    pub fn into_room(self, messages: &mut HashMap<MessageId, Message>) -> StoreResult<Room> {
         let kind = RoomKind::from_stored(&self.kind)
             .ok_or_else(|| StoreError::Corrupt(format!("room kind {:?}", self.kind)))?;
         let role = self.role.as_deref().map(parse_role).transpose()?;
@@ -120,26 +99,10 @@ impl RoomRow {
         };
         // Only members, and anyone for a public room, may see the newest message.
         let readable = joined || kind == RoomKind::Public;
-        let last_message =
-            match (self.lm_id, self.lm_seq, self.lm_author_id, self.lm_body, self.lm_created_at) {
-                (Some(id), Some(seq), Some(author_id), Some(body), Some(created_at))
-                    if readable =>
-                {
-                    Some(
-                        MessageRow {
-                            id,
-                            room_id: self.id,
-                            seq,
-                            author_id,
-                            body,
-                            client_id: self.lm_client_id,
-                            created_at,
-                        }
-                        .into_message(),
-                    )
-                }
-                _ => None,
-            };
+        let last_message = match self.lm_id {
+            Some(id) if readable => messages.remove(&MessageId::from_i64(id)),
+            _ => None,
+        };
         Ok(Room {
             id: RoomId::from_i64(self.id),
             kind,
@@ -152,6 +115,7 @@ impl RoomRow {
             role,
             last_read_seq: self.last_read_seq.filter(|_| joined),
             unread_count: self.unread_count.filter(|_| joined),
+            mention_count: self.mention_count.filter(|_| joined),
             last_message,
             peer,
         })

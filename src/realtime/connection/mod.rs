@@ -1,18 +1,20 @@
-//! One WebSocket connection: a task that reads the client's frames, writes the room events
-//! the hub queues for it, answers `sync`, and keeps the heartbeat.
+//! One WebSocket connection: a task that reads the client's frames (`incoming`), writes the
+//! room events the hub queues for it, answers `sync`, and keeps the heartbeat.
 //!
 //! Ordering, per room: the connection keeps a cursor, `live_from` (the seq `ready` or
 //! `room.added` reported) and `delivered` (the highest seq sent live). A live event is sent
 //! only if its seq is above `delivered`, so nothing reaches the client twice; if it is more
-//! than one above, the missing events are read from the store first, so nothing is skipped.
-//! A `sync` sends what lies between the client's last seen seq and `live_from`, read from
-//! the store page by page, so the two streams never overlap.
+//! than one above, what changed in between is read from the store first, so nothing is
+//! skipped. A `sync` sends what changed between the client's last seen seq and `live_from`,
+//! read from the store page by page, so the two streams never overlap.
 //!
 //! Architecture invariant: the connection subscribes to a room before it reads the room's
 //! last seq. An event committed after that read is published after the subscription, so
 //! it reaches the queue; an event committed before it is covered by the seq that `ready`
 //! reports, so it comes through `sync`. After `ready`, only the hub changes the
 //! connection's subscriptions.
+
+mod incoming;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,34 +29,32 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
-use super::hub::{CloseRequest, Hub, Outbound, Peer};
-use super::protocol::{
-    CLIENT_TYPES, ClientFrame, Envelope, ServerFrame, close_code, message_created_frame,
-};
-use super::sync::{SyncItem, SyncRange, SyncRequest, Syncs};
+use self::incoming::{MAX_REQUESTS_IN_FLIGHT, Outcome};
+use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
+use super::protocol::{ServerFrame, catch_up_frame, close_code};
+use super::sync::{SyncItem, Syncs};
 use crate::app::{App, Session};
-use crate::domain::{Message, RoomId, Timestamp, User};
+use crate::domain::{RoomId, Timestamp, User};
 use crate::error::Error;
-use crate::store::Page;
+use crate::store::ChangeSpan;
 
-/// Sends a connection may have in flight before the server stops reading its frames; the
-/// client then feels backpressure instead of the server buffering without bound.
-const MAX_SENDS_IN_FLIGHT: usize = 32;
 /// Queue items written to the socket with one flush.
 const MAX_ITEMS_PER_FLUSH: usize = 256;
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a close frame may take to leave.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Changes read per page when filling a gap.
+const GAP_PAGE: u32 = 200;
 
 /// Serves one upgraded WebSocket until it closes.
 pub async fn serve(app: App, socket: WebSocket, session: Session) {
     let span = tracing::info_span!("ws", user_id = %session.user.id, session_id = %session.id);
     async move {
         let started = Instant::now();
-        let hub = app.hub().clone();
-        let (peer, queue) = hub.register(session.user.id, session.id, app.settings().ws_queue);
-        let _registration = Registration { hub, peer: peer.clone() };
+        let (peer, queue) =
+            app.hub().register(session.user.id, session.id, app.settings().ws_queue);
+        let _registration = Registration { app: app.clone(), peer: peer.clone() };
         tracing::info!(conn = peer.id, "websocket connected");
         let mut connection = Connection::new(app, socket, peer, queue, session);
         let closing = connection.run().await;
@@ -70,15 +70,19 @@ pub async fn serve(app: App, socket: WebSocket, session: Session) {
     .await
 }
 
-/// Removes the connection from the hub however the task ends.
+/// Removes the connection from the hub however the task ends, and announces the user's
+/// presence if this was their last connection.
 struct Registration {
-    hub: Arc<Hub>,
+    app: App,
     peer: Arc<Peer>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.hub.unregister(&self.peer);
+        let (change, rooms) = self.app.hub().unregister(&self.peer);
+        if let Some(change) = change {
+            self.app.announce_presence(self.peer.user_id, change, rooms);
+        }
     }
 }
 
@@ -122,13 +126,7 @@ struct Cursor {
     delivered: i64,
 }
 
-/// The outcome of one `send`, for its ack or error frame.
-struct SendOutcome {
-    client_id: String,
-    result: Result<Message, Error>,
-}
-
-type SendFuture = Pin<Box<dyn Future<Output = SendOutcome> + Send>>;
+type Request = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 struct Connection {
     app: App,
@@ -139,8 +137,11 @@ struct Connection {
     user: User,
     session_expires_at: Timestamp,
     cursors: HashMap<RoomId, Cursor>,
-    sends: FuturesUnordered<SendFuture>,
+    /// Writes the client asked for, running.
+    requests: FuturesUnordered<Request>,
     syncs: Syncs,
+    /// When this connection last announced typing in each room, to pace it.
+    typing_sent: HashMap<RoomId, Instant>,
     /// When the client was last heard from, for the heartbeat.
     last_heard: Instant,
     /// Frames waiting to be written with the next flush.
@@ -164,8 +165,9 @@ impl Connection {
             user: session.user,
             session_expires_at: session.expires_at,
             cursors: HashMap::new(),
-            sends: FuturesUnordered::new(),
+            requests: FuturesUnordered::new(),
             syncs,
+            typing_sent: HashMap::new(),
             last_heard: Instant::now(),
             outgoing: Vec::new(),
         }
@@ -176,6 +178,7 @@ impl Connection {
             tracing::error!(%error, "could not start a websocket session");
             return Closing::INTERNAL;
         }
+        self.set_presence(PeerPresence::Online);
         let interval = self.app.settings().heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -192,15 +195,15 @@ impl Connection {
                 // The hub keeps the sender while this connection holds its peer, so the
                 // queue never closes under us.
                 Some(item) = self.queue.recv() => self.on_outbound(item).await,
-                Some(outcome) = self.sends.next(), if !self.sends.is_empty() => {
-                    self.on_send_outcome(outcome);
+                Some(outcome) = self.requests.next(), if !self.requests.is_empty() => {
+                    self.on_outcome(outcome);
                     Ok(())
                 }
                 item = self.syncs.next() => {
                     self.on_sync_item(item);
                     Ok(())
                 }
-                incoming = self.socket.next(), if self.sends.len() < MAX_SENDS_IN_FLIGHT => {
+                incoming = self.socket.next(), if self.requests.len() < MAX_REQUESTS_IN_FLIGHT => {
                     self.on_incoming(incoming)
                 }
                 _ = heartbeat.tick() => self.on_heartbeat(),
@@ -260,16 +263,22 @@ impl Connection {
                     return Ok(()); // Already sent, or covered by `sync`.
                 }
                 if seq > cursor.delivered + 1 {
-                    self.fill_gap(room_id, cursor.delivered, seq).await?;
+                    self.fill_gap(room_id, cursor.delivered, seq - 1).await?;
                 }
                 self.outgoing.push(WsMessage::Text(frame));
                 if let Some(cursor) = self.cursors.get_mut(&room_id) {
-                    cursor.delivered = seq;
+                    cursor.delivered = cursor.delivered.max(seq);
+                }
+            }
+            Outbound::Moment { room_id, frame } => {
+                if room_id.is_none_or(|room| self.cursors.contains_key(&room)) {
+                    self.outgoing.push(WsMessage::Text(frame));
                 }
             }
             Outbound::Joined(room_id) => self.on_joined(room_id).await?,
             Outbound::Left(room_id) => {
                 if self.cursors.remove(&room_id).is_some() {
+                    self.typing_sent.remove(&room_id);
                     self.push(ServerFrame::RoomRemoved { room_id });
                 }
             }
@@ -300,163 +309,40 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends the events between `delivered` and `next` from the store. A single-node bus
-    /// never skips; a networked one may lose an event or deliver two nodes' events out of
-    /// order, and this keeps the stream gap-free regardless.
+    /// Sends, from the store, what changed in a room in `(delivered, up_to]`, before a live
+    /// event that skipped those seqs. A single-node bus never skips; a networked one may
+    /// lose an event or deliver two nodes' events out of order, and this keeps the stream
+    /// whole regardless.
     async fn fill_gap(
         &mut self,
         room_id: RoomId,
         delivered: i64,
-        next: i64,
+        up_to: i64,
     ) -> Result<(), Closing> {
-        tracing::debug!(%room_id, delivered, next, "filling a gap in a room's stream");
+        tracing::debug!(%room_id, delivered, up_to, "filling a gap in a room's stream");
         let mut after = delivered;
-        while after + 1 < next {
-            let page = Page { before: Some(next), after: Some(after), limit: 200 };
-            let page = self.app.store().messages(room_id, page).await.map_err(|error| {
-                // Sending on with a hole would break the promise; a reconnect and sync won't.
-                tracing::error!(%error, %room_id, "could not fill a gap");
-                Closing::INTERNAL
-            })?;
-            let Some(last) = page.messages.last() else { break };
-            after = last.seq;
-            self.outgoing
-                .extend(page.messages.iter().map(|m| WsMessage::Text(message_created_frame(m))));
+        loop {
+            let changes = self
+                .app
+                .store()
+                .changes(room_id, ChangeSpan { since: delivered, up_to, after, limit: GAP_PAGE })
+                .await
+                .map_err(|error| {
+                    // Sending on with a hole would break the promise; a reconnect won't.
+                    tracing::error!(%error, %room_id, "could not fill a gap");
+                    Closing::INTERNAL
+                })?;
+            let Some(last) = changes.last() else { break };
+            after = last.changed_seq;
+            let frames = changes.iter().map(|c| catch_up_frame(delivered, up_to, c));
+            self.outgoing.extend(frames.map(WsMessage::Text));
             // A large gap leaves page by page, not all at once.
             self.flush().await?;
         }
+        if let Some(cursor) = self.cursors.get_mut(&room_id) {
+            cursor.delivered = cursor.delivered.max(up_to);
+        }
         Ok(())
-    }
-
-    fn on_incoming(
-        &mut self,
-        incoming: Option<Result<WsMessage, axum::Error>>,
-    ) -> Result<(), Closing> {
-        self.last_heard = Instant::now();
-        match incoming {
-            Some(Ok(WsMessage::Text(text))) => {
-                self.on_text(&text);
-                Ok(())
-            }
-            Some(Ok(WsMessage::Binary(_))) => {
-                self.push_error("unsupported_frame", "Frames must be JSON text, not binary.");
-                Ok(())
-            }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
-            Some(Ok(WsMessage::Close(frame))) => {
-                // The reply to the client's close is queued inside the socket; `close`
-                // flushes it.
-                let code = frame.map_or(1005, |f| f.code);
-                Err(Closing { code, reason: "closed by client", send_frame: false })
-            }
-            Some(Err(error)) if is_message_too_big(&error) => {
-                Err(Closing::send(close_code::TOO_BIG, "frame larger than 64 KiB"))
-            }
-            Some(Err(error)) => {
-                tracing::debug!(%error, "websocket read failed");
-                Err(Closing::lost())
-            }
-            None => Err(Closing::lost()),
-        }
-    }
-
-    fn on_text(&mut self, text: &str) {
-        let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
-            return self.push_error("invalid_json", "Frames must be JSON objects.");
-        };
-        let client_id = envelope.client_id();
-        let known = matches!(&envelope.kind, Some(serde_json::Value::String(kind)) if CLIENT_TYPES.contains(&kind.as_str()));
-        if !known {
-            let message =
-                format!("Unknown frame type; expected one of {}.", CLIENT_TYPES.join(", "));
-            return self.push(ServerFrame::Error {
-                code: "unknown_type",
-                message: &message,
-                client_id: client_id.as_deref(),
-                room_id: None,
-            });
-        }
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
-            Ok(frame) => frame,
-            Err(error) => {
-                let message = format!("Invalid frame: {error}.");
-                return self.push(ServerFrame::Error {
-                    code: "invalid_frame",
-                    message: &message,
-                    client_id: client_id.as_deref(),
-                    room_id: None,
-                });
-            }
-        };
-        match frame {
-            ClientFrame::Send { room_id, body, client_id } => {
-                let app = self.app.clone();
-                let author = self.user.id;
-                self.sends.push(Box::pin(async move {
-                    let result = app
-                        .send_message_to(author, &room_id, &body, Some(&client_id))
-                        .await
-                        .map(|(message, _)| message);
-                    SendOutcome { client_id, result }
-                }));
-            }
-            ClientFrame::Sync { since, id } => self.on_sync_request(since, id),
-            ClientFrame::Ping { id } => self.push(ServerFrame::Pong { id: id.as_ref() }),
-        }
-    }
-
-    fn on_send_outcome(&mut self, outcome: SendOutcome) {
-        match outcome.result {
-            Ok(message) => {
-                self.push(ServerFrame::MessageAck {
-                    client_id: &outcome.client_id,
-                    message: &message,
-                });
-            }
-            Err(error) => {
-                if let Error::Internal(cause) = &error {
-                    tracing::error!(error = %cause, "send failed");
-                }
-                self.push(ServerFrame::Error {
-                    code: error.code(),
-                    message: &error.public_message(),
-                    client_id: Some(&outcome.client_id),
-                    room_id: None,
-                });
-            }
-        }
-    }
-
-    /// Plans a `sync` from the cursors as they are now: per room, from the client's last
-    /// seen seq up to where the live stream starts.
-    fn on_sync_request(&mut self, since: HashMap<String, i64>, id: Option<String>) {
-        let mut planned: HashMap<RoomId, SyncRange> = HashMap::with_capacity(since.len());
-        for (room, seen) in since {
-            let Some((room_id, cursor)) =
-                room.parse::<RoomId>().ok().and_then(|r| self.cursors.get(&r).map(|c| (r, *c)))
-            else {
-                self.push(ServerFrame::Error {
-                    code: "not_found",
-                    message: "Room not found.",
-                    client_id: None,
-                    room_id: Some(&room),
-                });
-                continue;
-            };
-            // Ids parse regardless of case: one room may be named twice. Sync it once,
-            // from the earliest seq asked.
-            let after = seen.max(0);
-            let range = planned.entry(room_id).or_insert(SyncRange {
-                room_id,
-                after,
-                up_to: cursor.live_from,
-            });
-            range.after = range.after.min(after);
-        }
-        let ranges = planned.into_values().filter(|r| r.after < r.up_to).collect();
-        if self.syncs.request(SyncRequest { id, ranges }).is_err() {
-            self.push_error("too_many_syncs", "Wait for sync.done before sending another sync.");
-        }
     }
 
     fn on_sync_item(&mut self, item: SyncItem) {
@@ -491,10 +377,6 @@ impl Connection {
 
     fn push(&mut self, frame: ServerFrame<'_>) {
         self.outgoing.push(WsMessage::Text(frame.to_text()));
-    }
-
-    fn push_error(&mut self, code: &str, message: &str) {
-        self.push(ServerFrame::Error { code, message, client_id: None, room_id: None });
     }
 
     /// Writes every waiting frame and flushes once. Gives up when the client does not take
@@ -534,17 +416,4 @@ impl Connection {
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, closed).await;
     }
-}
-
-/// Whether a read failed because the client sent a frame over the size limit.
-fn is_message_too_big(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
-        }
-        source = current.source();
-    }
-    false
 }

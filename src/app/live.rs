@@ -1,0 +1,35 @@
+//! What is live but never stored: presence and typing. Both are announced on the bus
+//! straight away; neither takes a seq.
+
+use crate::bus::BusEvent;
+use crate::domain::{Presence, PresenceStatus, RoomId, Timestamp, UserId};
+use crate::realtime::PresenceChange;
+use crate::realtime::protocol::ServerFrame;
+
+use super::App;
+
+impl App {
+    /// Announces a user's presence change to everyone sharing one of `rooms` with them.
+    /// Going offline also records when they were last seen.
+    pub fn announce_presence(&self, user_id: UserId, change: PresenceChange, rooms: Vec<RoomId>) {
+        let last_seen_at = (change.status == PresenceStatus::Offline).then(Timestamp::now);
+        if let Some(at) = last_seen_at {
+            let store = self.store().clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.touch_last_seen(user_id, at).await {
+                    tracing::warn!(%error, %user_id, "could not record when a user was last seen");
+                }
+            });
+        }
+        let presence = Presence { status: change.status, last_seen_at };
+        let frame = ServerFrame::Presence { user_id, presence }.to_text();
+        self.bus().publish(BusEvent::Presence { user_id, version: change.version, rooms, frame });
+    }
+
+    /// Tells a room's other members that `user_id` is typing there. The caller checks
+    /// membership and paces the announcements.
+    pub fn announce_typing(&self, user_id: UserId, room_id: RoomId) {
+        let frame = ServerFrame::Typing { room_id, user_id }.to_text();
+        self.bus().publish(BusEvent::RoomMoment { room_id, except: Some(user_id), frame });
+    }
+}

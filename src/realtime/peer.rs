@@ -1,0 +1,134 @@
+//! The hub's side of one connection: its bounded queue, how to ask it to close, the rooms
+//! it is subscribed to, and what it says of its user's presence.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{RoomId, SessionId, UserId};
+
+/// Why the hub asks a connection to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseRequest {
+    /// Its outbound queue overflowed.
+    TooSlow,
+    /// Its session was ended by a logout.
+    SessionEnded,
+}
+
+/// An item in a connection's outbound queue.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A room event: the connection sends `frame` unless it already has that seq.
+    Event { room_id: RoomId, seq: i64, frame: Utf8Bytes },
+    /// A frame outside any room's stream; when it names a room, it is sent only while the
+    /// connection follows that room.
+    Moment { room_id: Option<RoomId>, frame: Utf8Bytes },
+    /// The user joined a room: the connection starts the room's stream.
+    Joined(RoomId),
+    /// The user left a room: the connection stops the room's stream.
+    Left(RoomId),
+}
+
+/// What one connection says of its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PeerPresence {
+    /// Not yet started: does not count.
+    Starting = 0,
+    Online = 1,
+    Away = 2,
+}
+
+pub struct Peer {
+    pub id: u64,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    /// The connection's bounded outbound queue.
+    queue: mpsc::Sender<Outbound>,
+    /// Cancelled when the hub wants the connection closed; `close_request` says why.
+    pub(super) closing: CancellationToken,
+    close_request: OnceLock<CloseRequest>,
+    /// The rooms this peer is subscribed to, so that unregistering finds them all, including
+    /// rooms the connection task has not heard of yet. Held while the room map changes for
+    /// this peer, so the two always agree.
+    rooms: Mutex<PeerRooms>,
+    /// A `PeerPresence`, changed under the hub's lock for this user.
+    presence: AtomicU8,
+}
+
+#[derive(Default)]
+pub(super) struct PeerRooms {
+    pub subscribed: HashSet<RoomId>,
+    /// Set once the connection is gone; a late membership change must not subscribe it.
+    pub unregistered: bool,
+}
+
+impl Peer {
+    pub(super) fn new(
+        id: u64,
+        user_id: UserId,
+        session_id: SessionId,
+        queue: mpsc::Sender<Outbound>,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            session_id,
+            queue,
+            closing: CancellationToken::new(),
+            close_request: OnceLock::new(),
+            rooms: Mutex::new(PeerRooms::default()),
+            presence: AtomicU8::new(PeerPresence::Starting as u8),
+        }
+    }
+
+    /// Offers an item without waiting; a full queue closes the connection.
+    pub(super) fn offer(&self, item: Outbound) {
+        match self.queue.try_send(item) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.request_close(CloseRequest::TooSlow),
+            // The connection is on its way out; its guard unregisters it.
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    pub fn request_close(&self, request: CloseRequest) {
+        let _ = self.close_request.set(request);
+        self.closing.cancel();
+    }
+
+    /// Resolves when the hub asks this connection to close.
+    pub async fn close_requested(&self) -> CloseRequest {
+        self.closing.cancelled().await;
+        self.close_request.get().copied().unwrap_or(CloseRequest::TooSlow)
+    }
+
+    pub(super) fn room_set(&self) -> MutexGuard<'_, PeerRooms> {
+        // A panic while holding this lock cannot leave the set half-updated (every update
+        // is a single insert or remove), so a poisoned lock is still consistent.
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The rooms this connection follows now.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        self.room_set().subscribed.iter().copied().collect()
+    }
+
+    pub(super) fn presence(&self) -> PeerPresence {
+        match self.presence.load(Ordering::Relaxed) {
+            1 => PeerPresence::Online,
+            2 => PeerPresence::Away,
+            _ => PeerPresence::Starting,
+        }
+    }
+
+    pub(super) fn set_presence(&self, presence: PeerPresence) {
+        self.presence.store(presence as u8, Ordering::Relaxed);
+    }
+}
