@@ -63,6 +63,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // A deleted message must leave storage, not linger in freed pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10))
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut write = options.clone().create_if_missing(true).connect().await?;

@@ -465,6 +465,10 @@ pub(super) struct DeleteMessage {
 impl Operation for DeleteMessage {
     type Output = Message;
 
+    fn erases(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &mut self,
         db: &mut SqliteConnection,

@@ -54,6 +54,13 @@ pub(super) trait Operation: Send + 'static {
         connection: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<Self::Output, ApplyError>;
+
+    /// Whether this operation removes content that must not survive anywhere on disk; the
+    /// writer then checkpoints and truncates the write-ahead log after the commit, so the
+    /// old pages leave the log as well.
+    fn erases(&self) -> bool {
+        false
+    }
 }
 
 /// An operation on its way through a batch, type-erased so that one queue holds them all.
@@ -68,6 +75,8 @@ pub(super) trait Queued: Send {
 
     /// Answers the caller: with the operation's own result, or with the batch's failure.
     fn answer(self: Box<Self>, batch_failure: Option<&str>);
+
+    fn erases(&self) -> bool;
 }
 
 pub(super) struct Pending<O: Operation> {
@@ -89,6 +98,10 @@ impl<O: Operation> Queued for Pending<O> {
             Err(ApplyError::Batch(error)) => return Err(error),
         }
         Ok(())
+    }
+
+    fn erases(&self) -> bool {
+        self.op.erases()
     }
 
     fn answer(self: Box<Self>, batch_failure: Option<&str>) {
@@ -142,6 +155,9 @@ async fn run(
         for change in changes.drain(..) {
             sink(&change);
         }
+        if failure.is_none() && batch.iter().any(|op| op.erases()) {
+            erase_old_pages(&mut connection).await;
+        }
         let failure = failure.map(|e| e.to_string());
         for op in batch.drain(..) {
             op.answer(failure.as_deref());
@@ -170,6 +186,14 @@ async fn commit_batch(
         return Err(error);
     }
     Ok(())
+}
+
+/// Copies the log into the database and empties it, so that page images holding erased
+/// content are overwritten (secure_delete zeroes them in the new images).
+async fn erase_old_pages(connection: &mut SqliteConnection) {
+    if let Err(error) = execute(connection, "PRAGMA wal_checkpoint(TRUNCATE)").await {
+        tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
+    }
 }
 
 async fn execute(connection: &mut SqliteConnection, sql: &str) -> Result<(), StoreError> {
