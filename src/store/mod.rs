@@ -236,7 +236,7 @@ pub struct Changed {
 /// A window of a room's changes, for catching up; see [`Store::changes`].
 #[derive(Debug, Clone, Copy)]
 pub struct ChangeSpan {
-    /// The client has everything up to this seq.
+    /// The client has everything up to this seq (decides `created` or `updated`).
     pub since: i64,
     /// Where the catching up ends.
     pub up_to: i64,
@@ -332,9 +332,11 @@ pub trait Store: Send + Sync + 'static {
     /// One message of a room.
     async fn message(&self, room: RoomId, message: MessageId) -> StoreResult<Option<Message>>;
     /// What a client that saw a room up to `span.since` needs to be up to date as of
-    /// `span.up_to`: the messages whose latest change is in `(since, up_to]`, and those
-    /// created in that span but changed since; each as it is now, in the order of their
-    /// latest changes, starting after the change `span.after` (for paging).
+    /// `span.up_to`: the messages created by `up_to` whose latest change is after `since`,
+    /// each as it is now, in the order of their latest changes, starting after the change
+    /// `span.after` (for paging). Only a message's latest change is recorded, so a message
+    /// changed in the span and again after it must be included: its later change may not
+    /// carry the earlier one.
     async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>>;
     /// Replaces a message's body (the author only), under a new seq (announced, with any
     /// new mentions).

@@ -380,14 +380,12 @@ impl Store for SqliteStore {
         let mut db = self.read.acquire().await?;
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
             "{MESSAGE_SELECT}
-             WHERE m.room_id = ?1 AND m.changed_seq > ?2
-               AND (m.changed_seq <= ?3 OR (m.seq > ?4 AND m.seq <= ?3))
-             ORDER BY m.changed_seq LIMIT ?5"
+             WHERE m.room_id = ?1 AND m.changed_seq > ?2 AND m.seq <= ?3
+             ORDER BY m.changed_seq LIMIT ?4"
         ))
         .bind(room.as_i64())
         .bind(span.after)
         .bind(span.up_to)
-        .bind(span.since)
         .bind(span.limit)
         .fetch_all(&mut *db)
         .await?;

@@ -146,6 +146,8 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut changes = Vec::new();
+    // Set by a committed erasure until the log has been truncated.
+    let mut erasure_pending = false;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let failure = commit_batch(&mut connection, &mut batch, &mut changes).await.err();
         if let Some(error) = &failure {
@@ -155,8 +157,9 @@ async fn run(
         for change in changes.drain(..) {
             sink(&change);
         }
-        if failure.is_none() && batch.iter().any(|op| op.erases()) {
-            erase_old_pages(&mut connection).await;
+        erasure_pending |= failure.is_none() && batch.iter().any(|op| op.erases());
+        if erasure_pending {
+            erasure_pending = !erase_old_pages(&mut connection).await;
         }
         let failure = failure.map(|e| e.to_string());
         for op in batch.drain(..) {
@@ -189,10 +192,21 @@ async fn commit_batch(
 }
 
 /// Copies the log into the database and empties it, so that page images holding erased
-/// content are overwritten (secure_delete zeroes them in the new images).
-async fn erase_old_pages(connection: &mut SqliteConnection) {
-    if let Err(error) = execute(connection, "PRAGMA wal_checkpoint(TRUNCATE)").await {
-        tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
+/// content are overwritten (secure_delete zeroes them in the new images). Returns false
+/// when a reader kept the log busy; the writer tries again after its next batch.
+async fn erase_old_pages(connection: &mut SqliteConnection) -> bool {
+    let done: Result<(i64, i64, i64), sqlx::Error> =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(connection).await;
+    match done {
+        Ok((0, _, _)) => true,
+        Ok(_) => {
+            tracing::debug!("the write-ahead log was busy; truncating it after the next batch");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
+            false
+        }
     }
 }
 
