@@ -6,8 +6,11 @@
 mod accounts;
 mod bad_input;
 mod binary;
+mod conversation;
 mod lifecycle;
 mod messaging;
+mod presence;
+mod receipts;
 mod rooms;
 mod slow_client;
 mod support;

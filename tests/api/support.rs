@@ -505,3 +505,13 @@ fn collect_lines(
     });
     lines
 }
+
+/// The files of a server this harness started, for the few tests that must look past the
+/// API (that a deleted message's body has left the database file, say).
+impl TestApp {
+    /// The server's data directory; the database is `confab.db` in it. Still there after
+    /// [`TestApp::stop`], so a test can read the files the server left.
+    pub fn data_path(&self) -> &std::path::Path {
+        self.data_dir.as_ref().expect("a server this harness started has a data dir").path()
+    }
+}
