@@ -1,0 +1,88 @@
+// Building DOM nodes. User content only ever becomes text nodes or attribute values set
+// through the DOM, never HTML: nothing here parses markup.
+
+/** Creates an element. `props` may hold `class`, `text`, `on` (event handlers), `attrs`
+ *  (set with setAttribute), and any other element property; children are nodes, strings
+ *  (as text), arrays of them, or null (skipped). */
+export function h(tag, props = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') element.className = value;
+    else if (key === 'text') element.textContent = value;
+    else if (key === 'on') for (const [event, handler] of Object.entries(value)) element.addEventListener(event, handler);
+    else if (key === 'attrs') for (const [name, v] of Object.entries(value)) { if (v !== null && v !== undefined && v !== false) element.setAttribute(name, String(v)); }
+    else element[key] = value;
+  }
+  append(element, children);
+  return element;
+}
+
+function append(element, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(element, child);
+    else element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replaces all children of `element`. */
+export function replace(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+}
+
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
+const MENTION_PATTERN = /(^|[^a-z0-9_.-])@([a-z0-9_.-]{3,32})/gi;
+
+/** A message body as nodes: text, links (http and https only, opened safely) and
+ *  mentions of `usernames` (a Set of lower-case names; `me` is highlighted apart). */
+export function richText(text, usernames, me) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    // A sentence often ends right after a link: leave the final punctuation out.
+    let url = match[0].replace(/[.,;:!?)\]]+$/, '');
+    nodes.push(...mentions(text.slice(last, match.index), usernames, me));
+    nodes.push(h('a', { href: url, text: url, target: '_blank', rel: 'noopener noreferrer' }));
+    last = match.index + url.length;
+  }
+  nodes.push(...mentions(text.slice(last), usernames, me));
+  return nodes;
+}
+
+function mentions(text, usernames, me) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(MENTION_PATTERN)) {
+    const name = match[2].replace(/\.+$/, '').toLowerCase();
+    if (!usernames.has(name)) continue;
+    const at = match.index + match[1].length;
+    nodes.push(text.slice(last, at));
+    nodes.push(h('span', { class: name === me ? 'mention me' : 'mention', text: '@' + name }));
+    last = at + 1 + name.length;
+  }
+  nodes.push(text.slice(last));
+  return nodes.filter((node) => node !== '');
+}
+
+/** Initials for an avatar. */
+export function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
+  return letters.toUpperCase();
+}
+
+/** "Today", "Yesterday", or a date, for day separators. */
+export function dayLabel(date, now = new Date()) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const difference = Math.round((day(now) - day(date)) / 86_400_000);
+  if (difference === 0) return 'Today';
+  if (difference === 1) return 'Yesterday';
+  const sameYear = date.getFullYear() === now.getFullYear();
+  return date.toLocaleDateString(undefined, { weekday: 'long', month: 'long', day: 'numeric', year: sameYear ? undefined : 'numeric' });
+}
+
+export function timeLabel(date) {
+  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}

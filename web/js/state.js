@@ -1,0 +1,279 @@
+// The client's model of the server: rooms, their messages, members, receipts, typing and
+// counts, and the outbox of messages not yet confirmed. `apply` takes every server frame;
+// views read the model and re-render when it announces a change.
+//
+// Rules it keeps (docs/api.md, "Ordering and catching up" and "Receipts and counts"):
+// messages are keyed by id and ordered by their own seq; every event is applied
+// idempotently; `seen` is the highest seq applied per room, which is what a reconnect
+// syncs from; unread counts follow the server's rule between its exact `unread` frames.
+
+const TYPING_LAPSES_MS = 6_000;
+
+export class Model {
+  constructor(me) {
+    this.me = me;
+    this.rooms = new Map();
+    this.users = new Map([[me.id, me]]);
+    this.presence = new Map();
+    /** Sends not yet confirmed, by client_id: {clientId, roomId, body, replyTo, failed}. */
+    this.outbox = new Map();
+    this.listeners = new Set();
+  }
+
+  subscribe(listener) {
+    this.listeners.add(listener);
+  }
+
+  changed(what) {
+    for (const listener of this.listeners) listener(what);
+  }
+
+  /** A room's state, created from a server Room object if new. */
+  room(id) {
+    return this.rooms.get(id);
+  }
+
+  addRoom(room) {
+    const existing = this.rooms.get(room.id);
+    const state = existing || {
+      id: room.id,
+      messages: new Map(),
+      loaded: false,
+      hasMore: true,
+      seen: room.last_seq,
+      members: new Map(),
+      receipts: new Map(),
+      typing: new Map(),
+    };
+    state.info = room;
+    state.lastSeq = Math.max(existing ? existing.lastSeq : 0, room.last_seq);
+    state.lastReadSeq = room.last_read_seq ?? 0;
+    state.unread = room.unread_count ?? 0;
+    state.mentions = room.mention_count ?? 0;
+    if (room.peer) this.users.set(room.peer.id, room.peer);
+    if (room.last_message) this.upsert(state, room.last_message);
+    this.rooms.set(room.id, state);
+    return state;
+  }
+
+  setRooms(rooms) {
+    const ids = new Set(rooms.map((room) => room.id));
+    for (const id of this.rooms.keys()) if (!ids.has(id)) this.rooms.delete(id);
+    for (const room of rooms) this.addRoom(room);
+    this.changed('rooms');
+  }
+
+  setMembers(roomId, members) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.members = new Map(members.map((member) => [member.id, member]));
+    for (const member of members) {
+      this.users.set(member.id, member);
+      this.presence.set(member.id, member.presence.status);
+      const known = room.receipts.get(member.id);
+      if (!known || known.read_seq < member.read_seq) {
+        room.receipts.set(member.id, { read_seq: member.read_seq, delivered_seq: Math.max(member.read_seq, known ? known.delivered_seq : 0) });
+      }
+    }
+    this.changed('members');
+  }
+
+  /** Adds a page of history. */
+  addHistory(roomId, messages, hasMore, older) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    for (const message of messages) this.upsert(room, message);
+    if (older || !room.loaded) room.hasMore = hasMore;
+    room.loaded = true;
+    this.changed('messages');
+  }
+
+  /** Messages of a room in seq order, then the pending ones. */
+  messagesOf(roomId) {
+    const room = this.rooms.get(roomId);
+    if (!room) return [];
+    const stored = [...room.messages.values()].sort((a, b) => a.seq - b.seq);
+    const pending = [...this.outbox.values()]
+      .filter((entry) => entry.roomId === roomId)
+      .map((entry) => ({
+        id: 'pending-' + entry.clientId,
+        pending: true,
+        failed: entry.failed,
+        room_id: roomId,
+        author_id: this.me.id,
+        body: entry.body,
+        created_at: entry.createdAt,
+        reply_to: entry.replyPreview || null,
+        reactions: [],
+        mentions: [],
+      }));
+    return stored.concat(pending);
+  }
+
+  upsert(room, message) {
+    if (message.author_id === this.me.id && message.client_id) this.outbox.delete(message.client_id);
+    room.messages.set(message.id, message);
+    if (!room.info.last_message || room.info.last_message.seq <= message.seq) room.info.last_message = message;
+  }
+
+  totalUnread() {
+    let total = 0;
+    for (const room of this.rooms.values()) total += room.unread;
+    return total;
+  }
+
+  usernames() {
+    const names = new Set();
+    for (const user of this.users.values()) names.add(user.username);
+    return names;
+  }
+
+  /** Applies one server frame. Returns what a notification might want: the message of a
+   *  `message.created` by someone else, or a `mention`. */
+  apply(frame) {
+    const room = frame.room_id ? this.rooms.get(frame.room_id) : null;
+    if (frame.seq !== undefined && room) room.seen = Math.max(room.seen, frame.seq);
+    switch (frame.type) {
+      case 'ready':
+        for (const entry of frame.rooms) {
+          const known = this.rooms.get(entry.room_id);
+          if (!known) continue;
+          // A room whose history is not loaded has nothing to catch up: it starts here.
+          if (!known.loaded) known.seen = entry.last_seq;
+          known.lastSeq = entry.last_seq;
+          known.lastReadSeq = entry.last_read_seq;
+          known.unread = entry.unread_count;
+          known.mentions = entry.mention_count;
+        }
+        this.changed('rooms');
+        return null;
+      case 'message.created':
+        return room ? this.created(room, frame.message) : null;
+      case 'message.updated':
+        if (room) this.upsert(room, frame.message);
+        this.changed('messages');
+        return null;
+      case 'message.deleted':
+        if (room) this.deleted(room, frame.message);
+        return null;
+      case 'message.ack': {
+        const target = this.rooms.get(frame.message.room_id);
+        if (target) this.upsert(target, frame.message);
+        this.outbox.delete(frame.client_id);
+        this.changed('messages');
+        return null;
+      }
+      case 'reaction.added':
+      case 'reaction.removed':
+        if (room) this.react(room, frame.message_id, frame.emoji, frame.user_id, frame.type === 'reaction.added');
+        return null;
+      case 'typing':
+        if (room) {
+          room.typing.set(frame.user_id, Date.now() + TYPING_LAPSES_MS);
+          this.changed('typing');
+        }
+        return null;
+      case 'presence':
+        this.presence.set(frame.user_id, frame.status);
+        for (const state of this.rooms.values()) {
+          const member = state.members.get(frame.user_id);
+          if (member) member.presence = { status: frame.status, last_seen_at: frame.last_seen_at };
+        }
+        this.changed('presence');
+        return null;
+      case 'receipt':
+        if (room) {
+          room.receipts.set(frame.user_id, { read_seq: frame.read_seq, delivered_seq: frame.delivered_seq });
+          this.changed('receipts');
+        }
+        return null;
+      case 'receipts':
+        if (room) {
+          room.receipts = new Map(frame.receipts.map((r) => [r.user_id, r]));
+          this.changed('receipts');
+        }
+        return null;
+      case 'unread':
+        if (room) {
+          room.lastReadSeq = frame.last_read_seq;
+          room.unread = frame.unread_count;
+          room.mentions = frame.mention_count;
+          this.changed('rooms');
+        }
+        return null;
+      case 'mention':
+        return { mention: frame.message };
+      case 'room.removed':
+        this.rooms.delete(frame.room_id);
+        this.changed('rooms');
+        return null;
+      default:
+        return null;
+    }
+  }
+
+  created(room, message) {
+    const known = room.messages.has(message.id);
+    this.upsert(room, message);
+    room.lastSeq = Math.max(room.lastSeq, message.seq);
+    room.typing.delete(message.author_id);
+    let notify = null;
+    if (message.author_id === this.me.id) {
+      // Sending reads everything up to one's own message.
+      room.lastReadSeq = Math.max(room.lastReadSeq, message.seq);
+      room.unread = 0;
+      room.mentions = 0;
+    } else if (!known && message.seq > room.lastReadSeq && !message.deleted) {
+      room.unread += 1;
+      if (message.mentions.includes(this.me.id)) room.mentions += 1;
+      notify = { message };
+    }
+    this.changed('messages');
+    this.changed('rooms');
+    return notify;
+  }
+
+  deleted(room, tombstone) {
+    const before = room.messages.get(tombstone.id);
+    const counted = before && !before.deleted && before.author_id !== this.me.id && before.seq > room.lastReadSeq;
+    if (counted) {
+      room.unread = Math.max(0, room.unread - 1);
+      if (before.mentions.includes(this.me.id)) room.mentions = Math.max(0, room.mentions - 1);
+    }
+    this.upsert(room, tombstone);
+    this.changed('messages');
+    this.changed('rooms');
+  }
+
+  react(room, messageId, emoji, userId, added) {
+    const message = room.messages.get(messageId);
+    if (!message) return;
+    const reactions = message.reactions.map((r) => ({ ...r, user_ids: [...r.user_ids] }));
+    let reaction = reactions.find((r) => r.emoji === emoji);
+    if (added) {
+      if (!reaction) reactions.push((reaction = { emoji, count: 0, user_ids: [] }));
+      if (!reaction.user_ids.includes(userId)) reaction.user_ids.push(userId);
+    } else if (reaction) {
+      reaction.user_ids = reaction.user_ids.filter((id) => id !== userId);
+    }
+    for (const r of reactions) r.count = r.user_ids.length;
+    room.messages.set(messageId, { ...message, reactions: reactions.filter((r) => r.count > 0) });
+    this.changed('messages');
+  }
+
+  /** Who is typing in a room now, lapsed entries dropped. */
+  typingIn(roomId) {
+    const room = this.rooms.get(roomId);
+    if (!room) return [];
+    const now = Date.now();
+    for (const [user, until] of room.typing) if (until <= now) room.typing.delete(user);
+    return [...room.typing.keys()].filter((id) => id !== this.me.id);
+  }
+
+  /** The seqs to sync from after a reconnect: rooms whose history is loaded. */
+  syncPoints() {
+    const since = {};
+    for (const room of this.rooms.values()) if (room.loaded) since[room.id] = room.seen;
+    return since;
+  }
+}

@@ -1,0 +1,172 @@
+// Writing: Enter sends, Shift+Enter starts a new line, Esc cancels an edit or a reply, the
+// Up arrow in an empty composer edits your last message, and `@` suggests the room's
+// members. The composer is one element kept across renders, so nothing typed is lost.
+
+import { h, replace } from '../dom.js';
+
+const SUGGESTIONS = 6;
+
+export class Composer {
+  constructor(model, client) {
+    this.model = model;
+    this.client = client;
+    this.roomId = null;
+    this.mode = null; // { kind: 'reply' | 'edit', message }
+    this.drafts = new Map();
+    this.suggestions = [];
+    this.selected = 0;
+    this.context = h('div', { class: 'composer-context', hidden: true });
+    this.input = h('textarea', {
+      rows: 1, placeholder: 'Write a message…',
+      attrs: { 'aria-label': 'Message', 'aria-autocomplete': 'list', 'aria-controls': 'mention-suggestions', 'data-testid': 'composer' },
+      on: { keydown: (event) => this.onKey(event), input: () => this.onInput() },
+    });
+    this.sendButton = h('button', { class: 'btn primary', text: 'Send', on: { click: () => this.submit() } });
+    this.list = h('ul', { class: 'suggestions', id: 'mention-suggestions', hidden: true, attrs: { role: 'listbox' } });
+    this.element = h('footer', { class: 'composer' }, this.list, this.context, h('div', { class: 'composer-row' }, this.input, this.sendButton));
+  }
+
+  setRoom(roomId) {
+    if (this.roomId) this.drafts.set(this.roomId, this.input.value);
+    this.roomId = roomId;
+    this.input.value = this.drafts.get(roomId) || '';
+    this.cancel();
+    this.resize();
+  }
+
+  setConnection(state) {
+    this.input.placeholder = state === 'connected' ? 'Write a message…' : 'Write a message (it will be sent when the connection is back)…';
+  }
+
+  focus() {
+    this.input.focus();
+  }
+
+  replyTo(message) {
+    this.mode = { kind: 'reply', message };
+    this.showContext();
+    this.focus();
+  }
+
+  edit(message) {
+    this.mode = { kind: 'edit', message };
+    this.input.value = message.body;
+    this.showContext();
+    this.resize();
+    this.focus();
+  }
+
+  cancel() {
+    const wasEditing = this.mode && this.mode.kind === 'edit';
+    this.mode = null;
+    this.context.hidden = true;
+    if (wasEditing) this.input.value = '';
+    this.hideSuggestions();
+  }
+
+  showContext() {
+    const { kind, message } = this.mode;
+    const author = this.model.users.get(message.author_id)?.display_name || 'someone';
+    const what = kind === 'reply' ? `Replying to ${author}: ${message.body.slice(0, 80)}` : 'Editing your message';
+    replace(this.context, h('span', { class: 'what', text: what }),
+      h('button', { class: 'icon-btn', text: 'Cancel (Esc)', on: { click: () => { this.cancel(); this.focus(); } } }));
+    this.context.hidden = false;
+  }
+
+  submit() {
+    const body = this.input.value.trim();
+    if (!body || !this.roomId) return;
+    if (this.mode && this.mode.kind === 'edit') {
+      if (body !== this.mode.message.body) this.client.edit(this.roomId, this.mode.message.id, body);
+    } else {
+      this.client.send(this.roomId, body, this.mode ? this.mode.message.id : null);
+    }
+    this.input.value = '';
+    this.drafts.delete(this.roomId);
+    this.client.stoppedTyping(this.roomId);
+    this.cancel();
+    this.resize();
+  }
+
+  onKey(event) {
+    if (!this.list.hidden) {
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        const step = event.key === 'ArrowDown' ? 1 : -1;
+        this.selected = (this.selected + step + this.suggestions.length) % this.suggestions.length;
+        return this.renderSuggestions();
+      }
+      if (event.key === 'Enter' || event.key === 'Tab') {
+        event.preventDefault();
+        return this.accept(this.suggestions[this.selected]);
+      }
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        return this.hideSuggestions();
+      }
+    }
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.submit();
+    } else if (event.key === 'Escape' && this.mode) {
+      event.preventDefault();
+      this.cancel();
+    } else if (event.key === 'ArrowUp' && this.input.value === '') {
+      const mine = this.model.messagesOf(this.roomId).filter((m) => m.author_id === this.model.me.id && !m.pending && !m.deleted);
+      if (mine.length) {
+        event.preventDefault();
+        this.edit(mine[mine.length - 1]);
+      }
+    }
+  }
+
+  onInput() {
+    this.resize();
+    if (this.input.value.trim() && this.roomId && !(this.mode && this.mode.kind === 'edit')) this.client.typing(this.roomId);
+    this.suggest();
+  }
+
+  resize() {
+    this.input.style.height = 'auto';
+    this.input.style.height = Math.min(this.input.scrollHeight, 200) + 'px';
+  }
+
+  /** Suggests members when the word before the caret starts with `@`. */
+  suggest() {
+    const before = this.input.value.slice(0, this.input.selectionStart);
+    const match = before.match(/(^|\s)@([a-z0-9_.-]*)$/i);
+    const room = this.roomId && this.model.room(this.roomId);
+    if (!match || !room) return this.hideSuggestions();
+    const prefix = match[2].toLowerCase();
+    this.suggestions = [...room.members.values()]
+      .filter((m) => m.id !== this.model.me.id && (m.username.startsWith(prefix) || m.display_name.toLowerCase().startsWith(prefix)))
+      .slice(0, SUGGESTIONS);
+    this.selected = 0;
+    if (this.suggestions.length === 0) return this.hideSuggestions();
+    this.renderSuggestions();
+  }
+
+  renderSuggestions() {
+    replace(this.list, this.suggestions.map((member, index) => h('li', {
+      id: 'mention-' + member.id, text: `${member.display_name} (@${member.username})`,
+      attrs: { role: 'option', 'aria-selected': index === this.selected },
+      on: { mousedown: (event) => { event.preventDefault(); this.accept(member); } },
+    })));
+    this.list.hidden = false;
+    this.input.setAttribute('aria-activedescendant', 'mention-' + this.suggestions[this.selected].id);
+  }
+
+  hideSuggestions() {
+    this.list.hidden = true;
+    this.input.removeAttribute('aria-activedescendant');
+  }
+
+  accept(member) {
+    const caret = this.input.selectionStart;
+    const before = this.input.value.slice(0, caret).replace(/@([a-z0-9_.-]*)$/i, '@' + member.username + ' ');
+    this.input.value = before + this.input.value.slice(caret);
+    this.input.selectionStart = this.input.selectionEnd = before.length;
+    this.hideSuggestions();
+    this.focus();
+  }
+}

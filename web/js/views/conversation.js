@@ -1,0 +1,229 @@
+// The open conversation: its header, the message list (older messages load as you scroll
+// up, without jumping; the view follows new messages only when you are at the bottom),
+// who is typing, and the composer.
+
+import { dayLabel, h, initials, replace, richText, timeLabel } from '../dom.js';
+import { Composer } from './composer.js';
+import { openMembersDialog } from './dialogs.js';
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+const GROUP_WITHIN_MS = 5 * 60_000;
+const NEAR_EDGE_PX = 80;
+
+export class Conversation {
+  constructor(model, client, openSidebar) {
+    this.model = model;
+    this.client = client;
+    this.roomId = null;
+    this.title = h('h2', { id: 'room-title' });
+    this.meta = h('span', { class: 'meta', attrs: { 'data-testid': 'room-meta' } });
+    this.membersButton = h('button', { class: 'btn', text: 'Members', on: { click: () => openMembersDialog(this.model, this.client, this.roomId) } });
+    this.header = h('header', { class: 'room-head' },
+      h('button', { class: 'icon-btn menu-toggle', text: '☰', attrs: { 'aria-label': 'Show rooms' }, on: { click: openSidebar } }),
+      this.title, this.meta, h('span', { class: 'spacer' }), this.membersButton);
+    this.list = h('div', { class: 'messages', attrs: { role: 'log', 'aria-labelledby': 'room-title', tabindex: '0' }, on: { scroll: () => this.onScroll() } });
+    this.newMessages = h('button', { class: 'btn primary new-messages', text: 'New messages ↓', hidden: true, on: { click: () => this.scrollToBottom() } });
+    this.typing = h('div', { class: 'typing', attrs: { 'aria-live': 'polite', 'data-testid': 'typing' } });
+    this.composer = new Composer(model, client);
+    this.empty = h('div', { class: 'empty', text: 'Pick a room, or start a conversation.' });
+    this.element = h('main', { class: 'main' }, this.empty);
+    this.lastRendered = null;
+  }
+
+  show(roomId) {
+    const changedRoom = roomId !== this.roomId;
+    this.roomId = roomId;
+    if (!roomId || !this.model.room(roomId)) {
+      this.roomId = null;
+      replace(this.element, this.header, this.empty);
+      this.title.textContent = 'Confab';
+      this.meta.textContent = '';
+      this.membersButton.hidden = true;
+      return;
+    }
+    if (changedRoom || this.element.firstChild === this.empty || !this.element.contains(this.list)) {
+      replace(this.element, this.header, this.list, this.newMessages, this.typing, this.composer.element);
+      this.composer.setRoom(roomId);
+      this.stickToBottom = true;
+    }
+    this.membersButton.hidden = false;
+    this.renderHeader();
+    this.renderMessages();
+    this.renderTyping();
+    if (changedRoom) this.composer.focus();
+  }
+
+  update(what) {
+    if (!this.roomId) return;
+    if (!this.model.room(this.roomId)) return this.show(null);
+    if (what.has('rooms') || what.has('presence') || what.has('members')) this.renderHeader();
+    if (what.has('messages') || what.has('receipts') || what.has('members')) this.renderMessages();
+    if (what.has('typing') || what.has('messages')) this.renderTyping();
+  }
+
+  setConnection(state) {
+    this.composer.setConnection(state);
+  }
+
+  renderHeader() {
+    const room = this.model.room(this.roomId);
+    const info = room.info;
+    this.title.textContent = (info.kind === 'public' ? '# ' : '') + info.name;
+    if (info.kind === 'dm' && info.peer) {
+      const status = this.model.presence.get(info.peer.id) || 'offline';
+      this.meta.textContent = status === 'online' ? 'Online' : status === 'away' ? 'Away' : 'Offline';
+    } else {
+      const members = [...room.members.values()];
+      const online = members.filter((m) => (this.model.presence.get(m.id) || m.presence.status) !== 'offline').length;
+      this.meta.textContent = members.length ? `${members.length} members · ${online} online` : '';
+    }
+  }
+
+  renderTyping() {
+    if (!this.roomId) return;
+    const names = this.model.typingIn(this.roomId).map((id) => this.model.users.get(id)?.display_name || 'Someone');
+    this.typing.textContent =
+      names.length === 0 ? '' :
+      names.length === 1 ? `${names[0]} is typing…` :
+      names.length === 2 ? `${names[0]} and ${names[1]} are typing…` :
+      'Several people are typing…';
+  }
+
+  /** Re-renders the list, keeping the view where it was: at the bottom if it was there,
+   *  otherwise on the same message at the same height. */
+  renderMessages() {
+    const room = this.model.room(this.roomId);
+    const messages = this.model.messagesOf(this.roomId);
+    const atBottom = this.stickToBottom || this.isAtBottom();
+    const anchor = atBottom ? null : this.firstVisible();
+    const newestBefore = this.lastRendered;
+
+    const usernames = this.model.usernames();
+    const nodes = [];
+    if (room.hasMore && room.loaded) nodes.push(h('div', { class: 'loading-older', text: 'Scroll up for older messages' }));
+    if (room.loaded && !room.hasMore) nodes.push(h('div', { class: 'loading-older', text: 'This is the beginning of ' + room.info.name + '.' }));
+    let previous = null;
+    for (const message of messages) {
+      const date = new Date(message.created_at);
+      const newDay = !previous || dayLabel(new Date(previous.created_at)) !== dayLabel(date);
+      if (newDay) nodes.push(h('div', { class: 'day', attrs: { role: 'separator' } }, dayLabel(date)));
+      const grouped = !newDay && previous && previous.author_id === message.author_id && !previous.deleted &&
+        date - new Date(previous.created_at) < GROUP_WITHIN_MS;
+      nodes.push(this.messageElement(room, message, !grouped, usernames));
+      previous = message;
+    }
+    replace(this.list, nodes);
+
+    const newest = messages.length ? messages[messages.length - 1].id : null;
+    this.lastRendered = newest;
+    if (atBottom) {
+      this.scrollToBottom();
+    } else if (anchor) {
+      const element = this.list.querySelector(`[data-id="${CSS.escape(anchor.id)}"]`);
+      if (element) this.list.scrollTop += element.getBoundingClientRect().top - anchor.top;
+      if (newest !== newestBefore) this.newMessages.hidden = false;
+    }
+  }
+
+  messageElement(room, message, first, usernames) {
+    const me = this.model.me;
+    const author = this.model.users.get(message.author_id);
+    const name = author ? author.display_name : 'Unknown';
+    const own = message.author_id === me.id;
+    const classes = ['message'];
+    if (first) classes.push('first');
+    if (own) classes.push('own');
+    if (message.deleted) classes.push('deleted');
+    if (message.pending) classes.push('pending');
+    if (!own && message.mentions.includes(me.id)) classes.push('mentions-me');
+    const date = new Date(message.created_at);
+    const head = first ? [
+      h('span', { class: 'avatar', text: initials(name), attrs: { 'aria-hidden': 'true' } }),
+      h('div', { class: 'head' },
+        h('span', { class: 'author', text: name }),
+        h('time', { class: 'time', text: timeLabel(date), dateTime: message.created_at, title: date.toLocaleString() })),
+    ] : [];
+    const quote = message.reply_to ? h('div', { class: 'quote' },
+      (this.model.users.get(message.reply_to.author_id)?.display_name || 'Someone') + ': ',
+      message.reply_to.deleted ? 'Message deleted' : message.reply_to.preview) : null;
+    const body = message.deleted
+      ? h('div', { class: 'body', text: 'This message was deleted.' })
+      : h('div', { class: 'body' }, richText(message.body, usernames, me.username));
+    const meta = [];
+    if (message.edited_at && !message.deleted) meta.push(h('span', { class: 'edited', text: ' (edited)' }));
+    if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : 'Sending…' }));
+    else if (own && !message.deleted) meta.push(this.receiptStatus(room, message));
+    const reactions = message.reactions.length ? h('div', { class: 'reactions' }, message.reactions.map((reaction) => {
+      const mine = reaction.user_ids.includes(me.id);
+      const who = reaction.user_ids.map((id) => this.model.users.get(id)?.display_name || 'someone').join(', ');
+      return h('button', {
+        class: 'reaction' + (mine ? ' mine' : ''), text: `${reaction.emoji} ${reaction.count}`, title: who,
+        attrs: { 'aria-pressed': mine, 'aria-label': `${reaction.emoji} ${reaction.count}: ${who}` },
+        on: { click: () => this.client.toggleReaction(room.id, message.id, reaction.emoji) },
+      });
+    })) : null;
+    return h('article', {
+      class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}` },
+    }, head, quote, body, meta, reactions, this.actions(room, message, own));
+  }
+
+  /** ✓ sent, ✓✓ delivered, blue ✓✓ read in a DM; "Read by N" in a group. */
+  receiptStatus(room, message) {
+    const others = [...room.receipts.entries()].filter(([id]) => id !== this.model.me.id);
+    if (room.info.kind === 'dm') {
+      const peer = room.info.peer && room.receipts.get(room.info.peer.id);
+      const state = peer && peer.read_seq >= message.seq ? 'read' : peer && peer.delivered_seq >= message.seq ? 'delivered' : 'sent';
+      const marks = state === 'sent' ? '✓' : '✓✓';
+      return h('span', { class: 'status' + (state === 'read' ? ' read' : ''), text: marks, title: state[0].toUpperCase() + state.slice(1), attrs: { 'aria-label': state, 'data-receipt': state } });
+    }
+    const readers = others.filter(([, r]) => r.read_seq >= message.seq).map(([id]) => this.model.users.get(id)?.display_name || 'someone');
+    if (readers.length === 0) return h('span', { class: 'status', text: '✓', title: 'Sent', attrs: { 'data-receipt': 'sent' } });
+    return h('span', { class: 'status', text: `Read by ${readers.length}`, title: readers.join(', '), attrs: { 'data-receipt': 'read' } });
+  }
+
+  actions(room, message, own) {
+    if (message.pending) {
+      return message.failed ? h('div', { class: 'actions' }, h('button', { class: 'icon-btn', text: 'Discard', on: { click: () => this.client.discardPending(message.id.slice('pending-'.length)) } })) : null;
+    }
+    if (message.deleted) return null;
+    const canDelete = own || (room.info.role === 'owner' && room.info.kind !== 'dm');
+    const picker = h('span', { class: 'picker', hidden: true }, QUICK_REACTIONS.map((emoji) => h('button', {
+      class: 'icon-btn', text: emoji, attrs: { 'aria-label': 'React ' + emoji },
+      on: { click: () => { picker.hidden = true; this.client.toggleReaction(room.id, message.id, emoji); } },
+    })));
+    return h('div', { class: 'actions' },
+      h('button', { class: 'icon-btn', text: '↩', title: 'Reply', attrs: { 'aria-label': 'Reply' }, on: { click: () => this.composer.replyTo(message) } }),
+      h('button', { class: 'icon-btn', text: '☺', title: 'React', attrs: { 'aria-label': 'Add reaction' }, on: { click: () => { picker.hidden = !picker.hidden; } } }),
+      picker,
+      own ? h('button', { class: 'icon-btn', text: '✎', title: 'Edit', attrs: { 'aria-label': 'Edit' }, on: { click: () => this.composer.edit(message) } }) : null,
+      canDelete ? h('button', { class: 'icon-btn', text: '🗑', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) this.client.remove(room.id, message.id); } } }) : null);
+  }
+
+  isAtBottom() {
+    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
+  }
+
+  firstVisible() {
+    const top = this.list.getBoundingClientRect().top;
+    for (const element of this.list.querySelectorAll('[data-id]')) {
+      const rect = element.getBoundingClientRect();
+      if (rect.bottom > top) return { id: element.dataset.id, top: rect.top };
+    }
+    return null;
+  }
+
+  scrollToBottom() {
+    this.list.scrollTop = this.list.scrollHeight;
+    this.newMessages.hidden = true;
+    this.client.markReadIfLooking();
+  }
+
+  onScroll() {
+    this.stickToBottom = false;
+    if (this.list.scrollTop < NEAR_EDGE_PX) this.client.loadOlder(this.roomId);
+    if (this.isAtBottom()) {
+      this.newMessages.hidden = true;
+      this.client.markReadIfLooking();
+    }
+  }
+}

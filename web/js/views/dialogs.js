@@ -1,0 +1,188 @@
+// Dialogs: create a room or group (and invite people), browse public rooms, find people and
+// start a direct conversation, see and manage a room's members.
+
+import { ApiError, api, get, post } from '../api.js';
+import { h, replace } from '../dom.js';
+
+/** Opens a modal <dialog> holding `content`; it removes itself when closed. */
+function modal(title, ...content) {
+  const dialog = h('dialog', { attrs: { 'aria-label': title } }, h('h2', { text: title }), content);
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+function closeButton(dialog, text = 'Close') {
+  return h('button', { class: 'btn', type: 'button', text, on: { click: () => dialog.close() } });
+}
+
+/** A search box over users, calling `onPick(user)` for the one chosen. */
+function userSearch(onPick, exclude = () => false) {
+  const results = h('ul', { class: 'pick-list', attrs: { 'aria-live': 'polite' } });
+  const input = h('input', { type: 'search', placeholder: 'Search people by name', attrs: { 'aria-label': 'Search people' } });
+  let timer = null;
+  const search = async () => {
+    try {
+      const { users } = await get('/users?q=' + encodeURIComponent(input.value.trim()));
+      replace(results, users.filter((user) => !exclude(user)).map((user) => h('li', {},
+        h('span', { class: 'grow' }, h('div', { text: user.display_name }), h('div', { class: 'sub', text: '@' + user.username })),
+        h('button', { class: 'btn', type: 'button', text: 'Choose', attrs: { 'aria-label': 'Choose ' + user.display_name }, on: { click: () => onPick(user) } }))));
+    } catch (error) {
+      replace(results, h('li', { text: error.message }));
+    }
+  };
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(search, 150);
+  });
+  search();
+  return { element: h('div', { class: 'field' }, input, results), focus: () => input.focus() };
+}
+
+export function openCreateDialog(model, client) {
+  const invited = new Map();
+  const chips = h('div', { class: 'chips' });
+  const renderChips = () => replace(chips, [...invited.values()].map((user) => h('span', { class: 'chip', text: user.display_name })));
+  const nameError = h('div', { class: 'field-error', attrs: { role: 'alert' } });
+  const name = h('input', { id: 'room-name', required: true, maxLength: 64, attrs: { 'aria-describedby': 'room-name-error' } });
+  nameError.id = 'room-name-error';
+  const kind = h('select', { id: 'room-kind' },
+    h('option', { value: 'public', text: 'Public room: anyone can find and join it' }),
+    h('option', { value: 'private', text: 'Private group: only invited people' }));
+  const search = userSearch((user) => {
+    invited.set(user.id, user);
+    renderChips();
+  }, (user) => user.id === model.me.id);
+  const formError = h('p', { class: 'form-error', attrs: { role: 'alert' } });
+  let dialog;
+  const form = h('form', {
+    on: {
+      submit: async (event) => {
+        event.preventDefault();
+        nameError.textContent = formError.textContent = '';
+        try {
+          const room = await post('/rooms', { name: name.value, kind: kind.value, member_ids: [...invited.keys()] });
+          model.addRoom(room);
+          model.changed('rooms');
+          dialog.close();
+          client.openRoom(room.id);
+        } catch (error) {
+          (error instanceof ApiError && error.field === 'name' ? nameError : formError).textContent = error.message;
+        }
+      },
+    },
+  },
+  h('div', { class: 'field' }, h('label', { htmlFor: 'room-name', text: 'Name' }), name, nameError),
+  h('div', { class: 'field' }, h('label', { htmlFor: 'room-kind', text: 'Kind' }), kind),
+  h('div', { class: 'field' }, h('span', { text: 'Invite people' }), chips, search.element),
+  formError,
+  h('div', { class: 'dialog-actions' }, h('button', { class: 'btn', type: 'button', text: 'Cancel', on: { click: () => dialog.close() } }), h('button', { class: 'btn primary', type: 'submit', text: 'Create' })));
+  dialog = modal('New room or group', form);
+  name.focus();
+}
+
+export async function openBrowseDialog(client) {
+  const list = h('ul', { class: 'pick-list' });
+  const input = h('input', { type: 'search', placeholder: 'Filter by name', attrs: { 'aria-label': 'Filter rooms' } });
+  const dialog = modal('Public rooms', h('div', { class: 'field' }, input), list);
+  dialog.append(h('div', { class: 'dialog-actions' }, closeButton(dialog)));
+  const load = async () => {
+    try {
+      const { rooms } = await get('/rooms/public?q=' + encodeURIComponent(input.value.trim()));
+      replace(list, rooms.length ? rooms.map((room) => h('li', {},
+        h('span', { class: 'grow' }, h('div', { text: '# ' + room.name }), h('div', { class: 'sub', text: `${room.member_count} members` })),
+        h('button', {
+          class: 'btn' + (room.joined ? '' : ' primary'), type: 'button', text: room.joined ? 'Open' : 'Join',
+          on: { click: async () => {
+            try {
+              const joined = room.joined ? room : await post(`/rooms/${room.id}/join`);
+              client.model.addRoom(joined);
+              client.model.changed('rooms');
+              dialog.close();
+              client.openRoom(joined.id);
+            } catch (error) {
+              client.shell.toast(error.message);
+            }
+          } },
+        }))) : h('li', { text: 'No public rooms match.' }));
+    } catch (error) {
+      replace(list, h('li', { text: error.message }));
+    }
+  };
+  input.addEventListener('input', load);
+  load();
+  input.focus();
+}
+
+export function openDmDialog(client) {
+  let dialog;
+  const search = userSearch(async (user) => {
+    try {
+      const room = await post(`/dm/${user.id}`);
+      client.model.addRoom(room);
+      client.model.changed('rooms');
+      dialog.close();
+      client.openRoom(room.id);
+    } catch (error) {
+      client.shell.toast(error.message);
+    }
+  });
+  dialog = modal('Start a conversation', search.element);
+  dialog.append(h('div', { class: 'dialog-actions' }, closeButton(dialog)));
+  search.focus();
+}
+
+export function openMembersDialog(model, client, roomId) {
+  const room = model.room(roomId);
+  if (!room) return;
+  const list = h('ul', { class: 'members' });
+  const owner = room.info.role === 'owner';
+  const render = () => replace(list, [...room.members.values()].map((member) => {
+    const status = model.presence.get(member.id) || member.presence.status;
+    return h('li', {},
+      h('span', { class: 'presence-dot', attrs: { 'data-status': status, 'aria-hidden': 'true' } }),
+      h('span', { class: 'grow', text: `${member.display_name} (@${member.username})${member.role === 'owner' ? ' · owner' : ''}` }),
+      h('span', { class: 'sub', text: status }),
+      owner && member.id !== model.me.id && room.info.kind !== 'dm' ? h('button', {
+        class: 'btn danger', type: 'button', text: 'Remove',
+        on: { click: async () => {
+          try {
+            await api('DELETE', `/rooms/${roomId}/members/${member.id}`);
+            await client.loadMembers(roomId);
+            render();
+          } catch (error) {
+            client.shell.toast(error.message);
+          }
+        } },
+      }) : null);
+  }));
+  render();
+  const parts = [list];
+  let dialog;
+  if (room.info.kind !== 'dm') {
+    const search = userSearch(async (user) => {
+      try {
+        await post(`/rooms/${roomId}/members`, { user_id: user.id });
+        await client.loadMembers(roomId);
+        render();
+      } catch (error) {
+        client.shell.toast(error.message);
+      }
+    }, (user) => room.members.has(user.id));
+    parts.push(h('h3', { text: 'Invite people' }), search.element);
+  }
+  dialog = modal(`Members of ${room.info.name}`, parts);
+  const leave = room.info.kind === 'dm' ? null : h('button', {
+    class: 'btn danger', type: 'button', text: 'Leave room',
+    on: { click: async () => {
+      try {
+        await post(`/rooms/${roomId}/leave`);
+        dialog.close();
+      } catch (error) {
+        client.shell.toast(error.message);
+      }
+    } },
+  });
+  dialog.append(h('div', { class: 'dialog-actions' }, leave, closeButton(dialog)));
+}
