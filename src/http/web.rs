@@ -79,11 +79,8 @@ async fn asset(site: Arc<Site>, Path((version, path)): Path<(String, String)>) -
     };
     // An old page may still ask for its own version's files after an upgrade; it gets the
     // current ones, but not for keeps.
-    let cache = if version == site.version {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let cache =
+        if version == site.version { "public, max-age=31536000, immutable" } else { "no-cache" };
     let mime = file.metadata.mimetype();
     let content_type = if mime.starts_with("text/") || mime.ends_with("javascript") {
         format!("{mime}; charset=utf-8")
@@ -92,7 +89,11 @@ async fn asset(site: Arc<Site>, Path((version, path)): Path<(String, String)>) -
     };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"))),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         file.data,

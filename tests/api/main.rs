@@ -6,6 +6,7 @@
 mod accounts;
 mod bad_input;
 mod binary;
+mod browser;
 mod conversation;
 mod lifecycle;
 mod messaging;

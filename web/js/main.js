@@ -47,9 +47,14 @@ class Client {
     await this.refreshRooms();
     this.connection.start();
     this.watchAttention();
+    // A wide screen opens the most recent room; a phone starts on the room list.
     const first = [...this.model.rooms.values()][0];
-    if (first && window.matchMedia('(min-width: 721px)').matches) this.openRoom(first.id);
-    else this.shell.render();
+    if (first && window.matchMedia('(min-width: 721px)').matches) {
+      this.openRoom(first.id);
+    } else {
+      this.shell.render();
+      this.shell.toggleSidebar(true);
+    }
   }
 
   async refreshRooms() {
@@ -222,10 +227,11 @@ class Client {
     this.connection.send({ type: 'delivered', room_id: roomId, seq });
   }
 
-  /** Marks the open room read when the user can see it. */
+  /** Marks the open room read when the user can see it: it is open and the page is visible
+   *  (then again whenever the window comes back into view or focus). */
   markReadIfLooking() {
     const room = this.activeRoom && this.model.room(this.activeRoom);
-    if (!room || document.visibilityState !== 'visible' || !document.hasFocus()) return;
+    if (!room || document.visibilityState !== 'visible') return;
     const newest = Math.max(room.lastSeq, room.seen);
     if (newest <= room.lastReadSeq && room.unread === 0) return;
     room.lastReadSeq = newest;

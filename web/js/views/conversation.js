@@ -101,7 +101,10 @@ export class Conversation {
     const usernames = this.model.usernames();
     const nodes = [];
     if (room.hasMore && room.loaded) nodes.push(h('div', { class: 'loading-older', text: 'Scroll up for older messages' }));
-    if (room.loaded && !room.hasMore) nodes.push(h('div', { class: 'loading-older', text: 'This is the beginning of ' + room.info.name + '.' }));
+    if (room.loaded && !room.hasMore) {
+      const start = room.info.kind === 'dm' ? `This is the beginning of your conversation with ${room.info.name}.` : `This is the beginning of ${room.info.name}.`;
+      nodes.push(h('div', { class: 'loading-older', text: start }));
+    }
     let previous = null;
     for (const message of messages) {
       const date = new Date(message.created_at);

@@ -45,8 +45,9 @@ function lastActivity(room) {
 
 function roomItem(room, model, client, current) {
   const info = room.info;
-  const glyph = h('span', { class: 'glyph', attrs: { 'aria-hidden': 'true' } }, info.kind === 'public' ? '#' : info.kind === 'private' ? '🔒' : initials(info.name));
-  let presenceText = '';
+  const glyph = h('span', { class: 'glyph' + (info.kind === 'private' ? ' private' : ''), attrs: { 'aria-hidden': 'true' } },
+    info.kind === 'public' ? '#' : initials(info.name));
+  let presenceText = info.kind === 'private' ? ', private group' : '';
   if (info.kind === 'dm' && info.peer) {
     const status = model.presence.get(info.peer.id) || 'offline';
     glyph.append(h('span', { class: 'presence-dot', attrs: { 'data-status': status } }));
