@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::app::events::change_sink;
+use crate::app::receipts::ReceiptBatcher;
 use crate::bus::{Bus, LocalBus};
 use crate::config::Settings;
 use crate::domain::Timestamp;
@@ -52,12 +53,14 @@ pub async fn run(
     })?;
     let hub = Arc::new(Hub::new());
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
-    let sink = change_sink(bus.clone());
+    let receipts = ReceiptBatcher::new();
+    let sink = change_sink(bus.clone(), hub.clone(), receipts.clone());
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db"), sink).await?);
-    let app = App::new(store, bus, hub, settings, shutdown.clone())?;
+    let app = App::new(store, bus.clone(), hub, settings, shutdown.clone())?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
+    let receipts = tokio::spawn(receipts.run(bus, shutdown.clone()));
     let address = listener.local_addr()?;
     tracing::info!(%address, public_origin = %app.settings().public_origin, "confab listening");
 
@@ -84,6 +87,7 @@ pub async fn run(
         tracing::warn!("some WebSocket connections did not close in time");
     }
     housekeeping.abort();
+    receipts.abort();
     tracing::info!("confab stopped");
     Ok(())
 }

@@ -32,3 +32,6 @@ CREATE TABLE mentions (
     PRIMARY KEY (user_id, room_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX mentions_message ON mentions (message_id);
+
+-- Counting unread messages reads only this index: no deleted rows, no bodies.
+CREATE INDEX messages_unread ON messages (room_id, seq, author_id) WHERE deleted_at IS NULL;

@@ -4,17 +4,20 @@
 
 use std::sync::Arc;
 
+use super::receipts::ReceiptBatcher;
 use crate::bus::{Bus, BusEvent};
+use crate::domain::{Presence, PresenceStatus};
+use crate::realtime::Hub;
 use crate::realtime::protocol::{ServerFrame, message_created_frame};
 use crate::store::{Change, ChangeSink};
 
 /// The sink the store announces its changes to: it publishes them on `bus`, in the order
-/// the store commits them.
-pub fn change_sink(bus: Arc<dyn Bus>) -> ChangeSink {
-    Arc::new(move |change: &Change| publish(bus.as_ref(), change))
+/// the store commits them (receipts go through `receipts`, which gathers them per room).
+pub fn change_sink(bus: Arc<dyn Bus>, hub: Arc<Hub>, receipts: Arc<ReceiptBatcher>) -> ChangeSink {
+    Arc::new(move |change: &Change| publish(bus.as_ref(), &hub, &receipts, change))
 }
 
-fn publish(bus: &dyn Bus, change: &Change) {
+fn publish(bus: &dyn Bus, hub: &Hub, receipts: &ReceiptBatcher, change: &Change) {
     match change {
         Change::MessageCreated(message) => bus.publish(BusEvent::Room {
             room_id: message.room_id,
@@ -45,14 +48,22 @@ fn publish(bus: &dyn Bus, change: &Change) {
             bus.publish(BusEvent::User { user_id: *user_id, frame });
         }
         Change::MarkersMoved { room_id, receipt, unread } => {
-            let room_id = *room_id;
-            let counts = ServerFrame::Unread { room_id, unread: *unread }.to_text();
-            bus.publish(BusEvent::User { user_id: receipt.user_id, frame: counts });
-            let receipt = ServerFrame::Receipt { room_id, receipt: *receipt }.to_text();
-            bus.publish(BusEvent::RoomMoment { room_id, except: None, frame: receipt });
+            if let Some(unread) = unread {
+                let counts = ServerFrame::Unread { room_id: *room_id, unread: *unread }.to_text();
+                bus.publish(BusEvent::User { user_id: receipt.user_id, frame: counts });
+            }
+            receipts.add(*room_id, *receipt);
         }
         &Change::MemberAdded { room_id, user_id } => {
             bus.publish(BusEvent::Joined { user_id, room_id });
+            // The room's members now share a room with this user: tell them whether the
+            // user is around (they learn nothing else until the user's presence changes).
+            let status = hub.presence_of(user_id);
+            if status != PresenceStatus::Offline {
+                let presence = Presence { status, last_seen_at: None };
+                let frame = ServerFrame::Presence { user_id, presence }.to_text();
+                bus.publish(BusEvent::RoomMoment { room_id, except: Some(user_id), frame });
+            }
         }
         &Change::MemberRemoved { room_id, user_id } => {
             bus.publish(BusEvent::Left { user_id, room_id });

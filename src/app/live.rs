@@ -15,7 +15,8 @@ impl App {
         let last_seen_at = (change.status == PresenceStatus::Offline).then(Timestamp::now);
         if let Some(at) = last_seen_at {
             let store = self.store().clone();
-            tokio::spawn(async move {
+            // Tracked with the connections, so that shutdown waits for it.
+            self.connections().spawn(async move {
                 if let Err(error) = store.touch_last_seen(user_id, at).await {
                     tracing::warn!(%error, %user_id, "could not record when a user was last seen");
                 }

@@ -137,12 +137,15 @@ impl App {
         let (room, _) = self.joined(user, room_id).await?;
         check_seq("seq", read)?;
         check_seq("seq", delivered)?;
-        Ok(self.store().mark_read(room, user, read, delivered).await?)
+        match self.store().mark_read(room, user, read, delivered).await? {
+            Some(unread) => Ok(unread),
+            None => Ok(self.store().unread(room, user).await?),
+        }
     }
 
-    /// Every member's read and delivered markers in a room the caller may see.
+    /// Every member's read and delivered markers in a room the caller is in.
     pub async fn receipts(&self, viewer: UserId, room_id: &str) -> Result<Vec<Receipt>> {
-        let (room, _) = self.visible(viewer, room_id).await?;
+        let (room, _) = self.joined(viewer, room_id).await?;
         Ok(self.store().receipts(room).await?)
     }
 

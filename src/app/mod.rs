@@ -14,6 +14,7 @@ mod accounts;
 pub mod events;
 mod live;
 mod messages;
+pub mod receipts;
 mod rooms;
 
 use std::sync::Arc;

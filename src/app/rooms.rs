@@ -124,9 +124,9 @@ impl App {
         if removed { Ok(()) } else { Err(Error::NotFound("Member")) }
     }
 
-    /// The members of a room the caller may see, with their presence.
+    /// The members of a room the caller is in, with their presence and read markers.
     pub async fn members(&self, viewer: UserId, room_id: &str) -> Result<Vec<Member>> {
-        let (room, _) = self.visible(viewer, room_id).await?;
+        let (room, _) = self.joined(viewer, room_id).await?;
         let records = self.store().members(room).await?;
         Ok(records
             .into_iter()

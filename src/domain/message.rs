@@ -43,11 +43,6 @@ impl MessageBody {
         Self(stored)
     }
 
-    /// The body of a deleted message: nothing.
-    pub fn removed() -> Self {
-        Self(String::new())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -125,11 +125,6 @@ pub struct ReplyPreview {
     pub deleted: bool,
 }
 
-impl ReplyPreview {
-    /// How many characters of the original a preview shows.
-    pub const PREVIEW_CHARS: usize = 100;
-}
-
 /// One emoji's reactions to a message.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reaction {

@@ -115,6 +115,22 @@ impl Hub {
         self.users.get(&user).map_or(PresenceStatus::Offline, |u| u.status())
     }
 
+    /// The users other than `viewer` who are online or away in any of `rooms`: those with a
+    /// connection subscribed to one of them. Everyone else in them is offline.
+    pub fn present_in(&self, rooms: &[RoomId], viewer: UserId) -> Vec<(UserId, PresenceStatus)> {
+        let mut users = HashSet::new();
+        for room in rooms {
+            if let Some(peers) = self.rooms.get(room) {
+                users.extend(peers.iter().map(|peer| peer.user_id).filter(|user| *user != viewer));
+            }
+        }
+        users
+            .into_iter()
+            .map(|user| (user, self.presence_of(user)))
+            .filter(|(_, status)| *status != PresenceStatus::Offline)
+            .collect()
+    }
+
     /// Applies `change` to a user's connections under the lock for that user, and reports
     /// the new status if it differs from the last one announced. Holding the lock makes
     /// the versions follow the order of the changes.
@@ -291,6 +307,20 @@ mod tests {
             received += 1;
         }
         assert_eq!(received, 10);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_moments_but_keeps_the_connection() {
+        let hub = Hub::new();
+        let room = RoomId::generate();
+        let (peer, _rx) = hub.register(UserId::generate(), SessionId::generate(), 2);
+        hub.subscribe(&peer, room);
+        for _ in 0..5 {
+            hub.dispatch(BusEvent::RoomMoment { room_id: room, except: None, frame: frame("t") });
+        }
+        assert!(!peer.closing.is_cancelled(), "typing and the like are dropped, not fatal");
+        hub.dispatch(BusEvent::Room { room_id: room, seq: 1, frame: frame("m") });
+        assert!(peer.closing.is_cancelled(), "a room event that does not fit is");
     }
 
     #[tokio::test]

@@ -88,10 +88,14 @@ impl Peer {
         }
     }
 
-    /// Offers an item without waiting; a full queue closes the connection.
+    /// Offers an item without waiting. A full queue closes the connection, except for a
+    /// moment (typing, presence, receipts, counts), which is dropped instead: losing one is
+    /// cheaper than losing the connection, and a reconnect brings the state back anyway.
     pub(super) fn offer(&self, item: Outbound) {
+        let droppable = matches!(item, Outbound::Moment { .. });
         match self.queue.try_send(item) {
             Ok(()) => {}
+            Err(TrySendError::Full(_)) if droppable => {}
             Err(TrySendError::Full(_)) => self.request_close(CloseRequest::TooSlow),
             // The connection is on its way out; its guard unregisters it.
             Err(TrySendError::Closed(_)) => {}

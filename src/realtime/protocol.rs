@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Emoji, Message, MessageId, Presence, Receipt, Room, RoomId, User, UserId};
+use crate::domain::{
+    Emoji, Message, MessageId, Presence, PresenceStatus, Receipt, Room, RoomId, User, UserId,
+};
 use crate::store::{Changed, RoomCursor, Unread};
 
 /// Close codes the server uses, beside the standard ones.
@@ -76,6 +78,13 @@ pub enum ClientFrame {
         #[serde(default)]
         id: Option<serde_json::Value>,
     },
+}
+
+/// A user who is around, in a presence snapshot.
+#[derive(Debug, Serialize)]
+pub struct PresentUser {
+    pub user_id: UserId,
+    pub status: PresenceStatus,
 }
 
 /// What a connection says of its user.
@@ -159,14 +168,17 @@ pub enum ServerFrame<'a> {
         #[serde(flatten)]
         presence: Presence,
     },
-    /// A member of a room read or received up to a seq.
-    #[serde(rename = "receipt")]
-    Receipt {
-        room_id: RoomId,
-        #[serde(flatten)]
-        receipt: Receipt,
+    /// Who is around now, among those you share rooms with (after `ready`) or in one room
+    /// (after `room.added`): everyone not listed is offline.
+    #[serde(rename = "presence.snapshot")]
+    PresenceSnapshot {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<RoomId>,
+        users: &'a [PresentUser],
     },
-    /// Every member's markers in a room, when catching up.
+    /// Members' read and delivered markers in a room: every member's when catching up,
+    /// those that moved (gathered over half a second) when live. Markers only rise: keep
+    /// the highest seen.
     #[serde(rename = "receipts")]
     Receipts { room_id: RoomId, receipts: &'a [Receipt] },
     /// Your read marker and counts in a room changed (on any of your connections).

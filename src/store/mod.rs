@@ -144,8 +144,9 @@ pub enum Change {
     },
     /// A message (new or edited) mentions a member who was not mentioned in it before.
     Mentioned { user_id: UserId, message: Message },
-    /// A member's read or delivered marker rose; their counts are as of this change.
-    MarkersMoved { room_id: RoomId, receipt: Receipt, unread: Unread },
+    /// A member's read or delivered marker rose; `unread` holds their counts as of this
+    /// change if the read marker moved.
+    MarkersMoved { room_id: RoomId, receipt: Receipt, unread: Option<Unread> },
     /// A user became a member of a room.
     MemberAdded { room_id: RoomId, user_id: UserId },
     /// A user stopped being a member of a room.
@@ -303,8 +304,11 @@ pub trait Store: Send + Sync + 'static {
         prefix: &str,
         limit: u32,
     ) -> StoreResult<Vec<Room>>;
-    /// The rooms `user` is a member of, each with its current last seq.
+    /// The rooms `user` is a member of, each with its current last seq and the user's
+    /// counts.
     async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>>;
+    /// The ids of the rooms `user` is a member of.
+    async fn member_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>>;
 
     /// Adds a member (announcing it); false if they already were one. A new member has
@@ -370,15 +374,18 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Reacted>;
     /// Raises a member's read and delivered markers (never lowers them, never past the
-    /// room's last seq; read implies delivered) and announces the new counts if anything
-    /// moved. Returns the member's counts. Fails with `NotMember` for a non-member.
+    /// room's last seq; read implies delivered; delivered is kept in DMs only) and
+    /// announces what moved. Returns the member's new counts if the read marker moved.
+    /// Fails with `NotMember` for a non-member.
     async fn mark_read(
         &self,
         room: RoomId,
         user: UserId,
         read: Option<i64>,
         delivered: Option<i64>,
-    ) -> StoreResult<Unread>;
+    ) -> StoreResult<Option<Unread>>;
+    /// A member's read marker and counts.
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Unread>;
     /// Every member's markers in a room.
     async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>>;
     /// Records when a user was last connected (never moves it back).

@@ -176,7 +176,7 @@ async fn unknown_routes_are_404_not_found_in_json() {
         app.url("/rooms/public/extra/parts"),
         format!("{root}/api/v2/me"),
         format!("{root}/nope"),
-        format!("{root}/"),
+        format!("{root}/assets/0/no-such-file.js"),
     ] {
         let reply = send(app.http.get(&url).bearer_auth(&alice.token)).await;
         assert_error(&reply, StatusCode::NOT_FOUND, "not_found", &url);

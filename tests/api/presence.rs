@@ -415,3 +415,63 @@ async fn typing_in_a_room_one_is_not_in_is_refused_as_not_found() {
     expect_message_next(&app, &mut bob_ws, &alice, &private, "anyone?").await;
     expect_message_next(&app, &mut bob_ws, &alice, &public, "anyone here?").await;
 }
+
+#[tokio::test]
+async fn a_new_connection_learns_in_one_snapshot_who_is_around_among_those_it_shares_rooms_with() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let stranger = app.register("stranger").await;
+    app.create_room(&alice, "team", "private", &[&bob, &carol]).await;
+    app.create_room(&stranger, "elsewhere", "private", &[]).await;
+    let _alice_ws = app.connect(&alice).await;
+    let mut carol_ws = app.connect(&carol).await;
+    set_status(&mut carol_ws, "away").await;
+    settle(&mut carol_ws).await;
+    let _stranger_ws = app.connect(&stranger).await;
+
+    let mut bob_ws = app.connect(&bob).await.with_presence_snapshots();
+    let snapshot = bob_ws.recv().await;
+    assert_eq!(snapshot["type"], "presence.snapshot", "{snapshot}");
+    let mut users: Vec<(String, String)> = snapshot["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| {
+            (
+                u["user_id"].as_str().expect("id").to_owned(),
+                u["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect();
+    users.sort();
+    let mut expected =
+        vec![(alice.id.clone(), "online".to_owned()), (carol.id.clone(), "away".to_owned())];
+    expected.sort();
+    assert_eq!(users, expected, "the stranger and bob himself are not listed");
+}
+
+#[tokio::test]
+async fn joining_a_room_tells_its_members_the_joiner_is_around_and_the_joiner_who_is() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.create_room(&alice, "lobby", "public", &[]).await;
+    let mut alice_ws = app.connect(&alice).await.with_presence();
+    let mut bob_ws = app.connect(&bob).await.with_presence_snapshots();
+    let first = bob_ws.recv().await;
+    assert_eq!(first["users"], json!([]), "bob shares no room yet: {first}");
+
+    let (status, _) = app.post(&bob, &format!("/rooms/{room}/join"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let told = alice_ws.recv().await;
+    assert_eq!(told["type"], "presence", "{told}");
+    assert_eq!(told["user_id"], bob.id.as_str());
+    assert_eq!(told["status"], "online");
+    assert_eq!(bob_ws.recv().await["type"], "room.added");
+    let snapshot = bob_ws.recv().await;
+    assert_eq!(snapshot["type"], "presence.snapshot");
+    assert_eq!(snapshot["room_id"], room.as_str());
+    assert_eq!(snapshot["users"], json!([{ "user_id": alice.id, "status": "online" }]));
+}

@@ -36,14 +36,13 @@ async fn receipts(app: &TestApp, viewer: &TestUser, room: &str) -> BTreeMap<Stri
     markers(&body["receipts"])
 }
 
-/// The `receipt` frame for `user`'s markers in `room`.
+/// The live `receipts` frame that says `user`'s markers in `room` moved (and nobody
+/// else's moved in the same half second).
 fn receipt(room: &str, user: &TestUser, read_seq: i64, delivered_seq: i64) -> Value {
     json!({
-        "type": "receipt",
+        "type": "receipts",
         "room_id": room,
-        "user_id": user.id,
-        "read_seq": read_seq,
-        "delivered_seq": delivered_seq,
+        "receipts": [{ "user_id": user.id, "read_seq": read_seq, "delivered_seq": delivered_seq }],
     })
 }
 
@@ -86,7 +85,7 @@ async fn recv_by_type(ws: &mut WsClient, count: usize) -> HashMap<String, Value>
 async fn expect_own_read(ws: &mut WsClient, unread_frame: Value, receipt_frame: Value) {
     let frames = recv_by_type(ws, 2).await;
     assert_eq!(frames.get("unread"), Some(&unread_frame), "{frames:?}");
-    assert_eq!(frames.get("receipt"), Some(&receipt_frame), "{frames:?}");
+    assert_eq!(frames.get("receipts"), Some(&receipt_frame), "{frames:?}");
 }
 
 /// Reads `count` `message.created` frames.
@@ -239,7 +238,8 @@ async fn in_a_dm_the_sender_sees_the_message_delivered_then_read() {
 
     bob_ws.send_json(json!({ "type": "delivered", "room_id": dm, "seq": 1 })).await;
     assert_eq!(alice_ws.recv().await, receipt(&dm, &bob, 0, 1), "delivered, not read");
-    expect_own_read(&mut bob_ws, unread(&dm, 0, 1, 0), receipt(&dm, &bob, 0, 1)).await;
+    // Only delivery moved: Bob's counts did not change, so he gets no `unread`.
+    assert_eq!(bob_ws.recv().await, receipt(&dm, &bob, 0, 1));
     assert_eq!(receipts(&app, &alice, &dm).await[&bob.id], (0, 1));
 
     // Delivered never goes back, nor past the room's last seq; reading implies delivery.
@@ -459,4 +459,44 @@ async fn outsiders_cannot_read_mark_or_see_receipts_of_private_groups_and_dms() 
         assert_eq!(frame["type"], "message.created", "{frame}");
         assert_eq!(frame["room_id"], lobby.as_str(), "{frame}");
     }
+}
+
+#[tokio::test]
+async fn delivery_is_kept_in_direct_conversations_only() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let group = app.create_room(&alice, "team", "private", &[&bob]).await;
+    app.send(&alice, &group, "hello team").await;
+    let mut bob_ws = app.connect(&bob).await;
+    bob_ws.send_json(json!({ "type": "delivered", "room_id": group, "seq": 1 })).await;
+    bob_ws.send_json(json!({ "type": "ping", "id": "after" })).await;
+    assert_eq!(bob_ws.recv().await["type"], "pong", "no receipt for a group delivery");
+    let (_, body) = app.get(&alice, &format!("/rooms/{group}/receipts")).await;
+    let bob_marker = body["receipts"]
+        .as_array()
+        .expect("receipts")
+        .iter()
+        .find(|r| r["user_id"] == bob.id.as_str())
+        .cloned();
+    assert_eq!(
+        bob_marker.map(|r| (r["read_seq"].clone(), r["delivered_seq"].clone())),
+        Some((json!(0), json!(0)))
+    );
+}
+
+#[tokio::test]
+async fn the_members_and_receipts_of_a_public_room_are_for_its_members() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let carol = app.register("carol").await;
+    let room = app.create_room(&alice, "lobby", "public", &[]).await;
+    for path in [format!("/rooms/{room}/members"), format!("/rooms/{room}/receipts")] {
+        let (status, body) = app.get(&carol, &path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_member");
+    }
+    // The room itself and its history stay open to anyone signed in.
+    assert_eq!(app.get(&carol, &format!("/rooms/{room}")).await.0, StatusCode::OK);
+    assert_eq!(app.get(&carol, &format!("/rooms/{room}/messages")).await.0, StatusCode::OK);
 }

@@ -224,7 +224,8 @@ pub struct WsClient {
     /// The `ready` frame this connection started with.
     pub ready: Value,
     /// Frame types this client skips: presence comes and goes around every test, so only
-    /// the tests about it see it (after [`WsClient::with_presence`]).
+    /// the tests about it see it (after [`WsClient::with_presence`] and
+    /// [`WsClient::with_presence_snapshots`]).
     ignored: Vec<&'static str>,
 }
 
@@ -241,16 +242,23 @@ pub enum Ended {
 impl WsClient {
     /// A client on an upgraded stream, once it has read its `ready` frame.
     pub async fn start(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
-        let mut client = WsClient { stream, ready: Value::Null, ignored: vec!["presence"] };
+        let ignored = vec!["presence", "presence.snapshot"];
+        let mut client = WsClient { stream, ready: Value::Null, ignored };
         let ready = client.recv().await;
         assert_eq!(ready["type"], "ready", "first frame is ready: {ready}");
         client.ready = ready;
         client
     }
 
-    /// This client also returns `presence` frames.
+    /// This client also returns `presence` frames (but not snapshots).
     pub fn with_presence(mut self) -> Self {
         self.ignored.retain(|kind| *kind != "presence");
+        self
+    }
+
+    /// This client also returns `presence.snapshot` frames.
+    pub fn with_presence_snapshots(mut self) -> Self {
+        self.ignored.retain(|kind| *kind != "presence.snapshot");
         self
     }
 

@@ -71,7 +71,7 @@ class Client {
   onFrame(frame) {
     if (frame.type === 'ready') return this.onReady(frame);
     if (frame.type === 'room.added') {
-      this.model.addRoom(frame.room);
+      this.model.addRoom(frame.room).liveFrom = frame.last_seq;
       this.model.changed('rooms');
       return;
     }

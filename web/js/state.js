@@ -8,6 +8,8 @@
 // syncs from; unread counts follow the server's rule between its exact `unread` frames.
 
 const TYPING_LAPSES_MS = 6_000;
+/** Reaction events for messages not loaded yet, kept per room until history arrives. */
+const MAX_EARLY_REACTIONS = 200;
 
 export class Model {
   constructor(me) {
@@ -41,6 +43,8 @@ export class Model {
       loaded: false,
       hasMore: true,
       seen: room.last_seq,
+      liveFrom: room.last_seq,
+      earlyReactions: [],
       members: new Map(),
       receipts: new Map(),
       typing: new Map(),
@@ -78,13 +82,17 @@ export class Model {
     this.changed('members');
   }
 
-  /** Adds a page of history. */
+  /** Adds a page of history, then the reaction events that arrived for its messages
+   *  before it did (applying one twice changes nothing). */
   addHistory(roomId, messages, hasMore, older) {
     const room = this.rooms.get(roomId);
     if (!room) return;
     for (const message of messages) this.upsert(room, message);
     if (older || !room.loaded) room.hasMore = hasMore;
     room.loaded = true;
+    const early = room.earlyReactions;
+    room.earlyReactions = [];
+    for (const frame of early) this.react(room, frame);
     this.changed('messages');
   }
 
@@ -140,6 +148,8 @@ export class Model {
           if (!known) continue;
           // A room whose history is not loaded has nothing to catch up: it starts here.
           if (!known.loaded) known.seen = entry.last_seq;
+          // The counts below include everything up to here; only later messages count on.
+          known.liveFrom = entry.last_seq;
           known.lastSeq = entry.last_seq;
           known.lastReadSeq = entry.last_read_seq;
           known.unread = entry.unread_count;
@@ -148,13 +158,12 @@ export class Model {
         this.changed('rooms');
         return null;
       case 'message.created':
-        return room ? this.created(room, frame.message) : null;
+        return room ? this.created(room, frame.message, frame.seq) : null;
       case 'message.updated':
-        if (room) this.upsert(room, frame.message);
-        this.changed('messages');
+        if (room) this.updated(room, frame.message, frame.seq);
         return null;
       case 'message.deleted':
-        if (room) this.deleted(room, frame.message);
+        if (room) this.deleted(room, frame.message, frame.seq);
         return null;
       case 'message.ack': {
         const target = this.rooms.get(frame.message.room_id);
@@ -165,7 +174,7 @@ export class Model {
       }
       case 'reaction.added':
       case 'reaction.removed':
-        if (room) this.react(room, frame.message_id, frame.emoji, frame.user_id, frame.type === 'reaction.added');
+        if (room) this.react(room, frame);
         return null;
       case 'typing':
         if (room) {
@@ -174,22 +183,30 @@ export class Model {
         }
         return null;
       case 'presence':
-        this.presence.set(frame.user_id, frame.status);
-        for (const state of this.rooms.values()) {
-          const member = state.members.get(frame.user_id);
-          if (member) member.presence = { status: frame.status, last_seen_at: frame.last_seen_at };
-        }
+        this.setPresence(frame.user_id, frame.status, frame.last_seen_at);
         this.changed('presence');
         return null;
-      case 'receipt':
-        if (room) {
-          room.receipts.set(frame.user_id, { read_seq: frame.read_seq, delivered_seq: frame.delivered_seq });
-          this.changed('receipts');
-        }
+      case 'presence.snapshot': {
+        // Everyone not listed is offline: in the one room, or in every room.
+        const present = new Map(frame.users.map((u) => [u.user_id, u.status]));
+        const scope = room ? [room] : [...this.rooms.values()];
+        const known = new Set(scope.flatMap((r) => [...r.members.keys(), r.info.peer ? r.info.peer.id : null]));
+        if (!room) for (const id of this.presence.keys()) known.add(id);
+        for (const id of known) if (id && id !== this.me.id) this.setPresence(id, present.get(id) || 'offline');
+        for (const [id, status] of present) this.setPresence(id, status);
+        this.changed('presence');
         return null;
+      }
       case 'receipts':
+        // Markers only rise: keep the highest of what is known and what arrives.
         if (room) {
-          room.receipts = new Map(frame.receipts.map((r) => [r.user_id, r]));
+          for (const r of frame.receipts) {
+            const known = room.receipts.get(r.user_id);
+            room.receipts.set(r.user_id, {
+              read_seq: Math.max(r.read_seq, known ? known.read_seq : 0),
+              delivered_seq: Math.max(r.delivered_seq, known ? known.delivered_seq : 0),
+            });
+          }
           this.changed('receipts');
         }
         return null;
@@ -212,7 +229,21 @@ export class Model {
     }
   }
 
-  created(room, message) {
+  setPresence(userId, status, lastSeenAt) {
+    this.presence.set(userId, status);
+    for (const state of this.rooms.values()) {
+      const member = state.members.get(userId);
+      if (member) member.presence = { status, last_seen_at: lastSeenAt ?? member.presence.last_seen_at };
+    }
+  }
+
+  /** Whether an event counts towards unread: it is live (catching up sends what `ready`'s
+   *  counts already hold), by someone else, and after the read marker. */
+  countsAsUnread(room, message, seq) {
+    return seq > room.liveFrom && message.author_id !== this.me.id && message.seq > room.lastReadSeq;
+  }
+
+  created(room, message, seq) {
     const known = room.messages.has(message.id);
     this.upsert(room, message);
     room.lastSeq = Math.max(room.lastSeq, message.seq);
@@ -223,7 +254,7 @@ export class Model {
       room.lastReadSeq = Math.max(room.lastReadSeq, message.seq);
       room.unread = 0;
       room.mentions = 0;
-    } else if (!known && message.seq > room.lastReadSeq && !message.deleted) {
+    } else if (!known && !message.deleted && this.countsAsUnread(room, message, seq)) {
       room.unread += 1;
       if (message.mentions.includes(this.me.id)) room.mentions += 1;
       notify = { message };
@@ -233,9 +264,23 @@ export class Model {
     return notify;
   }
 
-  deleted(room, tombstone) {
+  /** An edit may add or remove a mention of me in a message I have not read. */
+  updated(room, message, seq) {
+    const before = room.messages.get(message.id);
+    if (before && !message.deleted && this.countsAsUnread(room, message, seq)) {
+      const was = before.mentions.includes(this.me.id);
+      const is = message.mentions.includes(this.me.id);
+      if (is && !was) room.mentions += 1;
+      if (was && !is) room.mentions = Math.max(0, room.mentions - 1);
+      this.changed('rooms');
+    }
+    this.upsert(room, message);
+    this.changed('messages');
+  }
+
+  deleted(room, tombstone, seq) {
     const before = room.messages.get(tombstone.id);
-    const counted = before && !before.deleted && before.author_id !== this.me.id && before.seq > room.lastReadSeq;
+    const counted = before && !before.deleted && this.countsAsUnread(room, before, seq);
     if (counted) {
       room.unread = Math.max(0, room.unread - 1);
       if (before.mentions.includes(this.me.id)) room.mentions = Math.max(0, room.mentions - 1);
@@ -245,9 +290,15 @@ export class Model {
     this.changed('rooms');
   }
 
-  react(room, messageId, emoji, userId, added) {
+  /** Applies a reaction event; one for a message not loaded yet waits for its history. */
+  react(room, frame) {
+    const { message_id: messageId, emoji, user_id: userId } = frame;
+    const added = frame.type === 'reaction.added';
     const message = room.messages.get(messageId);
-    if (!message) return;
+    if (!message) {
+      if (room.earlyReactions.length < MAX_EARLY_REACTIONS) room.earlyReactions.push(frame);
+      return;
+    }
     const reactions = message.reactions.map((r) => ({ ...r, user_ids: [...r.user_ids] }));
     let reaction = reactions.find((r) => r.emoji === emoji);
     if (added) {

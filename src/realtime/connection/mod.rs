@@ -31,11 +31,10 @@ use tracing::Instrument;
 
 use self::incoming::{MAX_REQUESTS_IN_FLIGHT, Outcome};
 use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
-use super::protocol::{ServerFrame, catch_up_frame, close_code};
+use super::protocol::{PresentUser, ServerFrame, catch_up_frame, close_code};
 use super::sync::{SyncItem, Syncs};
 use crate::app::{App, Session};
 use crate::domain::{RoomId, Timestamp, User};
-use crate::error::Error;
 use crate::store::ChangeSpan;
 
 /// Queue items written to the socket with one flush.
@@ -174,9 +173,8 @@ impl Connection {
     }
 
     async fn run(&mut self) -> Closing {
-        if let Err(error) = self.start().await {
-            tracing::error!(%error, "could not start a websocket session");
-            return Closing::INTERNAL;
+        if let Err(closing) = self.start().await {
+            return closing;
         }
         self.set_presence(PeerPresence::Online);
         let interval = self.app.settings().heartbeat_interval;
@@ -214,21 +212,35 @@ impl Connection {
         }
     }
 
-    /// Subscribes to the user's rooms, reads where each stands, and queues `ready`.
-    async fn start(&mut self) -> Result<(), Error> {
+    /// Subscribes to the user's rooms, reads where each stands, and queues `ready` and who
+    /// is around.
+    async fn start(&mut self) -> Result<(), Closing> {
         let store = self.app.store().clone();
         let hub = self.app.hub().clone();
         let user_id = self.user.id;
-        // Subscribe first, read the seqs second (see the invariant at the top); the first
-        // read only learns which rooms to subscribe to. A room joined between the reads was
-        // subscribed by the hub as well; a room left between them stays subscribed until
-        // the connection ends, and its events are dropped for want of a cursor.
-        for cursor in store.room_cursors(user_id).await? {
-            hub.subscribe(&self.peer, cursor.room_id);
+        let failed = |error: crate::store::StoreError| {
+            tracing::error!(%error, "could not start a websocket session");
+            Closing::INTERNAL
+        };
+        // Subscribe first, read the seqs second (see the invariant at the top). A room
+        // joined between the reads was subscribed by the hub as well; a room left between
+        // them stays subscribed until the connection ends, and its events are dropped for
+        // want of a cursor.
+        for room in store.member_rooms(user_id).await.map_err(failed)? {
+            hub.subscribe(&self.peer, room);
         }
-        let cursors = store.room_cursors(user_id).await?;
+        let cursors = store.room_cursors(user_id).await.map_err(failed)?;
         for cursor in &cursors {
             hub.subscribe(&self.peer, cursor.room_id);
+        }
+        // What was queued while we read is older than what we read: state of the moment
+        // (counts, receipts, presence) is in `ready` already and would only undo it. Room
+        // events and membership changes are kept; their cursors sort them out.
+        let mut early = Vec::new();
+        while let Ok(item) = self.queue.try_recv() {
+            if !matches!(item, Outbound::Moment { .. }) {
+                early.push(item);
+            }
         }
         self.cursors = cursors
             .iter()
@@ -237,7 +249,24 @@ impl Connection {
         let heartbeat_interval_ms = self.app.settings().heartbeat_interval.as_millis() as u64;
         let ready = ServerFrame::Ready { user: &self.user, rooms: &cursors, heartbeat_interval_ms };
         self.outgoing.push(WsMessage::Text(ready.to_text()));
+        let rooms: Vec<RoomId> = self.cursors.keys().copied().collect();
+        self.push_presence_snapshot(None, &rooms);
+        for item in early {
+            self.handle_outbound(item).await?;
+        }
         Ok(())
+    }
+
+    /// Who is around in `rooms`, as one frame.
+    fn push_presence_snapshot(&mut self, room_id: Option<RoomId>, rooms: &[RoomId]) {
+        let users: Vec<PresentUser> = self
+            .app
+            .hub()
+            .present_in(rooms, self.user.id)
+            .into_iter()
+            .map(|(user_id, status)| PresentUser { user_id, status })
+            .collect();
+        self.push(ServerFrame::PresenceSnapshot { room_id, users: &users });
     }
 
     /// Handles one queued item, then whatever else is already queued, up to a limit, so
@@ -297,6 +326,7 @@ impl Connection {
                 let last_seq = room.last_seq;
                 self.cursors.insert(room_id, Cursor { live_from: last_seq, delivered: last_seq });
                 self.push(ServerFrame::RoomAdded { room_id, last_seq, room: &room });
+                self.push_presence_snapshot(Some(room_id), &[room_id]);
             }
             // Left again already; the hub has queued the `Left` after this.
             Ok(_) => {}

@@ -11,14 +11,21 @@ use crate::domain::{
     UserId,
 };
 
+/// How many characters of the original a reply's preview shows.
+pub(super) const REPLY_PREVIEW_CHARS: usize = 100;
+
 /// The columns of a message and of the preview of the message it replies to; callers add
 /// WHERE, ORDER BY and LIMIT. `m` is the message.
-pub(super) const MESSAGE_SELECT: &str = "
-    SELECT m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
-           m.created_at, m.edited_at, m.deleted_at,
-           p.id AS reply_id, p.author_id AS reply_author_id,
-           substr(p.body, 1, 100) AS reply_preview, p.deleted_at AS reply_deleted_at
-    FROM messages m LEFT JOIN messages p ON p.id = m.reply_to";
+pub(super) fn message_select() -> String {
+    format!(
+        "SELECT m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
+                m.created_at, m.edited_at, m.deleted_at,
+                p.id AS reply_id, p.author_id AS reply_author_id,
+                substr(p.body, 1, {REPLY_PREVIEW_CHARS}) AS reply_preview,
+                p.deleted_at AS reply_deleted_at
+         FROM messages m LEFT JOIN messages p ON p.id = m.reply_to"
+    )
+}
 
 #[derive(FromRow)]
 pub(super) struct MessageRow {
@@ -141,7 +148,7 @@ pub(super) async fn message_in_room(
     id: MessageId,
 ) -> sqlx::Result<Option<Message>> {
     let row: Option<MessageRow> =
-        sqlx::query_as(&format!("{MESSAGE_SELECT} WHERE m.id = ?1 AND m.room_id = ?2"))
+        sqlx::query_as(&format!("{} WHERE m.id = ?1 AND m.room_id = ?2", message_select()))
             .bind(id.as_i64())
             .bind(room.as_i64())
             .fetch_optional(&mut *db)
@@ -158,7 +165,7 @@ pub(super) async fn messages_by_id(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut query = QueryBuilder::<Sqlite>::new(MESSAGE_SELECT);
+    let mut query = QueryBuilder::<Sqlite>::new(message_select());
     query.push(" WHERE m.id IN (");
     push_ids(&mut query, ids);
     query.push(")");

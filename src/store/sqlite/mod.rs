@@ -19,12 +19,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, SqliteConnection};
 
-use self::messages::{MESSAGE_SELECT, MessageRow, complete, message_in_room, messages_by_id};
+use self::messages::{MessageRow, complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
     AddMember, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions, DeleteMessage,
     DeleteSession, EditMessage, InsertMessage, MarkRead, OpenDm, React, RemoveMember,
@@ -43,6 +43,10 @@ use crate::domain::{
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a statement waits for a lock before failing. Only readers may meet one (the
+/// writer is alone), and only while a checkpoint copies the log.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Readers in the pool. Each query is short; more connections than cores buys little.
 const READ_CONNECTIONS: u32 = 4;
@@ -65,7 +69,7 @@ impl SqliteStore {
             .foreign_keys(true)
             // A deleted message must leave storage, not linger in freed pages.
             .pragma("secure_delete", "ON")
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut write = options.clone().create_if_missing(true).connect().await?;
         MIGRATOR.run_direct(&mut write).await?;
@@ -86,6 +90,20 @@ const UNREAD_COLUMNS: &str = "
     (SELECT COUNT(*) FROM mentions x
      WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
         AS mention_count";
+
+/// A member's read marker and what lies after it, as stored now.
+async fn unread_of(db: &mut SqliteConnection, room: RoomId, user: UserId) -> sqlx::Result<Unread> {
+    let (last_read_seq, unread_count, mention_count): (i64, i64, i64) = sqlx::query_as(&format!(
+        "SELECT m.last_read_seq, {UNREAD_COLUMNS}
+         FROM memberships m JOIN rooms r ON r.id = m.room_id
+         WHERE m.room_id = ?1 AND m.user_id = ?2"
+    ))
+    .bind(room.as_i64())
+    .bind(user.as_i64())
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(Unread { last_read_seq, unread_count, mention_count })
+}
 
 /// The columns of a room as a viewer (`?1`) sees it; callers append WHERE and ORDER BY.
 fn room_view_select() -> String {
@@ -285,6 +303,15 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn member_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
+        let rooms: Vec<i64> =
+            sqlx::query_scalar("SELECT room_id FROM memberships WHERE user_id = ?1")
+                .bind(user.as_i64())
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rooms.into_iter().map(RoomId::from_i64).collect())
+    }
+
     async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {
         let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT r.kind, m.role, m.last_read_seq FROM rooms r
@@ -343,8 +370,9 @@ impl Store for SqliteStore {
         let mut rows: Vec<MessageRow> = match page.after {
             Some(after) => {
                 sqlx::query_as(&format!(
-                    "{MESSAGE_SELECT}
-                     WHERE m.room_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC LIMIT ?4"
+                    "{}
+                     WHERE m.room_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC LIMIT ?4",
+                    message_select()
                 ))
                 .bind(room.as_i64())
                 .bind(after)
@@ -354,7 +382,8 @@ impl Store for SqliteStore {
                 .await?
             }
             None => sqlx::query_as(&format!(
-                "{MESSAGE_SELECT} WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3"
+                "{} WHERE m.room_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
+                message_select()
             ))
             .bind(room.as_i64())
             .bind(before)
@@ -379,9 +408,10 @@ impl Store for SqliteStore {
     async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>> {
         let mut db = self.read.acquire().await?;
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
-            "{MESSAGE_SELECT}
+            "{}
              WHERE m.room_id = ?1 AND m.changed_seq > ?2 AND m.seq <= ?3
-             ORDER BY m.changed_seq LIMIT ?4"
+             ORDER BY m.changed_seq LIMIT ?4",
+            message_select()
         ))
         .bind(room.as_i64())
         .bind(span.after)
@@ -435,8 +465,13 @@ impl Store for SqliteStore {
         user: UserId,
         read: Option<i64>,
         delivered: Option<i64>,
-    ) -> StoreResult<Unread> {
+    ) -> StoreResult<Option<Unread>> {
         self.writer.submit(MarkRead { room, user, read, delivered }).await
+    }
+
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Unread> {
+        let mut db = self.read.acquire().await?;
+        Ok(unread_of(&mut db, room, user).await?)
     }
 
     async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>> {

@@ -14,9 +14,14 @@
 //! Architecture invariant: nothing is answered and nothing is announced before the
 //! transaction that holds it has committed, and changes are announced in commit order.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::BUSY_TIMEOUT;
 
 use crate::store::{Change, ChangeSink, StoreError, StoreResult};
 
@@ -146,9 +151,24 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut changes = Vec::new();
-    // Set by a committed erasure until the log has been truncated.
-    let mut erasure_pending = false;
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut erasure = Erasure::default();
+    loop {
+        // While an erasure waits for the log to be truncated, try again every so often even
+        // if no write comes.
+        let received = if erasure.pending() {
+            match tokio::time::timeout(ERASE_RETRY, queue.recv_many(&mut batch, MAX_BATCH)).await {
+                Ok(received) => received,
+                Err(_) => {
+                    erasure.attempt(&mut connection).await;
+                    continue;
+                }
+            }
+        } else {
+            queue.recv_many(&mut batch, MAX_BATCH).await
+        };
+        if received == 0 {
+            break;
+        }
         let failure = commit_batch(&mut connection, &mut batch, &mut changes).await.err();
         if let Some(error) = &failure {
             tracing::error!(%error, ops = batch.len(), "write batch failed and was rolled back");
@@ -157,9 +177,11 @@ async fn run(
         for change in changes.drain(..) {
             sink(&change);
         }
-        erasure_pending |= failure.is_none() && batch.iter().any(|op| op.erases());
-        if erasure_pending {
-            erasure_pending = !erase_old_pages(&mut connection).await;
+        if failure.is_none() && batch.iter().any(|op| op.erases()) {
+            erasure.request();
+        }
+        if erasure.pending() {
+            erasure.attempt(&mut connection).await;
         }
         let failure = failure.map(|e| e.to_string());
         for op in batch.drain(..) {
@@ -191,23 +213,64 @@ async fn commit_batch(
     Ok(())
 }
 
-/// Copies the log into the database and empties it, so that page images holding erased
-/// content are overwritten (secure_delete zeroes them in the new images). Returns false
-/// when a reader kept the log busy; the writer tries again after its next batch.
-async fn erase_old_pages(connection: &mut SqliteConnection) -> bool {
-    let done: Result<(i64, i64, i64), sqlx::Error> =
-        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(connection).await;
-    match done {
-        Ok((0, _, _)) => true,
-        Ok(_) => {
-            tracing::debug!("the write-ahead log was busy; truncating it after the next batch");
-            false
-        }
-        Err(error) => {
-            tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
-            false
+/// How often an erasure that a reader held up is tried again.
+const ERASE_RETRY: Duration = Duration::from_secs(1);
+/// How long an erasure may wait before the log says so.
+const ERASE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// An erasure waiting for the write-ahead log to be truncated.
+///
+/// Deleted content is zeroed in the new page images (secure_delete), but the old images stay
+/// in the log until it is checkpointed and truncated. The checkpoint cannot finish while a
+/// reader still uses an older snapshot; it is attempted without waiting (the writer must
+/// never stall behind a reader), and again after each batch and every second until it
+/// succeeds. A reader that never lets go (an external backup holding a transaction open,
+/// say) delays the erasure for as long as it holds on.
+#[derive(Default)]
+struct Erasure {
+    since: Option<Instant>,
+    warned: bool,
+}
+
+impl Erasure {
+    fn request(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn pending(&self) -> bool {
+        self.since.is_some()
+    }
+
+    async fn attempt(&mut self, connection: &mut SqliteConnection) {
+        if truncate_log(connection).await {
+            self.since = None;
+            self.warned = false;
+        } else if let Some(since) = self.since {
+            if !self.warned && since.elapsed() > ERASE_PATIENCE {
+                self.warned = true;
+                tracing::warn!(
+                    "a reader has kept the write-ahead log busy for over a minute; deleted messages stay in it until it lets go"
+                );
+            }
         }
     }
+}
+
+/// Copies the log into the database and empties it, without waiting for readers. Returns
+/// whether it did.
+async fn truncate_log(connection: &mut SqliteConnection) -> bool {
+    let result = async {
+        execute(connection, "PRAGMA busy_timeout = 0").await?;
+        let done: (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *connection).await?;
+        execute(connection, &format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis())).await?;
+        Ok::<_, StoreError>(done.0 == 0)
+    }
+    .await;
+    result.unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
+        false
+    })
 }
 
 async fn execute(connection: &mut SqliteConnection, sql: &str) -> Result<(), StoreError> {

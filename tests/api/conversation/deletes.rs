@@ -218,3 +218,37 @@ async fn nobody_may_delete_the_other_persons_messages_in_a_dm() {
         history(&app, &alice, &dm).await.iter().map(|m| m["deleted"] == true).collect();
     assert_eq!(deleted, [false, false, true]);
 }
+
+#[tokio::test]
+async fn a_reader_holding_the_database_neither_stalls_writes_nor_keeps_a_deleted_body_for_good() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "notes", "private", &[]).await;
+    let secret = "a secret that must leave the disk 6f1b0c";
+    let message = app.send(&alice, &room, secret).await;
+
+    // Another process reads the database and holds its snapshot open.
+    let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
+    let mut reader = sqlx::SqliteConnection::connect(&url).await.expect("reader connects");
+    sqlx::query("BEGIN").execute(&mut reader).await.expect("begin");
+    sqlx::query("SELECT COUNT(*) FROM messages").execute(&mut reader).await.expect("read");
+
+    let started = std::time::Instant::now();
+    let path = format!("/rooms/{room}/messages/{}", message["id"].as_str().expect("id"));
+    assert_eq!(app.delete(&alice, &path).await.0, StatusCode::OK);
+    app.send(&alice, &room, "the next write").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "writes waited {:?}",
+        started.elapsed()
+    );
+
+    sqlx::query("COMMIT").execute(&mut reader).await.expect("commit");
+    reader.close().await.expect("close");
+    // With the reader gone, the erasure completes by itself, without another write.
+    crate::support::eventually("the body leaves the database files", || async {
+        files_holding(&database_files(app.data_path()), secret).is_empty().then_some(())
+    })
+    .await;
+}

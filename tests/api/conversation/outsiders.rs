@@ -103,3 +103,28 @@ async fn a_message_is_changed_only_through_its_own_room() {
         assert_eq!(kept["reactions"], json!([]));
     }
 }
+
+#[tokio::test]
+async fn a_send_by_a_non_member_learns_nothing_from_reply_to_or_client_id() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let carol = app.register("carol").await;
+    let room = app.create_room(&alice, "secret", "private", &[]).await;
+    let live = app.send(&alice, &room, "still here").await;
+    let gone = app.send(&alice, &room, "soon gone").await;
+    let (status, _) = app
+        .delete(&alice, &format!("/rooms/{room}/messages/{}", gone["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for reply_to in [live["id"].clone(), gone["id"].clone(), json!("0000000000001")] {
+        let (status, body) = app
+            .post(
+                &carol,
+                &format!("/rooms/{room}/messages"),
+                json!({ "body": "hi", "reply_to": reply_to, "client_id": "c1" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "reply_to {reply_to}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}

@@ -1,0 +1,144 @@
+//! Accounts and sessions.
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
+use crate::domain::{SessionId, Timestamp, User, UserId};
+use crate::store::{Change, NewSession, NewUser, StoreError};
+
+pub(in crate::store::sqlite) struct CreateUser(pub NewUser);
+
+#[async_trait]
+impl Operation for CreateUser {
+    type Output = User;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        _: &mut Vec<Change>,
+    ) -> Result<User, ApplyError> {
+        let user = &self.0;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, username, display_name, display_key, password_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(user.id.as_i64())
+        .bind(user.username.as_str())
+        .bind(user.display_name.as_str())
+        .bind(user.display_name.as_str().to_lowercase())
+        .bind(&user.password_hash)
+        .bind(user.created_at.as_millis())
+        .execute(&mut *db)
+        .await;
+        match inserted {
+            Ok(_) => Ok(User {
+                id: user.id,
+                username: user.username.clone(),
+                display_name: user.display_name.clone(),
+                created_at: user.created_at,
+            }),
+            Err(e) if is_unique_violation_of(&e, "users.username") => {
+                Err(super::refused(StoreError::Conflict("username")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+pub(in crate::store::sqlite) struct CreateSession(pub NewSession);
+
+#[async_trait]
+impl Operation for CreateSession {
+    type Output = ();
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        _: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let session = &self.0;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, id, user_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&session.token_hash[..])
+        .bind(session.id.as_i64())
+        .bind(session.user_id.as_i64())
+        .bind(session.created_at.as_millis())
+        .bind(session.expires_at.as_millis())
+        .execute(&mut *db)
+        .await?;
+        Ok(())
+    }
+}
+
+pub(in crate::store::sqlite) struct DeleteSession(pub [u8; 32]);
+
+#[async_trait]
+impl Operation for DeleteSession {
+    type Output = bool;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool, ApplyError> {
+        let deleted: Option<(i64, i64)> =
+            sqlx::query_as("DELETE FROM sessions WHERE token_hash = ?1 RETURNING id, user_id")
+                .bind(&self.0[..])
+                .fetch_optional(&mut *db)
+                .await?;
+        if let Some((session, user)) = deleted {
+            changes.push(Change::SessionEnded {
+                session_id: SessionId::from_i64(session),
+                user_id: UserId::from_i64(user),
+            });
+        }
+        Ok(deleted.is_some())
+    }
+}
+
+pub(in crate::store::sqlite) struct DeleteExpiredSessions(pub Timestamp);
+
+#[async_trait]
+impl Operation for DeleteExpiredSessions {
+    type Output = u64;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        _: &mut Vec<Change>,
+    ) -> Result<u64, ApplyError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1")
+            .bind(self.0.as_millis())
+            .execute(&mut *db)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+pub(in crate::store::sqlite) struct TouchLastSeen {
+    pub user: UserId,
+    pub at: Timestamp,
+}
+
+#[async_trait]
+impl Operation for TouchLastSeen {
+    type Output = ();
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        _: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        sqlx::query(
+            "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?1) WHERE id = ?2",
+        )
+        .bind(self.at.as_millis())
+        .bind(self.user.as_i64())
+        .execute(&mut *db)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,416 @@
+//! Messages and everything that changes them: sending, editing, deleting, reacting.
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use super::super::messages::{
+    MessageRow, REPLY_PREVIEW_CHARS, complete, message_in_room, message_select,
+};
+use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
+use super::{next_seq, refused, role_of};
+use crate::domain::{
+    Emoji, Message, MessageBody, MessageId, ReplyPreview, RoomId, RoomKind, RoomRole, Timestamp,
+    UserId,
+};
+use crate::store::{Change, Inserted, MAX_REACTIONS_PER_MESSAGE, NewMessage, Reacted, StoreError};
+
+pub(in crate::store::sqlite) struct InsertMessage(pub NewMessage);
+
+#[async_trait]
+impl Operation for InsertMessage {
+    type Output = Inserted;
+
+    /// Stores one message under the room's next seq. Membership is checked first, so that
+    /// nothing else (a retry's stored message, whether a replied-to message exists) tells
+    /// a non-member anything; a refused message writes nothing and never burns a seq.
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Inserted, ApplyError> {
+        let message = &self.0;
+        if role_of(db, message.room_id, message.author_id).await?.is_none() {
+            return Err(refused(StoreError::NotMember));
+        }
+        if let Some(client_id) = &message.client_id {
+            let existing: Option<MessageRow> = sqlx::query_as(&format!(
+                "{} WHERE m.room_id = ?1 AND m.author_id = ?2 AND m.client_id = ?3",
+                message_select()
+            ))
+            .bind(message.room_id.as_i64())
+            .bind(message.author_id.as_i64())
+            .bind(client_id.as_str())
+            .fetch_optional(&mut *db)
+            .await?;
+            if let Some(row) = existing {
+                if let Some((_, existing)) = complete(db, vec![row]).await?.pop() {
+                    return Ok(Inserted::Existing(existing));
+                }
+            }
+        }
+        let reply_to = match message.reply_to {
+            Some(original) => {
+                let original = live_message(db, message.room_id, original)
+                    .await?
+                    .ok_or(refused(StoreError::MessageNotFound))?;
+                Some(ReplyPreview {
+                    message_id: original.id,
+                    author_id: original.author_id,
+                    preview: original.body.as_str().chars().take(REPLY_PREVIEW_CHARS).collect(),
+                    deleted: false,
+                })
+            }
+            None => None,
+        };
+
+        // A random 63-bit id can collide with an existing one, very rarely; draw again.
+        let mut id = message.id;
+        let seq = loop {
+            let inserted = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages
+                     (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
+                 SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM rooms r
+                 WHERE r.id = ?7
+                 RETURNING seq",
+            )
+            .bind(id.as_i64())
+            .bind(message.author_id.as_i64())
+            .bind(message.body.as_str())
+            .bind(message.client_id.as_ref().map(|c| c.as_str()))
+            .bind(message.reply_to.map(MessageId::as_i64))
+            .bind(message.created_at.as_millis())
+            .bind(message.room_id.as_i64())
+            .fetch_optional(&mut *db)
+            .await;
+            match inserted {
+                Ok(Some(seq)) => break seq,
+                Ok(None) => return Err(refused(StoreError::NotMember)),
+                Err(error) if is_unique_violation_of(&error, "messages.id") => {
+                    id = MessageId::generate()
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+
+        sqlx::query("UPDATE rooms SET last_seq = ?1 WHERE id = ?2")
+            .bind(seq)
+            .bind(message.room_id.as_i64())
+            .execute(&mut *db)
+            .await?;
+        // Sending counts as reading everything up to one's own message.
+        sqlx::query(
+            "UPDATE memberships
+             SET last_read_seq = MAX(last_read_seq, ?1), delivered_seq = MAX(delivered_seq, ?1)
+             WHERE room_id = ?2 AND user_id = ?3",
+        )
+        .bind(seq)
+        .bind(message.room_id.as_i64())
+        .bind(message.author_id.as_i64())
+        .execute(&mut *db)
+        .await?;
+        let mentions =
+            record_mentions(db, message.room_id, id, seq, message.author_id, &message.body).await?;
+
+        let stored = Message {
+            id,
+            room_id: message.room_id,
+            seq,
+            author_id: message.author_id,
+            body: message.body.clone(),
+            client_id: message.client_id.clone(),
+            created_at: message.created_at,
+            edited_at: None,
+            deleted: false,
+            reply_to,
+            reactions: Vec::new(),
+            mentions,
+        };
+        announce_mentions(changes, &stored.mentions, &stored);
+        changes.push(Change::MessageCreated(stored.clone()));
+        Ok(Inserted::New(stored))
+    }
+}
+
+pub(in crate::store::sqlite) struct EditMessage {
+    pub room: RoomId,
+    pub message: MessageId,
+    pub editor: UserId,
+    pub body: MessageBody,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for EditMessage {
+    type Output = Message;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Message, ApplyError> {
+        if role_of(db, self.room, self.editor).await?.is_none() {
+            return Err(refused(StoreError::NotMember));
+        }
+        let original = live_message(db, self.room, self.message)
+            .await?
+            .ok_or(refused(StoreError::MessageNotFound))?;
+        if original.author_id != self.editor {
+            return Err(refused(StoreError::NotAuthor));
+        }
+        let seq = next_seq(db, self.room).await?;
+        sqlx::query(
+            "UPDATE messages SET body = ?1, edited_at = ?2, changed_seq = ?3 WHERE id = ?4",
+        )
+        .bind(self.body.as_str())
+        .bind(self.now.as_millis())
+        .bind(seq)
+        .bind(self.message.as_i64())
+        .execute(&mut *db)
+        .await?;
+        let mentions = record_mentions(
+            db,
+            self.room,
+            self.message,
+            original.seq,
+            original.author_id,
+            &self.body,
+        )
+        .await?;
+        let fresh: Vec<UserId> =
+            mentions.into_iter().filter(|user| !original.mentions.contains(user)).collect();
+        let edited = whole_message(db, self.room, self.message).await?;
+        announce_mentions(changes, &fresh, &edited);
+        changes.push(Change::MessageEdited { seq, message: edited.clone() });
+        Ok(edited)
+    }
+}
+
+pub(in crate::store::sqlite) struct DeleteMessage {
+    pub room: RoomId,
+    pub message: MessageId,
+    pub by: UserId,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for DeleteMessage {
+    type Output = Message;
+
+    fn erases(&self) -> bool {
+        true
+    }
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Message, ApplyError> {
+        let Some(role) = role_of(db, self.room, self.by).await? else {
+            return Err(refused(StoreError::NotMember));
+        };
+        let original = message_in_room(db, self.room, self.message)
+            .await?
+            .ok_or(refused(StoreError::MessageNotFound))?;
+        // Someone else's message: only the owner of a room that is not a DM may.
+        if original.author_id != self.by
+            && (role != RoomRole::Owner || room_kind(db, self.room).await? == RoomKind::Dm)
+        {
+            return Err(refused(StoreError::NotAuthor));
+        }
+        if original.deleted {
+            return Ok(original);
+        }
+        let seq = next_seq(db, self.room).await?;
+        // The body, reactions and mentions leave storage; SQLite's secure_delete overwrites
+        // the freed space.
+        sqlx::query(
+            "UPDATE messages SET body = '', deleted_at = ?1, changed_seq = ?2 WHERE id = ?3",
+        )
+        .bind(self.now.as_millis())
+        .bind(seq)
+        .bind(self.message.as_i64())
+        .execute(&mut *db)
+        .await?;
+        for table in ["reactions", "mentions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
+                .bind(self.message.as_i64())
+                .execute(&mut *db)
+                .await?;
+        }
+        let tombstone = whole_message(db, self.room, self.message).await?;
+        changes.push(Change::MessageDeleted { seq, message: tombstone.clone() });
+        Ok(tombstone)
+    }
+}
+
+pub(in crate::store::sqlite) struct React {
+    pub room: RoomId,
+    pub message: MessageId,
+    pub user: UserId,
+    pub emoji: Emoji,
+    pub add: bool,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for React {
+    type Output = Reacted;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<Reacted, ApplyError> {
+        if role_of(db, self.room, self.user).await?.is_none() {
+            return Err(refused(StoreError::NotMember));
+        }
+        live_message(db, self.room, self.message)
+            .await?
+            .ok_or(refused(StoreError::MessageNotFound))?;
+        let (id, emoji, user) = (self.message.as_i64(), self.emoji.as_str(), self.user.as_i64());
+        let changed = if self.add {
+            let emoji_known: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2)",
+            )
+            .bind(id)
+            .bind(emoji)
+            .fetch_one(&mut *db)
+            .await?;
+            // Only a new emoji can break the limit; counting is needed only then.
+            if !emoji_known {
+                let distinct: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(DISTINCT emoji) FROM reactions WHERE message_id = ?1",
+                )
+                .bind(id)
+                .fetch_one(&mut *db)
+                .await?;
+                if distinct >= MAX_REACTIONS_PER_MESSAGE {
+                    return Err(refused(StoreError::TooManyReactions));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO reactions (message_id, emoji, user_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(emoji)
+            .bind(user)
+            .bind(self.now.as_millis())
+            .execute(&mut *db)
+            .await?
+            .rows_affected()
+                == 1
+        } else {
+            sqlx::query(
+                "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3",
+            )
+            .bind(id)
+            .bind(emoji)
+            .bind(user)
+            .execute(&mut *db)
+            .await?
+            .rows_affected()
+                == 1
+        };
+        if !changed {
+            return Ok(Reacted::Unchanged);
+        }
+        let seq = next_seq(db, self.room).await?;
+        sqlx::query("UPDATE messages SET changed_seq = ?1 WHERE id = ?2")
+            .bind(seq)
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+        changes.push(Change::ReactionChanged {
+            room_id: self.room,
+            seq,
+            message_id: self.message,
+            emoji: self.emoji.clone(),
+            user_id: self.user,
+            added: self.add,
+        });
+        Ok(Reacted::Changed { seq })
+    }
+}
+
+/// A message of the room, whole, that is not deleted; a tombstone is refused.
+async fn live_message(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Option<Message>, ApplyError> {
+    match message_in_room(db, room, id).await? {
+        Some(message) if message.deleted => Err(refused(StoreError::MessageDeleted)),
+        other => Ok(other),
+    }
+}
+
+/// A message just written, whole, as it is announced.
+async fn whole_message(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Message, ApplyError> {
+    message_in_room(db, room, id).await?.ok_or_else(|| {
+        ApplyError::Batch(StoreError::Corrupt(format!("message {id} vanished while written")))
+    })
+}
+
+/// Replaces a message's mentions with the members its body names (the author aside), and
+/// returns them.
+async fn record_mentions(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    message: MessageId,
+    seq: i64,
+    author: UserId,
+    body: &MessageBody,
+) -> Result<Vec<UserId>, ApplyError> {
+    sqlx::query("DELETE FROM mentions WHERE message_id = ?1")
+        .bind(message.as_i64())
+        .execute(&mut *db)
+        .await?;
+    let names = body.mentioned_usernames();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ",
+    );
+    query.push_bind(room.as_i64());
+    query.push(" WHERE u.id <> ").push_bind(author.as_i64()).push(" AND u.username IN (");
+    let mut list = query.separated(", ");
+    for name in &names {
+        list.push_bind(name.as_str());
+    }
+    query.push(")");
+    let members: Vec<i64> = query.build_query_scalar().fetch_all(&mut *db).await?;
+    for &member in &members {
+        sqlx::query(
+            "INSERT INTO mentions (user_id, room_id, seq, message_id) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(member)
+        .bind(room.as_i64())
+        .bind(seq)
+        .bind(message.as_i64())
+        .execute(&mut *db)
+        .await?;
+    }
+    Ok(members.into_iter().map(UserId::from_i64).collect())
+}
+
+/// A room's kind.
+async fn room_kind(db: &mut SqliteConnection, room: RoomId) -> Result<RoomKind, ApplyError> {
+    let kind: String = sqlx::query_scalar("SELECT kind FROM rooms WHERE id = ?1")
+        .bind(room.as_i64())
+        .fetch_one(&mut *db)
+        .await?;
+    RoomKind::from_stored(&kind)
+        .ok_or_else(|| ApplyError::Batch(StoreError::Corrupt(format!("room kind {kind:?}"))))
+}
+
+fn announce_mentions(changes: &mut Vec<Change>, mentioned: &[UserId], message: &Message) {
+    for &user_id in mentioned {
+        changes.push(Change::Mentioned { user_id, message: message.clone() });
+    }
+}

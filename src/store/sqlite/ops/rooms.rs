@@ -1,0 +1,182 @@
+//! Rooms, DMs and memberships.
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use super::super::rows::parse_role;
+use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
+use super::{insert_membership, refused, role_of};
+use crate::domain::{RoomId, RoomRole, Timestamp, UserId};
+use crate::store::{AddedBy, Change, NewRoom, StoreError};
+
+pub(in crate::store::sqlite) struct CreateRoom {
+    pub room: NewRoom,
+    pub members: Vec<UserId>,
+}
+
+#[async_trait]
+impl Operation for CreateRoom {
+    type Output = ();
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let room = &self.room;
+        let inserted = sqlx::query(
+            "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(room.id.as_i64())
+        .bind(room.kind.as_str())
+        .bind(room.name.as_str())
+        .bind(room.name.as_str().to_lowercase())
+        .bind(room.created_by.as_i64())
+        .bind(room.created_at.as_millis())
+        .execute(&mut *db)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation_of(&e, "rooms.name_key") => {
+                return Err(refused(StoreError::Conflict("room_name")));
+            }
+            other => other?,
+        };
+        let creator = std::iter::once((room.created_by, RoomRole::Owner));
+        let others = self.members.iter().map(|&m| (m, RoomRole::Member));
+        for (user, role) in creator.chain(others) {
+            if insert_membership(db, room.id, user, role, room.created_at).await? {
+                changes.push(Change::MemberAdded { room_id: room.id, user_id: user });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(in crate::store::sqlite) struct OpenDm {
+    pub a: UserId,
+    pub b: UserId,
+    pub new_id: RoomId,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for OpenDm {
+    type Output = (RoomId, bool);
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<(RoomId, bool), ApplyError> {
+        let (low, high) = if self.a <= self.b { (self.a, self.b) } else { (self.b, self.a) };
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT room_id FROM dm_pairs WHERE user_low = ?1 AND user_high = ?2",
+        )
+        .bind(low.as_i64())
+        .bind(high.as_i64())
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(room) = existing {
+            return Ok((RoomId::from_i64(room), false));
+        }
+        let room = self.new_id;
+        sqlx::query(
+            "INSERT INTO rooms (id, kind, created_by, created_at) VALUES (?1, 'dm', ?2, ?3)",
+        )
+        .bind(room.as_i64())
+        .bind(self.a.as_i64())
+        .bind(self.now.as_millis())
+        .execute(&mut *db)
+        .await?;
+        sqlx::query("INSERT INTO dm_pairs (user_low, user_high, room_id) VALUES (?1, ?2, ?3)")
+            .bind(low.as_i64())
+            .bind(high.as_i64())
+            .bind(room.as_i64())
+            .execute(&mut *db)
+            .await?;
+        for user in [low, high] {
+            if insert_membership(db, room, user, RoomRole::Member, self.now).await? {
+                changes.push(Change::MemberAdded { room_id: room, user_id: user });
+            }
+        }
+        Ok((room, true))
+    }
+}
+
+pub(in crate::store::sqlite) struct AddMember {
+    pub room: RoomId,
+    pub user: UserId,
+    pub by: AddedBy,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+impl Operation for AddMember {
+    type Output = bool;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool, ApplyError> {
+        if let AddedBy::Member(by) = self.by {
+            if role_of(db, self.room, by).await?.is_none() {
+                return Err(refused(StoreError::NotMember));
+            }
+        }
+        if !insert_membership(db, self.room, self.user, RoomRole::Member, self.now).await? {
+            return Ok(false);
+        }
+        changes.push(Change::MemberAdded { room_id: self.room, user_id: self.user });
+        Ok(true)
+    }
+}
+
+pub(in crate::store::sqlite) struct RemoveMember {
+    pub room: RoomId,
+    pub user: UserId,
+    pub by: UserId,
+}
+
+#[async_trait]
+impl Operation for RemoveMember {
+    type Output = bool;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool, ApplyError> {
+        match role_of(db, self.room, self.by).await? {
+            None => return Err(refused(StoreError::NotMember)),
+            Some(RoomRole::Member) if self.by != self.user => {
+                return Err(refused(StoreError::NotOwner));
+            }
+            Some(_) => {}
+        }
+        let removed: Option<String> = sqlx::query_scalar(
+            "DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2 RETURNING role",
+        )
+        .bind(self.room.as_i64())
+        .bind(self.user.as_i64())
+        .fetch_optional(&mut *db)
+        .await?;
+        let Some(role) = removed else {
+            return Ok(false);
+        };
+        if parse_role(&role).map_err(ApplyError::Batch)? == RoomRole::Owner {
+            sqlx::query(
+                "UPDATE memberships SET role = 'owner'
+                 WHERE room_id = ?1 AND user_id = (
+                     SELECT user_id FROM memberships WHERE room_id = ?1
+                     ORDER BY joined_at, user_id LIMIT 1)",
+            )
+            .bind(self.room.as_i64())
+            .execute(&mut *db)
+            .await?;
+        }
+        changes.push(Change::MemberRemoved { room_id: self.room, user_id: self.user });
+        Ok(true)
+    }
+}
