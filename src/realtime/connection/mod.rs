@@ -6,7 +6,9 @@
 //! only if its seq is above `delivered`, so nothing reaches the client twice; if it is more
 //! than one above, what changed in between is read from the store first, so nothing is
 //! skipped. A `sync` sends what changed between the client's last seen seq and `live_from`,
-//! read from the store page by page, so the two streams never overlap.
+//! read from the store page by page: the two streams meet at `live_from` (a sync frame may
+//! show a message as it is now, with a change that also arrives live; applying both is
+//! harmless).
 //!
 //! Architecture invariant: the connection subscribes to a room before it reads the room's
 //! last seq. An event committed after that read is published after the subscription, so
