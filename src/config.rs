@@ -53,6 +53,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WS_QUEUE", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub ws_queue: u32,
+
+    /// The largest file a user may upload, in megabytes.
+    #[arg(long, env = "CONFAB_MAX_UPLOAD_MB", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_upload_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +81,12 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Outbound queue length per WebSocket connection.
     pub ws_queue: usize,
+    /// The largest upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// How long an upload may stay unattached to a message before it is removed.
+    pub unattached_ttl: Duration,
+    /// How often expired sessions, old login failures and unattached uploads are swept.
+    pub housekeeping_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +111,9 @@ impl Settings {
             heartbeat_timeout: heartbeat_interval.mul_f32(2.5),
             session_ttl: Duration::from_secs(u64::from(config.session_days) * 86_400),
             ws_queue: config.ws_queue as usize,
+            max_upload_bytes: config.max_upload_mb * 1024 * 1024,
+            unattached_ttl: Duration::from_secs(24 * 3600),
+            housekeeping_interval: Duration::from_secs(3600),
         })
     }
 

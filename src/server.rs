@@ -18,12 +18,11 @@ use crate::app::receipts::ReceiptBatcher;
 use crate::bus::{Bus, LocalBus};
 use crate::config::Settings;
 use crate::domain::Timestamp;
+use crate::media::blobs::LocalBlobs;
 use crate::realtime::Hub;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
-/// How often expired sessions and forgotten login failures are swept.
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for requests in progress, then for WebSocket connections to send
 /// their close frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -57,7 +56,10 @@ pub async fn run(
     let sink = change_sink(bus.clone(), hub.clone(), receipts.clone());
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db"), sink).await?);
-    let app = App::new(store, bus.clone(), hub, settings, shutdown.clone())?;
+    let blobs = LocalBlobs::open(settings.data_dir.join("media")).map_err(|source| {
+        ServerError::DataDir { path: settings.data_dir.join("media").display().to_string(), source }
+    })?;
+    let app = App::new(store, Arc::new(blobs), bus.clone(), hub, settings, shutdown.clone())?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
     let receipts = tokio::spawn(receipts.run(bus, shutdown.clone()));
@@ -93,9 +95,9 @@ pub async fn run(
 }
 
 /// Periodic sweeping: expired sessions from the database, old failures from the login
-/// throttle.
+/// throttle, uploads never attached to a message.
 async fn housekeeping(app: App, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    let mut interval = tokio::time::interval(app.settings().housekeeping_interval);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -107,5 +109,10 @@ async fn housekeeping(app: App, shutdown: CancellationToken) {
             Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
         }
         app.throttle().prune(Instant::now());
+        match app.remove_unattached_uploads().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "unattached uploads removed"),
+            Err(error) => tracing::warn!(%error, "could not remove unattached uploads"),
+        }
     }
 }

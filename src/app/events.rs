@@ -68,6 +68,10 @@ fn publish(bus: &dyn Bus, hub: &Hub, receipts: &ReceiptBatcher, change: &Change)
         &Change::MemberRemoved { room_id, user_id } => {
             bus.publish(BusEvent::Left { user_id, room_id });
         }
+        Change::ProfileChanged { user, rooms } => {
+            let frame = ServerFrame::UserUpdated { user }.to_text();
+            bus.publish(BusEvent::Profile { user_id: user.id, rooms: rooms.clone(), frame });
+        }
         &Change::SessionEnded { session_id, user_id } => {
             bus.publish(BusEvent::SessionEnded { user_id, session_id });
         }

@@ -4,11 +4,11 @@ use serde::Deserialize;
 
 use super::{App, not_member};
 use crate::domain::{
-    ClientId, Emoji, Message, MessageBody, MessageId, Receipt, RoomId, RoomKind, Timestamp, UserId,
-    ValidationError,
+    ClientId, Emoji, MediaId, Message, MessageBody, MessageId, Receipt, RoomId, RoomKind,
+    Timestamp, UserId, ValidationError,
 };
 use crate::error::{Error, Result};
-use crate::store::{Inserted, MessagePage, NewMessage, Page, StoreError, Unread};
+use crate::store::{Inserted, MAX_ATTACHMENTS, MessagePage, NewMessage, Page, StoreError, Unread};
 
 /// The most messages one history page returns.
 pub const MAX_HISTORY_PAGE: u32 = 200;
@@ -32,6 +32,8 @@ pub struct Draft<'a> {
     pub client_id: Option<&'a str>,
     /// A message of the same room this one answers.
     pub reply_to: Option<&'a str>,
+    /// Files the author uploaded, to send with it (at most 10); the body may then be empty.
+    pub attachments: &'a [String],
 }
 
 impl App {
@@ -46,9 +48,28 @@ impl App {
         draft: Draft<'_>,
     ) -> Result<(Message, bool)> {
         let room_id: RoomId = room_id.parse().map_err(|_| Error::NotFound("Room"))?;
-        let body = MessageBody::parse(draft.body)?;
+        let body = if draft.attachments.is_empty() {
+            MessageBody::parse(draft.body)?
+        } else {
+            MessageBody::parse_or_empty(draft.body)?
+        };
         let client_id = draft.client_id.map(ClientId::parse).transpose()?;
         let reply_to = draft.reply_to.map(parse_message_id).transpose()?;
+        if draft.attachments.len() > MAX_ATTACHMENTS {
+            return Err(ValidationError::new(
+                "attachments",
+                "too_many_attachments",
+                "A message carries at most 10 files.",
+            )
+            .into());
+        }
+        let mut attachments = Vec::with_capacity(draft.attachments.len());
+        for id in draft.attachments {
+            let id = MediaId::parse(id).ok_or_else(unknown_attachment)?;
+            if !attachments.contains(&id) {
+                attachments.push(id);
+            }
+        }
         let message = NewMessage {
             id: MessageId::generate(),
             room_id,
@@ -56,6 +77,7 @@ impl App {
             body,
             client_id,
             reply_to,
+            attachments,
             created_at: Timestamp::now(),
         };
         match self.store().insert_message(message).await {
@@ -68,6 +90,7 @@ impl App {
                 "The message replied to is not in this room.",
             )
             .into()),
+            Err(StoreError::AttachmentNotFound) => Err(unknown_attachment()),
             Err(other) => Err(other.into()),
         }
     }
@@ -106,7 +129,9 @@ impl App {
     ) -> Result<Message> {
         let (room, _) = self.joined(by, room_id).await?;
         let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
-        Ok(self.store().delete_message(room, message, by, Timestamp::now()).await?)
+        let deleted = self.store().delete_message(room, message, by, Timestamp::now()).await?;
+        self.erase_files(&deleted.media).await;
+        Ok(deleted.message)
     }
 
     /// Adds or removes the caller's reaction; returns the message as it now stands.
@@ -193,6 +218,15 @@ fn parse_message_id(text: &str) -> Result<MessageId> {
         ValidationError::new("message_id", "unknown_message", "No such message in this room.")
             .into()
     })
+}
+
+fn unknown_attachment() -> Error {
+    ValidationError::new(
+        "attachments",
+        "unknown_attachment",
+        "Attach only files you uploaded and have not sent yet.",
+    )
+    .into()
 }
 
 /// A seq from a client: 0 or more.

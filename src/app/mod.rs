@@ -13,6 +13,7 @@
 mod accounts;
 pub mod events;
 mod live;
+mod media;
 mod messages;
 pub mod receipts;
 mod rooms;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use accounts::SignedIn;
+pub use media::{Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
 
 use crate::auth::{LoginThrottle, PasswordHasher, ThrottlePolicy};
@@ -30,6 +32,7 @@ use crate::bus::Bus;
 use crate::config::Settings;
 use crate::domain::{RoomId, RoomKind, UserId, ValidationError};
 use crate::error::{Error, Result};
+use crate::media::blobs::BlobStore;
 use crate::realtime::Hub;
 use crate::store::{RoomAccess, SessionRecord, Store};
 
@@ -63,6 +66,8 @@ pub struct App {
 
 struct Inner {
     store: Arc<dyn Store>,
+    /// Where uploaded files' bytes live.
+    blobs: Arc<dyn BlobStore>,
     bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
     settings: Settings,
@@ -77,6 +82,7 @@ struct Inner {
 impl App {
     pub fn new(
         store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
         bus: Arc<dyn Bus>,
         hub: Arc<Hub>,
         settings: Settings,
@@ -85,6 +91,7 @@ impl App {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                blobs,
                 bus,
                 hub,
                 settings,
@@ -101,6 +108,10 @@ impl App {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
     }
 
     fn bus(&self) -> &Arc<dyn Bus> {

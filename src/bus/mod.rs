@@ -36,6 +36,9 @@ pub enum BusEvent {
     Joined { user_id: UserId, room_id: RoomId },
     /// A user stopped being a member: their connections stop its stream at once.
     Left { user_id: UserId, room_id: RoomId },
+    /// A user's profile changed: the frame goes once to every connection that shares one of
+    /// `rooms` with them, their own included.
+    Profile { user_id: UserId, rooms: Vec<RoomId>, frame: Utf8Bytes },
     /// A session ended (logout): its connections close.
     SessionEnded { user_id: UserId, session_id: SessionId },
 }

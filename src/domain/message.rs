@@ -39,6 +39,11 @@ impl MessageBody {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// A body that may be empty (a message that carries files), otherwise parsed like any.
+    pub fn parse_or_empty(input: &str) -> Result<Self, ValidationError> {
+        if input.trim().is_empty() { Ok(Self(String::new())) } else { Self::parse(input) }
+    }
+
     pub fn from_trusted(stored: String) -> Self {
         Self(stored)
     }

@@ -4,6 +4,7 @@
 //! valid value, so the rest of the server never re-checks it. This module does no IO.
 
 mod id;
+mod media;
 mod message;
 mod model;
 mod room;
@@ -11,13 +12,15 @@ mod time;
 mod user;
 
 pub use id::{InvalidId, MessageId, RoomId, SessionId, UserId};
+pub use media::{MediaId, MediaKind};
 pub use message::{ClientId, Emoji, MessageBody};
 pub use model::{
-    Member, Message, Presence, PresenceStatus, Reaction, Receipt, ReplyPreview, Room, User,
+    Attachment, Member, Message, Presence, PresenceStatus, Reaction, Receipt, ReplyPreview, Room,
+    User,
 };
 pub use room::{RoomKind, RoomName, RoomRole};
 pub use time::Timestamp;
-pub use user::{DisplayName, Password, Username};
+pub use user::{Bio, DisplayName, Password, Username};
 
 /// Why a value from outside was refused: which field, a stable code and a sentence for a
 /// person. Shown to clients as a 422 or an `error` frame.

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{
-    ClientId, DisplayName, Emoji, MessageBody, MessageId, RoomId, RoomKind, RoomRole, Timestamp,
-    UserId, Username,
+    Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, MessageBody, MessageId, RoomId,
+    RoomKind, RoomRole, Timestamp, UserId, Username,
 };
 
 /// A user as anyone signed in may see them.
@@ -14,6 +14,11 @@ pub struct User {
     pub id: UserId,
     pub username: Username,
     pub display_name: DisplayName,
+    /// A few words about themself; may be empty.
+    pub bio: Bio,
+    /// Where their avatar is served (a square picture), if they set one; the URL changes
+    /// with the picture.
+    pub avatar_url: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -113,6 +118,34 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// Members this message mentions.
     pub mentions: Vec<UserId>,
+    /// Files sent with the message, in order.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file sent with a message, as members see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub id: MediaId,
+    pub kind: MediaKind,
+    /// The Content-Type it is served with, decided from its bytes.
+    pub mime: String,
+    pub name: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub url: String,
+    /// A small version, for pictures.
+    pub thumbnail_url: Option<String>,
+}
+
+impl Attachment {
+    /// Where a file and its thumbnail are served.
+    pub fn urls(id: &MediaId, has_thumbnail: bool) -> (String, Option<String>) {
+        let url = format!("/api/v1/media/{id}");
+        let thumbnail = has_thumbnail.then(|| format!("{url}/thumbnail"));
+        (url, thumbnail)
+    }
 }
 
 /// What a reply shows of the message it answers.

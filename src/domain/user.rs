@@ -134,6 +134,50 @@ impl fmt::Debug for DisplayName {
     }
 }
 
+/// A few words a user says about themself: at most 300 characters, surrounding whitespace
+/// removed; may be empty.
+#[derive(Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(transparent)]
+pub struct Bio(String);
+
+impl Bio {
+    pub const MAX_CHARS: usize = 300;
+
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let normalized = input.replace("\r\n", "\n");
+        let trimmed = normalized.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(ValidationError::new(
+                "bio",
+                "invalid_bio",
+                "A bio is at most 300 characters long.",
+            ));
+        }
+        if has_control_chars(trimmed, true) {
+            return Err(ValidationError::new(
+                "bio",
+                "invalid_bio",
+                "A bio must not contain control characters.",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Bio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +199,17 @@ mod tests {
         assert_eq!(code("ALICE123"), Some("invalid_password"));
         assert_eq!(code(&"p".repeat(257)), Some("invalid_password"));
         assert_eq!(code("correct horse"), None);
+    }
+
+    #[test]
+    fn bio_rules() {
+        assert_eq!(
+            Bio::parse("  likes tea\r\nand cats ").map(|b| b.0),
+            Ok("likes tea\nand cats".to_owned())
+        );
+        assert!(Bio::parse("").is_ok());
+        assert!(Bio::parse(&"b".repeat(301)).is_err());
+        assert!(Bio::parse("bell \u{7}").is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn routes() -> Router<App> {
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
-        .route("/me", get(me))
+        .route("/me", get(me).patch(update_profile))
         .route("/users", get(search_users))
         .route("/users/{user_id}", get(user))
 }
@@ -70,6 +70,27 @@ async fn logout(State(app): State<App>, auth: Auth) -> Result<Response> {
 
 async fn me(auth: Auth) -> Json<User> {
     Json(auth.session.user)
+}
+
+#[derive(Deserialize)]
+struct ProfileRequest {
+    display_name: Option<String>,
+    bio: Option<String>,
+}
+
+async fn update_profile(
+    State(app): State<App>,
+    auth: Auth,
+    JsonBody(request): JsonBody<ProfileRequest>,
+) -> Result<Json<User>> {
+    let user = app
+        .update_profile(
+            auth.session.user.id,
+            request.display_name.as_deref(),
+            request.bio.as_deref(),
+        )
+        .await?;
+    Ok(Json(user))
 }
 
 #[derive(Deserialize)]

@@ -33,9 +33,12 @@ struct History {
 
 #[derive(Deserialize)]
 struct SendRequest {
+    #[serde(default)]
     body: String,
     client_id: Option<String>,
     reply_to: Option<String>,
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +77,7 @@ async fn send(
         body: &request.body,
         client_id: request.client_id.as_deref(),
         reply_to: request.reply_to.as_deref(),
+        attachments: &request.attachments,
     };
     let (message, created) = app.send_message(auth.session.user.id, &room_id, draft).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

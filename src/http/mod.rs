@@ -8,6 +8,7 @@ mod accounts;
 mod error;
 mod extract;
 mod health;
+mod media;
 mod messages;
 mod rooms;
 mod web;
@@ -32,17 +33,27 @@ use crate::error::Error;
 
 /// The largest request body: a message of 4,000 characters fits several times over.
 pub const MAX_BODY: usize = 64 * 1024;
-/// The longest a request may take, body included; every request here is small and quick.
+/// The longest a request may take, body included; every request but an upload is small and
+/// quick.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest a request body may take to arrive.
+/// The longest a request body may go without sending anything.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn router(app: App) -> Router {
-    let api = Router::new()
+    // Every request but an upload must be answered within REQUEST_TIMEOUT.
+    let quick = Router::new()
         .merge(accounts::routes())
         .merge(rooms::routes())
         .merge(messages::routes())
+        .merge(media::routes())
         .merge(ws::routes())
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
+                .timeout(REQUEST_TIMEOUT),
+        );
+    let api = quick
+        .merge(media::upload_routes(app.settings().max_upload_bytes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let policy = content_security_policy(&app.settings().public_origin);
@@ -61,11 +72,6 @@ pub fn router(app: App) -> Router {
         .layer(always(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
-                .timeout(REQUEST_TIMEOUT),
-        )
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
@@ -193,16 +194,15 @@ impl Hub {
                 }
             }
             BusEvent::Presence { user_id, version, rooms, frame } => {
-                if self.is_stale_presence(user_id, version) {
-                    return;
+                if !self.is_stale_presence(user_id, version) {
+                    self.offer_to_sharers(&rooms, &frame, |peer| peer.user_id != user_id);
                 }
-                let mut offered = HashSet::new();
-                for room in rooms {
-                    let Some(peers) = self.rooms.get(&room) else { continue };
-                    for peer in peers.iter() {
-                        if peer.user_id != user_id && offered.insert(peer.id) {
-                            peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
-                        }
+            }
+            BusEvent::Profile { user_id, rooms, frame } => {
+                let offered = self.offer_to_sharers(&rooms, &frame, |_| true);
+                for peer in self.user_peers(user_id) {
+                    if !offered.contains(&peer.id) {
+                        peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
                     }
                 }
             }
@@ -235,6 +235,26 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Offers a frame once to each connection subscribed to any of `rooms` that `wanted`
+    /// accepts; returns the connections it reached.
+    fn offer_to_sharers(
+        &self,
+        rooms: &[RoomId],
+        frame: &Utf8Bytes,
+        wanted: impl Fn(&Peer) -> bool,
+    ) -> HashSet<u64> {
+        let mut offered = HashSet::new();
+        for room in rooms {
+            let Some(peers) = self.rooms.get(room) else { continue };
+            for peer in peers.iter() {
+                if wanted(peer) && offered.insert(peer.id) {
+                    peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
+                }
+            }
+        }
+        offered
     }
 
     /// How many connections this process holds.
@@ -272,7 +292,6 @@ fn remove_peer(map: &DashMap<RoomId, Vec<Arc<Peer>>>, key: &RoomId, id: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::extract::ws::Utf8Bytes;
 
     fn frame(text: &str) -> Utf8Bytes {
         Utf8Bytes::from(text)

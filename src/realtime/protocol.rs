@@ -41,10 +41,14 @@ pub enum ClientFrame {
     /// the same room is stored once. `reply_to` names a message of the same room.
     Send {
         room_id: String,
+        #[serde(default)]
         body: String,
         client_id: String,
         #[serde(default)]
         reply_to: Option<String>,
+        /// Ids of files uploaded with `POST /media`, to send with the message.
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     /// Replace the body of one's own message.
     Edit { room_id: String, message_id: String, body: String },
@@ -188,6 +192,9 @@ pub enum ServerFrame<'a> {
         #[serde(flatten)]
         unread: Unread,
     },
+    /// A user you share a room with (or you) changed their profile.
+    #[serde(rename = "user.updated")]
+    UserUpdated { user: &'a User },
     /// You joined or were added to a room; its live events start after `last_seq`.
     #[serde(rename = "room.added")]
     RoomAdded { room_id: RoomId, last_seq: i64, room: &'a Room },

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, DisplayName, Emoji, Message, MessageBody, MessageId, Receipt, Room, RoomId, RoomKind,
-    RoomName, RoomRole, SessionId, Timestamp, User, UserId, Username,
+    Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, Message, MessageBody, MessageId,
+    Receipt, Room, RoomId, RoomKind, RoomName, RoomRole, SessionId, Timestamp, User, UserId,
+    Username,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -40,6 +41,9 @@ pub enum StoreError {
     /// Only the author may do this to a message.
     #[error("not the message's author")]
     NotAuthor,
+    /// A file to attach is not the sender's, is attached already, or does not exist.
+    #[error("no such file to attach")]
+    AttachmentNotFound,
     /// The message is deleted; it cannot be edited, reacted to or replied to.
     #[error("the message is deleted")]
     MessageDeleted,
@@ -110,7 +114,57 @@ pub struct NewMessage {
     pub client_id: Option<ClientId>,
     /// A message of the same room this one answers; refused if missing or deleted.
     pub reply_to: Option<MessageId>,
+    /// Files the author uploaded and has not attached yet, in order.
+    pub attachments: Vec<MediaId>,
     pub created_at: Timestamp,
+}
+
+/// The most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
+
+/// An uploaded file to record; its bytes are in the blob store already.
+pub struct NewMedia {
+    pub id: MediaId,
+    pub uploader: UserId,
+    pub kind: MediaKind,
+    pub mime: String,
+    pub name: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub has_thumbnail: bool,
+    pub created_at: Timestamp,
+}
+
+/// A recorded file and where it belongs.
+#[derive(Debug, Clone)]
+pub struct MediaRecord {
+    pub id: MediaId,
+    pub uploader: UserId,
+    pub kind: MediaKind,
+    pub mime: String,
+    pub name: String,
+    pub size: u64,
+    pub has_thumbnail: bool,
+    /// The room of the message that carries it; `None` while unattached.
+    pub room: Option<RoomId>,
+}
+
+/// A tombstone and the files that went with the message.
+pub struct Deleted {
+    pub message: Message,
+    /// Files whose records were removed; their bytes are the caller's to remove.
+    pub media: Vec<MediaId>,
+}
+
+/// Changes to a profile; `None` leaves a part as it is.
+#[derive(Default)]
+pub struct ProfileChange {
+    pub display_name: Option<DisplayName>,
+    pub bio: Option<Bio>,
+    /// `Some(None)` removes the avatar; `Some(Some(key))` sets a new one.
+    pub avatar: Option<Option<String>>,
 }
 
 /// The most different emoji one message may collect.
@@ -153,6 +207,8 @@ pub enum Change {
     MemberRemoved { room_id: RoomId, user_id: UserId },
     /// A session was ended by a logout.
     SessionEnded { session_id: SessionId, user_id: UserId },
+    /// A user's profile changed; `rooms` are the rooms they are in.
+    ProfileChanged { user: User, rooms: Vec<RoomId> },
 }
 
 /// Receives every committed [`Change`], in commit order. Called by the store's writer; it
@@ -361,7 +417,7 @@ pub trait Store: Send + Sync + 'static {
         message: MessageId,
         by: UserId,
         now: Timestamp,
-    ) -> StoreResult<Message>;
+    ) -> StoreResult<Deleted>;
     /// Adds (or removes) one member's reaction under a new seq (announced), unless it is
     /// already so.
     async fn react(
@@ -390,4 +446,20 @@ pub trait Store: Send + Sync + 'static {
     async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>>;
     /// Records when a user was last connected (never moves it back).
     async fn touch_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
+
+    /// Records an uploaded file.
+    async fn create_media(&self, media: NewMedia) -> StoreResult<()>;
+    async fn media(&self, id: &MediaId) -> StoreResult<Option<MediaRecord>>;
+    /// Forgets files never attached and uploaded before `before`; returns them, so their
+    /// bytes can go too.
+    async fn delete_unattached_media(&self, before: Timestamp) -> StoreResult<Vec<MediaId>>;
+    /// Changes a profile (announcing it); returns the user as they now are, and the blob key
+    /// of the avatar it replaced, if any, for the caller to remove.
+    async fn update_profile(
+        &self,
+        user: UserId,
+        change: ProfileChange,
+    ) -> StoreResult<(User, Option<String>)>;
+    /// The blob key of a user's avatar.
+    async fn avatar(&self, user: UserId) -> StoreResult<Option<String>>;
 }

@@ -466,7 +466,11 @@ async fn user_search_matches_username_and_display_name_prefixes_without_regard_t
     let mut fields: Vec<&String> =
         page["users"][0].as_object().expect("a user object").keys().collect();
     fields.sort();
-    assert_eq!(fields, ["created_at", "display_name", "id", "username"], "nothing private");
+    assert_eq!(
+        fields,
+        ["avatar_url", "bio", "created_at", "display_name", "id", "username"],
+        "nothing private"
+    );
 }
 
 #[tokio::test]

@@ -91,12 +91,13 @@ impl Connection {
         let app = self.app.clone();
         let user = self.user.id;
         match frame {
-            ClientFrame::Send { room_id, body, client_id, reply_to } => {
+            ClientFrame::Send { room_id, body, client_id, reply_to, attachments } => {
                 self.request(Some(client_id.clone()), async move {
                     let draft = Draft {
                         body: &body,
                         client_id: Some(&client_id),
                         reply_to: reply_to.as_deref(),
+                        attachments: &attachments,
                     };
                     app.send_message(user, &room_id, draft).await.map(|(message, _)| Some(message))
                 });

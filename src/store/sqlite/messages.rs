@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::domain::{
-    ClientId, Emoji, Message, MessageBody, MessageId, Reaction, ReplyPreview, RoomId, Timestamp,
-    UserId,
+    Attachment, ClientId, Emoji, MediaId, MediaKind, Message, MessageBody, MessageId, Reaction,
+    ReplyPreview, RoomId, Timestamp, UserId,
 };
 
 /// How many characters of the original a reply's preview shows.
@@ -70,6 +70,7 @@ impl MessageRow {
             reply_to,
             reactions: Vec::new(),
             mentions: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -99,6 +100,14 @@ pub(super) async fn complete(
     query.push(") ORDER BY seq, user_id");
     let mentions: Vec<(i64, i64)> = query.build_query_as().fetch_all(&mut *db).await?;
 
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT id, kind, mime, name, size, width, height, duration_ms, has_thumbnail, message_id
+         FROM media WHERE message_id IN (",
+    );
+    push_ids(&mut query, &ids);
+    query.push(") ORDER BY message_id, position");
+    let attachments: Vec<AttachmentRow> = query.build_query_as().fetch_all(&mut *db).await?;
+
     let mut by_message: HashMap<i64, (Vec<Reaction>, Vec<UserId>)> = HashMap::new();
     for (message, emoji, user) in reactions {
         let reactions = &mut by_message.entry(message).or_default().0;
@@ -119,6 +128,12 @@ pub(super) async fn complete(
         by_message.entry(message).or_default().1.push(UserId::from_i64(user));
     }
 
+    let mut files: HashMap<i64, Vec<Attachment>> = HashMap::new();
+    for row in attachments {
+        let message = row.message_id;
+        files.entry(message).or_default().push(row.into_attachment());
+    }
+
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -129,9 +144,44 @@ pub(super) async fn complete(
                 message.reactions = reactions;
                 message.mentions = mentions;
             }
+            message.attachments = files.remove(&id).unwrap_or_default();
             (changed_seq, message)
         })
         .collect())
+}
+
+/// An attached file as stored.
+#[derive(FromRow)]
+pub(super) struct AttachmentRow {
+    pub id: String,
+    pub kind: String,
+    pub mime: String,
+    pub name: String,
+    pub size: i64,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub has_thumbnail: bool,
+    pub message_id: i64,
+}
+
+impl AttachmentRow {
+    fn into_attachment(self) -> Attachment {
+        let id = MediaId::from_trusted(self.id);
+        let (url, thumbnail_url) = Attachment::urls(&id, self.has_thumbnail);
+        Attachment {
+            id,
+            kind: MediaKind::from_stored(&self.kind).unwrap_or(MediaKind::File),
+            mime: self.mime,
+            name: self.name,
+            size: u64::try_from(self.size).unwrap_or(0),
+            width: self.width.and_then(|w| u32::try_from(w).ok()),
+            height: self.height.and_then(|h| u32::try_from(h).ok()),
+            duration_ms: self.duration_ms.and_then(|d| u64::try_from(d).ok()),
+            url,
+            thumbnail_url,
+        }
+    }
 }
 
 fn push_ids(query: &mut QueryBuilder<'_, Sqlite>, ids: &[i64]) {

@@ -26,20 +26,21 @@ use sqlx::{ConnectOptions, SqliteConnection};
 
 use self::messages::{MessageRow, complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
-    AddMember, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions, DeleteMessage,
-    DeleteSession, EditMessage, InsertMessage, MarkRead, OpenDm, React, RemoveMember,
-    TouchLastSeen,
+    AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
+    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, MarkRead,
+    OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
 };
 use self::rows::{MemberRow, RoomRow, UserRow, parse_role};
 use self::writer::Writer;
 use super::{
-    AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Inserted, MemberRecord, MessagePage,
-    NewMessage, NewRoom, NewSession, NewUser, Page, Reacted, RoomAccess, RoomCursor, SessionRecord,
-    Store, StoreError, StoreResult, Unread,
+    AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, MediaRecord,
+    MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
+    ProfileChange, Reacted, RoomAccess, RoomCursor, SessionRecord, Store, StoreError, StoreResult,
+    Unread,
 };
 use crate::domain::{
-    Emoji, Message, MessageBody, MessageId, Receipt, Room, RoomId, RoomKind, SessionId, Timestamp,
-    User, UserId, Username,
+    Emoji, MediaId, MediaKind, Message, MessageBody, MessageId, Receipt, Room, RoomId, RoomKind,
+    SessionId, Timestamp, User, UserId, Username,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -113,6 +114,7 @@ fn room_view_select() -> String {
                 m.role, m.last_read_seq, {UNREAD_COLUMNS},
                 p.id AS peer_id, p.username AS peer_username,
                 p.display_name AS peer_display_name, p.created_at AS peer_created_at,
+                p.bio AS peer_bio, p.avatar AS peer_avatar,
                 (SELECT x.id FROM messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1)
                     AS lm_id
          FROM rooms r
@@ -122,7 +124,7 @@ fn room_view_select() -> String {
     )
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, created_at";
+const USER_COLUMNS: &str = "id, username, display_name, bio, avatar, created_at";
 
 /// The bounds of the keys that start with `prefix` (lower-cased): `key >= low AND key <
 /// high`, which an index can answer, unlike LIKE. The high bound appends the last code point,
@@ -202,7 +204,8 @@ impl Store for SqliteStore {
             user: UserRow,
         }
         let row: Option<Row> = sqlx::query_as(
-            "SELECT s.id AS session_id, s.expires_at, u.id, u.username, u.display_name, u.created_at
+            "SELECT s.id AS session_id, s.expires_at, u.id, u.username, u.display_name, u.bio,
+                    u.avatar, u.created_at
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ?1 AND s.expires_at > ?2",
         )
@@ -333,7 +336,7 @@ impl Store for SqliteStore {
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>> {
         let rows: Vec<MemberRow> = sqlx::query_as(
-            "SELECT u.id, u.username, u.display_name, u.created_at, u.last_seen_at,
+            "SELECT u.id, u.username, u.display_name, u.bio, u.avatar, u.created_at, u.last_seen_at,
                     m.role, m.joined_at, m.last_read_seq
              FROM memberships m JOIN users u ON u.id = m.user_id
              WHERE m.room_id = ?1 ORDER BY m.joined_at, u.id",
@@ -443,7 +446,7 @@ impl Store for SqliteStore {
         message: MessageId,
         by: UserId,
         now: Timestamp,
-    ) -> StoreResult<Message> {
+    ) -> StoreResult<Deleted> {
         self.writer.submit(DeleteMessage { room, message, by, now }).await
     }
 
@@ -494,6 +497,61 @@ impl Store for SqliteStore {
 
     async fn touch_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
         self.writer.submit(TouchLastSeen { user, at }).await
+    }
+
+    async fn create_media(&self, media: NewMedia) -> StoreResult<()> {
+        self.writer.submit(CreateMedia(media)).await
+    }
+
+    async fn media(&self, id: &MediaId) -> StoreResult<Option<MediaRecord>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            uploader_id: i64,
+            kind: String,
+            mime: String,
+            name: String,
+            size: i64,
+            has_thumbnail: bool,
+            room_id: Option<i64>,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT uploader_id, kind, mime, name, size, has_thumbnail, room_id FROM media
+             WHERE id = ?1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|row| MediaRecord {
+            id: id.clone(),
+            uploader: UserId::from_i64(row.uploader_id),
+            kind: MediaKind::from_stored(&row.kind).unwrap_or(MediaKind::File),
+            mime: row.mime,
+            name: row.name,
+            size: u64::try_from(row.size).unwrap_or(0),
+            has_thumbnail: row.has_thumbnail,
+            room: row.room_id.map(RoomId::from_i64),
+        }))
+    }
+
+    async fn delete_unattached_media(&self, before: Timestamp) -> StoreResult<Vec<MediaId>> {
+        self.writer.submit(DeleteUnattachedMedia(before)).await
+    }
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        change: ProfileChange,
+    ) -> StoreResult<(User, Option<String>)> {
+        self.writer.submit(UpdateProfile { user, change }).await
+    }
+
+    async fn avatar(&self, user: UserId) -> StoreResult<Option<String>> {
+        let avatar: Option<Option<String>> =
+            sqlx::query_scalar("SELECT avatar FROM users WHERE id = ?1")
+                .bind(user.as_i64())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(avatar.flatten())
     }
 }
 

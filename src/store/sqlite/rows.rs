@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sqlx::FromRow;
 
 use crate::domain::{
-    DisplayName, Message, MessageId, Room, RoomId, RoomKind, RoomRole, Timestamp, User, UserId,
-    Username,
+    Bio, DisplayName, Message, MessageId, Room, RoomId, RoomKind, RoomRole, Timestamp, User,
+    UserId, Username,
 };
 use crate::store::{MemberRecord, StoreError, StoreResult};
 
@@ -15,18 +15,28 @@ pub(super) struct UserRow {
     pub id: i64,
     pub username: String,
     pub display_name: String,
+    pub bio: String,
+    pub avatar: Option<String>,
     pub created_at: i64,
 }
 
 impl UserRow {
     pub fn into_user(self) -> User {
+        let id = UserId::from_i64(self.id);
         User {
-            id: UserId::from_i64(self.id),
+            id,
             username: Username::from_trusted(self.username),
             display_name: DisplayName::from_trusted(self.display_name),
+            bio: Bio::from_trusted(self.bio),
+            avatar_url: self.avatar.map(|key| avatar_url(id, &key)),
             created_at: Timestamp::from_millis(self.created_at),
         }
     }
+}
+
+/// Where a user's avatar is served; the blob key in the query makes a new picture a new URL.
+pub(super) fn avatar_url(user: UserId, key: &str) -> String {
+    format!("/api/v1/users/{user}/avatar?v={key}")
 }
 
 #[derive(FromRow)]
@@ -69,6 +79,8 @@ pub(super) struct RoomRow {
     pub peer_id: Option<i64>,
     pub peer_username: Option<String>,
     pub peer_display_name: Option<String>,
+    pub peer_bio: Option<String>,
+    pub peer_avatar: Option<String>,
     pub peer_created_at: Option<i64>,
     /// The newest message's id.
     pub lm_id: Option<i64>,
@@ -87,9 +99,17 @@ impl RoomRow {
             self.peer_display_name,
             self.peer_created_at,
         ) {
-            (Some(id), Some(username), Some(display_name), Some(created_at)) => {
-                Some(UserRow { id, username, display_name, created_at }.into_user())
-            }
+            (Some(id), Some(username), Some(display_name), Some(created_at)) => Some(
+                UserRow {
+                    id,
+                    username,
+                    display_name,
+                    bio: self.peer_bio.unwrap_or_default(),
+                    avatar: self.peer_avatar,
+                    created_at,
+                }
+                .into_user(),
+            ),
             _ => None,
         };
         let name = match (&peer, self.name) {

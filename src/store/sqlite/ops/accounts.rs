@@ -3,9 +3,11 @@
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
+use super::super::rows::UserRow;
 use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
-use crate::domain::{SessionId, Timestamp, User, UserId};
-use crate::store::{Change, NewSession, NewUser, StoreError};
+use super::refused;
+use crate::domain::{Bio, RoomId, SessionId, Timestamp, User, UserId};
+use crate::store::{Change, NewSession, NewUser, ProfileChange, StoreError};
 
 pub(in crate::store::sqlite) struct CreateUser(pub NewUser);
 
@@ -36,10 +38,12 @@ impl Operation for CreateUser {
                 id: user.id,
                 username: user.username.clone(),
                 display_name: user.display_name.clone(),
+                bio: Bio::default(),
+                avatar_url: None,
                 created_at: user.created_at,
             }),
             Err(e) if is_unique_violation_of(&e, "users.username") => {
-                Err(super::refused(StoreError::Conflict("username")))
+                Err(refused(StoreError::Conflict("username")))
             }
             Err(e) => Err(e.into()),
         }
@@ -140,5 +144,72 @@ impl Operation for TouchLastSeen {
         .execute(&mut *db)
         .await?;
         Ok(())
+    }
+}
+
+/// Changes a user's profile and announces it to the rooms they are in.
+pub(in crate::store::sqlite) struct UpdateProfile {
+    pub user: UserId,
+    pub change: ProfileChange,
+}
+
+#[async_trait]
+impl Operation for UpdateProfile {
+    /// The user as they now are, and the avatar key that was replaced.
+    type Output = (User, Option<String>);
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<(User, Option<String>), ApplyError> {
+        let previous: Option<Option<String>> =
+            sqlx::query_scalar("SELECT avatar FROM users WHERE id = ?1")
+                .bind(self.user.as_i64())
+                .fetch_optional(&mut *db)
+                .await?;
+        let Some(previous_avatar) = previous else {
+            return Err(refused(StoreError::Corrupt(format!("no user {}", self.user))));
+        };
+        let change = &self.change;
+        if let Some(name) = &change.display_name {
+            sqlx::query("UPDATE users SET display_name = ?1, display_key = ?2 WHERE id = ?3")
+                .bind(name.as_str())
+                .bind(name.as_str().to_lowercase())
+                .bind(self.user.as_i64())
+                .execute(&mut *db)
+                .await?;
+        }
+        if let Some(bio) = &change.bio {
+            sqlx::query("UPDATE users SET bio = ?1 WHERE id = ?2")
+                .bind(bio.as_str())
+                .bind(self.user.as_i64())
+                .execute(&mut *db)
+                .await?;
+        }
+        let mut replaced = None;
+        if let Some(avatar) = &change.avatar {
+            sqlx::query("UPDATE users SET avatar = ?1 WHERE id = ?2")
+                .bind(avatar.as_deref())
+                .bind(self.user.as_i64())
+                .execute(&mut *db)
+                .await?;
+            replaced = previous_avatar;
+        }
+        let row: UserRow = sqlx::query_as(
+            "SELECT id, username, display_name, bio, avatar, created_at FROM users WHERE id = ?1",
+        )
+        .bind(self.user.as_i64())
+        .fetch_one(&mut *db)
+        .await?;
+        let user = row.into_user();
+        let rooms: Vec<i64> =
+            sqlx::query_scalar("SELECT room_id FROM memberships WHERE user_id = ?1")
+                .bind(self.user.as_i64())
+                .fetch_all(&mut *db)
+                .await?;
+        let rooms = rooms.into_iter().map(RoomId::from_i64).collect();
+        changes.push(Change::ProfileChanged { user: user.clone(), rooms });
+        Ok((user, replaced))
     }
 }

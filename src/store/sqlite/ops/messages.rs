@@ -9,10 +9,12 @@ use super::super::messages::{
 use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
 use super::{next_seq, refused, role_of};
 use crate::domain::{
-    Emoji, Message, MessageBody, MessageId, ReplyPreview, RoomId, RoomKind, RoomRole, Timestamp,
-    UserId,
+    Emoji, MediaId, Message, MessageBody, MessageId, ReplyPreview, RoomId, RoomKind, RoomRole,
+    Timestamp, UserId,
 };
-use crate::store::{Change, Inserted, MAX_REACTIONS_PER_MESSAGE, NewMessage, Reacted, StoreError};
+use crate::store::{
+    Change, Deleted, Inserted, MAX_REACTIONS_PER_MESSAGE, NewMessage, Reacted, StoreError,
+};
 
 pub(in crate::store::sqlite) struct InsertMessage(pub NewMessage);
 
@@ -62,6 +64,9 @@ impl Operation for InsertMessage {
             }
             None => None,
         };
+        if !message.attachments.is_empty() {
+            check_attachable(db, message).await?;
+        }
 
         // A random 63-bit id can collide with an existing one, very rarely; draw again.
         let mut id = message.id;
@@ -110,6 +115,22 @@ impl Operation for InsertMessage {
         .await?;
         let mentions =
             record_mentions(db, message.room_id, id, seq, message.author_id, &message.body).await?;
+        for (position, media) in message.attachments.iter().enumerate() {
+            sqlx::query(
+                "UPDATE media SET room_id = ?1, message_id = ?2, position = ?3 WHERE id = ?4",
+            )
+            .bind(message.room_id.as_i64())
+            .bind(id.as_i64())
+            .bind(position as i64)
+            .bind(media.as_str())
+            .execute(&mut *db)
+            .await?;
+        }
+        let attachments = if message.attachments.is_empty() {
+            Vec::new()
+        } else {
+            whole_message(db, message.room_id, id).await?.attachments
+        };
 
         let stored = Message {
             id,
@@ -124,6 +145,7 @@ impl Operation for InsertMessage {
             reply_to,
             reactions: Vec::new(),
             mentions,
+            attachments,
         };
         announce_mentions(changes, &stored.mentions, &stored);
         changes.push(Change::MessageCreated(stored.clone()));
@@ -194,7 +216,7 @@ pub(in crate::store::sqlite) struct DeleteMessage {
 
 #[async_trait]
 impl Operation for DeleteMessage {
-    type Output = Message;
+    type Output = Deleted;
 
     fn erases(&self) -> bool {
         true
@@ -204,7 +226,7 @@ impl Operation for DeleteMessage {
         &mut self,
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
-    ) -> Result<Message, ApplyError> {
+    ) -> Result<Deleted, ApplyError> {
         let Some(role) = role_of(db, self.room, self.by).await? else {
             return Err(refused(StoreError::NotMember));
         };
@@ -218,7 +240,7 @@ impl Operation for DeleteMessage {
             return Err(refused(StoreError::NotAuthor));
         }
         if original.deleted {
-            return Ok(original);
+            return Ok(Deleted { message: original, media: Vec::new() });
         }
         let seq = next_seq(db, self.room).await?;
         // The body, reactions and mentions leave storage; SQLite's secure_delete overwrites
@@ -231,6 +253,12 @@ impl Operation for DeleteMessage {
         .bind(self.message.as_i64())
         .execute(&mut *db)
         .await?;
+        // Its files go too; their bytes are the caller's to remove once this commits.
+        let media: Vec<String> =
+            sqlx::query_scalar("DELETE FROM media WHERE message_id = ?1 RETURNING id")
+                .bind(self.message.as_i64())
+                .fetch_all(&mut *db)
+                .await?;
         for table in ["reactions", "mentions"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?1"))
                 .bind(self.message.as_i64())
@@ -239,7 +267,10 @@ impl Operation for DeleteMessage {
         }
         let tombstone = whole_message(db, self.room, self.message).await?;
         changes.push(Change::MessageDeleted { seq, message: tombstone.clone() });
-        Ok(tombstone)
+        Ok(Deleted {
+            message: tombstone,
+            media: media.into_iter().map(MediaId::from_trusted).collect(),
+        })
     }
 }
 
@@ -397,6 +428,28 @@ async fn record_mentions(
         .await?;
     }
     Ok(members.into_iter().map(UserId::from_i64).collect())
+}
+
+/// Refuses a message whose files are not all the author's own, unattached uploads.
+async fn check_attachable(
+    db: &mut SqliteConnection,
+    message: &NewMessage,
+) -> Result<(), ApplyError> {
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT COUNT(*) FROM media WHERE message_id IS NULL AND uploader_id = ",
+    );
+    query.push_bind(message.author_id.as_i64()).push(" AND id IN (");
+    let mut list = query.separated(", ");
+    for media in &message.attachments {
+        list.push_bind(media.as_str());
+    }
+    query.push(")");
+    let found: i64 = query.build_query_scalar().fetch_one(&mut *db).await?;
+    if found as usize == message.attachments.len() {
+        Ok(())
+    } else {
+        Err(refused(StoreError::AttachmentNotFound))
+    }
 }
 
 /// A room's kind.

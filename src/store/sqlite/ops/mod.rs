@@ -7,13 +7,15 @@
 
 mod accounts;
 mod markers;
+mod media;
 mod messages;
 mod rooms;
 
 pub(super) use accounts::{
-    CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, TouchLastSeen,
+    CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, TouchLastSeen, UpdateProfile,
 };
 pub(super) use markers::MarkRead;
+pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
 pub(super) use messages::{DeleteMessage, EditMessage, InsertMessage, React};
 pub(super) use rooms::{AddMember, CreateRoom, OpenDm, RemoveMember};
 

@@ -1,0 +1,265 @@
+//! Files over HTTP: uploading (multipart, streamed), downloading (with byte ranges, so that
+//! sound and video can seek), thumbnails, and avatars.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::io::ReaderStream;
+
+use super::extract::{Auth, PathParams, QueryParams};
+use crate::app::{App, Download, MAX_AVATAR_BYTES};
+use crate::domain::{Attachment, MediaKind, User, ValidationError};
+use crate::error::{Error, Result};
+use crate::media::blobs::BlobReader;
+
+/// Routes that take uploads: their own body limit, and no overall request timeout (a large
+/// file on a slow line takes long; the idle timeout on the body still applies).
+pub fn upload_routes(max_upload_bytes: u64) -> Router<App> {
+    let limit = usize::try_from(max_upload_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
+    Router::new().route("/media", post(upload).layer(DefaultBodyLimit::max(limit))).route(
+        "/me/avatar",
+        axum::routing::put(set_avatar)
+            .delete(remove_avatar)
+            .layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES + 64 * 1024)),
+    )
+}
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/media/{media_id}", get(download))
+        .route("/media/{media_id}/thumbnail", get(thumbnail))
+        .route("/users/{user_id}/avatar", get(avatar))
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    /// How long a recording lasts, as the client measured it.
+    duration_ms: Option<u64>,
+}
+
+/// 201 with the file as a message would carry it. The multipart body has one field, `file`.
+async fn upload(
+    State(app): State<App>,
+    auth: Auth,
+    QueryParams(query): QueryParams<UploadQuery>,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<Attachment>)> {
+    let mut multipart =
+        multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("file").to_owned();
+        let attachment = app.upload(auth.session.user.id, &name, query.duration_ms, field).await?;
+        return Ok((StatusCode::CREATED, Json(attachment)));
+    }
+    Err(ValidationError::new(
+        "file",
+        "missing_file",
+        "Send the file in a multipart field named \"file\".",
+    )
+    .into())
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> Error {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge
+    } else {
+        Error::bad_request("invalid_upload", error.body_text())
+    }
+}
+
+async fn download(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams(media_id): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    serve(&app, auth, &media_id, &headers).await
+}
+
+/// A picture's thumbnail: small, so sent whole, typed from its own bytes.
+async fn thumbnail(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams(media_id): PathParams<String>,
+) -> Result<Response> {
+    let Download { blob, .. } = app.download(auth.session.user.id, &media_id, true, 0).await?;
+    small_picture(blob).await
+}
+
+/// Serves a file, or the byte range asked for. Pictures, video and sound are shown inline
+/// with their sniffed type; anything else is a download, typed as plain bytes.
+async fn serve(app: &App, auth: Auth, media_id: &str, headers: &HeaderMap) -> Result<Response> {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(parse_range);
+    let offset = range.map_or(0, |(start, _)| start);
+    let Download { record, blob } =
+        app.download(auth.session.user.id, media_id, false, offset).await?;
+    let size = blob.size;
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some((start, _)) if start >= size => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}")));
+            return Ok(response);
+        }
+        Some((start, end)) => {
+            (StatusCode::PARTIAL_CONTENT, start, end.map_or(size, |e| (e + 1).min(size)))
+        }
+    };
+    let mut response = Response::new(stream(blob, end - start));
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    let (mime, disposition) = match record.kind {
+        MediaKind::File => ("application/octet-stream", "attachment"),
+        _ => (record.mime.as_str(), "inline"),
+    };
+    out.insert(header::CONTENT_TYPE, header_value(mime));
+    out.insert(
+        header::CONTENT_DISPOSITION,
+        header_value(&content_disposition(disposition, &record.name)),
+    );
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // A file never changes under its id; only members may fetch it, so only the browser
+    // keeps it.
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        out.insert(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {start}-{}/{size}", end - 1)),
+        );
+    }
+    Ok(response)
+}
+
+async fn avatar(
+    State(app): State<App>,
+    _auth: Auth,
+    PathParams(user_id): PathParams<String>,
+) -> Result<Response> {
+    small_picture(app.avatar(&user_id).await?).await
+}
+
+/// A picture we made (a thumbnail or an avatar, JPEG or PNG), read whole and typed from
+/// its bytes.
+async fn small_picture(blob: BlobReader) -> Result<Response> {
+    let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
+    let mut reader = blob.reader;
+    reader.read_to_end(&mut bytes).await.map_err(Error::internal)?;
+    let mime = crate::media::sniff(&bytes).mime;
+    Ok((
+        [
+            (header::CONTENT_TYPE, header_value(mime)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=31536000, immutable"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn set_avatar(
+    State(app): State<App>,
+    auth: Auth,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<Json<User>> {
+    let mut multipart =
+        multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() == Some("file") {
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            return Ok(Json(app.set_avatar(auth.session.user.id, bytes).await?));
+        }
+    }
+    Err(ValidationError::new(
+        "file",
+        "missing_file",
+        "Send the picture in a multipart field named \"file\".",
+    )
+    .into())
+}
+
+async fn remove_avatar(State(app): State<App>, auth: Auth) -> Result<Json<User>> {
+    Ok(Json(app.remove_avatar(auth.session.user.id).await?))
+}
+
+fn stream(blob: BlobReader, length: u64) -> Body {
+    let reader: Box<dyn AsyncRead + Send + Unpin> = Box::new(blob.reader.take(length));
+    Body::from_stream(ReaderStream::new(reader))
+}
+
+/// A single range `bytes=start-` or `bytes=start-end`; anything else is ignored (the whole
+/// file is sent), as HTTP allows.
+fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let start = start.trim().parse().ok()?;
+    let end = match end.trim() {
+        "" => None,
+        end => Some(end.parse().ok()?),
+    };
+    match end {
+        Some(end) if end < start => None,
+        _ => Some((start, end)),
+    }
+}
+
+/// `inline` or `attachment`, with the file name: plain when it is plain ASCII, and in
+/// RFC 5987 form for the rest.
+fn content_disposition(disposition: &str, name: &str) -> String {
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{disposition}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(parse_range("bytes=0-"), Some((0, None)));
+        assert_eq!(parse_range("bytes=10-19"), Some((10, Some(19))));
+        assert_eq!(parse_range("bytes=19-10"), None);
+        assert_eq!(parse_range("bytes=-5"), None);
+        assert_eq!(parse_range("items=0-1"), None);
+    }
+
+    #[test]
+    fn file_names_are_quoted_safely() {
+        assert_eq!(
+            content_disposition("attachment", "résumé v2.pdf"),
+            "attachment; filename=\"r_sum_ v2.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20v2.pdf"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Uploaded files: what a file is (decided from its bytes), where its bytes live (`blobs`),
+//! and what is done to pictures (`images`: dimensions, thumbnails, location data removed,
+//! avatars cropped square).
+//!
+//! Architecture invariant: a file's type comes from its bytes, never from its name or the
+//! Content-Type the client sent; anything that is not a picture, video or sound we know is
+//! a plain file, served as an attachment, never inline.
+
+pub mod blobs;
+pub mod images;
+
+pub use crate::domain::{MediaId, MediaKind};
+
+/// A file's type as its first bytes tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sniffed {
+    pub kind: MediaKind,
+    /// The Content-Type it is served with.
+    pub mime: &'static str,
+}
+
+/// How many bytes [`sniff`] looks at.
+pub const SNIFF_BYTES: usize = 8 * 1024;
+
+/// Decides what a file is from its first bytes. Only the formats browsers play safely are
+/// recognised; everything else (SVG, HTML, scripts, archives, documents) is a plain file.
+pub fn sniff(head: &[u8]) -> Sniffed {
+    let file = Sniffed { kind: MediaKind::File, mime: "application/octet-stream" };
+    let Some(found) = infer::get(head) else { return file };
+    let (kind, mime) = match found.mime_type() {
+        "image/png" => (MediaKind::Image, "image/png"),
+        "image/jpeg" => (MediaKind::Image, "image/jpeg"),
+        "image/gif" => (MediaKind::Image, "image/gif"),
+        "image/webp" => (MediaKind::Image, "image/webp"),
+        // A WebM or Matroska file with no video track is a recording of sound (what
+        // browsers' MediaRecorder writes for a voice message).
+        "video/webm" | "video/x-matroska" if has_video_track(head) => {
+            (MediaKind::Video, "video/webm")
+        }
+        "video/webm" | "video/x-matroska" => (MediaKind::Audio, "audio/webm"),
+        "video/mp4" | "video/quicktime" if is_audio_only_mp4(head) => {
+            (MediaKind::Audio, "audio/mp4")
+        }
+        "video/mp4" => (MediaKind::Video, "video/mp4"),
+        "audio/m4a" | "audio/x-m4a" | "audio/mp4" => (MediaKind::Audio, "audio/mp4"),
+        "audio/ogg" | "audio/opus" => (MediaKind::Audio, "audio/ogg"),
+        "audio/mpeg" => (MediaKind::Audio, "audio/mpeg"),
+        "audio/x-wav" | "audio/wav" => (MediaKind::Audio, "audio/wav"),
+        _ => return file,
+    };
+    Sniffed { kind, mime }
+}
+
+/// Whether a WebM header names a video codec. Track entries carry their codec id as text
+/// ("V_VP8", "A_OPUS"); the first few kilobytes hold them.
+fn has_video_track(head: &[u8]) -> bool {
+    head.windows(2).any(|w| w == b"V_")
+}
+
+/// Whether an MP4's brand says it holds sound only (what `.m4a` files declare).
+fn is_audio_only_mp4(head: &[u8]) -> bool {
+    head.get(8..12).is_some_and(|brand| brand == b"M4A " || brand == b"M4B ")
+}
+
+/// A file name that is safe in a Content-Disposition header and on any file system: the
+/// base name only, printable characters, no quotes or separators, at most 100 characters.
+/// Falls back to `file` with the type's extension.
+pub fn safe_file_name(name: &str, sniffed: Sniffed) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !"\"\\/:*?<>|;".contains(*c))
+        .take(100)
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
+    if cleaned.is_empty() {
+        return format!("file.{}", extension(sniffed));
+    }
+    cleaned
+}
+
+fn extension(sniffed: Sniffed) -> &'static str {
+    match sniffed.mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "video/webm" | "audio/webm" => "webm",
+        "video/mp4" => "mp4",
+        "audio/mp4" => "m4a",
+        "audio/ogg" => "ogg",
+        "audio/mpeg" => "mp3",
+        "audio/wav" => "wav",
+        _ => "bin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(bytes: &[u8]) -> (MediaKind, &'static str) {
+        let sniffed = sniff(bytes);
+        (sniffed.kind, sniffed.mime)
+    }
+
+    #[test]
+    fn types_come_from_the_bytes() {
+        assert_eq!(kind(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), (MediaKind::Image, "image/png"));
+        assert_eq!(kind(b"\xff\xd8\xff\xe0\0\x10JFIF"), (MediaKind::Image, "image/jpeg"));
+        assert_eq!(kind(b"GIF89a\x01\0\x01\0"), (MediaKind::Image, "image/gif"));
+        assert_eq!(kind(b"RIFF\0\0\0\0WEBPVP8 "), (MediaKind::Image, "image/webp"));
+        assert_eq!(kind(b"RIFF\0\0\0\0WAVEfmt "), (MediaKind::Audio, "audio/wav"));
+        assert_eq!(kind(b"ID3\x04\0\0\0\0\0\0"), (MediaKind::Audio, "audio/mpeg"));
+        assert_eq!(kind(b"OggS\0\x02\0\0\0\0\0\0\0\0"), (MediaKind::Audio, "audio/ogg"));
+        assert_eq!(kind(b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2"), (MediaKind::Video, "video/mp4"));
+        assert_eq!(kind(b"\0\0\0\x18ftypM4A \0\0\x02\0isomiso2"), (MediaKind::Audio, "audio/mp4"));
+    }
+
+    #[test]
+    fn webm_without_a_video_track_is_sound() {
+        let mut header = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm".to_vec();
+        let mut audio = header.clone();
+        audio.extend_from_slice(b"\x86\x86A_OPUS");
+        audio.resize(300, 0);
+        header.extend_from_slice(b"\x86\x85V_VP8");
+        header.resize(300, 0);
+        assert_eq!(kind(&audio), (MediaKind::Audio, "audio/webm"));
+        assert_eq!(kind(&header), (MediaKind::Video, "video/webm"));
+    }
+
+    #[test]
+    fn markup_and_unknown_bytes_are_plain_files() {
+        for bytes in [
+            &b"<svg xmlns='http://www.w3.org/2000/svg'></svg>"[..],
+            b"<!doctype html><script>",
+            b"hello",
+            b"",
+        ] {
+            assert_eq!(kind(bytes), (MediaKind::File, "application/octet-stream"), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn file_names_are_made_safe() {
+        let png = sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+        assert_eq!(safe_file_name("../../etc/pass\"wd;.png", png), "passwd.png");
+        assert_eq!(safe_file_name("C:\\photos\\cat.png", png), "cat.png");
+        assert_eq!(safe_file_name("...", png), "file.png");
+        assert_eq!(safe_file_name("", png), "file.png");
+    }
+
+    #[test]
+    fn media_ids_are_long_and_parse_back() {
+        let id = MediaId::generate();
+        assert_eq!(id.as_str().len(), 26);
+        assert_eq!(MediaId::parse(id.as_str()), Some(id.clone()));
+        assert_ne!(MediaId::generate(), id);
+        assert_eq!(MediaId::parse("short"), None);
+        assert_eq!(MediaId::parse(&"u".repeat(26)), None);
+    }
+}
