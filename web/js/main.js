@@ -76,6 +76,10 @@ class Client {
       return;
     }
     if (frame.type === 'error') return this.onError(frame);
+    if (frame.type === 'user.updated') {
+      this.model.updateUser(frame.user);
+      return;
+    }
     const notable = this.model.apply(frame);
     if (frame.type === 'message.created' || frame.type === 'sync.done') {
       if (notable && notable.message) this.onIncoming(notable.message);
@@ -163,11 +167,11 @@ class Client {
 
   /** Sends a message; it shows as pending until the server confirms it, and is sent again
    *  with the same client_id after every reconnect until then. */
-  send(roomId, body, replyTo) {
+  send(roomId, body, replyTo, attachments = []) {
     const clientId = crypto.randomUUID();
     const original = replyTo && this.model.room(roomId)?.messages.get(replyTo);
     const entry = {
-      clientId, roomId, body, replyTo, createdAt: new Date().toISOString(),
+      clientId, roomId, body, replyTo, attachments, createdAt: new Date().toISOString(),
       replyPreview: original ? { message_id: original.id, author_id: original.author_id, preview: original.body.slice(0, 100), deleted: original.deleted } : null,
     };
     this.model.outbox.set(clientId, entry);
@@ -179,6 +183,7 @@ class Client {
     if (entry.failed) return;
     const frame = { type: 'send', room_id: entry.roomId, body: entry.body, client_id: entry.clientId };
     if (entry.replyTo) frame.reply_to = entry.replyTo;
+    if (entry.attachments.length) frame.attachments = entry.attachments.map((file) => file.id);
     this.connection.send(frame);
   }
 
@@ -241,6 +246,12 @@ class Client {
     if (!this.connection.send({ type: 'read', room_id: room.id, seq: newest })) {
       post(`/rooms/${room.id}/read`, { seq: newest }).catch(() => {});
     }
+  }
+
+  async saveProfile(changes) {
+    const user = await api('PATCH', '/me', changes);
+    this.model.updateUser(user);
+    return user;
   }
 
   async signOut() {

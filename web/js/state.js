@@ -114,6 +114,7 @@ export class Model {
         reply_to: entry.replyPreview || null,
         reactions: [],
         mentions: [],
+        attachments: entry.attachments,
       }));
     return stored.concat(pending);
   }
@@ -122,6 +123,22 @@ export class Model {
     if (message.author_id === this.me.id && message.client_id) this.outbox.delete(message.client_id);
     room.messages.set(message.id, message);
     if (!room.info.last_message || room.info.last_message.seq <= message.seq) room.info.last_message = message;
+  }
+
+  /** A user's new profile, wherever it shows. */
+  updateUser(user) {
+    this.users.set(user.id, user);
+    if (user.id === this.me.id) this.me = user;
+    for (const room of this.rooms.values()) {
+      const member = room.members.get(user.id);
+      if (member) room.members.set(user.id, { ...member, ...user });
+      if (room.info.peer && room.info.peer.id === user.id) {
+        room.info.peer = user;
+        room.info.name = user.display_name;
+      }
+    }
+    this.changed('rooms');
+    this.changed('messages');
   }
 
   totalUnread() {

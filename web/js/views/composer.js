@@ -2,7 +2,10 @@
 // Up arrow in an empty composer edits your last message, and `@` suggests the room's
 // members. The composer is one element kept across renders, so nothing typed is lost.
 
+import { upload } from '../api.js';
 import { h, replace } from '../dom.js';
+import { size } from './attachments.js';
+import { Recorder } from './recorder.js';
 
 const SUGGESTIONS = 6;
 
@@ -21,9 +24,59 @@ export class Composer {
       attrs: { 'aria-label': 'Message', 'aria-autocomplete': 'list', 'aria-controls': 'mention-suggestions', 'data-testid': 'composer' },
       on: { keydown: (event) => this.onKey(event), input: () => this.onInput() },
     });
+    this.input.addEventListener('paste', (event) => {
+      const files = [...(event.clipboardData?.files || [])];
+      if (files.length) {
+        event.preventDefault();
+        this.addFiles(files);
+      }
+    });
     this.sendButton = h('button', { class: 'btn primary', text: 'Send', on: { click: () => this.submit() } });
     this.list = h('ul', { class: 'suggestions', id: 'mention-suggestions', hidden: true, attrs: { role: 'listbox' } });
-    this.element = h('footer', { class: 'composer' }, this.list, this.context, h('div', { class: 'composer-row' }, this.input, this.sendButton));
+    /** Files picked for the next message: { key, name, size, progress, attachment, error }. */
+    this.files = [];
+    this.fileList = h('div', { class: 'composer-files', hidden: true, attrs: { 'aria-live': 'polite' } });
+    this.picker = h('input', { type: 'file', multiple: true, hidden: true, attrs: { 'data-testid': 'file-input' }, on: { change: () => { this.addFiles([...this.picker.files]); this.picker.value = ''; } } });
+    this.recorder = new Recorder((blob, name, ms) => this.sendRecording(blob, name, ms), (message) => client.shell.toast(message));
+    const attach = h('button', { class: 'icon-btn', text: '📎', title: 'Attach files', attrs: { 'aria-label': 'Attach files' }, on: { click: () => this.picker.click() } });
+    const record = h('button', { class: 'icon-btn', text: '🎤', title: 'Record a voice message', attrs: { 'aria-label': 'Record a voice message', 'data-testid': 'record' }, on: { click: () => this.recorder.start() } });
+    this.element = h('footer', { class: 'composer' }, this.list, this.context, this.fileList, this.recorder.element,
+      h('div', { class: 'composer-row' }, attach, record, this.input, this.sendButton, this.picker));
+  }
+
+  /** Uploads files for the next message, showing their progress. */
+  addFiles(files) {
+    for (const file of files) {
+      const entry = { key: crypto.randomUUID(), name: file.name || 'pasted file', size: file.size, progress: 0, attachment: null, error: null };
+      this.files.push(entry);
+      upload(file, entry.name, { onProgress: (p) => { entry.progress = p; this.renderFiles(); } })
+        .then((attachment) => { entry.attachment = attachment; })
+        .catch((error) => { entry.error = error.message; })
+        .finally(() => this.renderFiles());
+    }
+    this.renderFiles();
+  }
+
+  renderFiles() {
+    this.fileList.hidden = this.files.length === 0;
+    replace(this.fileList, this.files.map((entry) => h('span', { class: 'chip file-chip' + (entry.error ? ' failed' : '') },
+      entry.name, ' ',
+      h('span', { class: 'sub', text: entry.error ? entry.error : entry.attachment ? size(entry.size) : `${Math.round(entry.progress * 100)}%` }),
+      h('button', { class: 'icon-btn', text: '×', attrs: { 'aria-label': 'Remove ' + entry.name }, on: { click: () => { this.files = this.files.filter((f) => f !== entry); this.renderFiles(); } } }))));
+    const uploading = this.files.some((entry) => !entry.attachment && !entry.error);
+    this.sendButton.disabled = uploading;
+  }
+
+  /** A finished voice recording goes out at once, as a message of its own. */
+  async sendRecording(blob, name, durationMs) {
+    if (!this.roomId) return;
+    const roomId = this.roomId;
+    try {
+      const attachment = await upload(blob, name, { durationMs });
+      this.client.send(roomId, '', null, [attachment]);
+    } catch (error) {
+      this.client.shell.toast(error.message);
+    }
   }
 
   setRoom(roomId) {
@@ -75,11 +128,15 @@ export class Composer {
 
   submit() {
     const body = this.input.value.trim();
-    if (!body || !this.roomId) return;
+    if (this.files.some((entry) => !entry.attachment && !entry.error)) return;
+    const attachments = this.files.filter((entry) => entry.attachment).map((entry) => entry.attachment);
+    if ((!body && attachments.length === 0) || !this.roomId) return;
     if (this.mode && this.mode.kind === 'edit') {
-      if (body !== this.mode.message.body) this.client.edit(this.roomId, this.mode.message.id, body);
+      if (body && body !== this.mode.message.body) this.client.edit(this.roomId, this.mode.message.id, body);
     } else {
-      this.client.send(this.roomId, body, this.mode ? this.mode.message.id : null);
+      this.client.send(this.roomId, body, this.mode ? this.mode.message.id : null, attachments);
+      this.files = [];
+      this.renderFiles();
     }
     this.input.value = '';
     this.drafts.delete(this.roomId);

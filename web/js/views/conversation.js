@@ -3,6 +3,7 @@
 // who is typing, and the composer.
 
 import { dayLabel, h, initials, replace, richText, timeLabel } from '../dom.js';
+import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
 import { openMembersDialog } from './dialogs.js';
 
@@ -27,6 +28,15 @@ export class Conversation {
     this.composer = new Composer(model, client);
     this.empty = h('div', { class: 'empty', text: 'Pick a room, or start a conversation.' });
     this.element = h('main', { class: 'main' }, this.empty);
+    // Files dropped on the conversation go to the composer.
+    this.element.addEventListener('dragover', (event) => {
+      if (this.roomId && event.dataTransfer?.types.includes('Files')) event.preventDefault();
+    });
+    this.element.addEventListener('drop', (event) => {
+      if (!this.roomId || !event.dataTransfer?.files.length) return;
+      event.preventDefault();
+      this.composer.addFiles([...event.dataTransfer.files]);
+    });
     this.lastRendered = null;
   }
 
@@ -141,7 +151,7 @@ export class Conversation {
     if (!own && message.mentions.includes(me.id)) classes.push('mentions-me');
     const date = new Date(message.created_at);
     const head = first ? [
-      h('span', { class: 'avatar', text: initials(name), attrs: { 'aria-hidden': 'true' } }),
+      avatar(author, name),
       h('div', { class: 'head' },
         h('span', { class: 'author', text: name }),
         h('time', { class: 'time', text: timeLabel(date), dateTime: message.created_at, title: date.toLocaleString() })),
@@ -151,7 +161,7 @@ export class Conversation {
       message.reply_to.deleted ? 'Message deleted' : message.reply_to.preview) : null;
     const body = message.deleted
       ? h('div', { class: 'body', text: 'This message was deleted.' })
-      : h('div', { class: 'body' }, richText(message.body, usernames, me.username));
+      : message.body ? h('div', { class: 'body' }, richText(message.body, usernames, me.username)) : null;
     const meta = [];
     if (message.edited_at && !message.deleted) meta.push(h('span', { class: 'edited', text: ' (edited)' }));
     if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : 'Sending…' }));
@@ -167,7 +177,7 @@ export class Conversation {
     })) : null;
     return h('article', {
       class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}` },
-    }, head, quote, body, meta, reactions, this.actions(room, message, own));
+    }, head, quote, body, message.deleted ? null : attachmentList(message.attachments), meta, reactions, this.actions(room, message, own));
   }
 
   /** ✓ sent, ✓✓ delivered, blue ✓✓ read in a DM; "Read by N" in a group. */
@@ -229,4 +239,10 @@ export class Conversation {
       this.client.markReadIfLooking();
     }
   }
+}
+
+/** A user's picture, or their initials. */
+export function avatar(user, name) {
+  if (user && user.avatar_url) return h('img', { class: 'avatar', src: user.avatar_url, alt: '', attrs: { 'aria-hidden': 'true' } });
+  return h('span', { class: 'avatar', text: initials(name), attrs: { 'aria-hidden': 'true' } });
 }

@@ -1,7 +1,7 @@
 // Dialogs: create a room or group (and invite people), browse public rooms, find people and
 // start a direct conversation, see and manage a room's members.
 
-import { ApiError, api, get, post } from '../api.js';
+import { ApiError, api, get, post, uploadAvatar } from '../api.js';
 import { h, replace } from '../dom.js';
 
 /** Opens a modal <dialog> holding `content`; it removes itself when closed. */
@@ -185,4 +185,64 @@ export function openMembersDialog(model, client, roomId) {
     } },
   });
   dialog.append(h('div', { class: 'dialog-actions' }, leave, closeButton(dialog)));
+}
+
+/** Your profile: display name, a few words about you, and your picture. */
+export function openProfileDialog(model, client) {
+  const me = model.me;
+  const errors = new Map();
+  const field = (name, label, input) => {
+    const error = h('div', { class: 'field-error', id: 'profile-' + name + '-error', attrs: { role: 'alert' } });
+    errors.set(name, error);
+    input.id = 'profile-' + name;
+    input.setAttribute('aria-describedby', error.id);
+    return h('div', { class: 'field' }, h('label', { htmlFor: input.id, text: label }), input, error);
+  };
+  const name = h('input', { value: me.display_name, maxLength: 64 });
+  const bio = h('textarea', { value: me.bio || '', maxLength: 300, rows: 3 });
+  const preview = h('span', { class: 'avatar-preview' });
+  const showPicture = (user) => replace(preview, user.avatar_url ? h('img', { src: user.avatar_url, alt: 'Your picture' }) : h('span', { text: 'No picture' }));
+  showPicture(me);
+  const picture = h('input', { type: 'file', accept: 'image/*', attrs: { 'data-testid': 'avatar-input' } });
+  picture.addEventListener('change', async () => {
+    const file = picture.files[0];
+    if (!file) return;
+    errors.get('file').textContent = '';
+    try {
+      const user = await uploadAvatar(file);
+      model.updateUser(user);
+      showPicture(user);
+    } catch (error) {
+      errors.get('file').textContent = error.message;
+    }
+  });
+  const remove = h('button', { class: 'btn', type: 'button', text: 'Remove picture', on: { click: async () => {
+    try {
+      const user = await api('DELETE', '/me/avatar');
+      model.updateUser(user);
+      showPicture(user);
+    } catch (error) {
+      errors.get('file').textContent = error.message;
+    }
+  } } });
+  let dialog;
+  const form = h('form', { on: { submit: async (event) => {
+    event.preventDefault();
+    for (const error of errors.values()) error.textContent = '';
+    try {
+      await client.saveProfile({ display_name: name.value, bio: bio.value });
+      dialog.close();
+    } catch (error) {
+      const target = error instanceof ApiError && error.field && errors.get(error.field);
+      (target || errors.get('display_name')).textContent = error.message;
+    }
+  } } },
+  h('div', { class: 'profile-picture' }, preview, field('file', 'Picture', picture), remove),
+  field('display_name', 'Display name', name),
+  field('bio', 'About you', bio),
+  h('div', { class: 'dialog-actions' },
+    h('button', { class: 'btn', type: 'button', text: 'Cancel', on: { click: () => dialog.close() } }),
+    h('button', { class: 'btn primary', type: 'submit', text: 'Save' })));
+  dialog = modal('Your profile', form);
+  name.focus();
 }

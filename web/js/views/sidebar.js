@@ -3,7 +3,7 @@
 // last message and, for direct messages, the other person's presence.
 
 import { h, initials, replace } from '../dom.js';
-import { openBrowseDialog, openCreateDialog, openDmDialog } from './dialogs.js';
+import { openBrowseDialog, openCreateDialog, openDmDialog, openProfileDialog } from './dialogs.js';
 
 const CONNECTION_LABELS = {
   connecting: 'Connecting…',
@@ -16,7 +16,7 @@ export function renderSidebar(container, model, client, { active, connection }) 
   const me = model.me;
   const head = h('div', { class: 'sidebar-head' },
     h('div', { class: 'me' },
-      h('div', { class: 'me-name', text: me.display_name }),
+      h('button', { class: 'me-name', text: me.display_name, title: 'Your profile', attrs: { 'aria-label': 'Your profile: ' + me.display_name }, on: { click: () => openProfileDialog(model, client) } }),
       h('div', { class: 'connection', text: CONNECTION_LABELS[connection] || connection, attrs: { 'data-state': connection, role: 'status', 'data-testid': 'connection' } })),
     h('button', { class: 'icon-btn', text: 'Sign out', attrs: { 'aria-label': 'Sign out' }, on: { click: () => client.signOut() } }));
 
@@ -45,8 +45,9 @@ function lastActivity(room) {
 
 function roomItem(room, model, client, current) {
   const info = room.info;
+  const picture = info.kind === 'dm' && info.peer && info.peer.avatar_url;
   const glyph = h('span', { class: 'glyph' + (info.kind === 'private' ? ' private' : ''), attrs: { 'aria-hidden': 'true' } },
-    info.kind === 'public' ? '#' : initials(info.name));
+    picture ? h('img', { src: picture, alt: '' }) : info.kind === 'public' ? '#' : initials(info.name));
   let presenceText = info.kind === 'private' ? ', private group' : '';
   if (info.kind === 'dm' && info.peer) {
     const status = model.presence.get(info.peer.id) || 'offline';
