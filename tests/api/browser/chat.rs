@@ -5,12 +5,12 @@ use std::time::Duration;
 use super::{Browser, Driver, driver};
 use crate::support::{TestApp, TestUser, spawn_app};
 
-const DESKTOP: (u32, u32) = (1280, 860);
+pub(super) const DESKTOP: (u32, u32) = (1280, 860);
 const PHONE: (u32, u32) = (390, 844);
 
 impl Browser {
     /// Signs in through the sign-in screen and waits for the live connection.
-    async fn sign_in(&self, app: &TestApp, user: &TestUser) {
+    pub(super) async fn sign_in(&self, app: &TestApp, user: &TestUser) {
         self.open(app).await;
         self.type_into("#auth-username", &user.username).await;
         self.type_into("#auth-password", &format!("password-{}", user.username)).await;
@@ -18,13 +18,13 @@ impl Browser {
         self.find(".sidebar .connection[data-state=connected]").await;
     }
 
-    async fn open_room(&self, room: &str) {
+    pub(super) async fn open_room(&self, room: &str) {
         self.click(&format!(".room-item[data-room='{room}']")).await;
         self.find(".composer textarea").await;
     }
 
     /// Waits until the open conversation shows a message with exactly this text.
-    async fn shows_message(&self, text: &str) {
+    pub(super) async fn shows_message(&self, text: &str) {
         let text = serde_json::json!(text);
         self.until(
             &format!("message {text}"),
@@ -36,7 +36,7 @@ impl Browser {
 
 /// Alice and Bob (registered through the API), a DM between them, and each signed in in a
 /// desktop browser window.
-async fn two_in_a_dm(
+pub(super) async fn two_in_a_dm(
     app: &TestApp,
     driver: &mut Driver,
 ) -> (Browser, Browser, TestUser, TestUser, String) {

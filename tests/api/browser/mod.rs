@@ -6,6 +6,7 @@
 //! screenshot of each key screen is saved under `target/tmp/screenshots/` on every run.
 
 mod chat;
+mod media;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -82,6 +83,11 @@ impl Driver {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
+            // A fake microphone that plays a tone, granted without asking, and sound that may
+            // play without a click: for voice messages.
+            "--use-fake-device-for-media-stream".to_owned(),
+            "--use-fake-ui-for-media-stream".to_owned(),
+            "--autoplay-policy=no-user-gesture-required".to_owned(),
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];

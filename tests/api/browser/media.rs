@@ -1,0 +1,125 @@
+//! Files, voice messages and pictures in the browser.
+
+use std::time::Duration;
+
+use super::chat::two_in_a_dm;
+use super::driver;
+use crate::support::spawn_app;
+
+/// A picture file on disk for the browser to pick: a 600×300 gradient PNG.
+fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let image =
+        image::RgbImage::from_fn(600, 300, |x, y| image::Rgb([(x / 3) as u8, (y / 2) as u8, 160]));
+    let path = dir.join(name);
+    image.save(&path).expect("picture saved");
+    path
+}
+
+#[tokio::test]
+async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
+    alice.open_room(&room).await;
+    bob.open_room(&room).await;
+
+    alice.click("[data-testid=record]").await;
+    alice.until("recording shown", "!document.querySelector('.recorder').hidden").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    alice
+        .until(
+            "time counts up",
+            "document.querySelector('.recorder .elapsed').textContent !== '0:00'",
+        )
+        .await;
+    alice.screenshot("desktop-recording").await;
+    alice.click_button("Send voice message").await;
+
+    bob.until(
+        "a voice message arrives",
+        "document.querySelector('.message .attachment.sound audio')",
+    )
+    .await;
+    let shown = bob.text(".message .attachment.sound .duration").await;
+    assert!(shown == "0:01" || shown == "0:02", "its length is shown: {shown:?}");
+    bob.client
+        .execute("document.querySelector('.message .attachment.sound audio').play();", vec![])
+        .await
+        .expect("play");
+    bob.until(
+        "it plays",
+        "(() => { const a = document.querySelector('.message .attachment.sound audio'); return !a.paused && a.currentTime > 0.2 && !a.error; })()",
+    )
+    .await;
+    bob.screenshot("desktop-voice-message").await;
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let files = tempfile::tempdir().expect("dir");
+    let picture = picture_file(files.path(), "sunset.png");
+    let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
+    alice.open_room(&room).await;
+    bob.open_room(&room).await;
+
+    alice
+        .find("[data-testid=file-input]")
+        .await
+        .send_keys(&picture.display().to_string())
+        .await
+        .expect("file picked");
+    alice.until("uploaded", "document.querySelector('.file-chip') && !document.querySelector('.composer button.primary').disabled").await;
+    alice.say("look at this").await;
+    for page in [&alice, &bob] {
+        page.until(
+            "the picture shows",
+            "(() => { const i = document.querySelector('.message .attachment.picture img'); return i && i.complete && i.naturalWidth === 320; })()",
+        )
+        .await;
+    }
+    bob.click(".message .attachment.picture").await;
+    bob.until("the larger view", "(() => { const i = document.querySelector('dialog.viewer img'); return i && i.complete && i.naturalWidth === 600; })()").await;
+    bob.screenshot("desktop-picture").await;
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn an_avatar_change_is_seen_live_by_the_other_side() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let files = tempfile::tempdir().expect("dir");
+    let picture = picture_file(files.path(), "me.png");
+    let (alice, bob, alice_user, _, room) = two_in_a_dm(&app, &mut driver).await;
+    app.send(&alice_user, &room, "hello").await;
+    bob.open_room(&room).await;
+    bob.shows_message("hello").await;
+    assert!(!bob.text(".message .avatar").await.is_empty(), "initials before a picture");
+
+    alice.click(".me-name").await;
+    alice
+        .find("[data-testid=avatar-input]")
+        .await
+        .send_keys(&picture.display().to_string())
+        .await
+        .expect("file picked");
+    alice.until("the picture is set", "document.querySelector('.avatar-preview img')").await;
+    alice.screenshot("desktop-profile").await;
+    let expected = format!("/api/v1/users/{}/avatar", alice_user.id);
+    bob.until(
+        "bob sees alice's picture",
+        &format!("(() => {{ const i = document.querySelector('.message img.avatar'); return i && i.getAttribute('src').startsWith('{expected}') && i.complete && i.naturalWidth === 256; }})()"),
+    )
+    .await;
+    bob.until(
+        "and in the sidebar",
+        &format!("document.querySelector(\".room-item .glyph img[src^='{expected}']\")"),
+    )
+    .await;
+    alice.close().await;
+    bob.close().await;
+}
