@@ -55,7 +55,7 @@ function roomItem(room, model, client, current) {
     presenceText = ', ' + status;
   }
   const last = info.last_message;
-  const preview = last ? (last.deleted ? 'Message deleted' : authorPrefix(last, model) + last.body.split('\n')[0]) : '';
+  const preview = last ? (last.deleted ? 'Message deleted' : authorPrefix(last, model) + (last.body.split('\n')[0] || filesSummary(last))) : '';
   const badges = h('span', { class: 'badges' },
     room.mentions > 0 ? h('span', { class: 'badge mention', text: '@' + room.mentions, attrs: { 'aria-label': room.mentions + ' mentions' } }) : null,
     room.unread > 0 ? h('span', { class: 'badge', text: String(room.unread), attrs: { 'aria-label': room.unread + ' unread', 'data-testid': 'unread' } }) : null);
@@ -65,6 +65,15 @@ function roomItem(room, model, client, current) {
     attrs: { 'aria-current': current ? 'true' : 'false', 'aria-label': label, 'data-room': info.id },
     on: { click: () => client.openRoom(info.id) },
   }, glyph, h('span', { class: 'name', text: info.name }), badges, h('span', { class: 'preview', text: preview }));
+}
+
+/** What a message without text carries, in a few words. */
+function filesSummary(message) {
+  const files = message.attachments || [];
+  if (files.length === 0) return '';
+  if (files.length > 1) return `${files.length} files`;
+  const kind = files[0].kind;
+  return kind === 'audio' ? 'Voice message' : kind === 'image' ? 'Picture' : kind === 'video' ? 'Video' : files[0].name;
 }
 
 function authorPrefix(message, model) {
