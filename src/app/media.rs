@@ -53,12 +53,14 @@ impl Drop for Staged {
 impl App {
     /// Receives an upload. `duration_ms` is what the client measured of a recording (the
     /// server does not parse media to find it); it is kept for sound and video only.
-    pub async fn upload<E: std::fmt::Display>(
+    /// The chunks' errors are the caller's to word: a body cut off by the transport's own
+    /// size limit is a 413 like ours, a broken one a 400.
+    pub async fn upload(
         &self,
         uploader: UserId,
         name: &str,
         duration_ms: Option<u64>,
-        mut chunks: impl Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        mut chunks: impl Stream<Item = Result<Bytes>> + Unpin,
     ) -> Result<Attachment> {
         let id = MediaId::generate();
         let staged = Staged(Some(self.blobs().staging().join(id.as_str())));
@@ -67,9 +69,7 @@ impl App {
         let mut size: u64 = 0;
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| {
-                Error::bad_request("upload_failed", format!("The upload broke off: {e}"))
-            })?;
+            let chunk = chunk?;
             size += chunk.len() as u64;
             if size > limit {
                 return Err(Error::PayloadTooLarge);
@@ -210,8 +210,9 @@ impl App {
 
     /// Removes uploads never attached to a message within a day.
     pub async fn remove_unattached_uploads(&self) -> Result<usize> {
-        let ttl = i64::try_from(self.settings().unattached_ttl.as_secs()).unwrap_or(i64::MAX);
-        let before = Timestamp::now().plus_seconds(-ttl);
+        // In milliseconds, not seconds: a TTL under a second must not round to none at all.
+        let ttl = i64::try_from(self.settings().unattached_ttl.as_millis()).unwrap_or(i64::MAX);
+        let before = Timestamp::from_millis(Timestamp::now().as_millis().saturating_sub(ttl));
         let gone = self.store().delete_unattached_media(before).await?;
         self.erase_files(&gone).await;
         Ok(gone.len())

@@ -4,11 +4,13 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::{Bytes, BytesMut};
+use futures_util::TryStreamExt;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::ReaderStream;
@@ -58,7 +60,8 @@ async fn upload(
             continue;
         }
         let name = field.file_name().unwrap_or("file").to_owned();
-        let attachment = app.upload(auth.session.user.id, &name, query.duration_ms, field).await?;
+        let chunks = field.map_err(multipart_error);
+        let attachment = app.upload(auth.session.user.id, &name, query.duration_ms, chunks).await?;
         return Ok((StatusCode::CREATED, Json(attachment)));
     }
     Err(ValidationError::new(
@@ -69,11 +72,13 @@ async fn upload(
     .into())
 }
 
+/// A multipart body that broke: over the body limit (413, like our own limit), or cut
+/// off or malformed (400).
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> Error {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge
     } else {
-        Error::bad_request("invalid_upload", error.body_text())
+        Error::bad_request("upload_failed", format!("The upload broke off: {}", error.body_text()))
     }
 }
 
@@ -183,8 +188,8 @@ async fn set_avatar(
         multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.name() == Some("file") {
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            return Ok(Json(app.set_avatar(auth.session.user.id, bytes).await?));
+            let picture = read_at_most(field, MAX_AVATAR_BYTES).await?;
+            return Ok(Json(app.set_avatar(auth.session.user.id, picture).await?));
         }
     }
     Err(ValidationError::new(
@@ -193,6 +198,20 @@ async fn set_avatar(
         "Send the picture in a multipart field named \"file\".",
     )
     .into())
+}
+
+/// A multipart field's bytes, refused with 413 as soon as they pass `limit`. The body
+/// limit around the route leaves room for the multipart framing, so it alone would let a
+/// slightly larger file through.
+async fn read_at_most(mut field: Field<'_>, limit: usize) -> Result<Bytes> {
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(Error::PayloadTooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
 }
 
 async fn remove_avatar(State(app): State<App>, auth: Auth) -> Result<Json<User>> {

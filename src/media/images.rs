@@ -54,7 +54,14 @@ fn encode(image: &DynamicImage) -> Result<Vec<u8>, ImageError> {
 /// Reads a picture's dimensions and makes its thumbnail.
 pub fn inspect(bytes: &[u8]) -> Result<Picture, ImageError> {
     let image = decode(bytes)?;
-    let thumbnail = encode(&image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE))?;
+    // `thumbnail` scales small pictures up as well as large ones down; a picture that
+    // already fits is its own thumbnail.
+    let fits = image.width() <= THUMBNAIL_SIZE && image.height() <= THUMBNAIL_SIZE;
+    let thumbnail = if fits {
+        encode(&image)?
+    } else {
+        encode(&image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE))?
+    };
     Ok(Picture { width: image.width(), height: image.height(), thumbnail })
 }
 

@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod images;
+mod webm;
 
 pub use crate::domain::{MediaId, MediaKind};
 
@@ -32,12 +33,13 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         "image/jpeg" => (MediaKind::Image, "image/jpeg"),
         "image/gif" => (MediaKind::Image, "image/gif"),
         "image/webp" => (MediaKind::Image, "image/webp"),
-        // A WebM or Matroska file with no video track is a recording of sound (what
-        // browsers' MediaRecorder writes for a voice message).
-        "video/webm" | "video/x-matroska" if has_video_track(head) => {
-            (MediaKind::Video, "video/webm")
+        // A WebM or Matroska file whose tracks are all sound is a recording of sound (what
+        // browsers' MediaRecorder writes for a voice message). One whose track list does
+        // not fit in the head is shown as video, which plays sound too.
+        "video/webm" | "video/x-matroska" if webm::holds_video(head) == Some(false) => {
+            (MediaKind::Audio, "audio/webm")
         }
-        "video/webm" | "video/x-matroska" => (MediaKind::Audio, "audio/webm"),
+        "video/webm" | "video/x-matroska" => (MediaKind::Video, "video/webm"),
         "video/mp4" | "video/quicktime" if is_audio_only_mp4(head) => {
             (MediaKind::Audio, "audio/mp4")
         }
@@ -49,12 +51,6 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         _ => return file,
     };
     Sniffed { kind, mime }
-}
-
-/// Whether a WebM header names a video codec. Track entries carry their codec id as text
-/// ("V_VP8", "A_OPUS"); the first few kilobytes hold them.
-fn has_video_track(head: &[u8]) -> bool {
-    head.windows(2).any(|w| w == b"V_")
 }
 
 /// Whether an MP4's brand says it holds sound only (what `.m4a` files declare).
@@ -118,15 +114,24 @@ mod tests {
     }
 
     #[test]
-    fn webm_without_a_video_track_is_sound() {
-        let mut header = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm".to_vec();
-        let mut audio = header.clone();
-        audio.extend_from_slice(b"\x86\x86A_OPUS");
-        audio.resize(300, 0);
-        header.extend_from_slice(b"\x86\x85V_VP8");
-        header.resize(300, 0);
-        assert_eq!(kind(&audio), (MediaKind::Audio, "audio/webm"));
-        assert_eq!(kind(&header), (MediaKind::Video, "video/webm"));
+    fn webm_whose_tracks_are_all_sound_is_sound() {
+        let header = b"\x1a\x45\xdf\xa3\x97\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm";
+        // A Void element after, for the length the type check wants.
+        let void = [&[0xec, 0x41, 0x2c][..], &[0; 300]].concat();
+        let file = |track: &[u8]| {
+            let entry = [&[0xae, 0x80 | track.len() as u8][..], track].concat();
+            let tracks = [&[0x16, 0x54, 0xae, 0x6b, 0x80 | entry.len() as u8][..], &entry].concat();
+            let segment =
+                [&[0x18, 0x53, 0x80, 0x67, 0x80 | tracks.len() as u8][..], &tracks].concat();
+            [&header[..], &segment, &void].concat()
+        };
+        assert_eq!(kind(&file(b"\x86\x86A_OPUS")), (MediaKind::Audio, "audio/webm"));
+        assert_eq!(kind(&file(b"\x86\x85V_VP8")), (MediaKind::Video, "video/webm"));
+        assert_eq!(
+            kind(&[&header[..], &void].concat()),
+            (MediaKind::Video, "video/webm"),
+            "no track list"
+        );
     }
 
     #[test]

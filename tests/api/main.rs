@@ -9,6 +9,7 @@ mod binary;
 mod browser;
 mod conversation;
 mod lifecycle;
+mod media;
 mod messaging;
 mod presence;
 mod receipts;

@@ -38,6 +38,10 @@ export class Conversation {
       this.composer.addFiles([...event.dataTransfer.files]);
     });
     this.lastRendered = null;
+    // Each message's files, built once and moved into every re-render of the list: a
+    // receipt or a new message must not restart a playing voice message or video, or
+    // reload a picture.
+    this.fileViews = new Map();
   }
 
   show(roomId) {
@@ -116,6 +120,7 @@ export class Conversation {
       nodes.push(h('div', { class: 'loading-older', text: start }));
     }
     let previous = null;
+    this.rendered = new Set();
     for (const message of messages) {
       const date = new Date(message.created_at);
       const newDay = !previous || dayLabel(new Date(previous.created_at)) !== dayLabel(date);
@@ -126,6 +131,7 @@ export class Conversation {
       previous = message;
     }
     replace(this.list, nodes);
+    for (const id of this.fileViews.keys()) if (!this.rendered.has(id)) this.fileViews.delete(id);
 
     const newest = messages.length ? messages[messages.length - 1].id : null;
     this.lastRendered = newest;
@@ -177,7 +183,18 @@ export class Conversation {
     })) : null;
     return h('article', {
       class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}` },
-    }, head, quote, body, message.deleted ? null : attachmentList(message.attachments), meta, reactions, this.actions(room, message, own));
+    }, head, quote, body, this.filesOf(message), meta, reactions, this.actions(room, message, own));
+  }
+
+  filesOf(message) {
+    if (message.deleted || !message.attachments?.length) return null;
+    this.rendered.add(message.id);
+    let view = this.fileViews.get(message.id);
+    if (!view) {
+      view = attachmentList(message.attachments);
+      this.fileViews.set(message.id, view);
+    }
+    return view;
   }
 
   /** ✓ sent, ✓✓ delivered, blue ✓✓ read in a DM; "Read by N" in a group. */

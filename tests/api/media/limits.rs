@@ -1,0 +1,92 @@
+//! Sizes and ranges: uploads over the limit are refused and leave nothing behind, uploads
+//! far over the JSON body limit but under the upload limit are fine, and downloads serve
+//! the byte range asked for.
+
+use reqwest::StatusCode;
+
+use super::fixtures;
+use super::{error_code, fetch, fetch_with, stored_files, text, upload, upload_claimed};
+use crate::support::{eventually, spawn_app, spawn_app_with};
+
+const LIMIT: u64 = 1024 * 1024;
+
+/// Refuses an upload of `size` bytes with 413 and keeps nothing of it; then checks that
+/// the server still takes a file of nearly the limit (sixteen times the JSON body limit).
+async fn refuses_an_upload_of(size: usize) {
+    let app = spawn_app_with(|settings| settings.max_upload_bytes = LIMIT).await;
+    let alice = app.register("alice").await;
+
+    let too_big = fixtures::binary(size);
+    let reply = upload_claimed(&app, &alice, "big.bin", "application/octet-stream", &too_big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{size} bytes: {}", reply.json());
+    assert_eq!(error_code(&reply.json()), "payload_too_large", "{size} bytes");
+    eventually("the refused upload's staging file is removed", || async {
+        stored_files(&app, "").is_empty().then_some(())
+    })
+    .await;
+
+    let fits = fixtures::binary(LIMIT as usize - 1000);
+    let file = upload(&app, &alice, "fits.bin", &fits).await;
+    assert_eq!(file["size"], fits.len());
+    let download = fetch(&app, &alice, text(&file, "url")).await;
+    assert!(download.bytes == fits, "the file that fits comes back whole");
+    let stored = stored_files(&app, "");
+    assert_eq!(stored.len(), 1, "only the file that fits is stored: {stored:?}");
+}
+
+#[tokio::test]
+async fn an_upload_just_over_the_limit_is_refused_with_413_and_nothing_is_kept() {
+    refuses_an_upload_of(LIMIT as usize + 1).await;
+}
+
+/// Far over the limit, the request body also passes the cap the server puts a little above
+/// the upload limit (for the multipart framing), and is cut off mid-file: still a 413.
+#[tokio::test]
+async fn an_upload_far_over_the_limit_is_refused_with_413_and_nothing_is_kept() {
+    refuses_an_upload_of(4 * LIMIT as usize).await;
+}
+
+#[tokio::test]
+async fn a_byte_range_is_served_with_206_and_exactly_those_bytes() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bytes = fixtures::webm("A_OPUS", &fixtures::silence(2000));
+    let file = upload(&app, &alice, "voice.webm", &bytes).await;
+    let url = text(&file, "url");
+    let size = bytes.len();
+
+    let whole = fetch(&app, &alice, url).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.header("accept-ranges"), "bytes");
+
+    let part = fetch_with(&app, &alice, url, &[("range", "bytes=10-19")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.header("content-range"), format!("bytes 10-19/{size}"));
+    assert_eq!(part.header("content-length"), "10");
+    assert_eq!(part.header("content-type"), "audio/webm");
+    assert!(part.bytes == bytes[10..20], "bytes 10 to 19: {:?}", part.bytes);
+
+    let tail = fetch_with(&app, &alice, url, &[("range", &format!("bytes={}-", size - 5))]).await;
+    assert_eq!(tail.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.header("content-range"), format!("bytes {}-{}/{size}", size - 5, size - 1));
+    assert!(tail.bytes == bytes[size - 5..], "the last five bytes");
+
+    let overlong = fetch_with(&app, &alice, url, &[("range", "bytes=100-999999")]).await;
+    assert_eq!(overlong.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(overlong.header("content-range"), format!("bytes 100-{}/{size}", size - 1));
+    assert!(overlong.bytes == bytes[100..], "a range past the end stops at the end");
+}
+
+#[tokio::test]
+async fn a_range_starting_past_the_end_is_416() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bytes = fixtures::mp3();
+    let file = upload(&app, &alice, "song.mp3", &bytes).await;
+    let size = bytes.len();
+    for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 10, size + 20)] {
+        let reply = fetch_with(&app, &alice, text(&file, "url"), &[("range", &range)]).await;
+        assert_eq!(reply.status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(reply.header("content-range"), format!("bytes */{size}"), "{range}");
+    }
+}

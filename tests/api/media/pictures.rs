@@ -1,0 +1,112 @@
+//! Pictures and recordings: dimensions and thumbnails, location data removed from photos,
+//! and the length a client measured of a recording.
+
+use std::io::Cursor;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::fixtures;
+use super::{fetch, text, upload, upload_recording};
+use crate::support::spawn_app;
+
+/// The Exif tags a JPEG carries; none when it has no Exif segment.
+fn exif_tags(jpeg: &[u8]) -> Vec<exif::Tag> {
+    exif::Reader::new()
+        .read_from_container(&mut Cursor::new(jpeg))
+        .map(|exif| exif.fields().map(|field| field.tag).collect())
+        .unwrap_or_default()
+}
+
+fn orientation(jpeg: &[u8]) -> Option<u32> {
+    let exif = exif::Reader::new().read_from_container(&mut Cursor::new(jpeg)).ok()?;
+    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)?.value.get_uint(0)
+}
+
+#[tokio::test]
+async fn a_picture_reports_its_dimensions_and_has_a_thumbnail_320_pixels_wide() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    for (name, bytes) in
+        [("wide.png", fixtures::png(1200, 600)), ("wide.jpg", fixtures::jpeg(1200, 600))]
+    {
+        let file = upload(&app, &alice, name, &bytes).await;
+        assert_eq!((file["width"].as_u64(), file["height"].as_u64()), (Some(1200), Some(600)));
+
+        let thumbnail = fetch(&app, &alice, text(&file, "thumbnail_url")).await;
+        assert_eq!(thumbnail.status, StatusCode::OK, "{name}");
+        assert!(thumbnail.header("content-type").starts_with("image/"), "{name}");
+        assert_eq!(thumbnail.header("x-content-type-options"), "nosniff");
+        let small = image::load_from_memory(&thumbnail.bytes).expect("the thumbnail decodes");
+        assert_eq!((small.width(), small.height()), (320, 160), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_thumbnail_is_never_larger_than_its_picture() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let file = upload(&app, &alice, "tiny.png", &fixtures::png(40, 30)).await;
+    let thumbnail = fetch(&app, &alice, text(&file, "thumbnail_url")).await;
+    let small = image::load_from_memory(&thumbnail.bytes).expect("the thumbnail decodes");
+    assert_eq!(
+        (small.width(), small.height()),
+        (40, 30),
+        "a picture smaller than a thumbnail is not scaled up"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_picture_has_no_thumbnail() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let file = upload(&app, &alice, "song.mp3", &fixtures::mp3()).await;
+    let url = format!("{}/thumbnail", text(&file, "url"));
+    assert_eq!(fetch(&app, &alice, &url).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_photo_loses_its_location_but_keeps_its_orientation() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let original = fixtures::jpeg_with_location(6);
+    assert!(exif_tags(&original).contains(&exif::Tag::GPSLatitudeRef), "the fixture has GPS");
+
+    let file = upload(&app, &alice, "holiday.jpg", &original).await;
+    assert_eq!(file["mime"], "image/jpeg");
+    assert_eq!((file["width"].as_u64(), file["height"].as_u64()), (Some(40), Some(20)));
+    let download = fetch(&app, &alice, text(&file, "url")).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(file["size"], download.bytes.len(), "the size is that of the file served");
+
+    let tags = exif_tags(&download.bytes);
+    assert!(
+        !tags.iter().any(|tag| tag.context() == exif::Context::Gps),
+        "no GPS field is left: {tags:?}"
+    );
+    assert_eq!(tags, vec![exif::Tag::Orientation], "only the orientation is left");
+    assert_eq!(orientation(&download.bytes), Some(6));
+    let decoded = image::load_from_memory(&download.bytes).expect("the photo still decodes");
+    assert_eq!((decoded.width(), decoded.height()), (40, 20));
+}
+
+#[tokio::test]
+async fn a_recording_keeps_the_duration_its_client_measured_and_a_picture_drops_it() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let voice = fixtures::webm("A_OPUS", &fixtures::silence(300));
+    let file = upload_recording(&app, &alice, "voice.webm", &voice, 4200).await;
+    assert_eq!(file["kind"], "audio");
+    assert_eq!(file["duration_ms"], 4200);
+
+    let clip = upload_recording(&app, &alice, "clip.mp4", &fixtures::mp4(b"isom"), 9000).await;
+    assert_eq!(clip["kind"], "video");
+    assert_eq!(clip["duration_ms"], 9000);
+
+    let picture = upload_recording(&app, &alice, "photo.png", &fixtures::png(10, 10), 4200).await;
+    assert_eq!(picture["kind"], "image");
+    assert_eq!(picture["duration_ms"], Value::Null);
+
+    let plain = upload(&app, &alice, "voice.webm", &voice).await;
+    assert_eq!(plain["duration_ms"], Value::Null, "no duration unless the client gives one");
+}
