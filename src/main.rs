@@ -13,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     confab::telemetry::init(&config.log, config.log_format).map_err(anyhow::Error::msg)?;
     let settings = Settings::from_config(&config)?;
+    raise_open_files_limit();
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("could not listen on {}", config.addr))?;
@@ -20,6 +21,15 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     confab::server::run(listener, settings, shutdown).await?;
     Ok(())
+}
+
+/// Every client holds a socket, and the usual soft limit of 1,024 open files would cap
+/// the server far below what it can serve: raise it to the hard limit.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
+    }
 }
 
 /// Cancels `shutdown` on Ctrl-C or, on Unix, SIGTERM.

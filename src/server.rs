@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,13 @@ pub async fn run(
 
     let service =
         crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // tungstenite may write a frame's header and payload separately; with Nagle's
+    // algorithm the second write waits for the peer's delayed ACK (~40 ms on loopback).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let serving = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod bad_input;
+mod bench;
 mod binary;
 mod browser;
 mod conversation;

@@ -1,0 +1,268 @@
+//! The WebSocket clients: opening thousands of connections (from several loopback source
+//! addresses, since one address has only so many ports), and each connection's task,
+//! which writes what its sender schedules and reads and counts what arrives.
+//!
+//! A benchmark message's body starts with `~b <step> <n> <scheduled µs>`: which step sent
+//! it, its number from its room's sender, and when the schedule meant it to go, so that
+//! latency counts from the schedule, not from when a backed-up client got round to it.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpSocket;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::setup::Seat;
+use crate::stats::{Arrival, Clock, Order, Tally};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What every connection task shares.
+pub struct Shared {
+    pub clock: Clock,
+    /// One tally per step, indexed by the step number in the body.
+    pub steps: Vec<Tally>,
+    /// `error` frames from the server.
+    pub error_frames: AtomicU64,
+    /// Connections that ended before the run did, by why.
+    pub closed: Mutex<BTreeMap<String, u64>>,
+    pub stop: CancellationToken,
+}
+
+impl Shared {
+    pub fn closed_early(&self) -> u64 {
+        self.closed.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+
+    fn note_close(&self, why: String) {
+        if !self.stop.is_cancelled() {
+            *self.closed.lock().unwrap_or_else(|p| p.into_inner()).entry(why).or_default() += 1;
+        }
+    }
+}
+
+/// Where to connect, and how.
+#[derive(Clone)]
+pub struct Target {
+    pub server: SocketAddr,
+    /// Source addresses to spread connections over (127.0.0.1, 127.0.0.2, …).
+    pub sources: usize,
+    /// Confab's WebSocket path, or the ceiling's (which takes the room in its query).
+    pub ceiling: bool,
+}
+
+/// A connection ready for the run: its task is reading; `outbox` takes frames to send.
+pub struct Connection {
+    pub outbox: mpsc::UnboundedSender<String>,
+}
+
+/// Opens connection `index` for `seat` and starts its task; returns once the server has
+/// said `ready`. Each confirmation of one of its messages adds a permit to `acks`.
+pub async fn open(
+    target: &Target,
+    index: usize,
+    seat: &Seat,
+    shared: Arc<Shared>,
+    acks: Option<Arc<Semaphore>>,
+) -> Result<Connection> {
+    let socket = connect(target, index, seat).await?;
+    let (outbox, rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    tokio::spawn(run(socket, index, rx, ready_tx, shared, acks));
+    ready_rx.await.context("the connection closed before ready")?;
+    Ok(Connection { outbox })
+}
+
+async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
+    let last = u8::try_from(1 + index % target.sources.max(1)).unwrap_or(1);
+    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+    let tcp = TcpSocket::new_v4()?;
+    tcp.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
+    let stream = tcp.connect(target.server).await.context("connecting")?;
+    stream.set_nodelay(true)?;
+    let path =
+        if target.ceiling { format!("/ws?room={}", seat.room_id) } else { "/api/v1/ws".to_owned() };
+    let mut request = format!("ws://{}{path}", target.server).into_client_request()?;
+    if let Some(token) = &seat.token {
+        request
+            .headers_mut()
+            .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    }
+    // The generator holds as many sockets as the server: small buffers here too.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024);
+    let (socket, _) = tokio_tungstenite::client_async_with_config(
+        request,
+        MaybeTlsStream::Plain(stream),
+        Some(config),
+    )
+    .await
+    .context("WebSocket handshake")?;
+    Ok(socket)
+}
+
+async fn run(
+    socket: Socket,
+    index: usize,
+    mut outbox: mpsc::UnboundedReceiver<String>,
+    ready: oneshot::Sender<()>,
+    shared: Arc<Shared>,
+    acks: Option<Arc<Semaphore>>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut ready = Some(ready);
+    let mut order = Order::default();
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => {
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            }
+            frame = outbox.recv() => {
+                let Some(frame) = frame else { return };
+                // Gather what else is due into the same write.
+                let mut result = sink.feed(Message::text(frame)).await;
+                while let (Ok(()), Ok(more)) = (&result, outbox.try_recv()) {
+                    result = sink.feed(Message::text(more)).await;
+                }
+                if let Err(error) = result.and(sink.flush().await) {
+                    shared.note_close(format!("write failed: {error}"));
+                    return;
+                }
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if text.starts_with(r#"{"type":"ready""#) {
+                        if let Some(ready) = ready.take() {
+                            let _ = ready.send(());
+                        }
+                    } else {
+                        let ack = arrived(&text, index, &mut order, &shared);
+                        if let (true, Some(acks)) = (ack, &acks) {
+                            acks.add_permits(1);
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame.map_or("closed".to_owned(), |f| format!("closed {} {}", u16::from(f.code), f.reason));
+                    shared.note_close(why);
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    shared.note_close(format!("read failed: {error}"));
+                    return;
+                }
+                None => {
+                    shared.note_close("ended".to_owned());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Counts one frame from the server; true if it confirms one of this connection's sends.
+fn arrived(text: &str, index: usize, order: &mut Order, shared: &Shared) -> bool {
+    let now = shared.clock.now_us();
+    if text.starts_with(r#"{"type":"error""#) {
+        shared.error_frames.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    let ack = text.starts_with(r#"{"type":"message.ack""#);
+    let delivery =
+        text.starts_with(r#"{"type":"message.created""#) || text.starts_with(r#"{"type":"send""#);
+    if !ack && !delivery {
+        return false;
+    }
+    let Some(marker) = Marker::find(text) else { return false };
+    let Some(tally) = shared.steps.get(marker.step) else { return false };
+    if ack {
+        tally.record_confirmation(index, marker.scheduled_us, now);
+        return true;
+    }
+    match order.arrive(marker.n) {
+        Arrival::InOrder => {}
+        Arrival::Late => {
+            tally.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
+        Arrival::Duplicate => {
+            tally.duplicates.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+    }
+    tally.delivered.fetch_add(1, Ordering::Relaxed);
+    tally.record_delivery(index, marker.scheduled_us, now);
+    false
+}
+
+/// A `send` frame, with `type` first: the ceiling echoes frames as they are, and
+/// receivers tell deliveries by how they start.
+pub fn send_frame(room_id: &str, body: &str, client_id: &str) -> String {
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    format!(
+        r#"{{"type":"send","room_id":{},"body":{},"client_id":{}}}"#,
+        quoted(room_id),
+        quoted(body),
+        quoted(client_id)
+    )
+}
+
+/// The numbers at the start of a benchmark message's body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Marker {
+    pub step: usize,
+    pub n: u64,
+    pub scheduled_us: u64,
+}
+
+impl Marker {
+    const PREFIX: &'static str = "~b ";
+
+    /// A body of `size` bytes (at least the marker's) carrying the marker.
+    pub fn body(&self, size: usize) -> String {
+        let mut body = format!("{}{} {} {} ", Self::PREFIX, self.step, self.n, self.scheduled_us);
+        while body.len() < size {
+            body.push('x');
+        }
+        body
+    }
+
+    pub fn find(text: &str) -> Option<Self> {
+        let at = text.find(Self::PREFIX)? + Self::PREFIX.len();
+        let mut numbers = text[at..].splitn(4, ' ');
+        Some(Self {
+            step: numbers.next()?.parse().ok()?,
+            n: numbers.next()?.parse().ok()?,
+            scheduled_us: numbers.next()?.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_survives_a_body_and_a_frame() {
+        let marker = Marker { step: 2, n: 17, scheduled_us: 123_456 };
+        let body = marker.body(100);
+        assert_eq!(body.len(), 100);
+        let frame = format!(r#"{{"type":"message.created","message":{{"body":"{body}"}}}}"#);
+        assert_eq!(Marker::find(&frame), Some(marker));
+        assert_eq!(Marker::find(r#"{"body":"~b 1 x"}"#), None);
+    }
+}

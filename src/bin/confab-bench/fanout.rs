@@ -1,0 +1,307 @@
+//! Fan-out: one sender per room sends at a fixed rate (open loop: the schedule never waits
+//! for the server), step after step at higher rates, and every connection counts what
+//! reaches it. A step is clean when nothing was lost, doubled or reordered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::Serialize;
+
+use crate::clients::{Connection, Marker, Shared, send_frame};
+use crate::report::{Costs, Latency, Readings, json_line};
+use crate::setup::Layout;
+use crate::stats::{Clock, Tally};
+use crate::{Run, open_all, plan};
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// WebSocket connections to open.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// Rooms; connection i joins room i mod rooms, and each room's first connection sends.
+    #[arg(long, default_value_t = 100)]
+    rooms: usize,
+    /// Connections that share one user (as one person's tabs do).
+    #[arg(long, default_value_t = 10)]
+    per_user: usize,
+    /// Messages per second per sender, one step per rate, e.g. 5,10,20.
+    #[arg(long, value_delimiter = ',', default_value = "5,10,20,40")]
+    rates: Vec<f64>,
+    /// Seconds each step sends for, after its warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    step_secs: f64,
+    /// Seconds at the start of each step whose latencies are not counted.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+    /// Seconds to wait after a step's last send for deliveries still on their way.
+    #[arg(long, default_value_t = 3.0)]
+    drain_secs: f64,
+    /// Size of each message body in bytes.
+    #[arg(long, default_value_t = 100)]
+    body_bytes: usize,
+    /// Stop stepping up after a step with loss or a p99 above this.
+    #[arg(long, default_value_t = 50.0)]
+    max_p99_ms: f64,
+}
+
+/// One step's outcome.
+#[derive(Debug, Serialize)]
+struct Step {
+    rate_per_sender: f64,
+    offered_messages_per_sec: f64,
+    sent: u64,
+    confirmed: u64,
+    expected_deliveries: u64,
+    delivered: u64,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    deliveries_per_sec: f64,
+    latency: Latency,
+    /// How late the senders woke for their schedule: if this grows, the generator, not
+    /// the server, is the bottleneck.
+    sender_lag: Latency,
+    costs: Costs,
+}
+
+impl Step {
+    fn clean(&self) -> bool {
+        self.lost == 0 && self.duplicates == 0 && self.out_of_order == 0
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    mode: &'static str,
+    server: &'static str,
+    connections: usize,
+    connections_failed: usize,
+    rooms: usize,
+    senders: usize,
+    body_bytes: usize,
+    closed_early: u64,
+    error_frames: u64,
+    steps: Vec<Step>,
+    /// The highest deliveries per second of a clean step within the p99 limit.
+    best_clean_deliveries_per_sec: f64,
+}
+
+pub async fn run(run: &Run, options: Options) -> Result<()> {
+    if options.rooms == 0 || options.connections < options.rooms || options.per_user == 0 {
+        bail!("need at least one connection per room, and one connection per user");
+    }
+    let layout = Layout {
+        connections: options.connections,
+        rooms: options.rooms,
+        per_user: options.per_user,
+    };
+    let plan = plan(run, layout).await?;
+    let shared = Arc::new(Shared {
+        clock: Clock::start(),
+        steps: options.rates.iter().map(|_| Tally::new()).collect(),
+        error_frames: AtomicU64::new(0),
+        closed: Default::default(),
+        stop: Default::default(),
+    });
+    let opened = open_all(run, &plan, &shared, &[]).await;
+    let (connections, failed) = match opened {
+        Ok(connections) => (connections, 0),
+        Err(error) => bail!("opening connections: {error:#}"),
+    };
+    let senders: Vec<(usize, &Connection)> = connections
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| layout.is_sender(*i))
+        .map(|(i, c)| (plan.seats[i].room, c))
+        .collect();
+    if !run.json {
+        println!(
+            "{} connections in {} rooms, {} senders, {}-byte bodies",
+            connections.len(),
+            options.rooms,
+            senders.len(),
+            options.body_bytes
+        );
+        println!(
+            "{:>8} {:>9} {:>10} {:>10} {:>6} {:>5} {:>5} {:>10} {} {}",
+            "rate/s",
+            "sent",
+            "expected",
+            "delivered",
+            "lost",
+            "dup",
+            "ooo",
+            "deliv/s",
+            Latency::HEADER,
+            Costs::HEADER
+        );
+    }
+
+    let numbers: Vec<Arc<AtomicU64>> =
+        senders.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let mut steps = Vec::new();
+    for (index, &rate) in options.rates.iter().enumerate() {
+        let step = run_step(
+            run,
+            &options,
+            &shared,
+            &plan.room_ids,
+            &senders,
+            &numbers,
+            index,
+            rate,
+            layout,
+        )
+        .await;
+        if !run.json {
+            println!(
+                "{:>8} {:>9} {:>10} {:>10} {:>6} {:>5} {:>5} {:>10.0} {} {:>7.2} {}",
+                rate,
+                step.sent,
+                step.expected_deliveries,
+                step.delivered,
+                step.lost,
+                step.duplicates,
+                step.out_of_order,
+                step.deliveries_per_sec,
+                step.latency.columns(),
+                step.sender_lag.p99_ms,
+                step.costs.columns()
+            );
+        }
+        let stop = !step.clean() || step.latency.p99_ms > options.max_p99_ms;
+        steps.push(step);
+        if stop {
+            break;
+        }
+    }
+    shared.stop.cancel();
+
+    let best = steps
+        .iter()
+        .filter(|s| s.clean() && s.latency.p99_ms <= options.max_p99_ms)
+        .map(|s| s.deliveries_per_sec)
+        .fold(0.0, f64::max);
+    let report = Report {
+        mode: "fanout",
+        server: if run.target.ceiling { "ceiling" } else { "confab" },
+        connections: connections.len(),
+        connections_failed: failed,
+        rooms: options.rooms,
+        senders: senders.len(),
+        body_bytes: options.body_bytes,
+        closed_early: shared.closed_early(),
+        error_frames: shared.error_frames.load(Ordering::Relaxed),
+        steps,
+        best_clean_deliveries_per_sec: best,
+    };
+    if run.json {
+        json_line(&report);
+    } else {
+        println!(
+            "best clean rate: {:.0} deliveries/s; closed early: {} {:?}; error frames: {}",
+            report.best_clean_deliveries_per_sec,
+            report.closed_early,
+            shared.closed.lock().map(|c| c.clone()).unwrap_or_default(),
+            report.error_frames
+        );
+    }
+    // Let the close frames go out before the process ends.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    run: &Run,
+    options: &Options,
+    shared: &Arc<Shared>,
+    room_ids: &[String],
+    senders: &[(usize, &Connection)],
+    numbers: &[Arc<AtomicU64>],
+    index: usize,
+    rate: f64,
+    layout: Layout,
+) -> Step {
+    let tally = &shared.steps[index];
+    let clock = shared.clock;
+    let start_us = clock.now_us() + 10_000;
+    let warmup_us = (options.warmup_secs * 1e6) as u64;
+    let end_us = start_us + warmup_us + (options.step_secs * 1e6) as u64;
+    tally.measure_from_us.store(start_us + warmup_us, Ordering::Relaxed);
+    let interval_us = (1e6 / rate.max(0.001)) as u64;
+    let before = Readings::now(run.server_pid);
+
+    let schedules: Vec<_> = senders
+        .iter()
+        .zip(numbers)
+        .enumerate()
+        .map(|(k, ((room, connection), number))| {
+            let outbox = connection.outbox.clone();
+            let room_id = room_ids[*room].clone();
+            let number = number.clone();
+            let shared = shared.clone();
+            let body_bytes = options.body_bytes;
+            // Senders start spread over one interval, not all at once.
+            let offset = interval_us * k as u64 / senders.len().max(1) as u64;
+            let room = *room;
+            tokio::spawn(async move {
+                let tally = &shared.steps[index];
+                let mut due = start_us + offset;
+                let mut sent = 0u64;
+                while due < end_us {
+                    tokio::time::sleep_until(clock.at(due).into()).await;
+                    // Stamped when the sender wakes: tokio's timer fires up to a
+                    // millisecond late, which is the generator's doing, not the server's.
+                    // How late it runs is reported beside the latencies.
+                    let woke = clock.now_us();
+                    tally.record_lag(k, woke.saturating_sub(due));
+                    let n = number.fetch_add(1, Ordering::Relaxed) + 1;
+                    let body = Marker { step: index, n, scheduled_us: woke }.body(body_bytes);
+                    let frame = send_frame(&room_id, &body, &format!("b{n}"));
+                    if outbox.send(frame).is_err() {
+                        break;
+                    }
+                    tally.sent.fetch_add(1, Ordering::Relaxed);
+                    sent += 1;
+                    due += interval_us;
+                }
+                (room, sent)
+            })
+        })
+        .collect();
+    let mut sent_per_room = vec![0u64; room_ids.len()];
+    for schedule in schedules {
+        if let Ok((room, sent)) = schedule.await {
+            sent_per_room[room] += sent;
+        }
+    }
+    let after = Readings::now(run.server_pid);
+    tokio::time::sleep(Duration::from_secs_f64(options.drain_secs)).await;
+
+    let expected: u64 = sent_per_room
+        .iter()
+        .enumerate()
+        .map(|(room, sent)| sent * layout.members_of(room) as u64)
+        .sum();
+    let delivered = Tally::get(&tally.delivered);
+    let wall = (end_us - start_us) as f64 / 1e6;
+    Step {
+        rate_per_sender: rate,
+        offered_messages_per_sec: rate * senders.len() as f64,
+        sent: Tally::get(&tally.sent),
+        confirmed: Tally::get(&tally.confirmed),
+        expected_deliveries: expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        duplicates: Tally::get(&tally.duplicates),
+        out_of_order: Tally::get(&tally.out_of_order),
+        deliveries_per_sec: delivered as f64 / wall,
+        latency: Latency::of(&tally.delivery_latency()),
+        sender_lag: Latency::of(&tally.lag()),
+        costs: before.costs_until(&after),
+    }
+}

@@ -1,0 +1,95 @@
+//! Idle connections: open many, hold them, and see what each costs the server in memory.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::Serialize;
+
+use crate::clients::Shared;
+use crate::report::{Readings, json_line};
+use crate::setup::Layout;
+use crate::stats::Clock;
+use crate::{Run, open_all, plan};
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// WebSocket connections to hold.
+    #[arg(long, default_value_t = 50_000)]
+    pub connections: usize,
+    /// Rooms the connections are spread over (each user is a member of one).
+    #[arg(long, default_value_t = 500)]
+    rooms: usize,
+    /// Connections that share one user.
+    #[arg(long, default_value_t = 10)]
+    per_user: usize,
+    /// Seconds to hold the connections open before measuring again.
+    #[arg(long, default_value_t = 20.0)]
+    hold_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    mode: &'static str,
+    server: &'static str,
+    connections: usize,
+    seconds_to_open: f64,
+    server_rss_before_mb: Option<f64>,
+    server_rss_held_mb: Option<f64>,
+    /// Server memory per connection, held for `hold_secs`, over what it used before.
+    server_bytes_per_connection: Option<f64>,
+    bench_rss_mb: Option<f64>,
+    closed_early: u64,
+}
+
+pub async fn run(run: &Run, options: Options) -> Result<()> {
+    if options.rooms == 0 || options.connections < options.rooms || options.per_user == 0 {
+        bail!("need at least one connection per room, and one connection per user");
+    }
+    let layout = Layout {
+        connections: options.connections,
+        rooms: options.rooms,
+        per_user: options.per_user,
+    };
+    let plan = plan(run, layout).await?;
+    let shared = Arc::new(Shared {
+        clock: Clock::start(),
+        steps: Vec::new(),
+        error_frames: AtomicU64::new(0),
+        closed: Default::default(),
+        stop: Default::default(),
+    });
+    // Let the server settle after the setup's bursts before the baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = Readings::now(run.server_pid);
+    let opening = std::time::Instant::now();
+    let connections = open_all(run, &plan, &shared, &[]).await?;
+    let seconds_to_open = opening.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs_f64(options.hold_secs)).await;
+    let held = Readings::now(run.server_pid);
+    let mb = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
+    let report = Report {
+        mode: "idle",
+        server: if run.target.ceiling { "ceiling" } else { "confab" },
+        connections: connections.len(),
+        seconds_to_open,
+        server_rss_before_mb: before.server_rss().map(mb),
+        server_rss_held_mb: held.server_rss().map(mb),
+        server_bytes_per_connection: before
+            .server_rss()
+            .zip(held.server_rss())
+            .map(|(b, h)| (h as f64 - b as f64) / connections.len().max(1) as f64),
+        bench_rss_mb: crate::process::Usage::of(None).map(|u| mb(u.rss_bytes)),
+        closed_early: shared.closed_early(),
+    };
+    shared.stop.cancel();
+    if run.json {
+        json_line(&report);
+    } else {
+        println!("{report:#?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}

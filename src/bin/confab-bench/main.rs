@@ -1,0 +1,170 @@
+//! confab-bench: a load generator that drives a running Confab server (or the ceiling
+//! server, `confab-ceiling`) over its public API, as real clients would, and reports what
+//! it measured. See BENCHMARKS.md for the scenarios and the figures.
+//!
+//! It talks to loopback addresses only, and every run is bounded in time (`--max-secs`).
+
+mod clients;
+mod fanout;
+mod idle;
+mod process;
+mod report;
+mod setup;
+mod stats;
+mod writes;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use clients::{Connection, Shared, Target};
+use setup::{Layout, Plan};
+
+/// Load generator for Confab.
+#[derive(Debug, Parser)]
+#[command(name = "confab-bench")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// The server's base URL; it must be a loopback address.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The server is `confab-ceiling`: no accounts, rooms by number.
+    #[arg(long, global = true)]
+    ceiling: bool,
+    /// The server's process id, to report its memory and CPU time.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Loopback source addresses to spread connections over (127.0.0.1 and up); one
+    /// address has about 28,000 ports. [default: one per 25,000 connections]
+    #[arg(long, global = true)]
+    sources: Option<usize>,
+    /// Print one JSON line instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The whole run stops after this long, whatever it is doing.
+    #[arg(long, global = true, default_value_t = 900)]
+    max_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Senders broadcast into rooms at stepped rates; loss, order and latency of every
+    /// delivery are counted.
+    Fanout(fanout::Options),
+    /// Hold connections open and report the server's memory per connection.
+    Idle(idle::Options),
+    /// Durable writes: senders keep a window of messages in flight and count confirmations.
+    Writes(writes::WriteOptions),
+    /// Fill a room with messages, then fetch pages of its history.
+    History(writes::HistoryOptions),
+}
+
+/// What every mode starts from.
+pub struct Run {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub target: Target,
+    pub server_pid: Option<u32>,
+    pub json: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // A generator holding tens of thousands of sockets needs the file limit raised.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("could not raise the open-files limit: {error}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let limit = Duration::from_secs(cli.common.max_secs);
+    runtime.block_on(async move {
+        tokio::time::timeout(limit, run(cli))
+            .await
+            .with_context(|| format!("the run passed its limit of {limit:?}"))?
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let server = loopback_address(&cli.common.url)?;
+    let run = Run {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+        base: cli.common.url.trim_end_matches('/').to_owned(),
+        target: Target { server, sources: 1, ceiling: cli.common.ceiling },
+        server_pid: cli.common.server_pid,
+        json: cli.common.json,
+    };
+    let sources = |connections: usize| cli.common.sources.unwrap_or(connections.div_ceil(25_000));
+    match cli.mode {
+        Mode::Fanout(options) => {
+            let run = Run {
+                target: Target { sources: sources(options.connections), ..run.target.clone() },
+                ..run
+            };
+            fanout::run(&run, options).await
+        }
+        Mode::Idle(options) => {
+            let run = Run {
+                target: Target { sources: sources(options.connections), ..run.target.clone() },
+                ..run
+            };
+            idle::run(&run, options).await
+        }
+        Mode::Writes(options) => writes::run_writes(&run, options).await,
+        Mode::History(options) => writes::run_history(&run, options).await,
+    }
+}
+
+/// The server's address, which must be on this machine's loopback.
+fn loopback_address(url: &str) -> Result<SocketAddr> {
+    let host_port = url
+        .strip_prefix("http://")
+        .context("the URL must start with http://")?
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let address = host_port
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host_port}"))?
+        .find(SocketAddr::is_ipv4)
+        .with_context(|| format!("{host_port} has no IPv4 address"))?;
+    if !address.ip().is_loopback() {
+        bail!("confab-bench only talks to loopback addresses, not {address}");
+    }
+    Ok(address)
+}
+
+/// Users and rooms for `layout`, made on the server (or named, for the ceiling).
+pub async fn plan(run: &Run, layout: Layout) -> Result<Plan> {
+    if run.target.ceiling {
+        Ok(setup::ceiling(layout))
+    } else {
+        setup::confab(&run.http, &run.base, layout).await
+    }
+}
+
+/// Opens a connection for every seat, a few hundred handshakes at a time.
+pub async fn open_all(
+    run: &Run,
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    acks: &[Option<Arc<tokio::sync::Semaphore>>],
+) -> Result<Vec<Connection>> {
+    stream::iter(plan.seats.iter().enumerate())
+        .map(|(index, seat)| {
+            let acks = acks.get(index).cloned().flatten();
+            clients::open(&run.target, index, seat, shared.clone(), acks)
+        })
+        .buffered(256)
+        .try_collect()
+        .await
+}

@@ -1,0 +1,164 @@
+//! The benchmark tools, in runs of seconds, so that they never rot: confab-bench against
+//! a real confab process and against confab-ceiling, in every mode. These check that the
+//! tools count correctly (nothing lost on a lightly loaded server, every figure present),
+//! never how fast anything is.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::ServerProcess;
+
+/// Runs confab-bench with `args` and returns its JSON report.
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_confab-bench"))
+        .args(["--json", "--max-secs", "120"])
+        .args(args)
+        .output()
+        .expect("confab-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "confab-bench {args:?} failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("a JSON report ({e}): {stdout}"))
+}
+
+fn fanout_args<'a>(url: &'a str, pid: &'a str) -> Vec<&'a str> {
+    vec![
+        "--url",
+        url,
+        "--server-pid",
+        pid,
+        "fanout",
+        "--connections",
+        "30",
+        "--rooms",
+        "3",
+        "--per-user",
+        "5",
+        "--rates",
+        "20,40",
+        "--step-secs",
+        "1",
+        "--warmup-secs",
+        "0.5",
+        "--drain-secs",
+        "1",
+        "--max-p99-ms",
+        "10000",
+    ]
+}
+
+/// Every step of a fan-out report delivered each message once to every member.
+fn assert_clean_fanout(report: &Value, server: &str) {
+    assert_eq!(report["server"], server, "{report}");
+    assert_eq!(report["connections"], 30, "{report}");
+    assert_eq!(report["closed_early"], 0, "{report}");
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "both rates ran: {report}");
+    for step in steps {
+        let sent = step["sent"].as_u64().expect("sent");
+        assert!(sent > 0, "{step}");
+        assert_eq!(step["expected_deliveries"], sent * 10, "three rooms of ten: {step}");
+        assert_eq!(step["delivered"], step["expected_deliveries"], "{step}");
+        assert_eq!((step["lost"].as_u64(), step["duplicates"].as_u64()), (Some(0), Some(0)));
+        assert!(step["latency"]["count"].as_u64() > Some(0), "latencies recorded: {step}");
+        assert!(step["costs"]["server_rss_mb"].as_f64() > Some(0.0), "server memory read: {step}");
+    }
+}
+
+#[tokio::test]
+async fn the_load_generator_counts_every_delivery_from_confab() {
+    let server = ServerProcess::start(|_| {}).await;
+    let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
+    let report = tokio::task::spawn_blocking(move || bench(&fanout_args(&url, &pid)))
+        .await
+        .expect("bench ran");
+    assert_clean_fanout(&report, "confab");
+    for step in report["steps"].as_array().into_iter().flatten() {
+        assert_eq!(step["confirmed"], step["sent"], "Confab confirms every message: {step}");
+    }
+}
+
+#[tokio::test]
+async fn the_load_generator_counts_every_delivery_from_the_ceiling() {
+    let mut ceiling = Command::new(env!("CARGO_BIN_EXE_confab-ceiling"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("confab-ceiling starts");
+    let mut line = String::new();
+    BufReader::new(ceiling.stdout.take().expect("piped")).read_line(&mut line).expect("a line");
+    let address = line.trim().rsplit(' ').next().expect("an address").to_owned();
+    let (url, pid) = (format!("http://{address}"), ceiling.id().to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        let mut args = fanout_args(&url, &pid);
+        args.insert(0, "--ceiling");
+        bench(&args)
+    })
+    .await
+    .expect("bench ran");
+    let _ = ceiling.kill();
+    let _ = ceiling.wait();
+    assert_clean_fanout(&report, "ceiling");
+}
+
+#[tokio::test]
+async fn the_load_generator_measures_writes_history_and_idle_connections() {
+    let server = ServerProcess::start(|_| {}).await;
+    let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
+    let reports = tokio::task::spawn_blocking(move || {
+        let common = ["--url", url.as_str(), "--server-pid", pid.as_str()];
+        let writes = bench(
+            &[&common[..], &["writes", "--writers", "4", "--rooms", "2", "--secs", "1"]].concat(),
+        );
+        let history = bench(
+            &[
+                &common[..],
+                &[
+                    "history",
+                    "--messages",
+                    "500",
+                    "--writers",
+                    "2",
+                    "--requests",
+                    "20",
+                    "--page",
+                    "50",
+                ],
+            ]
+            .concat(),
+        );
+        let idle = bench(
+            &[&common[..], &["idle", "--connections", "40", "--rooms", "4", "--hold-secs", "0.5"]]
+                .concat(),
+        );
+        (writes, history, idle)
+    })
+    .await
+    .expect("bench ran");
+    let (writes, history, idle) = reports;
+
+    let written = &writes["written"];
+    assert!(written["confirmed"].as_u64() > Some(0), "{writes}");
+    assert_eq!(written["confirmed"], written["sent"], "{writes}");
+    assert_eq!(history["filled"]["confirmed"], 500, "{history}");
+    assert_eq!(history["pages"]["count"], 20, "{history}");
+    assert_eq!(idle["connections"], 40, "{idle}");
+    assert!(idle["server_bytes_per_connection"].is_number(), "{idle}");
+}
+
+#[test]
+fn the_load_generator_talks_to_loopback_only() {
+    let output = Command::new(env!("CARGO_BIN_EXE_confab-bench"))
+        .args(["--url", "http://10.1.2.3:8080", "idle", "--connections", "1", "--rooms", "1"])
+        .output()
+        .expect("confab-bench runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"), "{output:?}");
+}
