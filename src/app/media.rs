@@ -6,12 +6,18 @@
 //! plain file), gets a thumbnail, and loses its location data if it is a JPEG. A file
 //! belongs to its uploader until a message carries it, then to that message's room: only
 //! the room's members may download it, and to anyone else it does not exist.
+//!
+//! Picture work (reading a picture whole, decoding it, making its thumbnail or avatar)
+//! runs on the blocking pool, at most one job per core at once: each may take hundreds of
+//! megabytes, so a burst of uploads queues instead of exhausting memory.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
 use super::App;
 use crate::domain::{Attachment, MediaId, MediaKind, Timestamp, User, UserId};
@@ -22,6 +28,25 @@ use crate::store::{MediaRecord, NewMedia, ProfileChange};
 
 /// The largest picture accepted as an avatar.
 pub const MAX_AVATAR_BYTES: usize = 10 * 1024 * 1024;
+
+/// Permits for picture work, one per core. The cores are the process's, shared by every
+/// `App` it runs (tests run many), so the bound is the process's too.
+static PICTURE_WORK: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(Semaphore::new(cores))
+});
+
+/// Runs picture work on the blocking pool once a permit is free. The permit moves into the
+/// job: if the request is abandoned, the work still runs to its end, and it keeps counting
+/// against the bound until then.
+async fn picture_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let permit = PICTURE_WORK.clone().acquire_owned().await.map_err(|_| Error::Unavailable)?;
+    let job = move || {
+        let _permit = permit;
+        work()
+    };
+    tokio::task::spawn_blocking(job).await.map_err(Error::internal)
+}
 
 /// A file as it is served: its record and its bytes from some offset.
 pub struct Download {
@@ -164,7 +189,7 @@ impl App {
             }
             Ok(images::inspect(&bytes).ok().map(|picture| (bytes.len() as u64, picture)))
         };
-        tokio::task::spawn_blocking(work).await.map_err(Error::internal)?.map_err(Error::internal)
+        picture_work(work).await?.map_err(Error::internal)
     }
 
     /// A file (or its thumbnail) for `viewer`, from byte `offset` on: the uploader's own
@@ -235,16 +260,13 @@ impl App {
 
     /// Sets the caller's avatar from a picture: cropped to a centred square, scaled down.
     pub async fn set_avatar(&self, user: UserId, picture: Bytes) -> Result<User> {
-        let square = tokio::task::spawn_blocking(move || images::avatar(&picture))
-            .await
-            .map_err(Error::internal)?
-            .map_err(|_| {
-                crate::domain::ValidationError::new(
-                    "file",
-                    "invalid_image",
-                    "That is not a picture Confab can read (PNG, JPEG, GIF or WebP).",
-                )
-            })?;
+        let square = picture_work(move || images::avatar(&picture)).await?.map_err(|_| {
+            crate::domain::ValidationError::new(
+                "file",
+                "invalid_image",
+                "That is not a picture Confab can read (PNG, JPEG, GIF or WebP).",
+            )
+        })?;
         let key = format!("avatar-{}", MediaId::generate());
         self.blobs().put(&key, &square).await.map_err(Error::internal)?;
         let change = ProfileChange { avatar: Some(Some(key)), ..ProfileChange::default() };
@@ -274,4 +296,35 @@ impl App {
 
 fn thumbnail_key(id: &MediaId) -> String {
     format!("{id}.thumb")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn picture_work_runs_at_most_one_job_per_core_at_once() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..cores * 3)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(picture_work(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for job in jobs {
+            job.await.expect("the task ends").expect("the job runs");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=cores).contains(&most), "{most} jobs at once on {cores} cores");
+    }
 }

@@ -47,10 +47,23 @@ struct UploadQuery {
 }
 
 /// 201 with the file as a message would carry it. The multipart body has one field, `file`.
+/// A file over the limit gets a 413 that names the limit.
 async fn upload(
     State(app): State<App>,
     auth: Auth,
     QueryParams(query): QueryParams<UploadQuery>,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> std::result::Result<(StatusCode, Json<Attachment>), Response> {
+    let limit = app.settings().max_upload_bytes;
+    receive_upload(&app, auth, query, multipart)
+        .await
+        .map_err(|error| naming_the_limit(error, &format!("Files may be at most {}.", mb(limit))))
+}
+
+async fn receive_upload(
+    app: &App,
+    auth: Auth,
+    query: UploadQuery,
     multipart: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Attachment>)> {
     let mut multipart =
@@ -70,6 +83,28 @@ async fn upload(
         "Send the file in a multipart field named \"file\".",
     )
     .into())
+}
+
+/// The answer to `error`, where a 413 says which limit was passed: `Error::PayloadTooLarge`
+/// is every body limit's, and its sentence cannot name a figure. Code and status stay
+/// those of `Error::PayloadTooLarge`; only the sentence is this route's.
+fn naming_the_limit(error: Error, message: &str) -> Response {
+    if !matches!(error, Error::PayloadTooLarge) {
+        return error.into_response();
+    }
+    let body = serde_json::json!({ "error": { "code": error.code(), "message": message } });
+    (error.status(), Json(body)).into_response()
+}
+
+/// A size in whole megabytes (of 1024 × 1024 bytes, as the settings count them), or in
+/// bytes when it is not a whole number of them.
+fn mb(bytes: u64) -> String {
+    const MB: u64 = 1024 * 1024;
+    if bytes >= MB && bytes % MB == 0 {
+        format!("{} MB", bytes / MB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// A multipart body that broke: over the body limit (413, like our own limit), or cut
@@ -118,9 +153,12 @@ async fn serve(app: &App, auth: Auth, media_id: &str, headers: &HeaderMap) -> Re
                 .insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}")));
             return Ok(response);
         }
-        Some((start, end)) => {
-            (StatusCode::PARTIAL_CONTENT, start, end.map_or(size, |e| (e + 1).min(size)))
-        }
+        // The last byte asked for may be any number, `u64::MAX` too: past the end is the end.
+        Some((start, end)) => (
+            StatusCode::PARTIAL_CONTENT,
+            start,
+            end.map_or(size, |last| last.saturating_add(1).min(size)),
+        ),
     };
     let mut response = Response::new(stream(blob, end - start));
     *response.status_mut() = status;
@@ -179,8 +217,18 @@ async fn small_picture(blob: BlobReader) -> Result<Response> {
         .into_response())
 }
 
+/// A picture over `MAX_AVATAR_BYTES` gets a 413 that names the limit.
 async fn set_avatar(
     State(app): State<App>,
+    auth: Auth,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> std::result::Result<Json<User>, Response> {
+    let message = format!("Avatars may be at most {}.", mb(MAX_AVATAR_BYTES as u64));
+    receive_avatar(&app, auth, multipart).await.map_err(|error| naming_the_limit(error, &message))
+}
+
+async fn receive_avatar(
+    app: &App,
     auth: Auth,
     multipart: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<Json<User>> {
@@ -272,6 +320,16 @@ mod tests {
         assert_eq!(parse_range("bytes=19-10"), None);
         assert_eq!(parse_range("bytes=-5"), None);
         assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(parse_range("bytes=0-18446744073709551615"), Some((0, Some(u64::MAX))));
+        assert_eq!(parse_range("bytes=0-18446744073709551616"), None, "past u64");
+    }
+
+    #[test]
+    fn limits_are_told_in_megabytes() {
+        assert_eq!(mb(25 * 1024 * 1024), "25 MB");
+        assert_eq!(mb(10 * 1024 * 1024), "10 MB");
+        assert_eq!(mb(1000), "1000 bytes");
+        assert_eq!(mb(3 * 1024 * 1024 + 1), "3145729 bytes");
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! Pictures: their dimensions, a small thumbnail, location data removed from JPEGs, and
 //! avatars cropped square. All of it is CPU work for the blocking pool.
+//!
+//! A picture's Exif orientation (how a phone was held) is kept in the stored file, where
+//! browsers apply it, and applied here to everything made from the picture: thumbnails and
+//! avatars are the right way up, and the dimensions recorded are those shown.
 
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 /// The largest side of a thumbnail, in pixels.
 pub const THUMBNAIL_SIZE: u32 = 320;
@@ -13,7 +18,9 @@ pub const AVATAR_SIZE: u32 = 256;
 /// Pictures larger than this (per side) are not decoded: a tiny file can claim to be huge
 /// and take all memory when unpacked.
 const MAX_SIDE: u32 = 12_000;
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// The most memory one decode may take: a 48-megapixel photo in full colour, with room to
+/// spare. Callers bound how many decode at once.
+const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the picture cannot be read: {0}")]
@@ -27,7 +34,42 @@ pub struct Picture {
     pub thumbnail: Vec<u8>,
 }
 
-fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+/// A picture as stored (not yet turned), and how to turn it to show it.
+///
+/// The orientation is applied to what is made from the picture, after it has been scaled
+/// down, not to the picture itself: turning a picture by 90° copies it, which would double
+/// the memory a large photo takes. Scaling to fit a square and cropping a centred square
+/// come out the same either way round.
+struct Decoded {
+    image: DynamicImage,
+    orientation: Orientation,
+}
+
+impl Decoded {
+    /// The dimensions the picture is shown with: a quarter turn swaps them.
+    fn shown_dimensions(&self) -> (u32, u32) {
+        let (width, height) = (self.image.width(), self.image.height());
+        match self.orientation {
+            Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH => (height, width),
+            Orientation::NoTransforms
+            | Orientation::Rotate180
+            | Orientation::FlipHorizontal
+            | Orientation::FlipVertical => (width, height),
+        }
+    }
+
+    /// `made` (made from the stored picture), turned the way the picture is shown.
+    fn turned(&self, mut made: DynamicImage) -> DynamicImage {
+        made.apply_orientation(self.orientation);
+        made
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Decoded, ImageError> {
+    let failed = |e: image::ImageError| ImageError(e.to_string());
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError(e.to_string()))?;
@@ -35,8 +77,15 @@ fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    reader.decode().map_err(|e| ImageError(e.to_string()))
+    reader.limits(limits.clone());
+    let mut decoder = reader.into_decoder().map_err(failed)?;
+    // Unreadable Exif is no orientation, as browsers take it.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // As `ImageReader::decode` does: the picture's own buffer counts against the budget.
+    limits.reserve(decoder.total_bytes()).map_err(failed)?;
+    decoder.set_limits(limits).map_err(failed)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(failed)?;
+    Ok(Decoded { image, orientation })
 }
 
 fn encode(image: &DynamicImage) -> Result<Vec<u8>, ImageError> {
@@ -51,27 +100,30 @@ fn encode(image: &DynamicImage) -> Result<Vec<u8>, ImageError> {
     Ok(out)
 }
 
-/// Reads a picture's dimensions and makes its thumbnail.
+/// Reads a picture's dimensions (as shown) and makes its thumbnail (the right way up).
 pub fn inspect(bytes: &[u8]) -> Result<Picture, ImageError> {
-    let image = decode(bytes)?;
+    let decoded = decode(bytes)?;
+    let image = &decoded.image;
     // `thumbnail` scales small pictures up as well as large ones down; a picture that
     // already fits is its own thumbnail.
     let fits = image.width() <= THUMBNAIL_SIZE && image.height() <= THUMBNAIL_SIZE;
-    let thumbnail = if fits {
-        encode(&image)?
-    } else {
-        encode(&image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE))?
-    };
-    Ok(Picture { width: image.width(), height: image.height(), thumbnail })
+    let small = if fits { image.clone() } else { image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE) };
+    let thumbnail = encode(&decoded.turned(small))?;
+    let (width, height) = decoded.shown_dimensions();
+    Ok(Picture { width, height, thumbnail })
 }
 
-/// An avatar from any picture: the largest centred square, scaled to `AVATAR_SIZE`.
+/// An avatar from any picture: the largest centred square, scaled to `AVATAR_SIZE`, the
+/// right way up.
 pub fn avatar(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
-    let image = decode(bytes)?;
+    let decoded = decode(bytes)?;
+    let image = &decoded.image;
     let side = image.width().min(image.height());
     let square =
         image.crop_imm((image.width() - side) / 2, (image.height() - side) / 2, side, side);
-    encode(&square.resize_exact(AVATAR_SIZE, AVATAR_SIZE, image::imageops::FilterType::Lanczos3))
+    let scaled =
+        square.resize_exact(AVATAR_SIZE, AVATAR_SIZE, image::imageops::FilterType::Lanczos3);
+    encode(&decoded.turned(scaled))
 }
 
 /// A JPEG without the metadata that can locate or identify the photographer: every Exif
@@ -111,20 +163,25 @@ pub fn strip_jpeg_metadata(jpeg: &[u8]) -> Option<Vec<u8>> {
             }
             continue;
         }
+        // A segment's length counts its own two bytes; less is not a JPEG.
         let length = u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]) as usize;
-        let segment = jpeg.get(at..at + 2 + length)?;
+        if length < 2 {
+            return None;
+        }
+        let end = at.checked_add(2 + length)?;
+        let segment = jpeg.get(at..end)?;
         // From the start of scan on, the rest is picture data: copy it as it is.
         if marker == 0xda {
-            out.extend_from_slice(&jpeg[at..]);
+            out.extend_from_slice(jpeg.get(at..)?);
             return Some(out);
         }
-        let payload = &segment[4..];
+        let payload = segment.get(4..)?;
         let metadata = marker == 0xe1
             && (payload.starts_with(b"Exif\0\0") || payload.starts_with(b"http://ns.adobe.com/"));
         if !metadata {
             out.extend_from_slice(segment);
         }
-        at += 2 + length;
+        at = end;
     }
 }
 
@@ -144,16 +201,38 @@ fn orientation_segment(orientation: u16) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn jpeg(width: u32, height: u32) -> Vec<u8> {
-        let image = DynamicImage::new_rgb8(width, height);
+    fn encoded(image: &DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();
         image.write_with_encoder(JpegEncoder::new_with_quality(&mut out, 80)).expect("encodes");
         out
     }
 
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        encoded(&DynamicImage::new_rgb8(width, height))
+    }
+
+    /// A JPEG whose left half is red and right half blue, as stored: turned a quarter
+    /// clockwise (orientation 6), red is on top.
+    fn red_then_blue(width: u32, height: u32) -> Vec<u8> {
+        encoded(&DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, _| {
+            if x < width / 2 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) }
+        })))
+    }
+
+    /// Whether a pixel is mostly red (rather than blue).
+    fn is_red(image: &DynamicImage, x: u32, y: u32) -> bool {
+        let [red, _, blue] = image.to_rgb8().get_pixel(x, y).0;
+        red > 200 && blue < 60
+    }
+
     /// A JPEG with an Exif segment holding an orientation and a GPS position.
     fn jpeg_with_location(orientation: u16) -> Vec<u8> {
-        let plain = jpeg(40, 20);
+        with_location(&jpeg(40, 20), orientation)
+    }
+
+    /// `plain` with an Exif segment holding an orientation and a GPS position, as a phone
+    /// camera writes one.
+    fn with_location(plain: &[u8], orientation: u16) -> Vec<u8> {
         let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
         // IFD0: Orientation, and a pointer to the GPS IFD.
         tiff.extend_from_slice(&[0, 2]);
@@ -189,7 +268,51 @@ mod tests {
         assert!(fields(&original).contains(&exif::Tag::GPSLatitudeRef), "the fixture has GPS");
         let cleaned = strip_jpeg_metadata(&original).expect("a JPEG");
         assert_eq!(fields(&cleaned), vec![exif::Tag::Orientation]);
-        assert_eq!(inspect(&cleaned).map(|p| (p.width, p.height)).ok(), Some((40, 20)));
+        let shown = inspect(&cleaned).map(|p| (p.width, p.height)).ok();
+        assert_eq!(shown, Some((20, 40)), "a quarter turn swaps the dimensions");
+    }
+
+    #[test]
+    fn thumbnails_avatars_and_dimensions_follow_the_orientation() {
+        // Stored 800×400 with red on the left; shown 400×800 with red on top.
+        let photo = strip_jpeg_metadata(&with_location(&red_then_blue(800, 400), 6)).expect("JPEG");
+        let picture = inspect(&photo).expect("decodes");
+        assert_eq!((picture.width, picture.height), (400, 800));
+        let thumb = image::load_from_memory(&picture.thumbnail).expect("thumbnail decodes");
+        assert_eq!((thumb.width(), thumb.height()), (160, 320));
+        assert!(is_red(&thumb, 80, 10) && !is_red(&thumb, 80, 310), "red on top");
+
+        // Small enough to be its own thumbnail: turned all the same.
+        let small = inspect(&with_location(&red_then_blue(64, 32), 6)).expect("decodes");
+        let thumb = image::load_from_memory(&small.thumbnail).expect("thumbnail decodes");
+        assert_eq!((thumb.width(), thumb.height()), (32, 64));
+        assert!(is_red(&thumb, 16, 4) && !is_red(&thumb, 16, 60), "red on top");
+
+        // A square stored with red on the left shows red on top once turned.
+        let square = avatar(&with_location(&red_then_blue(300, 300), 6)).expect("avatar");
+        let square = image::load_from_memory(&square).expect("avatar decodes");
+        assert_eq!((square.width(), square.height()), (AVATAR_SIZE, AVATAR_SIZE));
+        assert!(is_red(&square, 128, 10) && !is_red(&square, 128, 245), "red on top");
+
+        // Orientation 3 is half a turn: the dimensions stay, red moves to the right.
+        let upside_down = inspect(&with_location(&red_then_blue(800, 400), 3)).expect("decodes");
+        assert_eq!((upside_down.width, upside_down.height), (800, 400));
+        let thumb = image::load_from_memory(&upside_down.thumbnail).expect("thumbnail decodes");
+        assert!(is_red(&thumb, 310, 80) && !is_red(&thumb, 10, 80), "red on the right");
+    }
+
+    #[test]
+    fn broken_segment_lengths_are_refused_without_a_panic() {
+        for bytes in [
+            &b"\xff\xd8\xff\xe0\x00\x00"[..],
+            b"\xff\xd8\xff\xe0\x00\x01JFIF",
+            b"\xff\xd8\xff\xe1\x00\x03E",
+            b"\xff\xd8\xff\xe0\x00\x02\xff\xda\x00\x00",
+            b"\xff\xd8\xff\xe0\x00",
+            b"\xff\xd8\xff",
+        ] {
+            assert_eq!(strip_jpeg_metadata(bytes), None, "{bytes:?}");
+        }
     }
 
     #[test]

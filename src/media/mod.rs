@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod images;
+mod mp4;
 mod webm;
 
 pub use crate::domain::{MediaId, MediaKind};
@@ -40,9 +41,10 @@ pub fn sniff(head: &[u8]) -> Sniffed {
             (MediaKind::Audio, "audio/webm")
         }
         "video/webm" | "video/x-matroska" => (MediaKind::Video, "video/webm"),
-        "video/mp4" | "video/quicktime" if is_audio_only_mp4(head) => {
-            (MediaKind::Audio, "audio/mp4")
-        }
+        // Likewise an MP4 whose tracks are all sound, whatever its brand (Safari's
+        // MediaRecorder brands its sound-only recordings `iso5`, `mp42` or `isom`). One whose
+        // `moov` does not fit in the head (as when it comes after the media data) is video.
+        "video/mp4" if mp4::holds_video(head) == Some(false) => (MediaKind::Audio, "audio/mp4"),
         "video/mp4" => (MediaKind::Video, "video/mp4"),
         "audio/m4a" | "audio/x-m4a" | "audio/mp4" => (MediaKind::Audio, "audio/mp4"),
         "audio/ogg" | "audio/opus" => (MediaKind::Audio, "audio/ogg"),
@@ -51,11 +53,6 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         _ => return file,
     };
     Sniffed { kind, mime }
-}
-
-/// Whether an MP4's brand says it holds sound only (what `.m4a` files declare).
-fn is_audio_only_mp4(head: &[u8]) -> bool {
-    head.get(8..12).is_some_and(|brand| brand == b"M4A " || brand == b"M4B ")
 }
 
 /// A file name that is safe in a Content-Disposition header and on any file system: the
@@ -132,6 +129,27 @@ mod tests {
             (MediaKind::Video, "video/webm"),
             "no track list"
         );
+    }
+
+    #[test]
+    fn mp4_whose_tracks_are_all_sound_is_sound_whatever_its_brand() {
+        let mp4_box = |kind: &[u8], body: &[u8]| {
+            [&u32::try_from(body.len() + 8).expect("small").to_be_bytes()[..], kind, body].concat()
+        };
+        let track = |handler: &[u8]| {
+            let hdlr = mp4_box(b"hdlr", &[&[0; 8][..], handler, &[0; 13]].concat());
+            mp4_box(b"trak", &mp4_box(b"mdia", &hdlr))
+        };
+        let file = |tracks: &[u8]| {
+            let ftyp = mp4_box(b"ftyp", b"isom\0\0\x02\0isomiso2");
+            [ftyp, mp4_box(b"moov", tracks), mp4_box(b"mdat", &[0; 300])].concat()
+        };
+        let sound = file(&track(b"soun"));
+        assert_eq!(kind(&sound), (MediaKind::Audio, "audio/mp4"));
+        let video = file(&[track(b"soun"), track(b"vide")].concat());
+        assert_eq!(kind(&video), (MediaKind::Video, "video/mp4"));
+        let moov_end = sound.windows(4).position(|w| w == b"mdat").expect("mdat") - 4;
+        assert_eq!(kind(&sound[..moov_end - 1]), (MediaKind::Video, "video/mp4"), "cut moov");
     }
 
     #[test]

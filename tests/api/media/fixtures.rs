@@ -130,6 +130,31 @@ pub fn mp4(brand: &[u8; 4]) -> Vec<u8> {
     out
 }
 
+/// An MP4 box: its size, its type, its body.
+fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let size = u32::try_from(body.len() + 8).expect("a small box");
+    [&size.to_be_bytes()[..], kind, body].concat()
+}
+
+/// A fragmented MP4 as a browser's MediaRecorder writes one, in miniature: `ftyp` with
+/// `brand`, `moov` with one track per handler (`soun`, `vide`), then a fragment whose data
+/// is `payload`.
+pub fn mp4_recording(brand: &[u8; 4], handlers: &[&[u8; 4]], payload: &[u8]) -> Vec<u8> {
+    let ftyp = mp4_box(b"ftyp", &[&brand[..], &[0, 0, 0x02, 0], b"isomiso2mp41"].concat());
+    let tracks: Vec<u8> = handlers
+        .iter()
+        .flat_map(|handler| {
+            // hdlr: version and flags, pre_defined, handler_type, reserved, name.
+            let hdlr = [&[0; 8][..], &handler[..], &[0; 12], b"Handler\0"].concat();
+            let mdia = [mp4_box(b"mdhd", &[0; 24]), mp4_box(b"hdlr", &hdlr)].concat();
+            mp4_box(b"trak", &[mp4_box(b"tkhd", &[0; 84]), mp4_box(b"mdia", &mdia)].concat())
+        })
+        .collect();
+    let moov = mp4_box(b"moov", &[mp4_box(b"mvhd", &[0; 100]), tracks].concat());
+    let moof = mp4_box(b"moof", &mp4_box(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 1]));
+    [ftyp, moov, moof, mp4_box(b"mdat", payload)].concat()
+}
+
 fn padded_box(out: &mut Vec<u8>, kind: &[u8; 4], size: u32) {
     out.extend_from_slice(&size.to_be_bytes());
     out.extend_from_slice(kind);

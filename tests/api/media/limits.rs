@@ -20,6 +20,7 @@ async fn refuses_an_upload_of(size: usize) {
     let reply = upload_claimed(&app, &alice, "big.bin", "application/octet-stream", &too_big).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{size} bytes: {}", reply.json());
     assert_eq!(error_code(&reply.json()), "payload_too_large", "{size} bytes");
+    assert_eq!(reply.json()["error"]["message"], "Files may be at most 1 MB.", "{size} bytes");
     eventually("the refused upload's staging file is removed", || async {
         stored_files(&app, "").is_empty().then_some(())
     })
@@ -75,6 +76,25 @@ async fn a_byte_range_is_served_with_206_and_exactly_those_bytes() {
     assert_eq!(overlong.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(overlong.header("content-range"), format!("bytes 100-{}/{size}", size - 1));
     assert!(overlong.bytes == bytes[100..], "a range past the end stops at the end");
+}
+
+/// The last byte asked for may be as large as a range can say: the file is served to its
+/// end, with a Content-Range and Content-Length that are the file's.
+#[tokio::test]
+async fn a_range_ending_at_the_largest_number_serves_the_whole_file_as_206() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bytes = fixtures::mp3();
+    let file = upload(&app, &alice, "song.mp3", &bytes).await;
+    let size = bytes.len();
+    for (range, start) in [("bytes=0-18446744073709551615", 0), ("bytes=7-18446744073709551615", 7)]
+    {
+        let reply = fetch_with(&app, &alice, text(&file, "url"), &[("range", range)]).await;
+        assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(reply.header("content-range"), format!("bytes {start}-{}/{size}", size - 1));
+        assert_eq!(reply.header("content-length"), (size - start).to_string(), "{range}");
+        assert!(reply.bytes == bytes[start..], "{range}: the file from {start} to its end");
+    }
 }
 
 #[tokio::test]

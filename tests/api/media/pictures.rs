@@ -74,7 +74,14 @@ async fn a_photo_loses_its_location_but_keeps_its_orientation() {
 
     let file = upload(&app, &alice, "holiday.jpg", &original).await;
     assert_eq!(file["mime"], "image/jpeg");
-    assert_eq!((file["width"].as_u64(), file["height"].as_u64()), (Some(40), Some(20)));
+    assert_eq!(
+        (file["width"].as_u64(), file["height"].as_u64()),
+        (Some(20), Some(40)),
+        "stored 40×20 and turned a quarter (orientation 6): shown 20×40"
+    );
+    let thumbnail = fetch(&app, &alice, text(&file, "thumbnail_url")).await;
+    let small = image::load_from_memory(&thumbnail.bytes).expect("the thumbnail decodes");
+    assert_eq!((small.width(), small.height()), (20, 40), "the thumbnail is the right way up");
     let download = fetch(&app, &alice, text(&file, "url")).await;
     assert_eq!(download.status, StatusCode::OK);
     assert_eq!(file["size"], download.bytes.len(), "the size is that of the file served");
@@ -87,7 +94,11 @@ async fn a_photo_loses_its_location_but_keeps_its_orientation() {
     assert_eq!(tags, vec![exif::Tag::Orientation], "only the orientation is left");
     assert_eq!(orientation(&download.bytes), Some(6));
     let decoded = image::load_from_memory(&download.bytes).expect("the photo still decodes");
-    assert_eq!((decoded.width(), decoded.height()), (40, 20));
+    assert_eq!(
+        (decoded.width(), decoded.height()),
+        (40, 20),
+        "stored as taken, for browsers to turn"
+    );
 }
 
 #[tokio::test]

@@ -205,6 +205,7 @@ async fn refuses_an_avatar_of(size: usize) {
     let reply = set_avatar(&app, &alice, "me.png", &bytes).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{size} bytes: {}", reply.json());
     assert_eq!(error_code(&reply.json()), "payload_too_large", "{size} bytes");
+    assert_eq!(reply.json()["error"]["message"], "Avatars may be at most 10 MB.", "{size} bytes");
     assert_eq!(me(&app, &alice).await["avatar_url"], Value::Null);
 }
 

@@ -42,6 +42,12 @@ async fn every_recognised_kind_is_sniffed_from_its_bytes_and_comes_back_whole_an
         ("clip.webm", fixtures::webm("V_VP8", &fixtures::silence(300)), "video", "video/webm"),
         ("voice.webm", fixtures::webm("A_OPUS", &fixtures::silence(300)), "audio", "audio/webm"),
         ("voice.m4a", fixtures::mp4(b"M4A "), "audio", "audio/mp4"),
+        (
+            "voice.mp4",
+            fixtures::mp4_recording(b"iso5", &[b"soun"], &[0; 300]),
+            "audio",
+            "audio/mp4",
+        ),
         ("song.ogg", fixtures::ogg(), "audio", "audio/ogg"),
         ("song.mp3", fixtures::mp3(), "audio", "audio/mpeg"),
         ("beep.wav", fixtures::wav(), "audio", "audio/wav"),
@@ -153,4 +159,45 @@ async fn a_voice_recording_is_sound_whatever_bytes_its_sound_holds() {
     sound[150..152].copy_from_slice(b"V_");
     let file = upload(&app, &alice, "voice.webm", &fixtures::webm("A_OPUS", &sound)).await;
     assert_eq!((file["kind"].as_str(), file["mime"].as_str()), (Some("audio"), Some("audio/webm")));
+}
+
+/// Safari's MediaRecorder writes a voice message as an MP4 branded like any video (`iso5`,
+/// `mp42`, `isom`): only its tracks' handlers say it is sound. A track of video among them,
+/// or a `moov` the server cannot reach, makes it video, which plays sound too.
+#[tokio::test]
+async fn an_mp4_is_sound_when_its_tracks_are_whatever_its_brand() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let kind_of = |file: &Value| (file["kind"].clone(), file["mime"].clone());
+    for brand in [b"iso5", b"mp42", b"isom"] {
+        let bytes = fixtures::mp4_recording(brand, &[b"soun"], &fixtures::silence(300));
+        let file = upload(&app, &alice, "voice.mp4", &bytes).await;
+        assert_eq!(kind_of(&file), ("audio".into(), "audio/mp4".into()), "{brand:?}");
+        let download = fetch(&app, &alice, text(&file, "url")).await;
+        assert_eq!(download.header("content-type"), "audio/mp4");
+        assert!(download.bytes == bytes, "the same bytes come back");
+    }
+
+    let video = fixtures::mp4_recording(b"iso5", &[b"soun", b"vide"], &fixtures::silence(300));
+    let file = upload(&app, &alice, "clip.mp4", &video).await;
+    assert_eq!(kind_of(&file), ("video".into(), "video/mp4".into()));
+
+    let sound = fixtures::mp4_recording(b"isom", &[b"soun"], &fixtures::silence(300));
+    let cut = sound.windows(4).position(|w| w == b"hdlr").expect("a handler");
+    let file = upload(&app, &alice, "cut.mp4", &sound[..cut]).await;
+    assert_eq!(kind_of(&file), ("video".into(), "video/mp4".into()), "a moov cut off");
+}
+
+/// A JPEG whose first segment claims a length below its own two bytes cannot be walked:
+/// it is kept as a plain file, not a server error.
+#[tokio::test]
+async fn a_jpeg_with_a_broken_segment_length_is_a_plain_file() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    for bytes in [&b"\xff\xd8\xff\xe0\x00\x00"[..], b"\xff\xd8\xff\xe0\x00\x01JFIF\0\x01\x01"] {
+        let file = upload(&app, &alice, "photo.jpg", bytes).await;
+        assert_described(&file, "file", "application/octet-stream", "photo.jpg", bytes.len());
+        let download = fetch(&app, &alice, text(&file, "url")).await;
+        assert!(download.bytes == bytes, "{bytes:?} comes back as it was");
+    }
 }
