@@ -32,6 +32,30 @@ export function replace(element, ...children) {
   append(element, children);
 }
 
+/** Runs `render()`, which rebuilds `container`, and puts the focus back where it was: a
+ *  re-render (a receipt, a presence change) must not throw a keyboard user out of a list.
+ *  The focused item is found again by its `data-<key>` attribute, and a control by its
+ *  label (within its item, if it is in one). */
+export function keepingFocus(container, key, render) {
+  const focused = document.activeElement;
+  if (!focused || focused === container || !container.contains(focused)) return render();
+  const item = focused.closest(`[data-${key}]`);
+  const wanted = item && container.contains(item) ? item.dataset[key] : null;
+  const label = focused === item ? null : labelOf(focused);
+  render();
+  const scope = wanted === null ? container : [...container.querySelectorAll(`[data-${key}]`)].find((element) => element.dataset[key] === wanted);
+  if (!scope) return;
+  const control = label === null ? null : [...scope.querySelectorAll(CONTROLS)].find((element) => labelOf(element) === label);
+  const target = control || (wanted === null ? null : scope);
+  if (target) target.focus({ preventScroll: true });
+}
+
+const CONTROLS = 'button, a, input, textarea, select, audio, video';
+
+function labelOf(element) {
+  return element.tagName + ':' + (element.getAttribute('aria-label') || element.textContent);
+}
+
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
 const MENTION_PATTERN = /(^|[^a-z0-9_.-])@([a-z0-9_.-]{3,32})/gi;
 

@@ -10,6 +10,14 @@ import { Shell } from './views/shell.js';
 const root = document.getElementById('app');
 const AWAY_AFTER_MS = 5 * 60_000;
 const TYPING_EVERY_MS = 3_000;
+/** Send errors that say nothing about the message itself: it may well go through later. */
+const TRANSIENT = new Set(['internal', 'unavailable', 'rate_limited', 'request_timeout']);
+/** Automatic resends after a transient error, waiting twice as long each time, before the
+ *  message is shown as not sent (with a Retry button). */
+const RESENDS = 5;
+const FIRST_RESEND_MS = 1_000;
+/** Errors that mean a `sync` did not finish: what it should have sent is fetched over HTTP. */
+const SYNC_ERRORS = new Set(['sync_failed', 'too_many_syncs']);
 
 async function boot() {
   try {
@@ -34,6 +42,8 @@ class Client {
     this.activeRoom = null;
     this.typingSent = new Map();
     this.deliveredSent = new Map();
+    /** Users looked up by id (authors no member list holds), so that each is asked once. */
+    this.lookups = new Map();
     this.connection = new Connection({
       onFrame: (frame) => this.onFrame(frame),
       onState: (state) => this.shell.setConnection(state),
@@ -73,8 +83,10 @@ class Client {
     if (frame.type === 'room.added') {
       this.model.addRoom(frame.room).liveFrom = frame.last_seq;
       this.model.changed('rooms');
+      if (frame.room.kind === 'dm') this.markDelivered(frame.room_id, frame.last_seq);
       return;
     }
+    if (frame.type === 'sync.done') this.model.syncDone();
     if (frame.type === 'error') return this.onError(frame);
     if (frame.type === 'user.updated') {
       this.model.updateUser(frame.user);
@@ -96,22 +108,47 @@ class Client {
     const listed = new Set(ready.rooms.map((r) => r.room_id));
     const differs = known.size !== listed.size || [...listed].some((id) => !known.has(id));
     this.model.apply(ready);
-    if (differs) this.refreshRooms();
+    const listedNow = differs ? this.refreshRooms() : Promise.resolve();
+    // Everything up to `last_seq` has reached this page (or will, by the sync below).
+    listedNow.then(() => this.markDeliveredUpTo(ready.rooms));
     const since = this.model.syncPoints();
-    if (Object.keys(since).length > 0) this.connection.send({ type: 'sync', since });
-    for (const entry of this.model.outbox.values()) this.sendFrame(entry);
+    if (Object.keys(since).length > 0 && this.connection.send({ type: 'sync', since })) this.model.startSync(since);
+    for (const entry of this.model.outbox.values()) {
+      clearTimeout(entry.resendTimer);
+      this.sendFrame(entry);
+    }
     if (document.visibilityState === 'hidden') this.connection.send({ type: 'presence', status: 'away' });
     if (this.activeRoom) this.loadMembers(this.activeRoom);
   }
 
   onError(frame) {
+    if (SYNC_ERRORS.has(frame.code)) return this.reloadRooms(this.model.syncing());
     const entry = frame.client_id && this.model.outbox.get(frame.client_id);
-    if (entry) {
-      // Refused for good (a retry would be refused again): show it as failed.
-      entry.failed = frame.message;
-      this.model.changed('messages');
-    }
+    if (!entry) return this.shell.toast(frame.message);
+    if (TRANSIENT.has(frame.code) && (entry.resends || 0) < RESENDS) return this.resendLater(entry);
+    // Refused for good, or failing again and again: show it as failed, with Retry.
+    entry.failed = frame.message;
+    entry.retrying = false;
+    this.model.changed('messages');
     this.shell.toast(frame.message);
+  }
+
+  /** Sends a message again after a transient error, with the same client_id (so it is
+   *  stored once however many tries reach the server), backing off with each try. */
+  resendLater(entry) {
+    entry.resends = (entry.resends || 0) + 1;
+    entry.retrying = true;
+    this.model.changed('messages');
+    clearTimeout(entry.resendTimer);
+    const wait = FIRST_RESEND_MS * 2 ** (entry.resends - 1) * (0.5 + Math.random() / 2);
+    entry.resendTimer = setTimeout(() => this.sendFrame(entry), wait);
+  }
+
+  /** A sync that did not finish leaves its rooms with unknown gaps: fetch them afresh over
+   *  HTTP instead (the open one now, the others when next opened). */
+  reloadRooms(roomIds) {
+    for (const id of roomIds) this.model.unload(id);
+    if (this.activeRoom && roomIds.includes(this.activeRoom)) this.loadNewest(this.activeRoom);
   }
 
   onIncoming(message) {
@@ -128,16 +165,19 @@ class Client {
     this.shell.setActive(roomId);
     if (!roomId) return;
     const room = this.model.room(roomId);
-    if (room && !room.loaded) {
-      try {
-        const page = await get(`/rooms/${roomId}/messages?limit=50`);
-        this.model.addHistory(roomId, page.messages, page.has_more, false);
-      } catch (error) {
-        this.shell.toast(error.message);
-      }
-    }
+    if (room && !room.loaded) await this.loadNewest(roomId);
     this.loadMembers(roomId);
     this.markReadIfLooking();
+  }
+
+  /** A room's newest page of history: its first, or after catching up failed. */
+  async loadNewest(roomId) {
+    try {
+      const page = await get(`/rooms/${roomId}/messages?limit=50`);
+      this.model.addHistory(roomId, page.messages, page.has_more, false);
+    } catch (error) {
+      this.shell.toast(error.message);
+    }
   }
 
   async loadOlder(roomId) {
@@ -188,8 +228,33 @@ class Client {
   }
 
   discardPending(clientId) {
+    const entry = this.model.outbox.get(clientId);
+    if (entry) clearTimeout(entry.resendTimer);
     this.model.outbox.delete(clientId);
     this.model.changed('messages');
+  }
+
+  /** Tries a failed message again, with its client_id, as if it were new; offline, it goes
+   *  when the connection is back. */
+  retryPending(clientId) {
+    const entry = this.model.outbox.get(clientId);
+    if (!entry) return;
+    entry.failed = null;
+    entry.resends = 0;
+    this.model.changed('messages');
+    this.sendFrame(entry);
+  }
+
+  /** Fetches a user no member list holds (the author of an old message, say), once. */
+  lookUpUser(userId) {
+    if (this.model.users.has(userId) || this.lookups.has(userId)) return;
+    this.lookups.set(userId, get(`/users/${encodeURIComponent(userId)}`)
+      .then((user) => this.model.addUser(user))
+      .catch((error) => {
+        // Shown as unknown meanwhile. A user that is gone (404) stays so; otherwise the
+        // next render after a minute asks again.
+        if (error.status !== 404) setTimeout(() => this.lookups.delete(userId), 60_000);
+      }));
   }
 
   edit(roomId, messageId, body) {
@@ -226,10 +291,18 @@ class Client {
     this.typingSent.delete(roomId);
   }
 
+  /** After `ready`: every DM's messages up to its `last_seq` have reached this page, or
+   *  will with the sync that follows. */
+  markDeliveredUpTo(readyRooms) {
+    for (const entry of readyRooms) {
+      if (entry.last_seq > 0 && this.model.room(entry.room_id)?.info.kind === 'dm') this.markDelivered(entry.room_id, entry.last_seq);
+    }
+  }
+
   markDelivered(roomId, seq) {
     if ((this.deliveredSent.get(roomId) || 0) >= seq) return;
-    this.deliveredSent.set(roomId, seq);
-    this.connection.send({ type: 'delivered', room_id: roomId, seq });
+    // Noted only once it went out: otherwise the next `ready` sends it.
+    if (this.connection.send({ type: 'delivered', room_id: roomId, seq })) this.deliveredSent.set(roomId, seq);
   }
 
   /** Marks the open room read when the user can see it: it is open and the page is visible

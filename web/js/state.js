@@ -22,8 +22,10 @@ export class Model {
     this.listeners = new Set();
   }
 
+  /** Calls `listener(what)` on every change; returns a function that stops it. */
   subscribe(listener) {
     this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   changed(what) {
@@ -87,6 +89,7 @@ export class Model {
   addHistory(roomId, messages, hasMore, older) {
     const room = this.rooms.get(roomId);
     if (!room) return;
+    if (!older && !room.loaded) this.dropUnjoined(room, messages);
     for (const message of messages) this.upsert(room, message);
     if (older || !room.loaded) room.hasMore = hasMore;
     room.loaded = true;
@@ -94,6 +97,38 @@ export class Model {
     room.earlyReactions = [];
     for (const frame of early) this.react(room, frame);
     this.changed('messages');
+  }
+
+  /** Before a room's first page, what it holds came piecemeal: the room list's last
+   *  message, live events, perhaps from before a reconnect (which does not sync a room not
+   *  loaded). Older than the page, there may be a gap between them, and paging back starts
+   *  from the oldest message held: so within and before the page's range only the page
+   *  counts. What is newer came live while it was fetched, and joins it. */
+  dropUnjoined(room, page) {
+    if (page.length === 0) return;
+    const newest = page[page.length - 1].seq;
+    const fetched = new Set(page.map((message) => message.id));
+    for (const [id, message] of room.messages) {
+      if (message.seq <= newest && !fetched.has(id)) room.messages.delete(id);
+    }
+  }
+
+  /** Forgets that a room's history is loaded, so that it is fetched afresh over HTTP when
+   *  next shown: for when catching up over the socket failed. */
+  unload(roomId) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.loaded = false;
+    room.hasMore = true;
+    room.syncFrom = undefined;
+  }
+
+  /** A user met outside the member lists (say, the author of an old message). */
+  addUser(user) {
+    if (this.users.has(user.id)) return;
+    this.users.set(user.id, user);
+    this.changed('messages');
+    this.changed('typing');
   }
 
   /** Messages of a room in seq order, then the pending ones. */
@@ -110,6 +145,7 @@ export class Model {
         room_id: roomId,
         author_id: this.me.id,
         body: entry.body,
+        retrying: entry.retrying,
         created_at: entry.createdAt,
         reply_to: entry.replyPreview || null,
         reactions: [],
@@ -338,10 +374,29 @@ export class Model {
     return [...room.typing.keys()].filter((id) => id !== this.me.id);
   }
 
-  /** The seqs to sync from after a reconnect: rooms whose history is loaded. */
+  /** The seqs to sync from after a reconnect: rooms whose history is loaded. A room still
+   *  being synced resumes from where that sync started: live events mix with it, and
+   *  resuming from them would skip the rest (docs/api.md, "Ordering and catching up"). */
   syncPoints() {
     const since = {};
-    for (const room of this.rooms.values()) if (room.loaded) since[room.id] = room.seen;
+    for (const room of this.rooms.values()) if (room.loaded) since[room.id] = room.syncFrom ?? room.seen;
     return since;
+  }
+
+  /** Notes that a sync from `since` is under way. */
+  startSync(since) {
+    for (const [id, seq] of Object.entries(since)) {
+      const room = this.rooms.get(id);
+      if (room) room.syncFrom = seq;
+    }
+  }
+
+  /** The rooms a sync is under way for; it is over once `sync.done` comes. */
+  syncing() {
+    return [...this.rooms.values()].filter((room) => room.syncFrom !== undefined).map((room) => room.id);
+  }
+
+  syncDone() {
+    for (const room of this.rooms.values()) room.syncFrom = undefined;
   }
 }

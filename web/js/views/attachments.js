@@ -3,6 +3,9 @@
 
 import { h } from '../dom.js';
 
+/** The box a picture is shown in, at most this big. */
+const BOX = { width: 320, height: 240 };
+
 export function attachmentList(attachments) {
   if (!attachments || attachments.length === 0) return null;
   return h('div', { class: 'attachments' }, attachments.map(attachment));
@@ -11,13 +14,17 @@ export function attachmentList(attachments) {
 function attachment(file) {
   switch (file.kind) {
     case 'image': {
+      // Its size is known before it loads: reserving it keeps the list from jumping (and
+      // the view at the bottom) as pictures arrive.
+      const fitted = fit(file.width, file.height);
       const image = h('img', {
         src: file.thumbnail_url || file.url, alt: file.name, loading: 'lazy',
-        width: file.width ? Math.min(file.width, 320) : undefined,
+        attrs: fitted ? { width: fitted.width, height: fitted.height } : {},
       });
       return h('button', { class: 'attachment picture', attrs: { 'aria-label': 'Open picture ' + file.name }, on: { click: () => viewPicture(file) } }, image);
     }
     case 'video':
+      // A video's size is not known until it loads: it plays in a fixed box (see app.css).
       return h('video', { class: 'attachment', src: file.url, controls: true, preload: 'metadata', attrs: { 'aria-label': file.name } });
     case 'audio':
       return h('div', { class: 'attachment sound' },
@@ -27,6 +34,22 @@ function attachment(file) {
       return h('a', { class: 'attachment file', href: file.url, download: file.name },
         h('span', { class: 'file-name', text: file.name }), h('span', { class: 'file-size', text: size(file.size) }));
   }
+}
+
+/** A picture's size scaled down (never up) to fit the box, or null if unknown. */
+function fit(width, height) {
+  if (!width || !height) return null;
+  const scale = Math.min(1, BOX.width / width, BOX.height / height);
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** What a message without text carries, in a few words: for previews and quotes. */
+export function filesSummary(message) {
+  const files = message.attachments || [];
+  if (files.length === 0) return '';
+  if (files.length > 1) return `${files.length} files`;
+  const kind = files[0].kind;
+  return kind === 'audio' ? 'Voice message' : kind === 'image' ? 'Picture' : kind === 'video' ? 'Video' : files[0].name;
 }
 
 /** The full picture, in a dialog. */

@@ -1,10 +1,12 @@
 // Writing: Enter sends, Shift+Enter starts a new line, Esc cancels an edit or a reply, the
 // Up arrow in an empty composer edits your last message, and `@` suggests the room's
-// members. The composer is one element kept across renders, so nothing typed is lost.
+// members. The composer is one element kept across renders, so nothing typed is lost:
+// each room keeps its own draft and its own picked files, and a recording goes to the
+// room it was started in.
 
 import { upload } from '../api.js';
 import { h, replace } from '../dom.js';
-import { size } from './attachments.js';
+import { filesSummary, size } from './attachments.js';
 import { Recorder } from './recorder.js';
 
 const SUGGESTIONS = 6;
@@ -16,6 +18,14 @@ export class Composer {
     this.roomId = null;
     this.mode = null; // { kind: 'reply' | 'edit', message }
     this.drafts = new Map();
+    /** Files picked in each room but not sent yet, while another room is open. */
+    this.roomFiles = new Map();
+    /** What the composer held before an edit began: given back when the edit ends. */
+    this.beforeEdit = '';
+    /** The smallest file the server refused as too large, and what it said (its limit):
+     *  files as large are refused here, before their upload. The server names its limit
+     *  only in that refusal. */
+    this.refused = { size: Infinity, message: '' };
     this.suggestions = [];
     this.selected = 0;
     this.context = h('div', { class: 'composer-context', hidden: true });
@@ -37,9 +47,9 @@ export class Composer {
     this.files = [];
     this.fileList = h('div', { class: 'composer-files', hidden: true, attrs: { 'aria-live': 'polite' } });
     this.picker = h('input', { type: 'file', multiple: true, hidden: true, attrs: { 'data-testid': 'file-input' }, on: { change: () => { this.addFiles([...this.picker.files]); this.picker.value = ''; } } });
-    this.recorder = new Recorder((blob, name, ms) => this.sendRecording(blob, name, ms), (message) => client.shell.toast(message));
+    this.recorder = new Recorder((message) => client.shell.toast(message));
     const attach = h('button', { class: 'icon-btn', text: '📎', title: 'Attach files', attrs: { 'aria-label': 'Attach files' }, on: { click: () => this.picker.click() } });
-    const record = h('button', { class: 'icon-btn', text: '🎤', title: 'Record a voice message', attrs: { 'aria-label': 'Record a voice message', 'data-testid': 'record' }, on: { click: () => this.recorder.start() } });
+    const record = h('button', { class: 'icon-btn', text: '🎤', title: 'Record a voice message', attrs: { 'aria-label': 'Record a voice message', 'data-testid': 'record' }, on: { click: () => this.record() } });
     this.element = h('footer', { class: 'composer' }, this.list, this.context, this.fileList, this.recorder.element,
       h('div', { class: 'composer-row' }, attach, record, this.input, this.sendButton, this.picker));
   }
@@ -49,12 +59,25 @@ export class Composer {
     for (const file of files) {
       const entry = { key: crypto.randomUUID(), name: file.name || 'pasted file', size: file.size, progress: 0, attachment: null, error: null };
       this.files.push(entry);
+      if (file.size >= this.refused.size) {
+        entry.error = this.refused.message;
+        continue;
+      }
       upload(file, entry.name, { onProgress: (p) => { entry.progress = p; this.renderFiles(); } })
         .then((attachment) => { entry.attachment = attachment; })
-        .catch((error) => { entry.error = error.message; })
+        .catch((error) => { entry.error = this.uploadError(entry, error); })
         .finally(() => this.renderFiles());
     }
     this.renderFiles();
+  }
+
+  /** Says why an upload failed; one too large is remembered, so that the next file as
+   *  large is refused without sending it all first. */
+  uploadError(entry, error) {
+    if (error.code === 'payload_too_large' && entry.size < this.refused.size) {
+      this.refused = { size: entry.size, message: error.message };
+    }
+    return error.message;
   }
 
   renderFiles() {
@@ -67,10 +90,19 @@ export class Composer {
     this.sendButton.disabled = uploading;
   }
 
-  /** A finished voice recording goes out at once, as a message of its own. */
-  async sendRecording(blob, name, durationMs) {
+  /** Records a voice message for the open room; it goes there even if another room is
+   *  open by the time it is finished. */
+  record() {
     if (!this.roomId) return;
     const roomId = this.roomId;
+    const room = this.model.room(roomId);
+    const label = room ? (room.info.kind === 'public' ? '#' : '') + room.info.name : null;
+    this.recorder.start(label, (blob, name, ms) => this.sendRecording(roomId, blob, name, ms));
+  }
+
+  /** A finished voice recording goes out at once, as a message of its own. */
+  async sendRecording(roomId, blob, name, durationMs) {
+    if (blob.size >= this.refused.size) return this.client.shell.toast(this.refused.message);
     try {
       const attachment = await upload(blob, name, { durationMs });
       this.client.send(roomId, '', null, [attachment]);
@@ -79,11 +111,20 @@ export class Composer {
     }
   }
 
+  /** Swaps the draft and the picked files for the room's own. An edit or a reply belongs
+   *  to the room left, so it ends first: an edit gives back what was typed before it, which
+   *  is that room's draft. */
   setRoom(roomId) {
-    if (this.roomId) this.drafts.set(this.roomId, this.input.value);
+    this.cancel();
+    if (this.roomId) {
+      this.drafts.set(this.roomId, this.input.value);
+      this.roomFiles.set(this.roomId, this.files);
+    }
     this.roomId = roomId;
     this.input.value = this.drafts.get(roomId) || '';
-    this.cancel();
+    this.files = this.roomFiles.get(roomId) || [];
+    this.roomFiles.delete(roomId);
+    this.renderFiles();
     this.resize();
   }
 
@@ -96,12 +137,15 @@ export class Composer {
   }
 
   replyTo(message) {
+    // An edit in progress ends first, giving back what was typed before it.
+    if (this.mode && this.mode.kind === 'edit') this.cancel();
     this.mode = { kind: 'reply', message };
     this.showContext();
     this.focus();
   }
 
   edit(message) {
+    if (!(this.mode && this.mode.kind === 'edit')) this.beforeEdit = this.input.value;
     this.mode = { kind: 'edit', message };
     this.input.value = message.body;
     this.showContext();
@@ -113,14 +157,18 @@ export class Composer {
     const wasEditing = this.mode && this.mode.kind === 'edit';
     this.mode = null;
     this.context.hidden = true;
-    if (wasEditing) this.input.value = '';
+    if (wasEditing) {
+      this.input.value = this.beforeEdit;
+      this.beforeEdit = '';
+      this.resize();
+    }
     this.hideSuggestions();
   }
 
   showContext() {
     const { kind, message } = this.mode;
     const author = this.model.users.get(message.author_id)?.display_name || 'someone';
-    const what = kind === 'reply' ? `Replying to ${author}: ${message.body.slice(0, 80)}` : 'Editing your message';
+    const what = kind === 'reply' ? `Replying to ${author}: ${message.body.slice(0, 80) || filesSummary(message)}` : 'Editing your message';
     replace(this.context, h('span', { class: 'what', text: what }),
       h('button', { class: 'icon-btn', text: 'Cancel (Esc)', on: { click: () => { this.cancel(); this.focus(); } } }));
     this.context.hidden = false;
@@ -133,11 +181,13 @@ export class Composer {
     if ((!body && attachments.length === 0) || !this.roomId) return;
     if (this.mode && this.mode.kind === 'edit') {
       if (body && body !== this.mode.message.body) this.client.edit(this.roomId, this.mode.message.id, body);
-    } else {
-      this.client.send(this.roomId, body, this.mode ? this.mode.message.id : null, attachments);
-      this.files = [];
-      this.renderFiles();
+      // Back to what was typed before the edit.
+      this.cancel();
+      return;
     }
+    this.client.send(this.roomId, body, this.mode ? this.mode.message.id : null, attachments);
+    this.files = [];
+    this.renderFiles();
     this.input.value = '';
     this.drafts.delete(this.roomId);
     this.client.stoppedTyping(this.roomId);

@@ -1,15 +1,21 @@
 // The open conversation: its header, the message list (older messages load as you scroll
 // up, without jumping; the view follows new messages only when you are at the bottom),
-// who is typing, and the composer.
+// who is typing, and the composer. Each message takes the focus (Tab into the list, then
+// the arrow keys), which shows its actions.
 
-import { dayLabel, h, initials, replace, richText, timeLabel } from '../dom.js';
-import { attachmentList } from './attachments.js';
+import { dayLabel, h, initials, keepingFocus, replace, richText, timeLabel } from '../dom.js';
+import { attachmentList, filesSummary } from './attachments.js';
 import { Composer } from './composer.js';
 import { openMembersDialog } from './dialogs.js';
 
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 const GROUP_WITHIN_MS = 5 * 60_000;
 const NEAR_EDGE_PX = 80;
+/** What the bar over the conversation says while the connection is down. */
+const CONNECTION_NOTICES = {
+  reconnecting: 'Reconnecting… Messages you write will be sent when the connection is back.',
+  offline: 'Offline. Messages you write will be sent when the connection is back.',
+};
 
 export class Conversation {
   constructor(model, client, openSidebar) {
@@ -22,7 +28,8 @@ export class Conversation {
     this.header = h('header', { class: 'room-head' },
       h('button', { class: 'icon-btn menu-toggle', text: '☰', attrs: { 'aria-label': 'Show rooms' }, on: { click: openSidebar } }),
       this.title, this.meta, h('span', { class: 'spacer' }), this.membersButton);
-    this.list = h('div', { class: 'messages', attrs: { role: 'log', 'aria-labelledby': 'room-title', tabindex: '0' }, on: { scroll: () => this.onScroll() } });
+    this.connectionBar = h('div', { class: 'connection-bar', attrs: { role: 'status', 'data-testid': 'connection-bar' } });
+    this.list = h('div', { class: 'messages', attrs: { role: 'log', 'aria-labelledby': 'room-title', tabindex: '0' }, on: { scroll: () => this.onScroll(), keydown: (event) => this.onListKey(event) } });
     this.newMessages = h('button', { class: 'btn primary new-messages', text: 'New messages ↓', hidden: true, on: { click: () => this.scrollToBottom() } });
     this.typing = h('div', { class: 'typing', attrs: { 'aria-live': 'polite', 'data-testid': 'typing' } });
     this.composer = new Composer(model, client);
@@ -42,6 +49,8 @@ export class Conversation {
     // receipt or a new message must not restart a playing voice message or video, or
     // reload a picture.
     this.fileViews = new Map();
+    /** The message whose reaction picker is open, kept open across re-renders. */
+    this.pickerFor = null;
   }
 
   show(roomId) {
@@ -49,14 +58,14 @@ export class Conversation {
     this.roomId = roomId;
     if (!roomId || !this.model.room(roomId)) {
       this.roomId = null;
-      replace(this.element, this.header, this.empty);
+      replace(this.element, this.header, this.connectionBar, this.empty);
       this.title.textContent = 'Confab';
       this.meta.textContent = '';
       this.membersButton.hidden = true;
       return;
     }
     if (changedRoom || this.element.firstChild === this.empty || !this.element.contains(this.list)) {
-      replace(this.element, this.header, this.list, this.newMessages, this.typing, this.composer.element);
+      replace(this.element, this.header, this.connectionBar, this.list, this.newMessages, this.typing, this.composer.element);
       this.composer.setRoom(roomId);
       this.stickToBottom = true;
     }
@@ -75,8 +84,22 @@ export class Conversation {
     if (what.has('typing') || what.has('messages')) this.renderTyping();
   }
 
+  /** The sidebar shows the connection too, but a phone hides it: the bar is always in
+   *  view. It stays in the page (empty when connected) so that screen readers announce
+   *  it as a live region when it changes. */
   setConnection(state) {
     this.composer.setConnection(state);
+    const notice = CONNECTION_NOTICES[state] || '';
+    if (this.connectionBar.textContent !== notice) this.connectionBar.textContent = notice;
+    this.connectionBar.dataset.state = state;
+  }
+
+  /** A user's name; one not known yet is looked up (and the list re-renders then). */
+  nameOf(userId, fallback) {
+    const user = this.model.users.get(userId);
+    if (user) return user.display_name;
+    this.client.lookUpUser(userId);
+    return fallback;
   }
 
   renderHeader() {
@@ -95,12 +118,14 @@ export class Conversation {
 
   renderTyping() {
     if (!this.roomId) return;
-    const names = this.model.typingIn(this.roomId).map((id) => this.model.users.get(id)?.display_name || 'Someone');
-    this.typing.textContent =
+    const names = this.model.typingIn(this.roomId).map((id) => this.nameOf(id, 'Someone'));
+    const line =
       names.length === 0 ? '' :
       names.length === 1 ? `${names[0]} is typing…` :
       names.length === 2 ? `${names[0]} and ${names[1]} are typing…` :
       'Several people are typing…';
+    // Checked every second: writing the same text again would be announced again.
+    if (this.typing.textContent !== line) this.typing.textContent = line;
   }
 
   /** Re-renders the list, keeping the view where it was: at the bottom if it was there,
@@ -130,7 +155,7 @@ export class Conversation {
       nodes.push(this.messageElement(room, message, !grouped, usernames));
       previous = message;
     }
-    replace(this.list, nodes);
+    keepingFocus(this.list, 'id', () => replace(this.list, nodes));
     for (const id of this.fileViews.keys()) if (!this.rendered.has(id)) this.fileViews.delete(id);
 
     const newest = messages.length ? messages[messages.length - 1].id : null;
@@ -147,13 +172,14 @@ export class Conversation {
   messageElement(room, message, first, usernames) {
     const me = this.model.me;
     const author = this.model.users.get(message.author_id);
-    const name = author ? author.display_name : 'Unknown';
+    const name = this.nameOf(message.author_id, 'Unknown');
     const own = message.author_id === me.id;
     const classes = ['message'];
     if (first) classes.push('first');
     if (own) classes.push('own');
     if (message.deleted) classes.push('deleted');
     if (message.pending) classes.push('pending');
+    if (message.failed) classes.push('failed');
     if (!own && message.mentions.includes(me.id)) classes.push('mentions-me');
     const date = new Date(message.created_at);
     const head = first ? [
@@ -163,18 +189,17 @@ export class Conversation {
         h('time', { class: 'time', text: timeLabel(date), dateTime: message.created_at, title: date.toLocaleString() })),
     ] : [];
     const quote = message.reply_to ? h('div', { class: 'quote' },
-      (this.model.users.get(message.reply_to.author_id)?.display_name || 'Someone') + ': ',
-      message.reply_to.deleted ? 'Message deleted' : message.reply_to.preview) : null;
+      this.nameOf(message.reply_to.author_id, 'Someone') + ': ', this.quoted(room, message.reply_to)) : null;
     const body = message.deleted
       ? h('div', { class: 'body', text: 'This message was deleted.' })
       : message.body ? h('div', { class: 'body' }, richText(message.body, usernames, me.username)) : null;
     const meta = [];
     if (message.edited_at && !message.deleted) meta.push(h('span', { class: 'edited', text: ' (edited)' }));
-    if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : 'Sending…' }));
+    if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : message.retrying ? 'Trying again…' : 'Sending…' }));
     else if (own && !message.deleted) meta.push(this.receiptStatus(room, message));
     const reactions = message.reactions.length ? h('div', { class: 'reactions' }, message.reactions.map((reaction) => {
       const mine = reaction.user_ids.includes(me.id);
-      const who = reaction.user_ids.map((id) => this.model.users.get(id)?.display_name || 'someone').join(', ');
+      const who = reaction.user_ids.map((id) => this.nameOf(id, 'someone')).join(', ');
       return h('button', {
         class: 'reaction' + (mine ? ' mine' : ''), text: `${reaction.emoji} ${reaction.count}`, title: who,
         attrs: { 'aria-pressed': mine, 'aria-label': `${reaction.emoji} ${reaction.count}: ${who}` },
@@ -182,8 +207,17 @@ export class Conversation {
       });
     })) : null;
     return h('article', {
-      class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}` },
+      class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}`, tabindex: '0' },
     }, head, quote, body, this.filesOf(message), meta, reactions, this.actions(room, message, own));
+  }
+
+  /** The text of a reply's quote: the original's first words, or, for a message of files
+   *  only, what it carries (the quote itself holds no files: the original says). */
+  quoted(room, replyTo) {
+    if (replyTo.deleted) return 'Message deleted';
+    if (replyTo.preview) return replyTo.preview;
+    const original = room.messages.get(replyTo.message_id);
+    return (original && filesSummary(original)) || 'Attachment';
   }
 
   filesOf(message) {
@@ -206,27 +240,48 @@ export class Conversation {
       const marks = state === 'sent' ? '✓' : '✓✓';
       return h('span', { class: 'status' + (state === 'read' ? ' read' : ''), text: marks, title: state[0].toUpperCase() + state.slice(1), attrs: { 'aria-label': state, 'data-receipt': state } });
     }
-    const readers = others.filter(([, r]) => r.read_seq >= message.seq).map(([id]) => this.model.users.get(id)?.display_name || 'someone');
+    const readers = others.filter(([, r]) => r.read_seq >= message.seq).map(([id]) => this.nameOf(id, 'someone'));
     if (readers.length === 0) return h('span', { class: 'status', text: '✓', title: 'Sent', attrs: { 'data-receipt': 'sent' } });
     return h('span', { class: 'status', text: `Read by ${readers.length}`, title: readers.join(', '), attrs: { 'data-receipt': 'read' } });
   }
 
   actions(room, message, own) {
     if (message.pending) {
-      return message.failed ? h('div', { class: 'actions' }, h('button', { class: 'icon-btn', text: 'Discard', on: { click: () => this.client.discardPending(message.id.slice('pending-'.length)) } })) : null;
+      if (!message.failed) return null;
+      const clientId = message.id.slice('pending-'.length);
+      return h('div', { class: 'actions' },
+        h('button', { class: 'icon-btn', text: 'Retry', on: { click: () => this.client.retryPending(clientId) } }),
+        h('button', { class: 'icon-btn', text: 'Discard', on: { click: () => this.client.discardPending(clientId) } }));
     }
     if (message.deleted) return null;
     const canDelete = own || (room.info.role === 'owner' && room.info.kind !== 'dm');
-    const picker = h('span', { class: 'picker', hidden: true }, QUICK_REACTIONS.map((emoji) => h('button', {
+    const picker = h('span', { class: 'picker', hidden: this.pickerFor !== message.id }, QUICK_REACTIONS.map((emoji) => h('button', {
       class: 'icon-btn', text: emoji, attrs: { 'aria-label': 'React ' + emoji },
-      on: { click: () => { picker.hidden = true; this.client.toggleReaction(room.id, message.id, emoji); } },
+      on: { click: () => { this.pickerFor = null; picker.hidden = true; this.client.toggleReaction(room.id, message.id, emoji); } },
     })));
+    const togglePicker = () => {
+      picker.hidden = !picker.hidden;
+      this.pickerFor = picker.hidden ? null : message.id;
+    };
     return h('div', { class: 'actions' },
       h('button', { class: 'icon-btn', text: '↩', title: 'Reply', attrs: { 'aria-label': 'Reply' }, on: { click: () => this.composer.replyTo(message) } }),
-      h('button', { class: 'icon-btn', text: '☺', title: 'React', attrs: { 'aria-label': 'Add reaction' }, on: { click: () => { picker.hidden = !picker.hidden; } } }),
+      h('button', { class: 'icon-btn', text: '☺', title: 'React', attrs: { 'aria-label': 'Add reaction', 'aria-expanded': String(this.pickerFor === message.id) }, on: { click: (event) => { togglePicker(); event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden)); } } }),
       picker,
       own ? h('button', { class: 'icon-btn', text: '✎', title: 'Edit', attrs: { 'aria-label': 'Edit' }, on: { click: () => this.composer.edit(message) } }) : null,
       canDelete ? h('button', { class: 'icon-btn', text: '🗑', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) this.client.remove(room.id, message.id); } } }) : null);
+  }
+
+  /** Up and down move between messages, Home and End go to the first and last, and a
+   *  message's actions are reached with Tab from it. */
+  onListKey(event) {
+    const current = event.target.closest('.message');
+    if (!current || event.target !== current) return;
+    const messages = [...this.list.querySelectorAll('.message')];
+    const index = messages.indexOf(current);
+    const next = { ArrowUp: index - 1, ArrowDown: index + 1, Home: 0, End: messages.length - 1 }[event.key];
+    if (next === undefined || !messages[next]) return;
+    event.preventDefault();
+    messages[next].focus();
   }
 
   isAtBottom() {

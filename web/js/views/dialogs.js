@@ -2,7 +2,15 @@
 // start a direct conversation, see and manage a room's members.
 
 import { ApiError, api, get, post, uploadAvatar } from '../api.js';
-import { h, replace } from '../dom.js';
+import { h, keepingFocus, replace } from '../dom.js';
+import { size } from './attachments.js';
+// A cycle (conversation.js opens the members dialog), harmless: both sides only call each
+// other's functions once the page runs, long after both modules are loaded.
+import { avatar } from './conversation.js';
+
+/** The largest picture the server takes as an avatar (docs/api.md, `PUT /me/avatar`):
+ *  checked here so that a large photo is refused at once, not after its upload. */
+const MAX_AVATAR_BYTES = 10 * 1024 * 1024;
 
 /** Opens a modal <dialog> holding `content`; it removes itself when closed. */
 function modal(title, ...content) {
@@ -26,6 +34,7 @@ function userSearch(onPick, exclude = () => false) {
     try {
       const { users } = await get('/users?q=' + encodeURIComponent(input.value.trim()));
       replace(results, users.filter((user) => !exclude(user)).map((user) => h('li', {},
+        avatar(user, user.display_name),
         h('span', { class: 'grow' }, h('div', { text: user.display_name }), h('div', { class: 'sub', text: '@' + user.username })),
         h('button', { class: 'btn', type: 'button', text: 'Choose', attrs: { 'aria-label': 'Choose ' + user.display_name }, on: { click: () => onPick(user) } }))));
     } catch (error) {
@@ -138,11 +147,14 @@ export function openMembersDialog(model, client, roomId) {
   if (!room) return;
   const list = h('ul', { class: 'members' });
   const owner = room.info.role === 'owner';
-  const render = () => replace(list, [...room.members.values()].map((member) => {
+  const render = () => keepingFocus(list, 'user', () => replace(list, [...room.members.values()].map((member) => {
     const status = model.presence.get(member.id) || member.presence.status;
-    return h('li', {},
+    return h('li', { attrs: { 'data-user': member.id } },
+      avatar(member, member.display_name),
       h('span', { class: 'presence-dot', attrs: { 'data-status': status, 'aria-hidden': 'true' } }),
-      h('span', { class: 'grow', text: `${member.display_name} (@${member.username})${member.role === 'owner' ? ' · owner' : ''}` }),
+      h('span', { class: 'grow' },
+        h('div', { text: `${member.display_name} (@${member.username})${member.role === 'owner' ? ' · owner' : ''}` }),
+        member.bio ? h('div', { class: 'bio', text: member.bio }) : null),
       h('span', { class: 'sub', text: status }),
       owner && member.id !== model.me.id && room.info.kind !== 'dm' ? h('button', {
         class: 'btn danger', type: 'button', text: 'Remove',
@@ -156,8 +168,18 @@ export function openMembersDialog(model, client, roomId) {
           }
         } },
       }) : null);
-  }));
+  })));
   render();
+  // Names, pictures, presence and the list itself change while it is open.
+  let queued = false;
+  const stop = model.subscribe((what) => {
+    if (queued || !['members', 'presence', 'rooms'].includes(what)) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      if (model.room(roomId)) render();
+    });
+  });
   const parts = [list];
   let dialog;
   if (room.info.kind !== 'dm') {
@@ -173,6 +195,7 @@ export function openMembersDialog(model, client, roomId) {
     parts.push(h('h3', { text: 'Invite people' }), search.element);
   }
   dialog = modal(`Members of ${room.info.name}`, parts);
+  dialog.addEventListener('close', stop);
   const leave = room.info.kind === 'dm' ? null : h('button', {
     class: 'btn danger', type: 'button', text: 'Leave room',
     on: { click: async () => {
@@ -208,6 +231,10 @@ export function openProfileDialog(model, client) {
     const file = picture.files[0];
     if (!file) return;
     errors.get('file').textContent = '';
+    if (file.size > MAX_AVATAR_BYTES) {
+      errors.get('file').textContent = `Avatars may be at most 10 MB; this picture is ${size(file.size)}.`;
+      return;
+    }
     try {
       const user = await uploadAvatar(file);
       model.updateUser(user);

@@ -1,5 +1,5 @@
-// Voice messages: records from the microphone with MediaRecorder, showing the time so far,
-// until the user sends or cancels.
+// Voice messages: records from the microphone with MediaRecorder, showing the time so far
+// and the room it is for, until the user sends or cancels. One recording at a time.
 
 import { h, replace } from '../dom.js';
 import { duration } from './attachments.js';
@@ -7,19 +7,28 @@ import { duration } from './attachments.js';
 const MAX_MS = 5 * 60_000;
 
 export class Recorder {
-  /** `onDone(blob, name, durationMs)` gets a finished recording. */
-  constructor(onDone, onError) {
-    this.onDone = onDone;
+  constructor(onError) {
     this.onError = onError;
+    /** Set from the moment a recording is asked for (the microphone may take a while to
+     *  answer) until it ends: a second press must not start a second recorder. */
+    this.busy = false;
     this.element = h('div', { class: 'recorder', hidden: true, attrs: { role: 'status' } });
   }
 
-  async start() {
+  /** Records for the room named `label`; `onDone(blob, name, durationMs)` gets the
+   *  finished recording. Pressed again while recording, it brings the focus back to it. */
+  async start(label, onDone) {
+    if (this.busy) {
+      this.element.querySelector('button.primary')?.focus();
+      return;
+    }
     if (!navigator.mediaDevices || !window.MediaRecorder) return this.onError('This browser cannot record sound.');
+    this.busy = true;
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch {
+      this.busy = false;
       return this.onError('The microphone is not available.');
     }
     const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/mp4'].find((t) => MediaRecorder.isTypeSupported(t));
@@ -32,20 +41,22 @@ export class Recorder {
       stream.getTracks().forEach((track) => track.stop());
       clearInterval(this.ticker);
       this.element.hidden = true;
+      this.busy = false;
       if (cancelled || chunks.length === 0) return;
       const blob = new Blob(chunks, { type: recorder.mimeType });
       const extension = recorder.mimeType.includes('ogg') ? 'ogg' : recorder.mimeType.includes('mp4') ? 'm4a' : 'webm';
-      this.onDone(blob, `voice-message.${extension}`, performance.now() - started);
+      onDone(blob, `voice-message.${extension}`, performance.now() - started);
     });
-    const time = h('span', { class: 'elapsed', text: '0:00' });
+    // The time is for the eyes: read out every second, it would drown everything else.
+    const time = h('span', { class: 'elapsed', text: '0:00', attrs: { 'aria-live': 'off' } });
     replace(this.element,
-      h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }), 'Recording ', time,
+      h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }), label ? `Recording for ${label} ` : 'Recording ', time,
       h('button', { class: 'btn', text: 'Cancel', on: { click: () => { cancelled = true; recorder.stop(); } } }),
       h('button', { class: 'btn primary', text: 'Send voice message', on: { click: () => recorder.stop() } }));
     this.element.hidden = false;
     this.ticker = setInterval(() => {
       const elapsed = performance.now() - started;
-      time.textContent = duration(elapsed);
+      if (time.textContent !== duration(elapsed)) time.textContent = duration(elapsed);
       if (elapsed > MAX_MS) recorder.stop();
     }, 250);
     recorder.start(250);

@@ -2,9 +2,12 @@
 // title. Renders on the next animation frame after the model changes, once however many
 // changes came.
 
-import { h, replace } from '../dom.js';
+import { h, keepingFocus, replace } from '../dom.js';
 import { Conversation } from './conversation.js';
 import { renderSidebar } from './sidebar.js';
+
+/** Where the sidebar becomes a drawer over the conversation (app.css says the same). */
+const PHONE = window.matchMedia('(max-width: 720px)');
 
 export class Shell {
   constructor(root, model, client) {
@@ -14,11 +17,18 @@ export class Shell {
     this.connectionState = 'connecting';
     this.pending = new Set();
     this.sidebar = h('nav', { class: 'sidebar', attrs: { 'aria-label': 'Rooms' } });
-    this.conversation = new Conversation(model, client, () => this.toggleSidebar(true));
+    this.conversation = new Conversation(model, client, () => this.openDrawer());
     this.toastLine = h('div', { class: 'visually-hidden', attrs: { role: 'status', 'aria-live': 'polite' } });
     this.layout = h('div', { class: 'layout' }, this.sidebar, this.conversation.element, this.toastLine);
     replace(root, this.layout);
     setInterval(() => this.conversation.renderTyping(), 1_000);
+    PHONE.addEventListener('change', () => this.toggleSidebar(this.layout.classList.contains('sidebar-open')));
+    // On a phone the open drawer covers the conversation: Escape closes it.
+    this.sidebar.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape' || !PHONE.matches || !this.activeRoom) return;
+      this.toggleSidebar(false);
+      this.conversation.element.querySelector('.menu-toggle')?.focus();
+    });
   }
 
   changed(what) {
@@ -56,12 +66,22 @@ export class Shell {
     this.conversation.setConnection(state);
   }
 
+  /** On a phone, the drawer open covers the conversation, which is then out of reach of
+   *  Tab and screen readers (the closed drawer is hidden by app.css). */
   toggleSidebar(open) {
     this.layout.classList.toggle('sidebar-open', open);
+    this.conversation.element.inert = open && PHONE.matches;
+  }
+
+  /** Opens the drawer from its button, with the focus on the current room. */
+  openDrawer() {
+    this.toggleSidebar(true);
+    const target = this.sidebar.querySelector('.room-item[aria-current="true"]') || this.sidebar.querySelector('button');
+    if (target) target.focus();
   }
 
   renderSidebar() {
-    renderSidebar(this.sidebar, this.model, this.client, { active: this.activeRoom, connection: this.connectionState });
+    keepingFocus(this.sidebar, 'room', () => renderSidebar(this.sidebar, this.model, this.client, { active: this.activeRoom, connection: this.connectionState }));
   }
 
   renderTitle() {

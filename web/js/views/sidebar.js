@@ -3,6 +3,7 @@
 // last message and, for direct messages, the other person's presence.
 
 import { h, initials, replace } from '../dom.js';
+import { filesSummary } from './attachments.js';
 import { openBrowseDialog, openCreateDialog, openDmDialog, openProfileDialog } from './dialogs.js';
 
 const CONNECTION_LABELS = {
@@ -65,15 +66,6 @@ function roomItem(room, model, client, current) {
     attrs: { 'aria-current': current ? 'true' : 'false', 'aria-label': label, 'data-room': info.id },
     on: { click: () => client.openRoom(info.id) },
   }, glyph, h('span', { class: 'name', text: info.name }), badges, h('span', { class: 'preview', text: preview }));
-}
-
-/** What a message without text carries, in a few words. */
-function filesSummary(message) {
-  const files = message.attachments || [];
-  if (files.length === 0) return '';
-  if (files.length > 1) return `${files.length} files`;
-  const kind = files[0].kind;
-  return kind === 'audio' ? 'Voice message' : kind === 'image' ? 'Picture' : kind === 'video' ? 'Video' : files[0].name;
 }
 
 function authorPrefix(message, model) {
