@@ -18,3 +18,4 @@ mod rooms;
 mod slow_client;
 mod support;
 mod sync;
+mod web;

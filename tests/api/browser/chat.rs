@@ -6,7 +6,7 @@ use super::{Browser, Driver, driver};
 use crate::support::{TestApp, TestUser, spawn_app};
 
 pub(super) const DESKTOP: (u32, u32) = (1280, 860);
-const PHONE: (u32, u32) = (390, 844);
+pub(super) const PHONE: (u32, u32) = (390, 844);
 
 impl Browser {
     /// Signs in through the sign-in screen and waits for the live connection.
@@ -289,6 +289,13 @@ async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
         )
         .await;
     phone.shows_message("Hello from the desktop").await;
+    // Slid away, the room list is hidden outright: Tab cannot wander into it.
+    phone
+        .until(
+            "closed sidebar hidden",
+            "getComputedStyle(document.querySelector('.sidebar')).visibility === 'hidden' && !document.querySelector('.main').inert",
+        )
+        .await;
     phone.say("Hello from the phone").await;
     phone.shows_message("Hello from the phone").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -298,6 +305,14 @@ async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
         .until(
             "sidebar back",
             "document.querySelector('.layout').classList.contains('sidebar-open')",
+        )
+        .await;
+    // Open, it covers the conversation, which is out of reach meanwhile; the focus is on
+    // the open room.
+    phone
+        .until(
+            "conversation inert",
+            &format!("document.querySelector('.main').inert && document.activeElement.dataset.room === '{room}'"),
         )
         .await;
     let overflow = phone

@@ -1,4 +1,4 @@
-//! Files, voice messages and pictures in the browser.
+//! Files, voice messages, pictures and profiles in the browser.
 
 use std::time::Duration;
 
@@ -90,6 +90,13 @@ async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
         .expect("file picked");
     alice.until("uploaded", "document.querySelector('.file-chip') && !document.querySelector('.composer button.primary').disabled").await;
     alice.say("look at this").await;
+    // Its box is reserved before it loads (600×300 fitted to 320×240), so that the list
+    // does not jump when it does.
+    bob.until(
+        "the picture's box",
+        "(() => { const i = document.querySelector('.message .attachment.picture img'); return i && i.getAttribute('width') === '320' && i.getAttribute('height') === '160' && i.getBoundingClientRect().height === 160; })()",
+    )
+    .await;
     for page in [&alice, &bob] {
         page.until(
             "the picture shows",
@@ -136,6 +143,37 @@ async fn an_avatar_change_is_seen_live_by_the_other_side() {
         &format!("document.querySelector(\".room-item .glyph img[src^='{expected}']\")"),
     )
     .await;
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn the_member_list_shows_pictures_and_bios_and_follows_changes_while_open() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let (alice, bob, alice_user, _, room) = two_in_a_dm(&app, &mut driver).await;
+    bob.open_room(&room).await;
+    bob.click_button("Members").await;
+    bob.until(
+        "both members, each with an avatar",
+        "document.querySelectorAll('dialog .members li .avatar').length === 2",
+    )
+    .await;
+
+    let change =
+        serde_json::json!({ "display_name": "Alice Liddell", "bio": "Down the rabbit hole." });
+    let (status, _) =
+        app.call(reqwest::Method::PATCH, "/me", Some(&alice_user), Some(change)).await;
+    assert!(status.is_success());
+    bob.until(
+        "the open list follows",
+        &format!(
+            "(() => {{ const li = document.querySelector(\"dialog .members li[data-user='{}']\"); return li && li.textContent.includes('Alice Liddell') && li.querySelector('.bio')?.textContent === 'Down the rabbit hole.'; }})()",
+            alice_user.id
+        ),
+    )
+    .await;
+    bob.screenshot("desktop-members").await;
     alice.close().await;
     bob.close().await;
 }

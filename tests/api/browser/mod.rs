@@ -6,7 +6,9 @@
 //! screenshot of each key screen is saved under `target/tmp/screenshots/` on every run.
 
 mod chat;
+mod keyboard;
 mod media;
+mod resilience;
 
 use std::path::PathBuf;
 use std::process::Stdio;
