@@ -15,8 +15,10 @@ use crate::realtime::connection;
 use crate::realtime::protocol::MAX_CLIENT_FRAME;
 
 /// tungstenite's default read buffer is 128 KiB per connection, allocated up front; client
-/// frames are small, and a larger one grows the buffer while it is read.
-const READ_BUFFER: usize = 4 * 1024;
+/// frames are small, and a larger one grows the buffer while it is read. Every idle
+/// connection holds this much: 1 KiB instead of 4 KiB took an idle connection from 9.5 KB
+/// to 6.8 KB of server memory (BENCHMARKS.md). A rare long frame takes a few more reads.
+const READ_BUFFER: usize = 1024;
 /// Frames are gathered up to this size before a write; `flush` writes the rest.
 const WRITE_BUFFER: usize = 16 * 1024;
 /// The most a connection's write buffer may hold when the socket does not drain; past it
