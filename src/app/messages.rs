@@ -175,40 +175,22 @@ impl App {
     }
 
     /// A page of a room's history, oldest first. Members and, for public rooms, anyone
-    /// signed in may read. Fetching counts as reading: a member's read marker moves up to
-    /// the newest message fetched.
+    /// signed in may read. Reading is not marking read: only the client knows whether the
+    /// user saw the page (it may be a prefetch), so it says so with `read`.
     pub async fn history(
         &self,
         viewer: UserId,
         room_id: &str,
         query: &HistoryQuery,
     ) -> Result<MessagePage> {
-        let (room, access) = self.visible(viewer, room_id).await?;
+        let (room, _) = self.visible(viewer, room_id).await?;
         let limit = super::page_limit(query.limit, 50, MAX_HISTORY_PAGE)?;
         check_seq("before", query.before)?;
         check_seq("after", query.after)?;
-        let page = self
+        Ok(self
             .store()
             .messages(room, Page { before: query.before, after: query.after, limit })
-            .await?;
-        let newest = page.messages.last().map(|m| m.seq);
-        if let (Some(newest), Some(last_read)) = (newest, access.last_read_seq) {
-            if newest > last_read {
-                self.mark_read_in_background(room, viewer, newest);
-            }
-        }
-        Ok(page)
-    }
-
-    /// Moves a read marker without making the caller wait for the write to be durable: a
-    /// marker lost to a crash only shows a message as unread again.
-    fn mark_read_in_background(&self, room: RoomId, user: UserId, seq: i64) {
-        let store = self.store().clone();
-        tokio::spawn(async move {
-            if let Err(error) = store.mark_read(room, user, Some(seq), None).await {
-                tracing::warn!(%error, %room, "could not move a read marker");
-            }
-        });
+            .await?)
     }
 }
 

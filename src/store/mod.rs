@@ -221,8 +221,6 @@ pub struct RoomAccess {
     pub kind: RoomKind,
     /// The user's role, if a member.
     pub role: Option<RoomRole>,
-    /// The user's read marker, if a member.
-    pub last_read_seq: Option<i64>,
 }
 
 /// Who adds a member to a room.

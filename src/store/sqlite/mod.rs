@@ -316,8 +316,8 @@ impl Store for SqliteStore {
     }
 
     async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {
-        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT r.kind, m.role, m.last_read_seq FROM rooms r
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT r.kind, m.role FROM rooms r
              LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
              WHERE r.id = ?1",
         )
@@ -325,13 +325,13 @@ impl Store for SqliteStore {
         .bind(user.as_i64())
         .fetch_optional(&self.read)
         .await?;
-        let Some((kind, role, last_read_seq)) = row else {
+        let Some((kind, role)) = row else {
             return Ok(None);
         };
         let kind = RoomKind::from_stored(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("room kind {kind:?}")))?;
         let role = role.as_deref().map(parse_role).transpose()?;
-        Ok(Some(RoomAccess { kind, role, last_read_seq }))
+        Ok(Some(RoomAccess { kind, role }))
     }
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>> {
