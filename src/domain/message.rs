@@ -52,12 +52,12 @@ impl MessageBody {
         &self.0
     }
 
-    /// The usernames this body mentions as `@username`, lower case, each once, in order.
+    /// The names this body mentions as `@username`, lower case, each once, in order.
     /// An `@` counts only at the start or after a character that cannot be part of a
     /// username (so `a@b.c` mentions nobody).
-    pub fn mentioned_usernames(&self) -> Vec<String> {
+    pub fn mentions(&self) -> Vec<Mention> {
         let in_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-        let mut names: Vec<String> = Vec::new();
+        let mut mentions: Vec<Mention> = Vec::new();
         let mut previous: Option<char> = None;
         for (at, c) in self.0.char_indices() {
             let starts = c == '@' && !previous.is_some_and(in_name);
@@ -67,13 +67,48 @@ impl MessageBody {
             }
             let rest = &self.0[at + 1..];
             let len = rest.find(|c: char| !in_name(c)).unwrap_or(rest.len());
-            // A sentence may end right after a name: "thanks @bob."
-            let name = rest[..len].trim_end_matches('.').to_ascii_lowercase();
-            if (3..=32).contains(&name.len()) && !names.contains(&name) {
-                names.push(name);
+            let mention = Mention::of(&rest[..len].to_ascii_lowercase());
+            if !mention.candidates.is_empty() && !mentions.contains(&mention) {
+                mentions.push(mention);
             }
         }
-        names
+        mentions
+    }
+}
+
+/// One `@name` of a message. A sentence may end right after a name ("thanks @bob."), but a
+/// username may end in dots too, so the name as written is tried first, then with its
+/// trailing dots dropped one at a time: the first that names someone is meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    /// Longest first, each of a username's length (3 to 32).
+    candidates: Vec<String>,
+}
+
+impl Mention {
+    fn of(written: &str) -> Self {
+        let mut candidates = Vec::new();
+        let mut name = written;
+        loop {
+            if (3..=32).contains(&name.len()) {
+                candidates.push(name.to_owned());
+            }
+            match name.strip_suffix('.') {
+                Some(shorter) => name = shorter,
+                None => break,
+            }
+        }
+        Self { candidates }
+    }
+
+    /// The usernames this may mean, the likeliest first.
+    pub fn candidates(&self) -> &[String] {
+        &self.candidates
+    }
+
+    /// Who is meant: the first candidate that `lookup` finds.
+    pub fn resolve<T>(&self, lookup: impl Fn(&str) -> Option<T>) -> Option<T> {
+        self.candidates.iter().find_map(|name| lookup(name))
     }
 }
 
@@ -182,14 +217,39 @@ mod tests {
         assert_eq!(body.as_str(), "hi\nthere");
     }
 
+    /// The names mentioned, each as its likeliest candidate.
+    fn likeliest(body: &str) -> Vec<String> {
+        let body = MessageBody::parse(body).expect("valid");
+        body.mentions().iter().map(|m| m.candidates()[0].clone()).collect()
+    }
+
     #[test]
     fn mentions_are_found_where_a_name_can_start() {
-        let body =
-            MessageBody::parse("@Alice and @bob, not mail@carol.org; thanks @dave. @al @alice")
-                .expect("valid");
-        assert_eq!(body.mentioned_usernames(), ["alice", "bob", "dave"]);
-        let none = MessageBody::parse("@ or @@ or email@x.com").expect("valid");
-        assert!(none.mentioned_usernames().is_empty());
+        assert_eq!(
+            likeliest("@Alice and @bob, not mail@carol.org; thanks @dave @al @alice"),
+            ["alice", "bob", "dave"]
+        );
+        assert!(likeliest("@ or @@ or email@x.com").is_empty());
+    }
+
+    #[test]
+    fn a_name_ending_in_dots_is_tried_as_written_first() {
+        let body = MessageBody::parse("thanks @Dave. and @eve.. and @al.").expect("valid");
+        let mentions = body.mentions();
+        let candidates: Vec<&[String]> = mentions.iter().map(Mention::candidates).collect();
+        assert_eq!(
+            candidates,
+            [&["dave.", "dave"][..], &["eve..", "eve.", "eve"], &["al."]],
+            "'@al' alone is too short to be a name"
+        );
+        let among = |users: &'static [&'static str]| {
+            move |name: &str| users.iter().copied().find(|user| *user == name)
+        };
+        let dave = &mentions[0];
+        assert_eq!(dave.resolve(among(&["dave", "dave."])), Some("dave."));
+        assert_eq!(dave.resolve(among(&["dave"])), Some("dave"), "a sentence ended");
+        assert_eq!(dave.resolve(among(&[])), None);
+        assert_eq!(mentions[1].resolve(among(&["eve.", "eve"])), Some("eve."));
     }
 
     #[test]

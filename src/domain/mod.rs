@@ -13,7 +13,7 @@ mod user;
 
 pub use id::{InvalidId, MessageId, RoomId, SessionId, UserId};
 pub use media::{MediaId, MediaKind};
-pub use message::{ClientId, Emoji, MessageBody};
+pub use message::{ClientId, Emoji, Mention, MessageBody};
 pub use model::{
     Attachment, Member, Message, Presence, PresenceStatus, Reaction, Receipt, ReplyPreview, Room,
     User,

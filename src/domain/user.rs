@@ -90,7 +90,9 @@ impl fmt::Debug for Password {
 }
 
 /// The name shown beside a user's messages: 1–64 printable characters, surrounding
-/// whitespace removed.
+/// whitespace removed. Printable excludes the invisible characters that change how the
+/// text around a name is shown, so that no name can pass for another or reverse the line it
+/// sits in.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -111,6 +113,12 @@ impl DisplayName {
         if has_control_chars(trimmed, false) {
             return Err(invalid("Display name must not contain control characters."));
         }
+        if trimmed.chars().any(is_invisible_format_char) {
+            return Err(invalid(
+                "Display name must not contain invisible formatting characters \
+                 (direction overrides, zero-width characters, line separators).",
+            ));
+        }
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -126,6 +134,14 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that show nothing themselves but change how text is laid out: direction
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), zero-width characters
+/// and direction marks (U+200B–U+200F), the byte order mark (U+FEFF), and the line and
+/// paragraph separators (U+2028, U+2029).
+fn is_invisible_format_char(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 impl fmt::Debug for DisplayName {
@@ -217,6 +233,23 @@ mod tests {
         assert_eq!(DisplayName::parse("  Ada L.  ").map(|d| d.0), Ok("Ada L.".to_owned()));
         for bad in ["", "   ", "tab\there", "bell\u{7}", &"é".repeat(65)] {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+        let invisible = [
+            '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}',
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{FEFF}',
+        ];
+        for c in invisible {
+            let name = format!("ad{c}min");
+            let refused = DisplayName::parse(&name).map_err(|e| e.code);
+            assert_eq!(refused, Err("invalid_display_name"), "U+{:04X}", c as u32);
+        }
+        for fine in ["Zoë", "李小龍", "محمد", "Ada 🚀", "O'Brien-Smith"] {
+            assert!(DisplayName::parse(fine).is_ok(), "{fine:?}");
+        }
+        for neighbour in ['\u{2027}', '\u{202F}'] {
+            let name = format!("a{neighbour}b");
+            assert!(DisplayName::parse(&name).is_ok(), "U+{:04X} is allowed", neighbour as u32);
         }
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
     }

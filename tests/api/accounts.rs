@@ -205,6 +205,51 @@ async fn display_names_must_be_1_to_64_printable_characters() {
     assert_eq!(reply.body["user"]["display_name"], longest.as_str());
 }
 
+/// A name must not pass for another or turn the line it is shown in around: invisible
+/// formatting characters are refused, on registering and on renaming.
+#[tokio::test]
+async fn display_names_refuse_direction_overrides_zero_width_and_line_separators() {
+    let app = spawn_app().await;
+    let spoofs = [
+        "\u{202E}nimda",         // right-to-left override: shows as "admin"
+        "ad\u{2066}min\u{2069}", // an isolate
+        "ad\u{200B}min",         // zero-width space
+        "ad\u{200F}min",         // right-to-left mark
+        "\u{FEFF}admin",         // byte order mark
+        "two\u{2028}lines",      // line separator
+        "two\u{2029}paras",      // paragraph separator
+    ];
+    for bad in spoofs {
+        let reply = register_with(
+            &app,
+            json!({ "username": "someone", "password": "password1", "display_name": bad }),
+        )
+        .await;
+        assert_invalid(&reply, "invalid_display_name", "display_name", bad);
+    }
+    let alice = app.register("alice").await;
+    for bad in spoofs {
+        let (status, body) = app
+            .call(Method::PATCH, "/me", Some(&alice), Some(json!({ "display_name": bad })))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}: {body}");
+        assert_eq!(error_code(&body), "invalid_display_name", "{bad:?}: {body}");
+    }
+    let (status, me) = app.get(&alice, "/me").await;
+    assert_eq!((status, &me["display_name"]), (StatusCode::OK, &json!("alice")), "unchanged");
+    let reply = register_with(
+        &app,
+        json!({ "username": "zoe", "password": "password1", "display_name": "Zoë 李 محمد 🚀" }),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "other scripts and emoji are fine: {}",
+        reply.body
+    );
+}
+
 #[tokio::test]
 async fn login_with_the_right_password_starts_a_new_session() {
     let app = spawn_app().await;

@@ -102,3 +102,20 @@ async fn an_edit_sends_a_mention_only_to_those_it_newly_names_and_drops_those_it
         assert_eq!(listed["mention_count"], 0, "{}: {listed}", user.username);
     }
 }
+
+#[tokio::test]
+async fn a_name_ending_in_a_dot_is_mentioned_as_written_and_a_sentence_may_end_after_a_name() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let dotted = app.register("dave.").await;
+    let dave = app.register("dave").await;
+    let both = app.create_room(&alice, "both", "private", &[&dotted, &dave]).await;
+    let plain = app.create_room(&alice, "plain", "private", &[&dave]).await;
+
+    let message = app.send(&alice, &both, "thanks @Dave.").await;
+    assert_eq!(message["mentions"], json!([dotted.id]), "the name as written");
+    let message = app.send(&alice, &both, "@dave and @dave.. both").await;
+    assert_eq!(mentioned(&message), [dave.id.clone(), dotted.id.clone()].into());
+    let message = app.send(&alice, &plain, "thanks @dave.").await;
+    assert_eq!(message["mentions"], json!([dave.id]), "'dave.' is not in this room");
+}

@@ -1,5 +1,7 @@
 //! Messages and everything that changes them: sending, editing, deleting, reacting.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
@@ -9,8 +11,8 @@ use super::super::messages::{
 use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
 use super::{next_seq, refused, role_of};
 use crate::domain::{
-    Emoji, MediaId, Message, MessageBody, MessageId, ReplyPreview, RoomId, RoomKind, RoomRole,
-    Timestamp, UserId,
+    Emoji, MediaId, Mention, Message, MessageBody, MessageId, ReplyPreview, RoomId, RoomKind,
+    RoomRole, Timestamp, UserId,
 };
 use crate::store::{
     Change, Deleted, Inserted, MAX_REACTIONS_PER_MESSAGE, NewMessage, Reacted, StoreError,
@@ -401,21 +403,30 @@ async fn record_mentions(
         .bind(message.as_i64())
         .execute(&mut *db)
         .await?;
-    let names = body.mentioned_usernames();
-    if names.is_empty() {
+    let mentions = body.mentions();
+    if mentions.is_empty() {
         return Ok(Vec::new());
     }
     let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ",
+        "SELECT u.username, u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ",
     );
-    query.push_bind(room.as_i64());
-    query.push(" WHERE u.id <> ").push_bind(author.as_i64()).push(" AND u.username IN (");
+    query.push_bind(room.as_i64()).push(" WHERE u.username IN (");
     let mut list = query.separated(", ");
-    for name in &names {
+    for name in mentions.iter().flat_map(Mention::candidates) {
         list.push_bind(name.as_str());
     }
     query.push(")");
-    let members: Vec<i64> = query.build_query_scalar().fetch_all(&mut *db).await?;
+    // The members the names may mean, the author included: a name is resolved among all
+    // of them, and only then is the author left out.
+    let named: HashMap<String, i64> =
+        query.build_query_as().fetch_all(&mut *db).await?.into_iter().collect();
+    let mut members: Vec<i64> = Vec::new();
+    for mention in &mentions {
+        let member = mention.resolve(|name| named.get(name).copied());
+        if let Some(member) = member.filter(|m| *m != author.as_i64() && !members.contains(m)) {
+            members.push(member);
+        }
+    }
     for &member in &members {
         sqlx::query(
             "INSERT INTO mentions (user_id, room_id, seq, message_id) VALUES (?1, ?2, ?3, ?4)",
