@@ -20,15 +20,32 @@ use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
 use crate::bus::BusEvent;
 use crate::domain::{PresenceStatus, RoomId, SessionId, UserId};
 
-/// A user's connections on this node, and the presence they add up to.
-#[derive(Default)]
+/// A user's connections on this node, and the presence they add up to. Kept while the user
+/// has a connection here, or a presence change not yet dispatched; then forgotten.
 struct UserPeers {
     peers: Vec<Arc<Peer>>,
     /// The status last announced for this user.
     status: Option<PresenceStatus>,
+    /// The version of the user's newest presence change.
+    computed: u64,
+    /// The version of the newest presence change dispatched: an older one arriving late is
+    /// dropped.
+    dispatched: u64,
 }
 
 impl UserPeers {
+    /// A user who was not here: every presence version so far, `clock`, is older than
+    /// anything they will announce now, so a late announcement from a previous visit is
+    /// dropped.
+    fn new(clock: u64) -> Self {
+        Self { peers: Vec::new(), status: None, computed: clock, dispatched: clock }
+    }
+
+    /// Nothing is left to remember: no connection, no announcement on its way.
+    fn is_done(&self) -> bool {
+        self.peers.is_empty() && self.dispatched >= self.computed
+    }
+
     /// Online if any connection is, away if every started one is, offline with none.
     fn status(&self) -> PresenceStatus {
         let mut away = false;
@@ -57,13 +74,12 @@ pub struct Hub {
     /// changes are rare.
     rooms: DashMap<RoomId, Vec<Arc<Peer>>>,
     /// Connections of each user, for membership changes, session ends and presence.
+    /// A user who has gone (and whose going has been announced) has no entry, so the map
+    /// holds the users connected now, not every user ever seen.
     users: DashMap<UserId, UserPeers>,
     /// Numbers presence changes, so that one user's announcements can be ordered even
     /// across their going offline and coming back.
     presence_clock: AtomicU64,
-    /// The newest presence version dispatched per user; older ones arriving late are
-    /// dropped.
-    presence_versions: DashMap<UserId, u64>,
 }
 
 impl Hub {
@@ -83,7 +99,11 @@ impl Hub {
         let (queue, receiver) = mpsc::channel(queue_len);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let peer = Arc::new(Peer::new(id, user_id, session_id, queue));
-        self.users.entry(user_id).or_default().peers.push(peer.clone());
+        self.users
+            .entry(user_id)
+            .or_insert_with(|| UserPeers::new(self.presence_clock.load(Ordering::Relaxed)))
+            .peers
+            .push(peer.clone());
         (peer, receiver)
     }
 
@@ -101,7 +121,9 @@ impl Hub {
         let change = self.change_presence(peer.user_id, |user| {
             user.peers.retain(|p| p.id != peer.id);
         });
-        self.users.remove_if(&peer.user_id, |_, user| user.peers.is_empty());
+        // With a change to announce (going offline), the entry stays until it is
+        // dispatched, so that an older announcement still on its way is recognised.
+        self.users.remove_if(&peer.user_id, |_, user| user.is_done());
         (change, followed)
     }
 
@@ -150,26 +172,48 @@ impl Hub {
         }
         entry.status = Some(status);
         let version = self.presence_clock.fetch_add(1, Ordering::Relaxed) + 1;
+        entry.computed = version;
         Some(PresenceChange { status, version })
     }
 
-    /// Starts a room's events for a connection; subscribing twice is harmless.
-    ///
-    /// After a connection's start, only the hub changes its subscriptions, as it dispatches
-    /// membership changes in commit order; a connection acting on its own, later, could
-    /// undo a newer change.
-    pub fn subscribe(&self, peer: &Arc<Peer>, room: RoomId) {
-        // Lock order: a peer's room set, then a shard of the room map. Dispatch takes only
-        // the latter, so this cannot deadlock.
+    /// Subscribes a starting connection to a room the store says its user is in, unless a
+    /// membership change of that room has been dispatched to it since it registered: that
+    /// change is newer than the connection's read, and it stands. (A `Left` dispatched
+    /// between the read and this call would otherwise be undone for the connection's
+    /// life: the ex-member would go on hearing the room's presence.) Subscribing twice is
+    /// harmless.
+    pub fn subscribe_at_start(&self, peer: &Arc<Peer>, room: RoomId) {
         let mut rooms = peer.room_set();
+        if rooms.changed_while_starting.as_ref().is_some_and(|changed| changed.contains(&room)) {
+            return;
+        }
         if !rooms.unregistered && rooms.subscribed.insert(room) {
             self.rooms.entry(room).or_default().push(peer.clone());
         }
     }
 
-    /// Stops a room's events for a connection.
+    /// The connection has read where its rooms stand and subscribed to them: from now on
+    /// only the hub changes its subscriptions, as it dispatches membership changes in
+    /// commit order (a connection acting on its own, later, could undo a newer change).
+    pub fn started(&self, peer: &Peer) {
+        peer.room_set().changed_while_starting = None;
+    }
+
+    /// Starts a room's events for a connection, on a membership change; twice is harmless.
+    fn subscribe(&self, peer: &Arc<Peer>, room: RoomId) {
+        // Lock order: a peer's room set, then a shard of the room map. Dispatch takes only
+        // the latter, so this cannot deadlock.
+        let mut rooms = peer.room_set();
+        rooms.note_change(room);
+        if !rooms.unregistered && rooms.subscribed.insert(room) {
+            self.rooms.entry(room).or_default().push(peer.clone());
+        }
+    }
+
+    /// Stops a room's events for a connection, on a membership change.
     fn unsubscribe(&self, peer: &Peer, room: RoomId) {
         let mut rooms = peer.room_set();
+        rooms.note_change(room);
         if rooms.subscribed.remove(&room) {
             remove_peer(&self.rooms, &room, peer.id);
         }
@@ -194,9 +238,7 @@ impl Hub {
                 }
             }
             BusEvent::Presence { user_id, version, rooms, frame } => {
-                if !self.is_stale_presence(user_id, version) {
-                    self.offer_to_sharers(&rooms, &frame, |peer| peer.user_id != user_id);
-                }
+                self.dispatch_presence(user_id, version, &rooms, &frame);
             }
             BusEvent::Profile { user_id, rooms, frame } => {
                 let offered = self.offer_to_sharers(&rooms, &frame, |_| true);
@@ -268,15 +310,26 @@ impl Hub {
         self.users.get(&user_id).map(|user| user.peers.clone()).unwrap_or_default()
     }
 
-    /// Whether a presence announcement is older than one already dispatched; records it
-    /// as the newest otherwise.
-    fn is_stale_presence(&self, user: UserId, version: u64) -> bool {
-        let mut newest = self.presence_versions.entry(user).or_insert(0);
-        if version <= *newest {
-            return true;
+    /// Offers a user's presence change to those who share a room with them, unless a
+    /// newer one was dispatched already; then forgets the user if they have gone.
+    ///
+    /// Every change is computed under the user's entry, which stays until the newest is
+    /// dispatched (see `UserPeers`): without an entry, the user has gone and their going
+    /// was announced, so whatever arrives now is older. Offering under the entry's lock
+    /// keeps two announcements of one user from passing each other. Lock order: a user's
+    /// entry, then shards of the room map; nothing takes them the other way round.
+    fn dispatch_presence(&self, user: UserId, version: u64, rooms: &[RoomId], frame: &Utf8Bytes) {
+        let Some(mut entry) = self.users.get_mut(&user) else { return };
+        if version <= entry.dispatched {
+            return;
         }
-        *newest = version;
-        false
+        entry.dispatched = version;
+        self.offer_to_sharers(rooms, frame, |peer| peer.user_id != user);
+        let done = entry.is_done();
+        drop(entry);
+        if done {
+            self.users.remove_if(&user, |_, entry| entry.is_done());
+        }
     }
 }
 
@@ -415,22 +468,92 @@ mod tests {
         assert_eq!(back.map(|c| c.version), Some(6), "versions keep rising across absences");
     }
 
+    /// The announcement of `change`, as `App::announce_presence` publishes it.
+    fn announcement(user: UserId, change: Option<PresenceChange>, room: RoomId) -> BusEvent {
+        let version = change.expect("a presence change").version;
+        BusEvent::Presence { user_id: user, version, rooms: vec![room], frame: frame("p") }
+    }
+
+    fn moments(rx: &mut mpsc::Receiver<Outbound>) -> usize {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|item| matches!(item, Outbound::Moment { .. }))
+            .count()
+    }
+
     #[tokio::test]
     async fn a_late_older_presence_is_dropped() {
         let hub = Hub::new();
         let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
         let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
         hub.subscribe(&watcher, room);
-        let presence = |version| BusEvent::Presence {
-            user_id: alice,
-            version,
-            rooms: vec![room],
-            frame: frame("p"),
-        };
-        hub.dispatch(presence(2));
-        hub.dispatch(presence(1));
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Moment { .. })));
-        assert!(rx.try_recv().is_err(), "version 1 came after version 2");
+        let (tab, _tab_rx) = hub.register(alice, SessionId::generate(), 8);
+        let online = hub.set_presence(&tab, PeerPresence::Online);
+        let away = hub.set_presence(&tab, PeerPresence::Away);
+        hub.dispatch(announcement(alice, away, room));
+        hub.dispatch(announcement(alice, online, room));
+        assert_eq!(moments(&mut rx), 1, "online came after away");
+    }
+
+    #[tokio::test]
+    async fn a_user_who_has_gone_is_forgotten_once_their_going_is_announced() {
+        let hub = Hub::new();
+        let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
+        let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
+        hub.subscribe(&watcher, room);
+        let (tab, _tab_rx) = hub.register(alice, SessionId::generate(), 8);
+        let online = hub.set_presence(&tab, PeerPresence::Online);
+        let (offline, _) = hub.unregister(&tab);
+        assert!(hub.users.contains_key(&alice), "remembered until offline is dispatched");
+        hub.dispatch(announcement(alice, offline, room));
+        assert!(!hub.users.contains_key(&alice), "forgotten: the map holds who is here");
+        hub.dispatch(announcement(alice, online, room));
+        assert_eq!(moments(&mut rx), 1, "the late 'online' does not undo 'offline'");
+
+        // Back again: what is left of the previous visit is older than anything now.
+        let (again, _again_rx) = hub.register(alice, SessionId::generate(), 8);
+        let back = hub.set_presence(&again, PeerPresence::Online);
+        hub.dispatch(announcement(alice, back, room));
+        hub.dispatch(announcement(alice, offline, room));
+        hub.dispatch(announcement(alice, online, room));
+        assert_eq!(moments(&mut rx), 1, "only 'online' of this visit");
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_never_started_leaves_nothing_behind() {
+        let hub = Hub::new();
+        let user = UserId::generate();
+        for _ in 0..3 {
+            let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+            assert_eq!(hub.unregister(&peer).0, None, "it never said it was around");
+        }
+        assert!(hub.users.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_room_left_while_a_connection_starts_stays_unsubscribed() {
+        let hub = Hub::new();
+        let (user, left, kept) = (UserId::generate(), RoomId::generate(), RoomId::generate());
+        let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+        // The connection read both rooms as the user's; the user left one before the
+        // connection subscribed to it.
+        hub.dispatch(BusEvent::Left { user_id: user, room_id: left });
+        hub.subscribe_at_start(&peer, left);
+        hub.subscribe_at_start(&peer, kept);
+        hub.started(&peer);
+        assert_eq!(peer.rooms(), [kept]);
+        assert!(!hub.rooms.contains_key(&left), "no presence or profile of the room reaches it");
+
+        // Rejoined before the connection read its rooms again: the hub's subscription stands.
+        let (other, _rx) = hub.register(user, SessionId::generate(), 8);
+        hub.dispatch(BusEvent::Left { user_id: user, room_id: left });
+        hub.dispatch(BusEvent::Joined { user_id: user, room_id: left });
+        hub.subscribe_at_start(&other, left);
+        hub.started(&other);
+        assert_eq!(other.rooms(), [left]);
+
+        // After the start only membership changes move subscriptions.
+        hub.dispatch(BusEvent::Left { user_id: user, room_id: left });
+        assert!(other.rooms().is_empty());
     }
 
     #[tokio::test]

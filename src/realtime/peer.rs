@@ -62,11 +62,23 @@ pub struct Peer {
     presence: AtomicU8,
 }
 
-#[derive(Default)]
 pub(super) struct PeerRooms {
     pub subscribed: HashSet<RoomId>,
+    /// While the connection starts (until `Hub::started`), the rooms whose membership the
+    /// hub has changed for it: what the hub did is newer than what the connection read
+    /// from the store, so the connection leaves those rooms as they are.
+    pub changed_while_starting: Option<HashSet<RoomId>>,
     /// Set once the connection is gone; a late membership change must not subscribe it.
     pub unregistered: bool,
+}
+
+impl PeerRooms {
+    /// Notes that the hub changed a room's membership for this connection.
+    pub fn note_change(&mut self, room: RoomId) {
+        if let Some(changed) = &mut self.changed_while_starting {
+            changed.insert(room);
+        }
+    }
 }
 
 impl Peer {
@@ -83,7 +95,11 @@ impl Peer {
             queue,
             closing: CancellationToken::new(),
             close_request: OnceLock::new(),
-            rooms: Mutex::new(PeerRooms::default()),
+            rooms: Mutex::new(PeerRooms {
+                subscribed: HashSet::new(),
+                changed_while_starting: Some(HashSet::new()),
+                unregistered: false,
+            }),
             presence: AtomicU8::new(PeerPresence::Starting as u8),
         }
     }

@@ -127,9 +127,17 @@ pub const CLIENT_TYPES: [&str; 10] =
 #[serde(tag = "type")]
 pub enum ServerFrame<'a> {
     /// The first frame: who you are and, per room, the seq after which live events start,
-    /// with your read marker and counts.
+    /// with your read marker and counts; and the counts added up over your rooms.
     #[serde(rename = "ready")]
-    Ready { user: &'a User, rooms: &'a [RoomCursor], heartbeat_interval_ms: u64 },
+    Ready {
+        user: &'a User,
+        rooms: &'a [RoomCursor],
+        /// Unread messages in all your rooms.
+        total_unread: i64,
+        /// Of those, the ones that mention you.
+        total_mentions: i64,
+        heartbeat_interval_ms: u64,
+    },
     /// A message in a room you are a member of.
     #[serde(rename = "message.created")]
     MessageCreated { room_id: RoomId, seq: i64, message: &'a Message },

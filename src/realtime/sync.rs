@@ -36,6 +36,8 @@ pub struct SyncRange {
 /// One `sync` request, planned: the ranges to send, then `sync.done` with `id`.
 pub struct SyncRequest {
     pub id: Option<String>,
+    /// The frame's `client_id`, for an error about it.
+    pub client_id: Option<String>,
     pub ranges: Vec<SyncRange>,
 }
 
@@ -43,8 +45,9 @@ pub struct SyncRequest {
 pub enum SyncItem {
     /// The next events of a room, in order.
     Frames(RoomId, Vec<Utf8Bytes>),
-    /// The store failed; this sync ends without `sync.done`.
-    Failed(StoreError),
+    /// The store failed; this sync ends without `sync.done`. Holds the request's
+    /// `client_id`.
+    Failed(StoreError, Option<String>),
     /// All ranges are sent; `sync.done` with the request's id is due.
     Done(Option<String>),
 }
@@ -56,8 +59,8 @@ pub struct Syncs {
     queued: VecDeque<SyncRequest>,
 }
 
-/// Too many syncs are waiting.
-pub struct TooManySyncs;
+/// Too many syncs are waiting; the request is handed back.
+pub struct TooManySyncs(pub SyncRequest);
 
 impl Syncs {
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -67,7 +70,7 @@ impl Syncs {
     /// Queues a sync, and starts it if none is being answered.
     pub fn request(&mut self, request: SyncRequest) -> Result<(), TooManySyncs> {
         if self.queued.len() >= MAX_QUEUED {
-            return Err(TooManySyncs);
+            return Err(TooManySyncs(request));
         }
         self.queued.push_back(request);
         if self.current.is_none() {
@@ -84,7 +87,7 @@ impl Syncs {
                 return std::future::pending().await;
             };
             match current.next().await {
-                Some(item @ (SyncItem::Done(_) | SyncItem::Failed(_))) => {
+                Some(item @ (SyncItem::Done(_) | SyncItem::Failed(..))) => {
                     self.start_next();
                     return item;
                 }
@@ -110,10 +113,20 @@ fn pages(store: Arc<dyn Store>, request: SyncRequest) -> BoxStream<'static, Sync
         current: Option<(SyncRange, i64)>,
         /// Taken when `Done` or `Failed` is sent; the stream then ends.
         id: Option<Option<String>>,
+        client_id: Option<String>,
+    }
+    impl State {
+        /// Ends the sync on a store failure: no more pages, no `Done`.
+        fn fail(&mut self, error: StoreError) -> SyncItem {
+            self.current = None;
+            self.id = None;
+            SyncItem::Failed(error, self.client_id.take())
+        }
     }
     let mut ranges = request.ranges.into_iter();
     let current = ranges.next().map(|range| (range, range.since));
-    let state = State { store, ranges, current, id: Some(request.id) };
+    let state =
+        State { store, ranges, current, id: Some(request.id), client_id: request.client_id };
     stream::unfold(state, |mut state| async move {
         let Some((range, after)) = state.current else {
             return state.id.take().map(|id| (SyncItem::Done(id), state));
@@ -139,22 +152,11 @@ fn pages(store: Arc<dyn Store>, request: SyncRequest) -> BoxStream<'static, Sync
                         ServerFrame::Receipts { room_id: range.room_id, receipts: &receipts };
                     SyncItem::Frames(range.room_id, vec![frame.to_text()])
                 }
-                Err(error) => fail(&mut state.current, &mut state.id, error),
+                Err(error) => state.fail(error),
             },
-            Err(error) => fail(&mut state.current, &mut state.id, error),
+            Err(error) => state.fail(error),
         };
         Some((item, state))
     })
     .boxed()
-}
-
-/// Ends a sync on a store failure: no more pages, no `Done`.
-fn fail<T>(
-    current: &mut Option<T>,
-    id: &mut Option<Option<String>>,
-    error: StoreError,
-) -> SyncItem {
-    *current = None;
-    *id = None;
-    SyncItem::Failed(error)
 }

@@ -316,6 +316,41 @@ async fn unread_counts_are_right_after_a_reconnect_in_ready_and_in_the_room_list
     assert_eq!(seq_and_counts(&listed_room(&app, &bob, &room).await), expected);
 }
 
+/// `ready`'s totals over every room, as the room list's counts add up.
+fn totals(ready: &Value) -> (i64, i64) {
+    (
+        ready["total_unread"].as_i64().expect("total_unread"),
+        ready["total_mentions"].as_i64().expect("total_mentions"),
+    )
+}
+
+#[tokio::test]
+async fn ready_adds_up_unread_messages_and_mentions_over_every_room() {
+    let app = spawn_app().await;
+    let (alice, bob, group) = group_with_messages(&app, &["one", "two for @bob", "three"]).await;
+    let dm = app.open_dm(&alice, &bob).await;
+    app.send(&alice, &dm, "psst @bob").await;
+    let public = app.create_room(&alice, "lobby", "public", &[]).await;
+    app.post(&bob, &format!("/rooms/{public}/join"), json!({})).await;
+    app.send(&alice, &public, "welcome").await;
+    app.send(&bob, &public, "thanks").await; // reads the welcome
+    let quiet = app.create_room(&bob, "quiet", "private", &[]).await;
+
+    let bob_ws = app.connect(&bob).await;
+    assert_eq!(totals(&bob_ws.ready), (3 + 1, 1 + 1), "{}", bob_ws.ready);
+    let listed: Vec<Value> = [&group, &dm, &public, &quiet]
+        .into_iter()
+        .map(|room| room_entry(&bob_ws.ready["rooms"], room, "room_id").clone())
+        .collect();
+    let sum = |field: &str| listed.iter().map(|r| r[field].as_i64().expect("count")).sum::<i64>();
+    assert_eq!(totals(&bob_ws.ready), (sum("unread_count"), sum("mention_count")));
+    drop(bob_ws);
+
+    read_over_http(&app, &bob, &group, 2).await;
+    assert_eq!(totals(&app.connect(&bob).await.ready), (1 + 1, 1), "only the DM's mention is left");
+    assert_eq!(totals(&app.connect(&alice).await.ready), (1, 0), "Bob's thanks");
+}
+
 #[tokio::test]
 async fn ones_own_messages_never_count_as_unread_in_ready_or_the_room_list() {
     let app = spawn_app().await;

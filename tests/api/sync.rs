@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
+use sqlx::Connection;
 
 use crate::support::{TestApp, TestUser, WsClient, spawn_app};
 
@@ -228,4 +229,69 @@ async fn a_room_named_twice_in_one_sync_is_sent_once() {
     ws.send_json(json!({ "type": "sync", "since": { room.as_str(): 2, shouted.as_str(): 1 } }))
         .await;
     assert_eq!(read_sync(&mut ws, &room).await, vec![2, 3, 4], "from the earliest seq asked, once");
+}
+
+/// Every error about a `sync` echoes the frame's `client_id`, as every error does.
+#[tokio::test]
+async fn errors_about_a_sync_echo_its_client_id() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.create_room(&alice, "team", "private", &[]).await;
+    for i in 0..10 {
+        app.send(&alice, &room, &format!("m{i}")).await;
+    }
+    let mut ws = app.connect(&alice).await;
+    let mut bob_ws = app.connect(&bob).await;
+
+    // A room one does not follow: refused, and the rest of the sync goes on.
+    bob_ws
+        .send_json(json!({ "type": "sync", "since": { room.as_str(): 0 }, "id": "s", "client_id": "c-lost" }))
+        .await;
+    assert_eq!(
+        bob_ws.recv().await,
+        json!({ "type": "error", "code": "not_found", "message": "Room not found.", "client_id": "c-lost", "room_id": room })
+    );
+    assert_eq!(bob_ws.recv().await, json!({ "type": "sync.done", "id": "s" }));
+
+    // More syncs than may wait (one answered, four waiting): each one refused is named.
+    let syncs = 30;
+    for i in 0..syncs {
+        let frame = json!({ "type": "sync", "since": { room.as_str(): 0 }, "id": i.to_string(), "client_id": format!("c{i}") });
+        ws.send_json(frame).await;
+    }
+    let (mut answered, mut refused) = (BTreeSet::new(), BTreeSet::new());
+    while answered.len() + refused.len() < syncs {
+        let frame = ws.recv().await;
+        match frame["type"].as_str() {
+            Some("sync.done") => {
+                answered.insert(frame["id"].as_str().expect("id").to_owned());
+            }
+            Some("error") => {
+                assert_eq!(frame["code"], "too_many_syncs", "{frame}");
+                let client_id = frame["client_id"].as_str().expect("client_id echoed");
+                refused.insert(client_id.trim_start_matches('c').to_owned());
+            }
+            Some("message.created" | "receipts") => {}
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+    }
+    assert!(!refused.is_empty(), "at most 1 + 4 syncs at once; all {syncs} answered");
+    let all: BTreeSet<String> = (0..syncs).map(|i| i.to_string()).collect();
+    assert_eq!(&answered | &refused, all, "each sync answered or refused, by its ids");
+    assert!(answered.is_disjoint(&refused));
+
+    // A sync the server cannot finish: its messages are gone from under it.
+    let db = app.data_path().join("confab.db");
+    let mut outside = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the database beside the server");
+    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
+        .execute(&mut outside)
+        .await
+        .expect("hide the messages");
+    ws.send_json(json!({ "type": "sync", "since": { room.as_str(): 0 }, "client_id": "c-failed" }))
+        .await;
+    let error = ws.recv_type("error").await;
+    assert_eq!((&error["code"], &error["client_id"]), (&json!("sync_failed"), &json!("c-failed")));
 }

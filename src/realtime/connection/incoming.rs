@@ -21,7 +21,7 @@ use crate::realtime::PeerPresence;
 use crate::realtime::protocol::{
     CLIENT_TYPES, ClientFrame, ClientPresence, Envelope, ServerFrame, close_code,
 };
-use crate::realtime::sync::{SyncRange, SyncRequest};
+use crate::realtime::sync::{SyncRange, SyncRequest, TooManySyncs};
 
 /// Requests a connection may have in flight before the server stops reading its frames;
 /// the client then feels backpressure instead of the server buffering without bound.
@@ -128,7 +128,7 @@ impl Connection {
                 };
                 self.set_presence(presence);
             }
-            ClientFrame::Sync { since, id } => self.on_sync_request(since, id),
+            ClientFrame::Sync { since, id } => self.on_sync_request(since, id, client_id),
             ClientFrame::Ping { id } => self.push(ServerFrame::Pong { id: id.as_ref() }),
         }
     }
@@ -170,15 +170,21 @@ impl Connection {
     }
 
     /// Plans a `sync` from the cursors as they are now: per room, from the client's last
-    /// seen seq up to where the live stream starts.
-    fn on_sync_request(&mut self, since: HashMap<String, i64>, id: Option<String>) {
+    /// seen seq up to where the live stream starts. Errors about it, now or when it fails
+    /// later, echo the frame's `client_id`.
+    fn on_sync_request(
+        &mut self,
+        since: HashMap<String, i64>,
+        id: Option<String>,
+        client_id: Option<String>,
+    ) {
         let mut planned: HashMap<RoomId, SyncRange> = HashMap::with_capacity(since.len());
         for (room, seen) in since {
             let Some(room_id) = self.followed_room(&room) else {
                 self.push(ServerFrame::Error {
                     code: "not_found",
                     message: "Room not found.",
-                    client_id: None,
+                    client_id: client_id.as_deref(),
                     room_id: Some(&room),
                 });
                 continue;
@@ -192,8 +198,13 @@ impl Connection {
             range.since = range.since.min(since);
         }
         let ranges = planned.into_values().collect();
-        if self.syncs.request(SyncRequest { id, ranges }).is_err() {
-            self.push_error("too_many_syncs", "Wait for sync.done before sending another sync.");
+        let request = SyncRequest { id, client_id, ranges };
+        if let Err(TooManySyncs(refused)) = self.syncs.request(request) {
+            self.push_error_for(
+                refused.client_id.as_deref(),
+                "too_many_syncs",
+                "Wait for sync.done before sending another sync.",
+            );
         }
     }
 
@@ -206,7 +217,7 @@ impl Connection {
         self.push_error_for(None, code, message);
     }
 
-    fn push_error_for(&mut self, client_id: Option<&str>, code: &str, message: &str) {
+    pub(super) fn push_error_for(&mut self, client_id: Option<&str>, code: &str, message: &str) {
         self.push(ServerFrame::Error { code, message, client_id, room_id: None });
     }
 }

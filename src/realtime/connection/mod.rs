@@ -14,7 +14,8 @@
 //! last seq. An event committed after that read is published after the subscription, so
 //! it reaches the queue; an event committed before it is covered by the seq that `ready`
 //! reports, so it comes through `sync`. After `ready`, only the hub changes the
-//! connection's subscriptions.
+//! connection's subscriptions; before, the connection leaves alone any room whose
+//! membership the hub has changed for it.
 
 mod incoming;
 
@@ -224,17 +225,19 @@ impl Connection {
             tracing::error!(%error, "could not start a websocket session");
             Closing::INTERNAL
         };
-        // Subscribe first, read the seqs second (see the invariant at the top). A room
-        // joined between the reads was subscribed by the hub as well; a room left between
-        // them stays subscribed until the connection ends, and its events are dropped for
-        // want of a cursor.
+        // Subscribe first, read the seqs second (see the invariant at the top). Membership
+        // may change meanwhile: a room whose change the hub has dispatched to this
+        // connection is left as the hub set it, since that change is newer than either
+        // read; any later change is the hub's to apply. So a room joined between the reads
+        // is subscribed (by the hub, or here) and one left between them is not.
         for room in store.member_rooms(user_id).await.map_err(failed)? {
-            hub.subscribe(&self.peer, room);
+            hub.subscribe_at_start(&self.peer, room);
         }
         let cursors = store.room_cursors(user_id).await.map_err(failed)?;
         for cursor in &cursors {
-            hub.subscribe(&self.peer, cursor.room_id);
+            hub.subscribe_at_start(&self.peer, cursor.room_id);
         }
+        hub.started(&self.peer);
         // What was queued while we read is older than what we read: state of the moment
         // (counts, receipts, presence) is in `ready` already and would only undo it. Room
         // events and membership changes are kept; their cursors sort them out.
@@ -249,7 +252,13 @@ impl Connection {
             .map(|c| (c.room_id, Cursor { live_from: c.last_seq, delivered: c.last_seq }))
             .collect();
         let heartbeat_interval_ms = self.app.settings().heartbeat_interval.as_millis() as u64;
-        let ready = ServerFrame::Ready { user: &self.user, rooms: &cursors, heartbeat_interval_ms };
+        let ready = ServerFrame::Ready {
+            user: &self.user,
+            rooms: &cursors,
+            total_unread: cursors.iter().map(|c| c.unread.unread_count).sum(),
+            total_mentions: cursors.iter().map(|c| c.unread.mention_count).sum(),
+            heartbeat_interval_ms,
+        };
         self.outgoing.push(WsMessage::Text(ready.to_text()));
         let rooms: Vec<RoomId> = self.cursors.keys().copied().collect();
         self.push_presence_snapshot(None, &rooms);
@@ -385,9 +394,10 @@ impl Connection {
                     self.outgoing.extend(frames.into_iter().map(WsMessage::Text));
                 }
             }
-            SyncItem::Failed(error) => {
+            SyncItem::Failed(error, client_id) => {
                 tracing::error!(%error, "sync failed");
-                self.push_error(
+                self.push_error_for(
+                    client_id.as_deref(),
                     "sync_failed",
                     "The server could not finish the sync; send it again.",
                 );
