@@ -137,11 +137,16 @@ impl DisplayName {
 }
 
 /// Characters that show nothing themselves but change how text is laid out: direction
-/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), zero-width characters
-/// and direction marks (U+200B–U+200F), the byte order mark (U+FEFF), and the line and
-/// paragraph separators (U+2028, U+2029).
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the zero-width space
+/// and direction marks (U+200B, U+200E, U+200F), the byte order mark (U+FEFF), and the
+/// line and paragraph separators (U+2028, U+2029). The zero-width joiner and non-joiner
+/// (U+200D, U+200C) stay allowed: emoji sequences such as 👩‍💻 and Persian spelling need
+/// them.
 fn is_invisible_format_char(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    matches!(
+        c,
+        '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 impl fmt::Debug for DisplayName {
@@ -235,16 +240,24 @@ mod tests {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
         }
         let invisible = [
-            '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}',
-            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
-            '\u{2068}', '\u{2069}', '\u{FEFF}',
+            '\u{200B}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}', '\u{202A}', '\u{202B}',
+            '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{FEFF}',
         ];
         for c in invisible {
             let name = format!("ad{c}min");
             let refused = DisplayName::parse(&name).map_err(|e| e.code);
             assert_eq!(refused, Err("invalid_display_name"), "U+{:04X}", c as u32);
         }
-        for fine in ["Zoë", "李小龍", "محمد", "Ada 🚀", "O'Brien-Smith"] {
+        for fine in [
+            "Zoë",
+            "李小龍",
+            "محمد",
+            "Ada 🚀",
+            "O'Brien-Smith",
+            "dev 👩\u{200D}💻",
+            "می\u{200C}خواهم",
+        ] {
             assert!(DisplayName::parse(fine).is_ok(), "{fine:?}");
         }
         for neighbour in ['\u{2027}', '\u{202F}'] {
