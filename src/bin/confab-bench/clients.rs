@@ -125,9 +125,13 @@ async fn run(
     let (mut sink, mut stream) = socket.split();
     let mut ready = Some(ready);
     let mut order = Order::default();
+    // Waited on once for the whole life of the connection, not once per frame: each wait
+    // on a token every task shares takes that token's lock.
+    let stop = shared.stop.clone().cancelled_owned();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = shared.stop.cancelled() => {
+            () = &mut stop => {
                 let _ = sink.send(Message::Close(None)).await;
                 return;
             }

@@ -11,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::clients::{Connection, Marker, Shared, send_frame};
-use crate::report::{Costs, Latency, Readings, json_line};
+use crate::report::{Costs, Latency, Readings};
 use crate::setup::Layout;
 use crate::stats::{Clock, Tally};
 use crate::{Run, open_all, plan};
@@ -198,9 +198,8 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
         steps,
         best_clean_deliveries_per_sec: best,
     };
-    if run.json {
-        json_line(&report);
-    } else {
+    run.report(&report)?;
+    if !run.json {
         println!(
             "best clean rate: {:.0} deliveries/s; closed early: {} {:?}; error frames: {}",
             report.best_clean_deliveries_per_sec,

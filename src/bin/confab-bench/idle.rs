@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::clients::Shared;
-use crate::report::{Readings, json_line};
+use crate::report::Readings;
 use crate::setup::Layout;
 use crate::stats::Clock;
 use crate::{Run, open_all, plan};
@@ -85,9 +85,8 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
         closed_early: shared.closed_early(),
     };
     shared.stop.cancel();
-    if run.json {
-        json_line(&report);
-    } else {
+    run.report(&report)?;
+    if !run.json {
         println!("{report:#?}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

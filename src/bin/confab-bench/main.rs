@@ -52,6 +52,9 @@ struct Common {
     /// Print one JSON line instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, global = true)]
+    save: Option<std::path::PathBuf>,
     /// The whole run stops after this long, whatever it is doing.
     #[arg(long, global = true, default_value_t = 900)]
     max_secs: u64,
@@ -77,6 +80,23 @@ pub struct Run {
     pub target: Target,
     pub server_pid: Option<u32>,
     pub json: bool,
+    pub save: Option<std::path::PathBuf>,
+}
+
+impl Run {
+    /// Prints `report` as one JSON line if asked to (the caller prints its table
+    /// otherwise), and saves it if asked to.
+    pub fn report(&self, report: &impl serde::Serialize) -> Result<()> {
+        let line = serde_json::to_string(report)?;
+        if self.json {
+            println!("{line}");
+        }
+        if let Some(path) = &self.save {
+            std::fs::write(path, format!("{line}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
 }
 
 fn main() -> Result<()> {
@@ -102,6 +122,7 @@ async fn run(cli: Cli) -> Result<()> {
         target: Target { server, sources: 1, ceiling: cli.common.ceiling },
         server_pid: cli.common.server_pid,
         json: cli.common.json,
+        save: cli.common.save,
     };
     let sources = |connections: usize| cli.common.sources.unwrap_or(connections.div_ceil(25_000));
     match cli.mode {

@@ -89,11 +89,3 @@ impl Costs {
 
     pub const HEADER: &'static str = "server  bench  rss MB";
 }
-
-/// Prints `value` as one JSON line.
-pub fn json_line(value: &impl Serialize) {
-    match serde_json::to_string(value) {
-        Ok(line) => println!("{line}"),
-        Err(error) => eprintln!("could not write the report: {error}"),
-    }
-}

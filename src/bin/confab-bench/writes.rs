@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::clients::{Connection, Marker, Shared, send_frame};
-use crate::report::{Costs, Latency, Readings, json_line};
+use crate::report::{Costs, Latency, Readings};
 use crate::setup::{Layout, Plan};
 use crate::stats::{Clock, Tally};
 use crate::{Run, open_all, plan};
@@ -79,9 +79,8 @@ pub async fn run_writes(run: &Run, options: WriteOptions) -> Result<()> {
     let (plan, shared, connections, acks) = writers(run, layout, options.window).await?;
     let written = write(run, &plan, &shared, &connections, &acks, &options_of(&options)).await;
     shared.stop.cancel();
-    if run.json {
-        json_line(&json!({ "mode": "writes", "written": written }));
-    } else {
+    run.report(&json!({ "mode": "writes", "written": written }))?;
+    if !run.json {
         print_written(&written);
     }
     Ok(())
@@ -259,11 +258,8 @@ pub async fn run_history(run: &Run, options: HistoryOptions) -> Result<()> {
     }
     let costs = before.costs_until(&Readings::now(run.server_pid));
     let pages = Latency::of(&latency);
-    if run.json {
-        json_line(
-            &json!({ "mode": "history", "filled": written, "page": options.page, "pages": pages, "costs": costs }),
-        );
-    } else {
+    run.report(&json!({ "mode": "history", "filled": written, "page": options.page, "pages": pages, "costs": costs }))?;
+    if !run.json {
         print_written(&written);
         println!(
             "{} pages of {} from a room of {}:",

@@ -30,6 +30,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::incoming::{MAX_REQUESTS_IN_FLIGHT, Outcome};
@@ -134,6 +135,10 @@ struct Connection {
     app: App,
     socket: WebSocket,
     peer: Arc<Peer>,
+    /// The server's shutdown signal, as this connection's own child of it: the loop waits
+    /// on it once per turn, and waiting on the one token every connection shares would
+    /// take that token's lock, for every connection, for every batch of frames.
+    shutdown: CancellationToken,
     /// Items the hub queued for this connection.
     queue: mpsc::Receiver<Outbound>,
     user: User,
@@ -159,10 +164,12 @@ impl Connection {
         session: Session,
     ) -> Self {
         let syncs = Syncs::new(app.store().clone());
+        let shutdown = app.shutdown_signal().child_token();
         Self {
             app,
             socket,
             peer,
+            shutdown,
             queue,
             user: session.user,
             session_expires_at: session.expires_at,
@@ -183,7 +190,7 @@ impl Connection {
         let interval = self.app.settings().heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let shutdown = self.app.shutdown_signal().clone();
+        let shutdown = self.shutdown.clone();
         loop {
             if let Err(closing) = self.flush().await {
                 return closing;
@@ -440,7 +447,7 @@ impl Connection {
         tokio::select! {
             written = write => written.map_err(|_| Closing::lost()),
             request = self.peer.close_requested() => Err(Closing::requested(request)),
-            () = self.app.shutdown_signal().cancelled() => Err(Closing::SHUTDOWN),
+            () = self.shutdown.cancelled() => Err(Closing::SHUTDOWN),
             () = tokio::time::sleep(WRITE_TIMEOUT) => Err(Closing::requested(CloseRequest::TooSlow)),
         }
     }

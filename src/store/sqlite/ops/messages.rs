@@ -36,20 +36,15 @@ impl Operation for InsertMessage {
         if role_of(db, message.room_id, message.author_id).await?.is_none() {
             return Err(refused(StoreError::NotMember));
         }
-        if let Some(client_id) = &message.client_id {
-            let existing: Option<MessageRow> = sqlx::query_as(&format!(
-                "{} WHERE m.room_id = ?1 AND m.author_id = ?2 AND m.client_id = ?3",
-                message_select()
-            ))
-            .bind(message.room_id.as_i64())
-            .bind(message.author_id.as_i64())
-            .bind(client_id.as_str())
-            .fetch_optional(&mut *db)
-            .await?;
-            if let Some(row) = existing {
-                if let Some((_, existing)) = complete(db, vec![row]).await?.pop() {
-                    return Ok(Inserted::Existing(existing));
-                }
+        // A retry is answered with the message already stored. A plain message learns
+        // that from its own insert (the unique index on client ids), which saves a
+        // statement on every send; a message with a reply or files looks first, since the
+        // checks below would refuse its retry (its files are attached already, its
+        // original may be gone).
+        let looks_first = message.reply_to.is_some() || !message.attachments.is_empty();
+        if looks_first {
+            if let Some(existing) = existing_retry(db, message).await? {
+                return Ok(Inserted::Existing(existing));
             }
         }
         let reply_to = match message.reply_to {
@@ -78,6 +73,8 @@ impl Operation for InsertMessage {
                      (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
                  SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM rooms r
                  WHERE r.id = ?7
+                 ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
+                     DO NOTHING
                  RETURNING seq",
             )
             .bind(id.as_i64())
@@ -91,7 +88,13 @@ impl Operation for InsertMessage {
             .await;
             match inserted {
                 Ok(Some(seq)) => break seq,
-                Ok(None) => return Err(refused(StoreError::NotMember)),
+                // The member's room exists, so no row means the client id is taken: a retry.
+                Ok(None) => {
+                    return match existing_retry(db, message).await? {
+                        Some(existing) => Ok(Inserted::Existing(existing)),
+                        None => Err(refused(StoreError::NotMember)),
+                    };
+                }
                 Err(error) if is_unique_violation_of(&error, "messages.id") => {
                     id = MessageId::generate()
                 }
@@ -191,6 +194,10 @@ impl Operation for EditMessage {
         .bind(self.message.as_i64())
         .execute(&mut *db)
         .await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = ?1")
+            .bind(self.message.as_i64())
+            .execute(&mut *db)
+            .await?;
         let mentions = record_mentions(
             db,
             self.room,
@@ -389,8 +396,30 @@ async fn whole_message(
     })
 }
 
-/// Replaces a message's mentions with the members its body names (the author aside), and
-/// returns them.
+/// The message stored earlier by the same author in the same room under this message's
+/// client id, if any.
+async fn existing_retry(
+    db: &mut SqliteConnection,
+    message: &NewMessage,
+) -> Result<Option<Message>, ApplyError> {
+    let Some(client_id) = &message.client_id else { return Ok(None) };
+    let existing: Option<MessageRow> = sqlx::query_as(&format!(
+        "{} WHERE m.room_id = ?1 AND m.author_id = ?2 AND m.client_id = ?3",
+        message_select()
+    ))
+    .bind(message.room_id.as_i64())
+    .bind(message.author_id.as_i64())
+    .bind(client_id.as_str())
+    .fetch_optional(&mut *db)
+    .await?;
+    match existing {
+        Some(row) => Ok(complete(db, vec![row]).await?.pop().map(|(_, message)| message)),
+        None => Ok(None),
+    }
+}
+
+/// Records the members a message's body names (the author aside), and returns them. An
+/// edited message's old mentions must be removed first.
 async fn record_mentions(
     db: &mut SqliteConnection,
     room: RoomId,
@@ -399,10 +428,6 @@ async fn record_mentions(
     author: UserId,
     body: &MessageBody,
 ) -> Result<Vec<UserId>, ApplyError> {
-    sqlx::query("DELETE FROM mentions WHERE message_id = ?1")
-        .bind(message.as_i64())
-        .execute(&mut *db)
-        .await?;
     let mentions = body.mentions();
     if mentions.is_empty() {
         return Ok(Vec::new());
