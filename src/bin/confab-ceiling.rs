@@ -80,7 +80,7 @@ async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(512 * 1024)
         .max_message_size(64 * 1024)

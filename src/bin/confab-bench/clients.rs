@@ -88,7 +88,13 @@ async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
     let last = u8::try_from(1 + index % target.sources.max(1)).unwrap_or(1);
     let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
     let tcp = TcpSocket::new_v4()?;
-    tcp.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
+    // Binding picks a port unused on the source address whatever the destination, so the
+    // last run's ports, lingering in TIME_WAIT for a minute, are out of reach; connecting
+    // unbound picks one unused towards this destination. Bind only to spread over sources.
+    if target.sources > 1 {
+        tcp.set_reuseaddr(true)?;
+        tcp.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
+    }
     let stream = tcp.connect(target.server).await.context("connecting")?;
     stream.set_nodelay(true)?;
     let path =

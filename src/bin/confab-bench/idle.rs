@@ -12,7 +12,7 @@ use crate::clients::Shared;
 use crate::report::Readings;
 use crate::setup::Layout;
 use crate::stats::Clock;
-use crate::{Run, open_all, plan};
+use crate::{Run, open_seats, plan};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -40,6 +40,8 @@ struct Report {
     server_rss_held_mb: Option<f64>,
     /// Server memory per connection, held for `hold_secs`, over what it used before.
     server_bytes_per_connection: Option<f64>,
+    /// What each connection of the second half added: the cost of one more connection.
+    server_bytes_per_added_connection: Option<f64>,
     bench_rss_mb: Option<f64>,
     closed_early: u64,
 }
@@ -65,11 +67,23 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = Readings::now(run.server_pid);
     let opening = std::time::Instant::now();
-    let connections = open_all(run, &plan, &shared, &[]).await?;
+    // Half first, then the other half: what the second half adds is what a connection
+    // costs, free of what the allocator held back from the setup (password hashing frees
+    // tens of MiB that the first connections then reuse).
+    let half = options.connections / 2;
+    let mut connections = open_seats(run, &plan, 0..half, &shared, &[]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let middle = Readings::now(run.server_pid);
+    connections.extend(open_seats(run, &plan, half..options.connections, &shared, &[]).await?);
     let seconds_to_open = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs_f64(options.hold_secs)).await;
     let held = Readings::now(run.server_pid);
     let mb = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
+    let per_connection = |from: &Readings, count: usize| {
+        from.server_rss()
+            .zip(held.server_rss())
+            .map(|(from, held)| (held as f64 - from as f64) / count.max(1) as f64)
+    };
     let report = Report {
         mode: "idle",
         server: if run.target.ceiling { "ceiling" } else { "confab" },
@@ -77,10 +91,8 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
         seconds_to_open,
         server_rss_before_mb: before.server_rss().map(mb),
         server_rss_held_mb: held.server_rss().map(mb),
-        server_bytes_per_connection: before
-            .server_rss()
-            .zip(held.server_rss())
-            .map(|(b, h)| (h as f64 - b as f64) / connections.len().max(1) as f64),
+        server_bytes_per_connection: per_connection(&before, connections.len()),
+        server_bytes_per_added_connection: per_connection(&middle, connections.len() - half),
         bench_rss_mb: crate::process::Usage::of(None).map(|u| mb(u.rss_bytes)),
         closed_early: shared.closed_early(),
     };

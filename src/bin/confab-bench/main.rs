@@ -180,7 +180,18 @@ pub async fn open_all(
     shared: &Arc<Shared>,
     acks: &[Option<Arc<tokio::sync::Semaphore>>],
 ) -> Result<Vec<Connection>> {
-    stream::iter(plan.seats.iter().enumerate())
+    open_seats(run, plan, 0..plan.seats.len(), shared, acks).await
+}
+
+/// Opens a connection for each seat in `seats`.
+pub async fn open_seats(
+    run: &Run,
+    plan: &Plan,
+    seats: std::ops::Range<usize>,
+    shared: &Arc<Shared>,
+    acks: &[Option<Arc<tokio::sync::Semaphore>>],
+) -> Result<Vec<Connection>> {
+    stream::iter(seats.filter_map(|index| plan.seats.get(index).map(|seat| (index, seat))))
         .map(|(index, seat)| {
             let acks = acks.get(index).cloned().flatten();
             clients::open(&run.target, index, seat, shared.clone(), acks)

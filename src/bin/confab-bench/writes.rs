@@ -55,6 +55,12 @@ pub struct HistoryOptions {
     page: usize,
     #[arg(long, default_value_t = 100)]
     body_bytes: usize,
+    /// Time pages of this room instead of filling a new one (it must hold `messages`
+    /// messages); `token` is a member's session token.
+    #[arg(long, requires = "token")]
+    room_id: Option<String>,
+    #[arg(long)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -220,22 +226,13 @@ pub async fn run_history(run: &Run, options: HistoryOptions) -> Result<()> {
     if run.target.ceiling {
         bail!("the ceiling keeps no history");
     }
-    let layout = Layout { connections: options.writers, rooms: 1, per_user: 1 };
-    let (plan, shared, connections, acks) = writers(run, layout, options.window).await?;
-    let pace = Pace {
-        window: options.window,
-        secs: 3600.0,
-        limit: options.messages,
-        body_bytes: options.body_bytes,
+    let (room_id, token, written) = match (&options.room_id, &options.token) {
+        (Some(room_id), Some(token)) => (room_id.clone(), token.clone(), None),
+        _ => {
+            let (room_id, token, written) = fill(run, &options).await?;
+            (room_id, token, Some(written))
+        }
     };
-    let written = write(run, &plan, &shared, &connections, &acks, &pace).await;
-    shared.stop.cancel();
-    if written.confirmed < options.messages {
-        bail!("only {} of {} messages were confirmed", written.confirmed, options.messages);
-    }
-
-    let room_id = &plan.room_ids[0];
-    let token = plan.room_tokens[0].clone().context("a member's token")?;
     let last_seq = i64::try_from(options.messages).unwrap_or(i64::MAX);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let before = Readings::now(run.server_pid);
@@ -258,9 +255,11 @@ pub async fn run_history(run: &Run, options: HistoryOptions) -> Result<()> {
     }
     let costs = before.costs_until(&Readings::now(run.server_pid));
     let pages = Latency::of(&latency);
-    run.report(&json!({ "mode": "history", "filled": written, "page": options.page, "pages": pages, "costs": costs }))?;
+    run.report(&json!({ "mode": "history", "room_id": room_id, "filled": written, "page": options.page, "pages": pages, "costs": costs }))?;
     if !run.json {
-        print_written(&written);
+        if let Some(written) = &written {
+            print_written(written);
+        }
         println!(
             "{} pages of {} from a room of {}:",
             options.requests, options.page, options.messages
@@ -268,4 +267,24 @@ pub async fn run_history(run: &Run, options: HistoryOptions) -> Result<()> {
         println!("page {}\n     {}", Latency::HEADER, pages.columns());
     }
     Ok(())
+}
+
+/// Fills a new room with `options.messages` messages; returns it, a member's token, and how
+/// the writing went.
+async fn fill(run: &Run, options: &HistoryOptions) -> Result<(String, String, Written)> {
+    let layout = Layout { connections: options.writers, rooms: 1, per_user: 1 };
+    let (plan, shared, connections, acks) = writers(run, layout, options.window).await?;
+    let pace = Pace {
+        window: options.window,
+        secs: 3600.0,
+        limit: options.messages,
+        body_bytes: options.body_bytes,
+    };
+    let written = write(run, &plan, &shared, &connections, &acks, &pace).await;
+    shared.stop.cancel();
+    if written.confirmed < options.messages {
+        bail!("only {} of {} messages were confirmed", written.confirmed, options.messages);
+    }
+    let token = plan.room_tokens[0].clone().context("a member's token")?;
+    Ok((plan.room_ids[0].clone(), token, written))
 }
