@@ -24,25 +24,29 @@ pub(in crate::store::sqlite) struct InsertMessage(pub NewMessage);
 impl Operation for InsertMessage {
     type Output = Inserted;
 
-    /// Stores one message under the room's next seq. Membership is checked first, so that
-    /// nothing else (a retry's stored message, whether a replied-to message exists) tells
-    /// a non-member anything; a refused message writes nothing and never burns a seq.
+    /// Stores one message under the room's next seq; a refused message writes nothing and
+    /// never burns a seq. Nothing tells a non-member anything (not a retry's stored message,
+    /// not whether a replied-to message exists): membership is checked before anything is
+    /// looked up.
+    ///
+    /// A plain message, the common case, is one statement: the insert checks membership
+    /// and takes the seq, its conflict on the client id tells a retry, and a trigger
+    /// (migration 0004) moves the room's last seq and the author's read marker. Every
+    /// round trip to SQLite is a hand-off between threads, and these add up to the
+    /// writer's whole cost. A message with a reply or files checks and looks first, since
+    /// the checks below would refuse its retry (its files are attached already, its
+    /// original may be gone).
     async fn apply(
         &mut self,
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<Inserted, ApplyError> {
         let message = &self.0;
-        if role_of(db, message.room_id, message.author_id).await?.is_none() {
-            return Err(refused(StoreError::NotMember));
-        }
-        // A retry is answered with the message already stored. A plain message learns
-        // that from its own insert (the unique index on client ids), which saves a
-        // statement on every send; a message with a reply or files looks first, since the
-        // checks below would refuse its retry (its files are attached already, its
-        // original may be gone).
         let looks_first = message.reply_to.is_some() || !message.attachments.is_empty();
         if looks_first {
+            if role_of(db, message.room_id, message.author_id).await?.is_none() {
+                return Err(refused(StoreError::NotMember));
+            }
             if let Some(existing) = existing_retry(db, message).await? {
                 return Ok(Inserted::Existing(existing));
             }
@@ -71,7 +75,8 @@ impl Operation for InsertMessage {
             let inserted = sqlx::query_scalar::<_, i64>(
                 "INSERT INTO messages
                      (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
-                 SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6 FROM rooms r
+                 SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6
+                 FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
                  WHERE r.id = ?7
                  ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
                      DO NOTHING
@@ -88,8 +93,12 @@ impl Operation for InsertMessage {
             .await;
             match inserted {
                 Ok(Some(seq)) => break seq,
-                // The member's room exists, so no row means the client id is taken: a retry.
+                // No row: not a member, or the client id is taken by a retry. Which one is
+                // asked only now, membership first, so a non-member learns nothing.
                 Ok(None) => {
+                    if role_of(db, message.room_id, message.author_id).await?.is_none() {
+                        return Err(refused(StoreError::NotMember));
+                    }
                     return match existing_retry(db, message).await? {
                         Some(existing) => Ok(Inserted::Existing(existing)),
                         None => Err(refused(StoreError::NotMember)),
@@ -101,23 +110,6 @@ impl Operation for InsertMessage {
                 Err(error) => return Err(error.into()),
             }
         };
-
-        sqlx::query("UPDATE rooms SET last_seq = ?1 WHERE id = ?2")
-            .bind(seq)
-            .bind(message.room_id.as_i64())
-            .execute(&mut *db)
-            .await?;
-        // Sending counts as reading everything up to one's own message.
-        sqlx::query(
-            "UPDATE memberships
-             SET last_read_seq = MAX(last_read_seq, ?1), delivered_seq = MAX(delivered_seq, ?1)
-             WHERE room_id = ?2 AND user_id = ?3",
-        )
-        .bind(seq)
-        .bind(message.room_id.as_i64())
-        .bind(message.author_id.as_i64())
-        .execute(&mut *db)
-        .await?;
         let mentions =
             record_mentions(db, message.room_id, id, seq, message.author_id, &message.body).await?;
         for (position, media) in message.attachments.iter().enumerate() {
