@@ -67,7 +67,7 @@ for scenario in "${scenarios[@]}"; do
       for server in ceiling confab; do
         start_server "$server"
         bench room "$server" fanout --connections 5000 --rooms 1 \
-          --rates 5,10,20,30,40,60,80 --step-secs 10 --warmup-secs 2
+          --rates 5,10,20,40 --step-secs 10 --warmup-secs 2 --max-p99-ms 2000
       done ;;
     idle)
       # As many idle connections as this machine's open-files limit allows.

@@ -41,6 +41,17 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Shared state for a run of `steps` steps, its clock starting now.
+    pub fn new(steps: usize) -> Arc<Self> {
+        Arc::new(Self {
+            clock: Clock::start(),
+            steps: (0..steps).map(|_| Tally::new()).collect(),
+            error_frames: AtomicU64::new(0),
+            closed: Mutex::default(),
+            stop: CancellationToken::new(),
+        })
+    }
+
     pub fn closed_early(&self) -> u64 {
         self.closed.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }

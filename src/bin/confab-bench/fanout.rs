@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::clients::{Connection, Marker, Shared, send_frame};
 use crate::report::{Costs, Latency, Readings};
 use crate::setup::Layout;
-use crate::stats::{Clock, Tally};
+use crate::stats::Tally;
 use crate::{Run, open_all, plan};
 
 #[derive(Debug, Args)]
@@ -90,22 +90,9 @@ struct Report {
 }
 
 pub async fn run(run: &Run, options: Options) -> Result<()> {
-    if options.rooms == 0 || options.connections < options.rooms || options.per_user == 0 {
-        bail!("need at least one connection per room, and one connection per user");
-    }
-    let layout = Layout {
-        connections: options.connections,
-        rooms: options.rooms,
-        per_user: options.per_user,
-    };
+    let layout = Layout::checked(options.connections, options.rooms, options.per_user)?;
     let plan = plan(run, layout).await?;
-    let shared = Arc::new(Shared {
-        clock: Clock::start(),
-        steps: options.rates.iter().map(|_| Tally::new()).collect(),
-        error_frames: AtomicU64::new(0),
-        closed: Default::default(),
-        stop: Default::default(),
-    });
+    let shared = Shared::new(options.rates.len());
     let opened = open_all(run, &plan, &shared, &[]).await;
     let (connections, failed) = match opened {
         Ok(connections) => (connections, 0),

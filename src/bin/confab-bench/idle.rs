@@ -1,17 +1,14 @@
 //! Idle connections: open many, hold them, and see what each costs the server in memory.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
 use crate::clients::Shared;
 use crate::report::Readings;
 use crate::setup::Layout;
-use crate::stats::Clock;
 use crate::{Run, open_seats, plan};
 
 #[derive(Debug, Args)]
@@ -47,22 +44,9 @@ struct Report {
 }
 
 pub async fn run(run: &Run, options: Options) -> Result<()> {
-    if options.rooms == 0 || options.connections < options.rooms || options.per_user == 0 {
-        bail!("need at least one connection per room, and one connection per user");
-    }
-    let layout = Layout {
-        connections: options.connections,
-        rooms: options.rooms,
-        per_user: options.per_user,
-    };
+    let layout = Layout::checked(options.connections, options.rooms, options.per_user)?;
     let plan = plan(run, layout).await?;
-    let shared = Arc::new(Shared {
-        clock: Clock::start(),
-        steps: Vec::new(),
-        error_frames: AtomicU64::new(0),
-        closed: Default::default(),
-        stop: Default::default(),
-    });
+    let shared = Shared::new(0);
     // Let the server settle after the setup's bursts before the baseline.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = Readings::now(run.server_pid);

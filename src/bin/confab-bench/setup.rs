@@ -20,6 +20,14 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// A layout with at least one connection in every room and every user.
+    pub fn checked(connections: usize, rooms: usize, per_user: usize) -> Result<Self> {
+        if rooms == 0 || connections < rooms || per_user == 0 {
+            bail!("need at least one connection per room, and one connection per user");
+        }
+        Ok(Self { connections, rooms, per_user })
+    }
+
     pub fn room_of(&self, connection: usize) -> usize {
         connection % self.rooms
     }

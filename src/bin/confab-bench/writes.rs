@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::clients::{Connection, Marker, Shared, send_frame};
 use crate::report::{Costs, Latency, Readings};
 use crate::setup::{Layout, Plan};
-use crate::stats::{Clock, Tally};
+use crate::stats::Tally;
 use crate::{Run, open_all, plan};
 
 #[derive(Debug, Args)]
@@ -112,13 +112,7 @@ type Writers = (Plan, Arc<Shared>, Vec<Connection>, Vec<Option<Arc<Semaphore>>>)
 
 async fn writers(run: &Run, layout: Layout, window: usize) -> Result<Writers> {
     let plan = plan(run, layout).await?;
-    let shared = Arc::new(Shared {
-        clock: Clock::start(),
-        steps: vec![Tally::new()],
-        error_frames: AtomicU64::new(0),
-        closed: Default::default(),
-        stop: Default::default(),
-    });
+    let shared = Shared::new(1);
     let acks: Vec<Option<Arc<Semaphore>>> =
         (0..layout.connections).map(|_| Some(Arc::new(Semaphore::new(window)))).collect();
     let connections = open_all(run, &plan, &shared, &acks).await?;
