@@ -65,8 +65,10 @@ function viewPicture(file) {
   dialog.showModal();
 }
 
+/** m:ss, in whole seconds counted down as media players count them, so the label beside
+ *  a player says what the player says. */
 export function duration(ms) {
-  const seconds = Math.round(ms / 1000);
+  const seconds = Math.floor(ms / 1000);
   return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
 }
 
