@@ -40,9 +40,10 @@ pub enum Error {
     /// The route exists but not with this method (405).
     #[error("This route does not take that method.")]
     MethodNotAllowed,
-    /// The body is larger than the server accepts (413).
-    #[error("The request body is too large.")]
-    PayloadTooLarge,
+    /// The body is larger than the server accepts (413); with the limit it passed, where
+    /// the route has one of its own (an upload, an avatar), so the sentence can name it.
+    #[error("{}", too_large_message(*limit))]
+    PayloadTooLarge { limit: Option<SizeLimit> },
     /// Too many attempts; try again after the given time (429).
     #[error("{}", rate_limited_message(*retry_after))]
     RateLimited { retry_after: Duration },
@@ -66,7 +67,7 @@ impl Error {
             Self::NotFound(_) => "not_found",
             Self::Timeout => "request_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
@@ -111,8 +112,46 @@ impl Error {
         Self::Conflict { code, message: message.into(), field: Some(field) }
     }
 
+    /// A body over a limit the route does not name (the JSON body limit, say).
+    pub fn payload_too_large() -> Self {
+        Self::PayloadTooLarge { limit: None }
+    }
+
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(cause.into())
+    }
+}
+
+/// A size limit of one kind of body, for the 413 that refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimit {
+    /// What is limited, as the sentence starts: "Files", "Avatars".
+    pub what: &'static str,
+    pub bytes: u64,
+}
+
+impl SizeLimit {
+    /// The error for a body over this limit.
+    pub fn exceeded(self) -> Error {
+        Error::PayloadTooLarge { limit: Some(self) }
+    }
+}
+
+fn too_large_message(limit: Option<SizeLimit>) -> String {
+    match limit {
+        Some(SizeLimit { what, bytes }) => format!("{what} may be at most {}.", mb(bytes)),
+        None => "The request body is too large.".to_owned(),
+    }
+}
+
+/// A size in whole megabytes (of 1024 × 1024 bytes, as the settings count them), or in
+/// bytes when it is not a whole number of them.
+fn mb(bytes: u64) -> String {
+    const MB: u64 = 1024 * 1024;
+    if bytes >= MB && bytes % MB == 0 {
+        format!("{} MB", bytes / MB)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -145,5 +184,18 @@ impl From<StoreError> for Error {
             )),
             other => Self::Internal(Box::new(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_told_in_megabytes() {
+        assert_eq!(mb(25 * 1024 * 1024), "25 MB");
+        assert_eq!(mb(10 * 1024 * 1024), "10 MB");
+        assert_eq!(mb(1000), "1000 bytes");
+        assert_eq!(mb(3 * 1024 * 1024 + 1), "3145729 bytes");
     }
 }

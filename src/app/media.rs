@@ -21,13 +21,15 @@ use tokio::sync::Semaphore;
 
 use super::App;
 use crate::domain::{Attachment, MediaId, MediaKind, Timestamp, User, UserId};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SizeLimit};
 use crate::media::blobs::BlobReader;
 use crate::media::{SNIFF_BYTES, Sniffed, images, safe_file_name, sniff};
 use crate::store::{MediaRecord, NewMedia, ProfileChange};
 
 /// The largest picture accepted as an avatar.
 pub const MAX_AVATAR_BYTES: usize = 10 * 1024 * 1024;
+/// The same, as a 413 names it.
+pub const AVATAR_LIMIT: SizeLimit = SizeLimit { what: "Avatars", bytes: MAX_AVATAR_BYTES as u64 };
 
 /// Permits for picture work, one per core. The cores are the process's, shared by every
 /// `App` it runs (tests run many), so the bound is the process's too.
@@ -76,6 +78,11 @@ impl Drop for Staged {
 }
 
 impl App {
+    /// The largest upload, as a 413 names it.
+    pub fn upload_limit(&self) -> SizeLimit {
+        SizeLimit { what: "Files", bytes: self.settings().max_upload_bytes }
+    }
+
     /// Receives an upload. `duration_ms` is what the client measured of a recording (the
     /// server does not parse media to find it); it is kept for sound and video only.
     /// The chunks' errors are the caller's to word: a body cut off by the transport's own
@@ -97,7 +104,7 @@ impl App {
             let chunk = chunk?;
             size += chunk.len() as u64;
             if size > limit {
-                return Err(Error::PayloadTooLarge);
+                return Err(self.upload_limit().exceeded());
             }
             if head.len() < SNIFF_BYTES {
                 let take = (SNIFF_BYTES - head.len()).min(chunk.len());

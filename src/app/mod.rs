@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use accounts::SignedIn;
-pub use media::{Download, MAX_AVATAR_BYTES};
+pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
 
 use crate::auth::{LoginThrottle, PasswordHasher, ThrottlePolicy};

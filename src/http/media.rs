@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::multipart::{Field, Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,9 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::ReaderStream;
 
 use super::extract::{Auth, PathParams, QueryParams};
-use crate::app::{App, Download, MAX_AVATAR_BYTES};
+use crate::app::{AVATAR_LIMIT, App, Download, MAX_AVATAR_BYTES};
 use crate::domain::{Attachment, MediaKind, User, ValidationError};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SizeLimit};
 use crate::media::blobs::BlobReader;
 
 /// Routes that take uploads: their own body limit, and no overall request timeout (a large
@@ -53,27 +53,16 @@ async fn upload(
     auth: Auth,
     QueryParams(query): QueryParams<UploadQuery>,
     multipart: std::result::Result<Multipart, MultipartRejection>,
-) -> std::result::Result<(StatusCode, Json<Attachment>), Response> {
-    let limit = app.settings().max_upload_bytes;
-    receive_upload(&app, auth, query, multipart)
-        .await
-        .map_err(|error| naming_the_limit(error, &format!("Files may be at most {}.", mb(limit))))
-}
-
-async fn receive_upload(
-    app: &App,
-    auth: Auth,
-    query: UploadQuery,
-    multipart: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Attachment>)> {
+    let limit = app.upload_limit();
     let mut multipart =
         multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error(limit))? {
         if field.name() != Some("file") {
             continue;
         }
         let name = field.file_name().unwrap_or("file").to_owned();
-        let chunks = field.map_err(multipart_error);
+        let chunks = field.map_err(multipart_error(limit));
         let attachment = app.upload(auth.session.user.id, &name, query.duration_ms, chunks).await?;
         return Ok((StatusCode::CREATED, Json(attachment)));
     }
@@ -85,35 +74,19 @@ async fn receive_upload(
     .into())
 }
 
-/// The answer to `error`, where a 413 says which limit was passed: `Error::PayloadTooLarge`
-/// is every body limit's, and its sentence cannot name a figure. Code and status stay
-/// those of `Error::PayloadTooLarge`; only the sentence is this route's.
-fn naming_the_limit(error: Error, message: &str) -> Response {
-    if !matches!(error, Error::PayloadTooLarge) {
-        return error.into_response();
-    }
-    let body = serde_json::json!({ "error": { "code": error.code(), "message": message } });
-    (error.status(), Json(body)).into_response()
-}
-
-/// A size in whole megabytes (of 1024 × 1024 bytes, as the settings count them), or in
-/// bytes when it is not a whole number of them.
-fn mb(bytes: u64) -> String {
-    const MB: u64 = 1024 * 1024;
-    if bytes >= MB && bytes % MB == 0 {
-        format!("{} MB", bytes / MB)
-    } else {
-        format!("{bytes} bytes")
-    }
-}
-
-/// A multipart body that broke: over the body limit (413, like our own limit), or cut
-/// off or malformed (400).
-fn multipart_error(error: axum::extract::multipart::MultipartError) -> Error {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge
-    } else {
-        Error::bad_request("upload_failed", format!("The upload broke off: {}", error.body_text()))
+/// What a broken multipart body means: over the route's body limit, a 413 naming
+/// `limit` (the body limit is the file's plus room for the framing); cut off or
+/// malformed, a 400.
+fn multipart_error(limit: SizeLimit) -> impl Fn(MultipartError) -> Error {
+    move |error| {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            limit.exceeded()
+        } else {
+            Error::bad_request(
+                "upload_failed",
+                format!("The upload broke off: {}", error.body_text()),
+            )
+        }
     }
 }
 
@@ -217,26 +190,17 @@ async fn small_picture(blob: BlobReader) -> Result<Response> {
         .into_response())
 }
 
-/// A picture over `MAX_AVATAR_BYTES` gets a 413 that names the limit.
+/// A picture over `AVATAR_LIMIT` gets a 413 that names the limit.
 async fn set_avatar(
     State(app): State<App>,
-    auth: Auth,
-    multipart: std::result::Result<Multipart, MultipartRejection>,
-) -> std::result::Result<Json<User>, Response> {
-    let message = format!("Avatars may be at most {}.", mb(MAX_AVATAR_BYTES as u64));
-    receive_avatar(&app, auth, multipart).await.map_err(|error| naming_the_limit(error, &message))
-}
-
-async fn receive_avatar(
-    app: &App,
     auth: Auth,
     multipart: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<Json<User>> {
     let mut multipart =
         multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error(AVATAR_LIMIT))? {
         if field.name() == Some("file") {
-            let picture = read_at_most(field, MAX_AVATAR_BYTES).await?;
+            let picture = read_at_most(field, AVATAR_LIMIT).await?;
             return Ok(Json(app.set_avatar(auth.session.user.id, picture).await?));
         }
     }
@@ -251,11 +215,11 @@ async fn receive_avatar(
 /// A multipart field's bytes, refused with 413 as soon as they pass `limit`. The body
 /// limit around the route leaves room for the multipart framing, so it alone would let a
 /// slightly larger file through.
-async fn read_at_most(mut field: Field<'_>, limit: usize) -> Result<Bytes> {
+async fn read_at_most(mut field: Field<'_>, limit: SizeLimit) -> Result<Bytes> {
     let mut bytes = BytesMut::new();
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        if bytes.len() + chunk.len() > limit {
-            return Err(Error::PayloadTooLarge);
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error(limit))? {
+        if (bytes.len() + chunk.len()) as u64 > limit.bytes {
+            return Err(limit.exceeded());
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -322,14 +286,6 @@ mod tests {
         assert_eq!(parse_range("items=0-1"), None);
         assert_eq!(parse_range("bytes=0-18446744073709551615"), Some((0, Some(u64::MAX))));
         assert_eq!(parse_range("bytes=0-18446744073709551616"), None, "past u64");
-    }
-
-    #[test]
-    fn limits_are_told_in_megabytes() {
-        assert_eq!(mb(25 * 1024 * 1024), "25 MB");
-        assert_eq!(mb(10 * 1024 * 1024), "10 MB");
-        assert_eq!(mb(1000), "1000 bytes");
-        assert_eq!(mb(3 * 1024 * 1024 + 1), "3145729 bytes");
     }
 
     #[test]

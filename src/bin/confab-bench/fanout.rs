@@ -78,7 +78,6 @@ struct Report {
     mode: &'static str,
     server: &'static str,
     connections: usize,
-    connections_failed: usize,
     rooms: usize,
     senders: usize,
     body_bytes: usize,
@@ -93,9 +92,10 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
     let layout = Layout::checked(options.connections, options.rooms, options.per_user)?;
     let plan = plan(run, layout).await?;
     let shared = Shared::new(options.rates.len());
-    let opened = open_all(run, &plan, &shared, &[]).await;
-    let (connections, failed) = match opened {
-        Ok(connections) => (connections, 0),
+    // A connection that cannot open ends the run, saying why: figures over fewer
+    // connections than asked for would compare with nothing.
+    let connections = match open_all(run, &plan, &shared, &[]).await {
+        Ok(connections) => connections,
         Err(error) => bail!("opening connections: {error:#}"),
     };
     let senders: Vec<(usize, &Connection)> = connections
@@ -127,22 +127,18 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
         );
     }
 
-    let numbers: Vec<Arc<AtomicU64>> =
-        senders.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let fanout = Fanout {
+        run,
+        options: &options,
+        shared: &shared,
+        room_ids: &plan.room_ids,
+        layout,
+        numbers: senders.iter().map(|_| Arc::new(AtomicU64::new(0))).collect(),
+        senders,
+    };
     let mut steps = Vec::new();
     for (index, &rate) in options.rates.iter().enumerate() {
-        let step = run_step(
-            run,
-            &options,
-            &shared,
-            &plan.room_ids,
-            &senders,
-            &numbers,
-            index,
-            rate,
-            layout,
-        )
-        .await;
+        let step = fanout.step(index, rate).await;
         if !run.json {
             println!(
                 "{:>8} {:>9} {:>10} {:>10} {:>6} {:>5} {:>5} {:>10.0} {} {:>7.2} {}",
@@ -176,9 +172,8 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
         mode: "fanout",
         server: if run.target.ceiling { "ceiling" } else { "confab" },
         connections: connections.len(),
-        connections_failed: failed,
         rooms: options.rooms,
-        senders: senders.len(),
+        senders: fanout.senders.len(),
         body_bytes: options.body_bytes,
         closed_early: shared.closed_early(),
         error_frames: shared.error_frames.load(Ordering::Relaxed),
@@ -200,94 +195,102 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_step(
-    run: &Run,
-    options: &Options,
-    shared: &Arc<Shared>,
-    room_ids: &[String],
-    senders: &[(usize, &Connection)],
-    numbers: &[Arc<AtomicU64>],
-    index: usize,
-    rate: f64,
+/// A fan-out run between its steps: the connections and what each sender has numbered.
+struct Fanout<'a> {
+    run: &'a Run,
+    options: &'a Options,
+    shared: &'a Arc<Shared>,
+    room_ids: &'a [String],
     layout: Layout,
-) -> Step {
-    let tally = &shared.steps[index];
-    let clock = shared.clock;
-    let start_us = clock.now_us() + 10_000;
-    let warmup_us = (options.warmup_secs * 1e6) as u64;
-    let end_us = start_us + warmup_us + (options.step_secs * 1e6) as u64;
-    tally.measure_from_us.store(start_us + warmup_us, Ordering::Relaxed);
-    let interval_us = (1e6 / rate.max(0.001)) as u64;
-    let before = Readings::now(run.server_pid);
+    /// Each room's sending connection, with its room.
+    senders: Vec<(usize, &'a Connection)>,
+    /// The last number each sender gave a message; numbers go on from step to step, so
+    /// that receivers can tell order across them.
+    numbers: Vec<Arc<AtomicU64>>,
+}
 
-    let schedules: Vec<_> = senders
-        .iter()
-        .zip(numbers)
-        .enumerate()
-        .map(|(k, ((room, connection), number))| {
-            let outbox = connection.outbox.clone();
-            let room_id = room_ids[*room].clone();
-            let number = number.clone();
-            let shared = shared.clone();
-            let body_bytes = options.body_bytes;
-            // Senders start spread over one interval, not all at once.
-            let offset = interval_us * k as u64 / senders.len().max(1) as u64;
-            let room = *room;
-            tokio::spawn(async move {
-                let tally = &shared.steps[index];
-                let mut due = start_us + offset;
-                let mut sent = 0u64;
-                while due < end_us {
-                    tokio::time::sleep_until(clock.at(due).into()).await;
-                    // Stamped when the sender wakes: tokio's timer fires up to a
-                    // millisecond late, which is the generator's doing, not the server's.
-                    // How late it runs is reported beside the latencies.
-                    let woke = clock.now_us();
-                    tally.record_lag(k, woke.saturating_sub(due));
-                    let n = number.fetch_add(1, Ordering::Relaxed) + 1;
-                    let body = Marker { step: index, n, scheduled_us: woke }.body(body_bytes);
-                    let frame = send_frame(&room_id, &body, &format!("b{n}"));
-                    if outbox.send(frame).is_err() {
-                        break;
+impl Fanout<'_> {
+    /// Runs step `index`: every sender at `rate` messages a second for the step's time.
+    async fn step(&self, index: usize, rate: f64) -> Step {
+        let Self { run, options, shared, room_ids, layout, .. } = *self;
+        let (senders, numbers) = (&self.senders, &self.numbers);
+        let tally = &shared.steps[index];
+        let clock = shared.clock;
+        let start_us = clock.now_us() + 10_000;
+        let warmup_us = (options.warmup_secs * 1e6) as u64;
+        let end_us = start_us + warmup_us + (options.step_secs * 1e6) as u64;
+        tally.measure_from_us.store(start_us + warmup_us, Ordering::Relaxed);
+        let interval_us = (1e6 / rate.max(0.001)) as u64;
+        let before = Readings::now(run.server_pid);
+
+        let schedules: Vec<_> = senders
+            .iter()
+            .zip(numbers)
+            .enumerate()
+            .map(|(k, ((room, connection), number))| {
+                let outbox = connection.outbox.clone();
+                let room_id = room_ids[*room].clone();
+                let number = number.clone();
+                let shared = shared.clone();
+                let body_bytes = options.body_bytes;
+                // Senders start spread over one interval, not all at once.
+                let offset = interval_us * k as u64 / senders.len().max(1) as u64;
+                let room = *room;
+                tokio::spawn(async move {
+                    let tally = &shared.steps[index];
+                    let mut due = start_us + offset;
+                    let mut sent = 0u64;
+                    while due < end_us {
+                        tokio::time::sleep_until(clock.at(due).into()).await;
+                        // Stamped when the sender wakes: tokio's timer fires up to a
+                        // millisecond late, which is the generator's doing, not the server's.
+                        // How late it runs is reported beside the latencies.
+                        let woke = clock.now_us();
+                        tally.record_lag(k, woke.saturating_sub(due));
+                        let n = number.fetch_add(1, Ordering::Relaxed) + 1;
+                        let body = Marker { step: index, n, scheduled_us: woke }.body(body_bytes);
+                        let frame = send_frame(&room_id, &body, &format!("b{n}"));
+                        if outbox.send(frame).is_err() {
+                            break;
+                        }
+                        tally.sent.fetch_add(1, Ordering::Relaxed);
+                        sent += 1;
+                        due += interval_us;
                     }
-                    tally.sent.fetch_add(1, Ordering::Relaxed);
-                    sent += 1;
-                    due += interval_us;
-                }
-                (room, sent)
+                    (room, sent)
+                })
             })
-        })
-        .collect();
-    let mut sent_per_room = vec![0u64; room_ids.len()];
-    for schedule in schedules {
-        if let Ok((room, sent)) = schedule.await {
-            sent_per_room[room] += sent;
+            .collect();
+        let mut sent_per_room = vec![0u64; room_ids.len()];
+        for schedule in schedules {
+            if let Ok((room, sent)) = schedule.await {
+                sent_per_room[room] += sent;
+            }
         }
-    }
-    let after = Readings::now(run.server_pid);
-    tokio::time::sleep(Duration::from_secs_f64(options.drain_secs)).await;
+        let after = Readings::now(run.server_pid);
+        tokio::time::sleep(Duration::from_secs_f64(options.drain_secs)).await;
 
-    let expected: u64 = sent_per_room
-        .iter()
-        .enumerate()
-        .map(|(room, sent)| sent * layout.members_of(room) as u64)
-        .sum();
-    let delivered = Tally::get(&tally.delivered);
-    let wall = (end_us - start_us) as f64 / 1e6;
-    Step {
-        rate_per_sender: rate,
-        offered_messages_per_sec: rate * senders.len() as f64,
-        sent: Tally::get(&tally.sent),
-        confirmed: Tally::get(&tally.confirmed),
-        expected_deliveries: expected,
-        delivered,
-        lost: expected.saturating_sub(delivered),
-        duplicates: Tally::get(&tally.duplicates),
-        out_of_order: Tally::get(&tally.out_of_order),
-        deliveries_per_sec: delivered as f64 / wall,
-        latency: Latency::of(&tally.delivery_latency()),
-        sender_lag: Latency::of(&tally.lag()),
-        costs: before.costs_until(&after),
+        let expected: u64 = sent_per_room
+            .iter()
+            .enumerate()
+            .map(|(room, sent)| sent * layout.members_of(room) as u64)
+            .sum();
+        let delivered = Tally::get(&tally.delivered);
+        let wall = (end_us - start_us) as f64 / 1e6;
+        Step {
+            rate_per_sender: rate,
+            offered_messages_per_sec: rate * senders.len() as f64,
+            sent: Tally::get(&tally.sent),
+            confirmed: Tally::get(&tally.confirmed),
+            expected_deliveries: expected,
+            delivered,
+            lost: expected.saturating_sub(delivered),
+            duplicates: Tally::get(&tally.duplicates),
+            out_of_order: Tally::get(&tally.out_of_order),
+            deliveries_per_sec: delivered as f64 / wall,
+            latency: Latency::of(&tally.delivery_latency()),
+            sender_lag: Latency::of(&tally.lag()),
+            costs: before.costs_until(&after),
+        }
     }
 }

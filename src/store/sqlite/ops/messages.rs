@@ -44,10 +44,7 @@ impl Operation for InsertMessage {
         let message = &self.0;
         let looks_first = message.reply_to.is_some() || !message.attachments.is_empty();
         if looks_first {
-            if role_of(db, message.room_id, message.author_id).await?.is_none() {
-                return Err(refused(StoreError::NotMember));
-            }
-            if let Some(existing) = existing_retry(db, message).await? {
+            if let Some(existing) = members_retry(db, message).await? {
                 return Ok(Inserted::Existing(existing));
             }
         }
@@ -96,13 +93,10 @@ impl Operation for InsertMessage {
                 // No row: not a member, or the client id is taken by a retry. Which one is
                 // asked only now, membership first, so a non-member learns nothing.
                 Ok(None) => {
-                    if role_of(db, message.room_id, message.author_id).await?.is_none() {
-                        return Err(refused(StoreError::NotMember));
-                    }
-                    return match existing_retry(db, message).await? {
-                        Some(existing) => Ok(Inserted::Existing(existing)),
-                        None => Err(refused(StoreError::NotMember)),
-                    };
+                    return members_retry(db, message)
+                        .await?
+                        .map(Inserted::Existing)
+                        .ok_or(refused(StoreError::NotMember));
                 }
                 Err(error) if is_unique_violation_of(&error, "messages.id") => {
                     id = MessageId::generate()
@@ -389,11 +383,15 @@ async fn whole_message(
 }
 
 /// The message stored earlier by the same author in the same room under this message's
-/// client id, if any.
-async fn existing_retry(
+/// client id, if any; refused first if the author is not a member, so that a non-member
+/// learns nothing of what is stored.
+async fn members_retry(
     db: &mut SqliteConnection,
     message: &NewMessage,
 ) -> Result<Option<Message>, ApplyError> {
+    if role_of(db, message.room_id, message.author_id).await?.is_none() {
+        return Err(refused(StoreError::NotMember));
+    }
     let Some(client_id) = &message.client_id else { return Ok(None) };
     let existing: Option<MessageRow> = sqlx::query_as(&format!(
         "{} WHERE m.room_id = ?1 AND m.author_id = ?2 AND m.client_id = ?3",
