@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Confab: a self-hostable realtime chat server.
 ///
@@ -18,9 +18,14 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
-    /// Directory for the database; created on first start.
+    /// Directory for uploaded files and the embedded database; created on first start.
     #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./confab-data")]
     pub data_dir: PathBuf,
+
+    /// The database: unset for the embedded SQLite database in the data directory, or a
+    /// PostgreSQL URL such as postgres://confab:secret@db.example.com/confab.
+    #[arg(long, env = "CONFAB_DATABASE_URL")]
+    pub database_url: Option<String>,
 
     /// The origin browsers use to reach Confab, e.g. https://chat.example.com. WebSocket
     /// upgrades and cookie-authenticated requests from any other origin are refused.
@@ -58,6 +63,17 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAX_UPLOAD_MB", default_value_t = 25,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mb: u64,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Apply the database's pending migrations and exit, without serving: for operators
+    /// who migrate before rolling out a new version. Serving applies them too.
+    Migrate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,7 +85,9 @@ pub enum LogFormat {
 /// The settings the server runs with, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Uploaded files, and the embedded database when there is no other.
     pub data_dir: PathBuf,
+    pub database: Database,
     /// `scheme://host[:port]` as browsers send it in the Origin header.
     pub public_origin: String,
     /// Whether the session cookie needs `Secure` (the public origin is https).
@@ -89,6 +107,77 @@ pub struct Settings {
     pub housekeeping_interval: Duration,
 }
 
+/// Where the server keeps its records.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite, in `confab.db` under the data directory.
+    Embedded,
+    /// A PostgreSQL server, by URL (which may hold a password: see [`Database::redacted`]).
+    Postgres(String),
+}
+
+impl Database {
+    /// Parses `CONFAB_DATABASE_URL`: absent means the embedded database.
+    pub fn from_url(url: Option<&str>) -> Result<Self, ConfigError> {
+        let Some(url) = url.filter(|url| !url.trim().is_empty()) else {
+            return Ok(Self::Embedded);
+        };
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("postgres" | "postgresql") => Ok(Self::Postgres(url.to_owned())),
+            _ => Err(ConfigError(format!(
+                "CONFAB_DATABASE_URL must be a postgres:// URL (or unset for the embedded \
+                 database), not {:?}",
+                redact(url)
+            ))),
+        }
+    }
+
+    /// How to name the database in logs and errors: the URL without its password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Embedded => "the embedded database".to_owned(),
+            Self::Postgres(url) => redact(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A URL with the password of its user info (`user:password@`) and of a `password=`
+/// query parameter replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let mut url = url.to_owned();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@') {
+            if let Some(colon) = authority[..at].find(':') {
+                url = format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..]);
+            }
+        }
+    }
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
@@ -105,6 +194,7 @@ impl Settings {
         let heartbeat_interval = Duration::from_secs(config.heartbeat_secs);
         Ok(Self {
             data_dir: config.data_dir.clone(),
+            database: Database::from_url(config.database_url.as_deref())?,
             secure_cookies: public_origin.starts_with("https://"),
             public_origin,
             heartbeat_interval,
@@ -161,6 +251,27 @@ mod tests {
         assert_eq!(origin_of("ftp://example.com"), None);
         assert_eq!(origin_of("example.com"), None);
         assert_eq!(origin_of("http://user@example.com"), None);
+    }
+
+    #[test]
+    fn database_urls_are_postgres_or_nothing_and_never_shown_with_their_password() {
+        assert_eq!(Database::from_url(None).expect("valid"), Database::Embedded);
+        assert_eq!(Database::from_url(Some("")).expect("valid"), Database::Embedded);
+        let url = "postgres://confab:s3cr3t@db.example.com:5432/chat?sslmode=require";
+        let database = Database::from_url(Some(url)).expect("valid");
+        assert_eq!(database, Database::Postgres(url.to_owned()));
+        assert_eq!(
+            database.redacted(),
+            "postgres://confab:***@db.example.com:5432/chat?sslmode=require"
+        );
+        assert!(!format!("{database:?}").contains("s3cr3t"));
+        assert_eq!(
+            redact("postgresql://u@h/db?user=x&password=hunter2"),
+            "postgresql://u@h/db?user=x&password=***"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        let error = Database::from_url(Some("mysql://root:pw@h/db")).expect_err("refused");
+        assert!(!error.to_string().contains("pw@"), "{error}");
     }
 
     #[test]

@@ -21,8 +21,7 @@ use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::media::blobs::LocalBlobs;
 use crate::realtime::Hub;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// How long shutdown waits for requests in progress, then for WebSocket connections to send
 /// their close frames.
@@ -55,8 +54,7 @@ pub async fn run(
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
     let receipts = ReceiptBatcher::new();
     let sink = change_sink(bus.clone(), hub.clone(), receipts.clone());
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&settings.data_dir.join("confab.db"), sink).await?);
+    let store = crate::store::open(&settings.database, &settings.data_dir, sink).await?;
     let blobs = LocalBlobs::open(settings.data_dir.join("media")).map_err(|source| {
         ServerError::DataDir { path: settings.data_dir.join("media").display().to_string(), source }
     })?;
