@@ -166,6 +166,10 @@ impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Closed => Self::Unavailable,
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "the database is unavailable");
+                Self::Unavailable
+            }
             StoreError::NotMember => Self::NotFound("Room"),
             StoreError::NotOwner => {
                 Self::forbidden("not_owner", "Only the room's owner can do that.")

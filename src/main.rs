@@ -1,12 +1,17 @@
 //! The `confab` binary: read the configuration, set up logging, serve until Ctrl-C or
-//! SIGTERM.
+//! SIGTERM (or, with `confab migrate`, apply the database's migrations and stop).
+//!
+//! A failure to start is one line on stderr and a non-zero exit, for whoever reads a
+//! service manager's status.
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use confab::config::{Config, Settings};
+use confab::config::{Command, Config, Settings};
 
 /// glibc's allocator keeps the large blocks that password hashing (19 MiB per hash) and
 /// picture decoding free, in an arena per thread, so the server's memory only ever grows;
@@ -15,10 +20,28 @@ use confab::config::{Config, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+async fn main() -> ExitCode {
+    match run(Config::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the error and its causes, each already saying what it is about.
+            eprintln!("confab: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     confab::telemetry::init(&config.log, config.log_format).map_err(anyhow::Error::msg)?;
     let settings = Settings::from_config(&config)?;
+    if config.command == Some(Command::Migrate) {
+        let database = settings.database.redacted();
+        confab::store::migrate(&settings.database, &settings.data_dir)
+            .await
+            .with_context(|| format!("could not migrate {database}"))?;
+        tracing::info!(%database, "migrations applied");
+        return Ok(());
+    }
     raise_open_files_limit();
     let listener = TcpListener::bind(config.addr)
         .await

@@ -31,8 +31,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub enum ServerError {
     #[error("could not create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error("could not open the database: {0}")]
-    Store(#[from] StoreError),
+    #[error("could not open {database}: {error}")]
+    Store { database: String, error: StoreError },
     #[error("could not start: {0}")]
     Start(#[from] crate::error::Error),
     #[error("the server failed: {0}")]
@@ -54,11 +54,14 @@ pub async fn run(
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
     let receipts = ReceiptBatcher::new();
     let sink = change_sink(bus.clone(), hub.clone(), receipts.clone());
-    let store = crate::store::open(&settings.database, &settings.data_dir, sink).await?;
+    let store = crate::store::open(&settings.database, &settings.data_dir, sink)
+        .await
+        .map_err(|error| ServerError::Store { database: settings.database.redacted(), error })?;
     let blobs = LocalBlobs::open(settings.data_dir.join("media")).map_err(|source| {
         ServerError::DataDir { path: settings.data_dir.join("media").display().to_string(), source }
     })?;
-    let app = App::new(store, Arc::new(blobs), bus.clone(), hub, settings, shutdown.clone())?;
+    let app =
+        App::new(store.clone(), Arc::new(blobs), bus.clone(), hub, settings, shutdown.clone())?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
     let receipts = tokio::spawn(receipts.run(bus, shutdown.clone()));
@@ -96,6 +99,8 @@ pub async fn run(
     }
     housekeeping.abort();
     receipts.abort();
+    // Writes already taken are finished and announced; none are taken after this.
+    store.close().await;
     tracing::info!("confab stopped");
     Ok(())
 }

@@ -162,7 +162,6 @@ impl App {
             has_thumbnail: picture.is_some(),
             created_at: Timestamp::now(),
         };
-        let (url, thumbnail_url) = Attachment::urls(&id, media.has_thumbnail);
         let view = Attachment {
             id,
             kind: media.kind,
@@ -172,8 +171,7 @@ impl App {
             width: media.width,
             height: media.height,
             duration_ms: media.duration_ms,
-            url,
-            thumbnail_url,
+            has_thumbnail: media.has_thumbnail,
         };
         self.store().create_media(media).await?;
         Ok(view)

@@ -3,12 +3,13 @@
 use serde::Deserialize;
 
 use super::{App, not_member};
+use crate::domain::Unread;
 use crate::domain::{
     ClientId, Emoji, MediaId, Message, MessageBody, MessageId, Receipt, RoomId, RoomKind,
     Timestamp, UserId, ValidationError,
 };
 use crate::error::{Error, Result};
-use crate::store::{Inserted, MAX_ATTACHMENTS, MessagePage, NewMessage, Page, StoreError, Unread};
+use crate::store::{Inserted, MAX_ATTACHMENTS, MessagePage, NewMessage, Page, StoreError};
 
 /// The most messages one history page returns.
 pub const MAX_HISTORY_PAGE: u32 = 200;

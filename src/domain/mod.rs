@@ -4,6 +4,7 @@
 //! valid value, so the rest of the server never re-checks it. This module does no IO.
 
 mod id;
+mod links;
 mod media;
 mod message;
 mod model;
@@ -16,7 +17,7 @@ pub use media::{MediaId, MediaKind};
 pub use message::{ClientId, Emoji, Mention, MessageBody};
 pub use model::{
     Attachment, Member, Message, Presence, PresenceStatus, Reaction, Receipt, ReplyPreview, Room,
-    User,
+    RoomCursor, Unread, User,
 };
 pub use room::{RoomKind, RoomName, RoomRole};
 pub use time::Timestamp;

@@ -1,25 +1,51 @@
 //! The records a chat server keeps: users, rooms, memberships and messages, as clients see
-//! them. They serialize to the JSON shapes documented in docs/api.md.
+//! them. They serialize to the JSON shapes documented in docs/api.md; where a record links
+//! to something the API serves (an avatar, a file), the link is made as it is serialized,
+//! by `links`, so that whoever builds a record (a store, say) never deals in URLs.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
+use super::links;
 use super::{
     Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, MessageBody, MessageId, RoomId,
     RoomKind, RoomRole, Timestamp, UserId, Username,
 };
 
 /// A user as anyone signed in may see them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: UserId,
     pub username: Username,
     pub display_name: DisplayName,
     /// A few words about themself; may be empty.
     pub bio: Bio,
-    /// Where their avatar is served (a square picture), if they set one; the URL changes
-    /// with the picture.
-    pub avatar_url: Option<String>,
+    /// The blob key of their avatar (a square picture), if they set one. Clients see it as
+    /// `avatar_url`, which changes with the picture.
+    pub avatar: Option<String>,
     pub created_at: Timestamp,
+}
+
+impl Serialize for User {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            id: UserId,
+            username: &'a Username,
+            display_name: &'a DisplayName,
+            bio: &'a Bio,
+            avatar_url: Option<String>,
+            created_at: Timestamp,
+        }
+        Shown {
+            id: self.id,
+            username: &self.username,
+            display_name: &self.display_name,
+            bio: &self.bio,
+            avatar_url: self.avatar.as_deref().map(|key| links::avatar(self.id, key)),
+            created_at: self.created_at,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A room as one particular user (the viewer) sees it.
@@ -86,6 +112,25 @@ pub struct Presence {
     pub last_seen_at: Option<Timestamp>,
 }
 
+/// A member's read marker and what lies after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Unread {
+    pub last_read_seq: i64,
+    /// Messages by others after `last_read_seq`, deleted ones aside.
+    pub unread_count: i64,
+    /// Of those, the ones that mention the member.
+    pub mention_count: i64,
+}
+
+/// Where a member stands in one room: the room's newest seq, their marker and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoomCursor {
+    pub room_id: RoomId,
+    pub last_seq: i64,
+    #[serde(flatten)]
+    pub unread: Unread,
+}
+
 /// How far one member has got in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Receipt {
@@ -122,8 +167,9 @@ pub struct Message {
     pub attachments: Vec<Attachment>,
 }
 
-/// A file sent with a message, as members see it.
-#[derive(Debug, Clone, Serialize)]
+/// A file sent with a message, as members see it; clients see where it is served as `url`
+/// (and `thumbnail_url`).
+#[derive(Debug, Clone)]
 pub struct Attachment {
     pub id: MediaId,
     pub kind: MediaKind,
@@ -134,17 +180,38 @@ pub struct Attachment {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
-    pub url: String,
-    /// A small version, for pictures.
-    pub thumbnail_url: Option<String>,
+    /// It has a small version (pictures do).
+    pub has_thumbnail: bool,
 }
 
-impl Attachment {
-    /// Where a file and its thumbnail are served.
-    pub fn urls(id: &MediaId, has_thumbnail: bool) -> (String, Option<String>) {
-        let url = format!("/api/v1/media/{id}");
-        let thumbnail = has_thumbnail.then(|| format!("{url}/thumbnail"));
-        (url, thumbnail)
+impl Serialize for Attachment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            id: &'a MediaId,
+            kind: MediaKind,
+            mime: &'a str,
+            name: &'a str,
+            size: u64,
+            width: Option<u32>,
+            height: Option<u32>,
+            duration_ms: Option<u64>,
+            url: String,
+            thumbnail_url: Option<String>,
+        }
+        Shown {
+            id: &self.id,
+            kind: self.kind,
+            mime: &self.mime,
+            name: &self.name,
+            size: self.size,
+            width: self.width,
+            height: self.height,
+            duration_ms: self.duration_ms,
+            url: links::media(&self.id),
+            thumbnail_url: self.has_thumbnail.then(|| links::thumbnail(&self.id)),
+        }
+        .serialize(serializer)
     }
 }
 

@@ -27,6 +27,9 @@ impl Error {
     }
 }
 
+/// When a client should try a request answered 503 again, in seconds.
+const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
@@ -46,6 +49,10 @@ impl IntoResponse for Error {
             }
             Self::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The database restarting, or the server stopping: soon is the right time.
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECS));
             }
             _ => {}
         }

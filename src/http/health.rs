@@ -1,4 +1,9 @@
-//! `GET /healthz`: 200 when the database answers, 503 when it does not.
+//! Health for load balancers and service managers. `GET /healthz` (liveness): 200 whenever
+//! the process serves, whatever its database does, so that a database outage does not get
+//! every node restarted. `GET /readyz` (readiness): 200 when the database answers, 503 when
+//! it does not, so that a balancer sends requests elsewhere meanwhile.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -7,15 +12,28 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 
-pub async fn healthz(State(app): State<App>) -> (StatusCode, Json<Value>) {
-    match app.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "connections": app.hub().connection_count() })),
-        ),
-        Err(error) => {
-            tracing::error!(%error, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable" })))
+pub async fn healthz(State(app): State<App>) -> Json<Value> {
+    Json(json!({ "status": "ok", "connections": app.hub().connection_count() }))
+}
+
+/// How long readiness waits for the database: a balancer polls often, and a database that
+/// takes longer than this to say `SELECT 1` is not ready to serve anyone.
+const READY_PATIENCE: Duration = Duration::from_secs(3);
+
+pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Value>) {
+    match tokio::time::timeout(READY_PATIENCE, app.store().ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness check: the database does not answer");
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: the database did not answer in time");
+            unavailable()
         }
     }
+}
+
+fn unavailable() -> (StatusCode, Json<Value>) {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable" })))
 }

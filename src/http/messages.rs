@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Auth, JsonBody, PathParams, QueryParams};
 use crate::app::{App, Draft, HistoryQuery};
+use crate::domain::Unread;
 use crate::domain::{Message, Receipt};
 use crate::error::Result;
-use crate::store::Unread;
 
 pub fn routes() -> Router<App> {
     Router::new()

@@ -1,4 +1,4 @@
-//! The HTTP API under `/api/v1`, plus `/healthz`: routers per feature, merged here.
+//! The HTTP API under `/api/v1`, plus `/healthz` and `/readyz`: routers per feature, merged here.
 //!
 //! Handlers only translate: they extract and authenticate, call the application, and turn
 //! its answer or error into JSON. Every error, including unknown routes, wrong methods and
@@ -62,6 +62,7 @@ pub fn router(app: App) -> Router {
         .nest("/api/v1", api)
         .merge(web::routes())
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Headers every response carries: the policy above; nothing sniffed as another type;

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{
     Emoji, Message, MessageId, Presence, PresenceStatus, Receipt, Room, RoomId, User, UserId,
 };
-use crate::store::{Changed, RoomCursor, Unread};
+use crate::domain::{RoomCursor, Unread};
+use crate::store::Changed;
 
 /// Close codes the server uses, beside the standard ones.
 pub mod close_code {

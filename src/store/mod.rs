@@ -1,26 +1,67 @@
 //! Persistence: the only part of the server that speaks SQL.
 //!
-//! [`Store`] is the narrow interface the application uses; `sqlite` implements it on an
-//! embedded database. A PostgreSQL implementation slots in beside it without touching the
-//! application, the HTTP API or the WebSocket code.
+//! [`Store`] is the narrow interface the application uses. Two databases implement it:
+//! `sqlite`, the embedded default (one file, one writer task with group commit), and
+//! `postgres`, for communities that outgrow one machine (many concurrent transactions,
+//! from several server processes). [`open`] picks one from the configuration. Nothing
+//! above this module knows which one it has: not the driver's types, not its errors, not
+//! its SQL.
+//!
+//! What both must do alike is written once: row decoding in `rows`, the rules applied
+//! inside a write's transaction in `rules`, the meaning of the driver's errors in `driver`.
 //!
 //! Architecture invariant: a message's `seq` is assigned here, inside the transaction that
 //! stores it. Every committed change that others must learn of (a message, a membership, an
 //! ended session) is announced exactly once to the [`ChangeSink`] given at opening: after its
-//! commit, in commit order, and whether or not the caller is still waiting. That is what
-//! lets the realtime layer promise gap-free, ordered delivery.
+//! commit, each room's changes in commit (and so seq) order, and whether or not the caller
+//! is still waiting. That is what lets the realtime layer promise gap-free, ordered
+//! delivery.
 
+mod driver;
+pub mod postgres;
+mod rows;
+mod rules;
 pub mod sqlite;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::Database;
 use crate::domain::{
     Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, Message, MessageBody, MessageId,
-    Receipt, Room, RoomId, RoomKind, RoomName, RoomRole, SessionId, Timestamp, User, UserId,
-    Username,
+    Receipt, Room, RoomCursor, RoomId, RoomKind, RoomName, RoomRole, SessionId, Timestamp, Unread,
+    User, UserId, Username,
 };
+
+pub use rules::MAX_REACTIONS_PER_MESSAGE;
+
+/// The embedded database's file, in the data directory.
+pub const SQLITE_FILE: &str = "confab.db";
+
+/// Opens the configured database (applying pending migrations) and returns it as a
+/// [`Store`] that announces every committed change to `sink`.
+pub async fn open(
+    database: &Database,
+    data_dir: &Path,
+    sink: ChangeSink,
+) -> StoreResult<Arc<dyn Store>> {
+    Ok(match database {
+        Database::Embedded => {
+            Arc::new(sqlite::SqliteStore::open(&data_dir.join(SQLITE_FILE), sink).await?)
+        }
+        Database::Postgres(url) => Arc::new(postgres::PostgresStore::open(url, sink).await?),
+    })
+}
+
+/// Applies the configured database's pending migrations, and nothing else.
+pub async fn migrate(database: &Database, data_dir: &Path) -> StoreResult<()> {
+    match database {
+        Database::Embedded => sqlite::migrate(&data_dir.join(SQLITE_FILE)).await,
+        Database::Postgres(url) => postgres::migrate(url).await,
+    }
+}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -53,16 +94,20 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("the store is closed")]
     Closed,
+    /// The database cannot be reached (or is starting, or shutting down). Worth retrying:
+    /// a write that failed this way either committed or left nothing behind, and the
+    /// caller cannot tell which, so retries must be idempotent (a message's client id).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
     /// The transaction this write was part of failed and was rolled back; the cause is logged.
     #[error("write batch failed: {0}")]
     BatchFailed(String),
     /// A row that this code never writes (an unknown room kind, say).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else the database reported; the cause is kept for the log.
+    #[error("database error: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A user account to create.
@@ -167,9 +212,6 @@ pub struct ProfileChange {
     pub avatar: Option<Option<String>>,
 }
 
-/// The most different emoji one message may collect.
-pub const MAX_REACTIONS_PER_MESSAGE: i64 = 20;
-
 /// The outcome of storing a message.
 pub enum Inserted {
     /// Stored now, under a new seq.
@@ -251,25 +293,6 @@ pub struct MessagePage {
     pub has_more: bool,
 }
 
-/// Where a user stands in one room: what `ready` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct RoomCursor {
-    pub room_id: RoomId,
-    pub last_seq: i64,
-    #[serde(flatten)]
-    pub unread: Unread,
-}
-
-/// A member's read marker and what lies after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Unread {
-    pub last_read_seq: i64,
-    /// Messages by others after `last_read_seq`, deleted ones aside.
-    pub unread_count: i64,
-    /// Of those, the ones that mention the member.
-    pub mention_count: i64,
-}
-
 /// A member as stored; the caller adds what only live connections know (presence).
 #[derive(Debug, Clone)]
 pub struct MemberRecord {
@@ -313,6 +336,10 @@ pub enum Reacted {
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Takes no more writes (they fail with `Closed`), finishes and announces the ones in
+    /// hand, and closes the database. Called once, at shutdown.
+    async fn close(&self);
 
     /// Fails with `Conflict("username")` when the name is taken.
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;

@@ -1,18 +1,15 @@
-//! Reading messages whole: the row, the preview of the message it replies to, its reactions
-//! and its mentions. Used by history, catch-up, the room list and the writer (which
+//! Reading messages whole: the row, the preview of the message it replies to, its reactions,
+//! mentions and files. Used by history, catch-up, the room list and the writer (which
 //! announces messages whole after changing them).
 
 use std::collections::HashMap;
 
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::domain::{
-    Attachment, ClientId, Emoji, MediaId, MediaKind, Message, MessageBody, MessageId, Reaction,
-    ReplyPreview, RoomId, Timestamp, UserId,
+use crate::domain::{Message, MessageId, RoomId};
+use crate::store::rows::{
+    AttachmentRow, MentionRow, MessageRow, REPLY_PREVIEW_CHARS, ReactionRow, assemble,
 };
-
-/// How many characters of the original a reply's preview shows.
-pub(super) const REPLY_PREVIEW_CHARS: usize = 100;
 
 /// The columns of a message and of the preview of the message it replies to; callers add
 /// WHERE, ORDER BY and LIMIT. `m` is the message.
@@ -27,56 +24,8 @@ pub(super) fn message_select() -> String {
     )
 }
 
-#[derive(FromRow)]
-pub(super) struct MessageRow {
-    pub id: i64,
-    pub room_id: i64,
-    pub seq: i64,
-    pub changed_seq: i64,
-    pub author_id: i64,
-    pub body: String,
-    pub client_id: Option<String>,
-    pub created_at: i64,
-    pub edited_at: Option<i64>,
-    pub deleted_at: Option<i64>,
-    pub reply_id: Option<i64>,
-    pub reply_author_id: Option<i64>,
-    pub reply_preview: Option<String>,
-    pub reply_deleted_at: Option<i64>,
-}
-
-impl MessageRow {
-    /// The message without its reactions and mentions; [`complete`] adds those.
-    fn into_message(self) -> Message {
-        let reply_to = match (self.reply_id, self.reply_author_id) {
-            (Some(id), Some(author)) => Some(ReplyPreview {
-                message_id: MessageId::from_i64(id),
-                author_id: UserId::from_i64(author),
-                preview: self.reply_preview.unwrap_or_default(),
-                deleted: self.reply_deleted_at.is_some(),
-            }),
-            _ => None,
-        };
-        Message {
-            id: MessageId::from_i64(self.id),
-            room_id: RoomId::from_i64(self.room_id),
-            seq: self.seq,
-            author_id: UserId::from_i64(self.author_id),
-            body: MessageBody::from_trusted(self.body),
-            client_id: self.client_id.map(ClientId::from_trusted),
-            created_at: Timestamp::from_millis(self.created_at),
-            edited_at: self.edited_at.map(Timestamp::from_millis),
-            deleted: self.deleted_at.is_some(),
-            reply_to,
-            reactions: Vec::new(),
-            mentions: Vec::new(),
-            attachments: Vec::new(),
-        }
-    }
-}
-
-/// Turns rows into whole messages (in the same order), loading their reactions and
-/// mentions with one query each. Returns each message with its row's `changed_seq`.
+/// Turns rows into whole messages (in the same order), loading their reactions, mentions
+/// and files with one query each. Returns each message with its row's `changed_seq`.
 pub(super) async fn complete(
     db: &mut SqliteConnection,
     rows: Vec<MessageRow>,
@@ -91,14 +40,14 @@ pub(super) async fn complete(
     );
     push_ids(&mut query, &ids);
     query.push(") ORDER BY created_at, emoji, user_id");
-    let reactions: Vec<(i64, String, i64)> = query.build_query_as().fetch_all(&mut *db).await?;
+    let reactions: Vec<ReactionRow> = query.build_query_as().fetch_all(&mut *db).await?;
 
     let mut query = QueryBuilder::<Sqlite>::new(
         "SELECT message_id, user_id FROM mentions WHERE message_id IN (",
     );
     push_ids(&mut query, &ids);
     query.push(") ORDER BY seq, user_id");
-    let mentions: Vec<(i64, i64)> = query.build_query_as().fetch_all(&mut *db).await?;
+    let mentions: Vec<MentionRow> = query.build_query_as().fetch_all(&mut *db).await?;
 
     let mut query = QueryBuilder::<Sqlite>::new(
         "SELECT id, kind, mime, name, size, width, height, duration_ms, has_thumbnail, message_id
@@ -108,80 +57,7 @@ pub(super) async fn complete(
     query.push(") ORDER BY message_id, position");
     let attachments: Vec<AttachmentRow> = query.build_query_as().fetch_all(&mut *db).await?;
 
-    let mut by_message: HashMap<i64, (Vec<Reaction>, Vec<UserId>)> = HashMap::new();
-    for (message, emoji, user) in reactions {
-        let reactions = &mut by_message.entry(message).or_default().0;
-        let user = UserId::from_i64(user);
-        match reactions.iter_mut().find(|r| r.emoji.as_str() == emoji) {
-            Some(reaction) => {
-                reaction.count += 1;
-                reaction.user_ids.push(user);
-            }
-            None => reactions.push(Reaction {
-                emoji: Emoji::from_trusted(emoji),
-                count: 1,
-                user_ids: vec![user],
-            }),
-        }
-    }
-    for (message, user) in mentions {
-        by_message.entry(message).or_default().1.push(UserId::from_i64(user));
-    }
-
-    let mut files: HashMap<i64, Vec<Attachment>> = HashMap::new();
-    for row in attachments {
-        let message = row.message_id;
-        files.entry(message).or_default().push(row.into_attachment());
-    }
-
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let changed_seq = row.changed_seq;
-            let id = row.id;
-            let mut message = row.into_message();
-            if let Some((reactions, mentions)) = by_message.remove(&id) {
-                message.reactions = reactions;
-                message.mentions = mentions;
-            }
-            message.attachments = files.remove(&id).unwrap_or_default();
-            (changed_seq, message)
-        })
-        .collect())
-}
-
-/// An attached file as stored.
-#[derive(FromRow)]
-pub(super) struct AttachmentRow {
-    pub id: String,
-    pub kind: String,
-    pub mime: String,
-    pub name: String,
-    pub size: i64,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    pub duration_ms: Option<i64>,
-    pub has_thumbnail: bool,
-    pub message_id: i64,
-}
-
-impl AttachmentRow {
-    fn into_attachment(self) -> Attachment {
-        let id = MediaId::from_trusted(self.id);
-        let (url, thumbnail_url) = Attachment::urls(&id, self.has_thumbnail);
-        Attachment {
-            id,
-            kind: MediaKind::from_stored(&self.kind).unwrap_or(MediaKind::File),
-            mime: self.mime,
-            name: self.name,
-            size: u64::try_from(self.size).unwrap_or(0),
-            width: self.width.and_then(|w| u32::try_from(w).ok()),
-            height: self.height.and_then(|h| u32::try_from(h).ok()),
-            duration_ms: self.duration_ms.and_then(|d| u64::try_from(d).ok()),
-            url,
-            thumbnail_url,
-        }
-    }
+    Ok(assemble(rows, reactions, mentions, attachments))
 }
 
 fn push_ids(query: &mut QueryBuilder<'_, Sqlite>, ids: &[i64]) {

@@ -11,7 +11,6 @@
 
 mod messages;
 mod ops;
-mod rows;
 mod writer;
 
 use std::path::Path;
@@ -24,23 +23,23 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, SqliteConnection};
 
-use self::messages::{MessageRow, complete, message_in_room, message_select, messages_by_id};
+use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
     AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
     DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, MarkRead,
     OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
 };
-use self::rows::{MemberRow, RoomRow, UserRow, parse_role};
 use self::writer::Writer;
+use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
+use super::rules::prefix_range;
 use super::{
     AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, MediaRecord,
     MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
-    ProfileChange, Reacted, RoomAccess, RoomCursor, SessionRecord, Store, StoreError, StoreResult,
-    Unread,
+    ProfileChange, Reacted, RoomAccess, SessionRecord, Store, StoreError, StoreResult,
 };
 use crate::domain::{
-    Emoji, MediaId, MediaKind, Message, MessageBody, MessageId, Receipt, Room, RoomId, RoomKind,
-    SessionId, Timestamp, User, UserId, Username,
+    Emoji, MediaId, Message, MessageBody, MessageId, Receipt, Room, RoomCursor, RoomId, RoomKind,
+    SessionId, Timestamp, Unread, User, UserId, Username,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -63,15 +62,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file, applies pending migrations, and starts
     /// the writer, which announces every committed change to `sink`.
     pub async fn open(path: &Path, sink: ChangeSink) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // A deleted message must leave storage, not linger in freed pages.
-            .pragma("secure_delete", "ON")
-            .busy_timeout(BUSY_TIMEOUT)
-            .log_statements(tracing::log::LevelFilter::Trace);
+        let options = connect_options(path)?;
         let mut write = options.clone().create_if_missing(true).connect().await?;
         MIGRATOR.run_direct(&mut write).await?;
         let read = SqlitePoolOptions::new()
@@ -80,6 +71,26 @@ impl SqliteStore {
             .await?;
         Ok(Self { read, writer: Writer::start(write, sink) })
     }
+}
+
+/// Creates the database file if needed and applies pending migrations.
+pub async fn migrate(path: &Path) -> StoreResult<()> {
+    let mut connection = connect_options(path)?.create_if_missing(true).connect().await?;
+    MIGRATOR.run_direct(&mut connection).await?;
+    sqlx::Connection::close(connection).await?;
+    Ok(())
+}
+
+fn connect_options(path: &Path) -> StoreResult<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // A deleted message must leave storage, not linger in freed pages.
+        .pragma("secure_delete", "ON")
+        .busy_timeout(BUSY_TIMEOUT)
+        .log_statements(tracing::log::LevelFilter::Trace))
 }
 
 /// Unread messages and mentions of member `m` (with `m.user_id`, `m.last_read_seq`) in room
@@ -126,20 +137,16 @@ fn room_view_select() -> String {
 
 const USER_COLUMNS: &str = "id, username, display_name, bio, avatar, created_at";
 
-/// The bounds of the keys that start with `prefix` (lower-cased): `key >= low AND key <
-/// high`, which an index can answer, unlike LIKE. The high bound appends the last code point,
-/// a noncharacter that no name contains.
-fn prefix_range(prefix: &str) -> (String, String) {
-    let low = prefix.to_lowercase();
-    let high = format!("{low}\u{10FFFF}");
-    (low, high)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.read.close().await;
     }
 
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
@@ -504,33 +511,14 @@ impl Store for SqliteStore {
     }
 
     async fn media(&self, id: &MediaId) -> StoreResult<Option<MediaRecord>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            uploader_id: i64,
-            kind: String,
-            mime: String,
-            name: String,
-            size: i64,
-            has_thumbnail: bool,
-            room_id: Option<i64>,
-        }
-        let row: Option<Row> = sqlx::query_as(
+        let row: Option<MediaRow> = sqlx::query_as(
             "SELECT uploader_id, kind, mime, name, size, has_thumbnail, room_id FROM media
              WHERE id = ?1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|row| MediaRecord {
-            id: id.clone(),
-            uploader: UserId::from_i64(row.uploader_id),
-            kind: MediaKind::from_stored(&row.kind).unwrap_or(MediaKind::File),
-            mime: row.mime,
-            name: row.name,
-            size: u64::try_from(row.size).unwrap_or(0),
-            has_thumbnail: row.has_thumbnail,
-            room: row.room_id.map(RoomId::from_i64),
-        }))
+        Ok(row.map(|row| row.into_record(id)))
     }
 
     async fn delete_unattached_media(&self, before: Timestamp) -> StoreResult<Vec<MediaId>> {
@@ -562,21 +550,5 @@ impl SqliteStore {
         let mut db = self.read.acquire().await?;
         let mut newest = messages_by_id(&mut db, &ids).await?;
         rows.into_iter().map(|row| row.into_room(&mut newest)).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_range;
-
-    #[test]
-    fn prefix_ranges_hold_every_key_with_the_prefix_in_any_case() {
-        let (low, high) = prefix_range("Ca");
-        for key in ["ca", "café", "ca%_", "cazzz"] {
-            assert!(low.as_str() <= key && key < high.as_str(), "{key}");
-        }
-        for key in ["c", "cb", "b", "da"] {
-            assert!(!(low.as_str() <= key && key < high.as_str()), "{key}");
-        }
     }
 }

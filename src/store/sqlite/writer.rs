@@ -9,17 +9,22 @@
 //!
 //! The task owns the write connection and is never cancelled by a caller going away: an
 //! operation that was queued is applied, committed and announced even if nobody waits for
-//! the answer any more.
+//! the answer any more. At shutdown ([`Writer::close`]) the queue stops taking operations,
+//! the task applies the ones already queued, and only then closes the connection; closing
+//! waits for it.
 //!
 //! Architecture invariant: nothing is answered and nothing is announced before the
 //! transaction that holds it has committed, and changes are announced in commit order.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::BUSY_TIMEOUT;
 
@@ -125,14 +130,32 @@ impl<O: Operation> Queued for Pending<O> {
 #[derive(Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Box<dyn Queued>>,
+    /// Tells the task to stop taking operations and finish.
+    closing: CancellationToken,
+    /// The task, awaited by whoever closes the writer first.
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Writer {
-    /// Starts the writer task on `connection`; it runs until every `Writer` is dropped.
+    /// Starts the writer task on `connection`; it runs until [`Writer::close`], or until
+    /// every `Writer` is dropped.
     pub fn start(connection: SqliteConnection, sink: ChangeSink) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_LEN);
-        tokio::spawn(run(connection, receiver, sink));
-        Self { queue }
+        let closing = CancellationToken::new();
+        let task = tokio::spawn(run(connection, receiver, sink, closing.clone()));
+        Self { queue, closing, task: Arc::new(Mutex::new(Some(task))) }
+    }
+
+    /// Stops taking operations (later ones fail with `Closed`), and waits until the task
+    /// has applied, committed and announced those already queued and closed its connection.
+    pub async fn close(&self) {
+        self.closing.cancel();
+        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(task) = task {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "the writer task failed");
+            }
+        }
     }
 
     /// Queues an operation and waits for its answer.
@@ -148,23 +171,26 @@ async fn run(
     mut connection: SqliteConnection,
     mut queue: mpsc::Receiver<Box<dyn Queued>>,
     sink: ChangeSink,
+    closing: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut changes = Vec::new();
     let mut erasure = Erasure::default();
     loop {
         // While an erasure waits for the log to be truncated, try again every so often even
-        // if no write comes.
-        let received = if erasure.pending() {
-            match tokio::time::timeout(ERASE_RETRY, queue.recv_many(&mut batch, MAX_BATCH)).await {
-                Ok(received) => received,
-                Err(_) => {
-                    erasure.attempt(&mut connection).await;
-                    continue;
-                }
+        // if no write comes. Once closing, the queue takes nothing new; what it holds is
+        // still applied, and then `recv_many` says there is no more.
+        let retry = erasure.pending().then_some(ERASE_RETRY);
+        let received = tokio::select! {
+            received = queue.recv_many(&mut batch, MAX_BATCH) => received,
+            () = closing.cancelled(), if !queue.is_closed() => {
+                queue.close();
+                continue;
             }
-        } else {
-            queue.recv_many(&mut batch, MAX_BATCH).await
+            () = sleep_or_never(retry) => {
+                erasure.attempt(&mut connection).await;
+                continue;
+            }
         };
         if received == 0 {
             break;
@@ -188,8 +214,19 @@ async fn run(
             op.answer(failure.as_deref());
         }
     }
+    if erasure.pending() {
+        erasure.attempt(&mut connection).await;
+    }
     if let Err(error) = sqlx::Connection::close(connection).await {
         tracing::warn!(%error, "closing the write connection");
+    }
+}
+
+/// Sleeps for `duration`, or forever without one.
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -282,13 +319,5 @@ async fn rollback(connection: &mut SqliteConnection) {
     // fails harmlessly with "no transaction is active".
     if let Err(error) = execute(connection, "ROLLBACK").await {
         tracing::debug!(%error, "rollback after a failed batch");
-    }
-}
-
-/// Whether an error is a UNIQUE violation of the given `table.column`.
-pub(super) fn is_unique_violation_of(error: &sqlx::Error, column: &str) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
-        _ => false,
     }
 }

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::super::rows::UserRow;
-use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
+use super::super::writer::{ApplyError, Operation};
 use super::refused;
 use crate::domain::{Bio, RoomId, SessionId, Timestamp, User, UserId};
+use crate::store::rows::UserRow;
 use crate::store::{Change, NewSession, NewUser, ProfileChange, StoreError};
 
 pub(in crate::store::sqlite) struct CreateUser(pub NewUser);
@@ -23,7 +23,8 @@ impl Operation for CreateUser {
         let user = &self.0;
         let inserted = sqlx::query(
             "INSERT INTO users (id, username, display_name, display_key, password_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (username) DO NOTHING",
         )
         .bind(user.id.as_i64())
         .bind(user.username.as_str())
@@ -32,21 +33,18 @@ impl Operation for CreateUser {
         .bind(&user.password_hash)
         .bind(user.created_at.as_millis())
         .execute(&mut *db)
-        .await;
-        match inserted {
-            Ok(_) => Ok(User {
-                id: user.id,
-                username: user.username.clone(),
-                display_name: user.display_name.clone(),
-                bio: Bio::default(),
-                avatar_url: None,
-                created_at: user.created_at,
-            }),
-            Err(e) if is_unique_violation_of(&e, "users.username") => {
-                Err(refused(StoreError::Conflict("username")))
-            }
-            Err(e) => Err(e.into()),
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(refused(StoreError::Conflict("username")));
         }
+        Ok(User {
+            id: user.id,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            bio: Bio::default(),
+            avatar: None,
+            created_at: user.created_at,
+        })
     }
 }
 

@@ -5,8 +5,9 @@ use sqlx::SqliteConnection;
 
 use super::super::writer::{ApplyError, Operation};
 use super::{refused, unread_of};
-use crate::domain::{Receipt, RoomId, UserId};
-use crate::store::{Change, StoreError, Unread};
+use crate::domain::{Receipt, RoomId, RoomKind, Unread, UserId};
+use crate::store::rules::Markers;
+use crate::store::{Change, StoreError};
 
 pub(in crate::store::sqlite) struct MarkRead {
     pub room: RoomId,
@@ -36,15 +37,10 @@ impl Operation for MarkRead {
         let Some((read_before, delivered_before, last_seq, kind)) = before else {
             return Err(refused(StoreError::NotMember));
         };
-        // Delivery is tracked in DMs only: in a large room every member confirming every
-        // message would cost far more than "delivered" is worth there.
-        let delivered = if kind == "dm" { self.delivered } else { None };
-        // Never back, never past the room's newest event; what is read was delivered.
-        let read = self.read.map_or(read_before, |seq| seq.min(last_seq).max(read_before));
-        let delivered = delivered
-            .map_or(delivered_before, |seq| seq.min(last_seq))
-            .max(delivered_before)
-            .max(read);
+        let kind = RoomKind::from_stored(&kind)
+            .ok_or_else(|| ApplyError::Batch(StoreError::Corrupt(format!("room kind {kind:?}"))))?;
+        let before = Markers { read: read_before, delivered: delivered_before };
+        let Markers { read, delivered } = before.advance(kind, last_seq, self.read, self.delivered);
         if read == read_before && delivered == delivered_before {
             return Ok(None);
         }

@@ -5,18 +5,16 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::super::messages::{
-    MessageRow, REPLY_PREVIEW_CHARS, complete, message_in_room, message_select,
-};
-use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
+use super::super::messages::{complete, message_in_room, message_select};
+use super::super::writer::{ApplyError, Operation};
 use super::{next_seq, refused, role_of};
 use crate::domain::{
-    Emoji, MediaId, Mention, Message, MessageBody, MessageId, ReplyPreview, RoomId, RoomKind,
-    RoomRole, Timestamp, UserId,
+    Emoji, MediaId, Message, MessageBody, MessageId, RoomId, RoomKind, Timestamp, UserId,
 };
-use crate::store::{
-    Change, Deleted, Inserted, MAX_REACTIONS_PER_MESSAGE, NewMessage, Reacted, StoreError,
-};
+use crate::store::driver::is_unique_violation;
+use crate::store::rows::MessageRow;
+use crate::store::rules;
+use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
 
 pub(in crate::store::sqlite) struct InsertMessage(pub NewMessage);
 
@@ -53,12 +51,7 @@ impl Operation for InsertMessage {
                 let original = live_message(db, message.room_id, original)
                     .await?
                     .ok_or(refused(StoreError::MessageNotFound))?;
-                Some(ReplyPreview {
-                    message_id: original.id,
-                    author_id: original.author_id,
-                    preview: original.body.as_str().chars().take(REPLY_PREVIEW_CHARS).collect(),
-                    deleted: false,
-                })
+                Some(rules::reply_preview(&original))
             }
             None => None,
         };
@@ -98,7 +91,9 @@ impl Operation for InsertMessage {
                         .map(Inserted::Existing)
                         .ok_or(refused(StoreError::NotMember));
                 }
-                Err(error) if is_unique_violation_of(&error, "messages.id") => {
+                // SQLite names no constraint; the client id conflict is handled above, so a
+                // uniqueness error here is the id's, if the id is taken.
+                Err(error) if is_unique_violation(&error) && id_taken(db, id).await? => {
                     id = MessageId::generate()
                 }
                 Err(error) => return Err(error.into()),
@@ -228,10 +223,7 @@ impl Operation for DeleteMessage {
         let original = message_in_room(db, self.room, self.message)
             .await?
             .ok_or(refused(StoreError::MessageNotFound))?;
-        // Someone else's message: only the owner of a room that is not a DM may.
-        if original.author_id != self.by
-            && (role != RoomRole::Owner || room_kind(db, self.room).await? == RoomKind::Dm)
-        {
+        if !rules::may_delete(self.by, role, room_kind(db, self.room).await?, original.author_id) {
             return Err(refused(StoreError::NotAuthor));
         }
         if original.deleted {
@@ -310,7 +302,7 @@ impl Operation for React {
                 .bind(id)
                 .fetch_one(&mut *db)
                 .await?;
-                if distinct >= MAX_REACTIONS_PER_MESSAGE {
+                if !rules::may_react(false, distinct) {
                     return Err(refused(StoreError::TooManyReactions));
                 }
             }
@@ -427,33 +419,33 @@ async fn record_mentions(
     );
     query.push_bind(room.as_i64()).push(" WHERE u.username IN (");
     let mut list = query.separated(", ");
-    for name in mentions.iter().flat_map(Mention::candidates) {
-        list.push_bind(name.as_str());
+    for name in rules::mention_candidates(&mentions) {
+        list.push_bind(name);
     }
     query.push(")");
-    // The members the names may mean, the author included: a name is resolved among all
-    // of them, and only then is the author left out.
     let named: HashMap<String, i64> =
         query.build_query_as().fetch_all(&mut *db).await?.into_iter().collect();
-    let mut members: Vec<i64> = Vec::new();
-    for mention in &mentions {
-        let member = mention.resolve(|name| named.get(name).copied());
-        if let Some(member) = member.filter(|m| *m != author.as_i64() && !members.contains(m)) {
-            members.push(member);
-        }
-    }
-    for &member in &members {
+    let members = rules::mentioned_members(&mentions, &named, author);
+    for member in &members {
         sqlx::query(
             "INSERT INTO mentions (user_id, room_id, seq, message_id) VALUES (?1, ?2, ?3, ?4)",
         )
-        .bind(member)
+        .bind(member.as_i64())
         .bind(room.as_i64())
         .bind(seq)
         .bind(message.as_i64())
         .execute(&mut *db)
         .await?;
     }
-    Ok(members.into_iter().map(UserId::from_i64).collect())
+    Ok(members)
+}
+
+/// Whether a message already has this id.
+async fn id_taken(db: &mut SqliteConnection, id: MessageId) -> Result<bool, ApplyError> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)")
+        .bind(id.as_i64())
+        .fetch_one(&mut *db)
+        .await?)
 }
 
 /// Refuses a message whose files are not all the author's own, unattached uploads.

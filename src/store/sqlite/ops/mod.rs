@@ -21,10 +21,10 @@ pub(super) use rooms::{AddMember, CreateRoom, OpenDm, RemoveMember};
 
 use sqlx::SqliteConnection;
 
-use super::rows::parse_role;
 use super::writer::ApplyError;
-use crate::domain::{RoomId, RoomRole, Timestamp, UserId};
-use crate::store::{StoreError, Unread};
+use crate::domain::{RoomId, RoomRole, Timestamp, Unread, UserId};
+use crate::store::StoreError;
+use crate::store::rows::parse_role;
 
 pub(super) fn refused(error: StoreError) -> ApplyError {
     ApplyError::Refused(error)

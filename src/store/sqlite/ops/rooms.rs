@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::super::rows::parse_role;
-use super::super::writer::{ApplyError, Operation, is_unique_violation_of};
+use super::super::writer::{ApplyError, Operation};
 use super::{insert_membership, refused, role_of};
 use crate::domain::{RoomId, RoomRole, Timestamp, UserId};
+use crate::store::rows::parse_role;
 use crate::store::{AddedBy, Change, NewRoom, StoreError};
 
 pub(in crate::store::sqlite) struct CreateRoom {
@@ -26,7 +26,8 @@ impl Operation for CreateRoom {
         let room = &self.room;
         let inserted = sqlx::query(
             "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (name_key) WHERE kind = 'public' DO NOTHING",
         )
         .bind(room.id.as_i64())
         .bind(room.kind.as_str())
@@ -35,13 +36,10 @@ impl Operation for CreateRoom {
         .bind(room.created_by.as_i64())
         .bind(room.created_at.as_millis())
         .execute(&mut *db)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation_of(&e, "rooms.name_key") => {
-                return Err(refused(StoreError::Conflict("room_name")));
-            }
-            other => other?,
-        };
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(refused(StoreError::Conflict("room_name")));
+        }
         let creator = std::iter::once((room.created_by, RoomRole::Owner));
         let others = self.members.iter().map(|&m| (m, RoomRole::Member));
         for (user, role) in creator.chain(others) {

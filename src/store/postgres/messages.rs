@@ -1,0 +1,91 @@
+//! Reading messages whole: the row, the preview of the message it replies to, its reactions,
+//! mentions and files. Used by history, catch-up, the room list and the writes (which
+//! announce messages whole after changing them).
+
+use std::collections::HashMap;
+
+use sqlx::PgConnection;
+
+use crate::domain::{Message, MessageId, RoomId};
+use crate::store::rows::{
+    AttachmentRow, MentionRow, MessageRow, REPLY_PREVIEW_CHARS, ReactionRow, assemble,
+};
+
+/// The columns of a message and of the preview of the message it replies to; callers add
+/// WHERE, ORDER BY and LIMIT. `m` is the message.
+pub(super) fn message_select() -> String {
+    format!(
+        "SELECT m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
+                m.created_at, m.edited_at, m.deleted_at,
+                p.id AS reply_id, p.author_id AS reply_author_id,
+                substr(p.body, 1, {REPLY_PREVIEW_CHARS}) AS reply_preview,
+                p.deleted_at AS reply_deleted_at
+         FROM messages m LEFT JOIN messages p ON p.id = m.reply_to"
+    )
+}
+
+/// Turns rows into whole messages (in the same order), loading their reactions, mentions
+/// and files with one query each. Returns each message with its row's `changed_seq`.
+pub(super) async fn complete(
+    db: &mut PgConnection,
+    rows: Vec<MessageRow>,
+) -> sqlx::Result<Vec<(i64, Message)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let reactions: Vec<ReactionRow> = sqlx::query_as(
+        "SELECT message_id, emoji, user_id FROM reactions WHERE message_id = ANY($1)
+         ORDER BY created_at, emoji, user_id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *db)
+    .await?;
+    let mentions: Vec<MentionRow> = sqlx::query_as(
+        "SELECT message_id, user_id FROM mentions WHERE message_id = ANY($1)
+         ORDER BY seq, user_id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *db)
+    .await?;
+    let attachments: Vec<AttachmentRow> = sqlx::query_as(
+        "SELECT id, kind, mime, name, size, width, height, duration_ms, has_thumbnail, message_id
+         FROM media WHERE message_id = ANY($1) ORDER BY message_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *db)
+    .await?;
+    Ok(assemble(rows, reactions, mentions, attachments))
+}
+
+/// One message of a room, whole.
+pub(super) async fn message_in_room(
+    db: &mut PgConnection,
+    room: RoomId,
+    id: MessageId,
+) -> sqlx::Result<Option<Message>> {
+    let row: Option<MessageRow> =
+        sqlx::query_as(&format!("{} WHERE m.id = $1 AND m.room_id = $2", message_select()))
+            .bind(id.as_i64())
+            .bind(room.as_i64())
+            .fetch_optional(&mut *db)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(complete(db, vec![row]).await?.pop().map(|(_, message)| message))
+}
+
+/// Messages by id (any room), whole, keyed by id.
+pub(super) async fn messages_by_id(
+    db: &mut PgConnection,
+    ids: &[i64],
+) -> sqlx::Result<HashMap<MessageId, Message>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<MessageRow> =
+        sqlx::query_as(&format!("{} WHERE m.id = ANY($1)", message_select()))
+            .bind(ids)
+            .fetch_all(&mut *db)
+            .await?;
+    Ok(complete(db, rows).await?.into_iter().map(|(_, m)| (m.id, m)).collect())
+}

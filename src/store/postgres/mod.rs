@@ -1,0 +1,602 @@
+//! The PostgreSQL store, for communities that outgrow one machine: several Confab processes
+//! may share one database.
+//!
+//! Reads run on a pool of connections. Each write is one transaction of its own (`writes`),
+//! many at once; the operations in `ops` take the locks that keep their checks true until
+//! they commit, and a room's seq comes from its row, locked by the write that takes it, so
+//! a room's changes commit one after another, in seq order, whichever process makes them.
+//!
+//! Durability: PostgreSQL's own (`synchronous_commit` as the operator set it; with `on`,
+//! the default, a confirmed message is on disk).
+//!
+//! Migrations (`migrations/postgres/`) are applied under an advisory lock, so that nodes
+//! starting at once against an empty database do not race: one applies, the others wait
+//! and find them applied.
+
+mod gate;
+mod messages;
+mod ops;
+mod writes;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use self::messages::{complete, message_in_room, message_select, messages_by_id};
+use self::ops::{
+    AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
+    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, MarkRead,
+    OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
+};
+use self::writes::Writes;
+use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
+use super::rules::prefix_range;
+use super::{
+    AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, MediaRecord,
+    MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
+    ProfileChange, Reacted, RoomAccess, SessionRecord, Store, StoreError, StoreResult,
+};
+use crate::domain::{
+    Emoji, MediaId, Message, MessageBody, MessageId, Receipt, Room, RoomCursor, RoomId, RoomKind,
+    SessionId, Timestamp, Unread, User, UserId, Username,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per process. Writes hold one from their first statement to their commit,
+/// and PostgreSQL groups the commits of concurrent transactions into one flush, so a few
+/// dozen keep a node's writes flowing; every node has its own, and PostgreSQL's
+/// `max_connections` (100 by default) must cover them all.
+const MAX_CONNECTIONS: u32 = 24;
+
+/// How long a request waits for a connection before it is answered 503: long enough to
+/// ride out a burst, short enough that an outage is reported rather than waited out.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a statement may run; a request may take 30 s in all.
+const STATEMENT_TIMEOUT: &str = "20s";
+
+/// The oldest PostgreSQL served: `pg_current_xact_id` and `pg_xact_status` came in 13.
+const MIN_SERVER_VERSION: i64 = 130_000;
+
+pub struct PostgresStore {
+    /// Connections for reads, and for the writes' transactions.
+    pool: PgPool,
+    writes: Writes,
+}
+
+impl PostgresStore {
+    /// Connects, applies pending migrations, and returns the store, which announces every
+    /// committed change to `sink`.
+    pub async fn open(url: &str, sink: ChangeSink) -> StoreResult<Self> {
+        let options = connect_options(url)?;
+        let mut connection = options.connect().await?;
+        check_server(&mut connection).await?;
+        MIGRATOR.run_direct(&mut connection).await?;
+        connection.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        Ok(Self { writes: Writes::new(pool.clone(), sink), pool })
+    }
+}
+
+/// Applies pending migrations, and nothing else.
+pub async fn migrate(url: &str) -> StoreResult<()> {
+    let mut connection = connect_options(url)?.connect().await?;
+    check_server(&mut connection).await?;
+    MIGRATOR.run_direct(&mut connection).await?;
+    connection.close().await?;
+    Ok(())
+}
+
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url).map_err(|error| {
+        // The parser's message may quote the URL, password and all.
+        StoreError::Backend(format!("the database URL is not valid ({})", kind_of(&error)).into())
+    })?;
+    Ok(options
+        .application_name("confab")
+        .options([("statement_timeout", STATEMENT_TIMEOUT)])
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+/// A parse error's kind, without its text.
+fn kind_of(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Configuration(_) => "a setting is wrong",
+        _ => "it does not parse",
+    }
+}
+
+/// Refuses a server too old for this store, or a database whose text is not UTF-8.
+async fn check_server(connection: &mut PgConnection) -> StoreResult<()> {
+    let (version, encoding): (String, String) = sqlx::query_as(
+        "SELECT current_setting('server_version_num'), current_setting('server_encoding')",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    if version.parse::<i64>().unwrap_or(0) < MIN_SERVER_VERSION {
+        return Err(StoreError::Backend(
+            format!("PostgreSQL 13 or newer is needed; this server is version {version}").into(),
+        ));
+    }
+    if encoding != "UTF8" {
+        return Err(StoreError::Backend(
+            format!("the database must be encoded in UTF8, not {encoding}").into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Unread messages and mentions of member `m` (with `m.user_id`, `m.last_read_seq`) in room
+/// `r`: messages by others after the read marker that are not deleted.
+const UNREAD_COLUMNS: &str = "
+    (SELECT COUNT(*) FROM messages u
+     WHERE u.room_id = r.id AND u.seq > m.last_read_seq AND u.author_id <> m.user_id
+       AND u.deleted_at IS NULL) AS unread_count,
+    (SELECT COUNT(*) FROM mentions x
+     WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
+        AS mention_count";
+
+/// A member's read marker and what lies after it, as stored now; `None` if not a member.
+async fn unread_of(
+    db: &mut PgConnection,
+    room: RoomId,
+    user: UserId,
+) -> sqlx::Result<Option<Unread>> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT m.last_read_seq, {UNREAD_COLUMNS}
+         FROM memberships m JOIN rooms r ON r.id = m.room_id
+         WHERE m.room_id = $1 AND m.user_id = $2"
+    ))
+    .bind(room.as_i64())
+    .bind(user.as_i64())
+    .fetch_optional(&mut *db)
+    .await?;
+    Ok(row.map(|(last_read_seq, unread_count, mention_count)| Unread {
+        last_read_seq,
+        unread_count,
+        mention_count,
+    }))
+}
+
+/// The columns of a room as a viewer (`$1`) sees it; callers append WHERE and ORDER BY.
+fn room_view_select() -> String {
+    format!(
+        "SELECT r.id, r.kind, r.name, r.created_by, r.created_at, r.last_seq,
+                (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count,
+                m.role, m.last_read_seq, {UNREAD_COLUMNS},
+                p.id AS peer_id, p.username AS peer_username,
+                p.display_name AS peer_display_name, p.created_at AS peer_created_at,
+                p.bio AS peer_bio, p.avatar AS peer_avatar,
+                (SELECT x.id FROM messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1)
+                    AS lm_id
+         FROM rooms r
+         LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
+         LEFT JOIN dm_pairs d ON d.room_id = r.id
+         LEFT JOIN users p ON p.id = CASE WHEN d.user_low = $1 THEN d.user_high ELSE d.user_low END"
+    )
+}
+
+const USER_COLUMNS: &str = "id, username, display_name, bio, avatar, created_at";
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writes.close().await;
+        self.pool.close().await;
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.writes.submit(CreateUser(user)).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(UserRow::into_user))
+    }
+
+    async fn credentials(&self, username: &Username) -> StoreResult<Option<Credentials>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRow,
+            password_hash: String,
+        }
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Credentials { user: r.user.into_user(), password_hash: r.password_hash }))
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+        let (low, high) = prefix_range(prefix);
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE (username >= $1 AND username < $2) OR (display_key >= $1 AND display_key < $2)
+             ORDER BY username LIMIT $3"
+        ))
+        .bind(&low)
+        .bind(&high)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(UserRow::into_user).collect())
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        self.writes.submit(CreateSession(session)).await
+    }
+
+    async fn session(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            session_id: i64,
+            expires_at: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT s.id AS session_id, s.expires_at, u.id, u.username, u.display_name, u.bio,
+                    u.avatar, u.created_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(&token_hash[..])
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| SessionRecord {
+            id: SessionId::from_i64(r.session_id),
+            user: r.user.into_user(),
+            expires_at: Timestamp::from_millis(r.expires_at),
+        }))
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
+        self.writes.submit(DeleteSession(*token_hash)).await
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        self.writes.submit(DeleteExpiredSessions(now)).await
+    }
+
+    async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()> {
+        self.writes.submit(CreateRoom { room, members }).await
+    }
+
+    async fn dm_room(
+        &self,
+        a: UserId,
+        b: UserId,
+        new_id: RoomId,
+        now: Timestamp,
+    ) -> StoreResult<(RoomId, bool)> {
+        self.writes.submit(OpenDm { a, b, new_id, now }).await
+    }
+
+    async fn room(&self, room: RoomId, viewer: UserId) -> StoreResult<Option<Room>> {
+        let rows: Vec<RoomRow> = sqlx::query_as(&format!("{} WHERE r.id = $2", room_view_select()))
+            .bind(viewer.as_i64())
+            .bind(room.as_i64())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(self.complete_rooms(rows).await?.pop())
+    }
+
+    async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<Room>> {
+        // Most recently active first: by the newest message's time, else the room's.
+        let rows: Vec<RoomRow> = sqlx::query_as(&format!(
+            "{} WHERE m.user_id IS NOT NULL
+             ORDER BY COALESCE((SELECT x.created_at FROM messages x
+                                WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1),
+                               r.created_at) DESC, r.id",
+            room_view_select()
+        ))
+        .bind(user.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
+        self.complete_rooms(rows).await
+    }
+
+    async fn public_rooms(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Room>> {
+        let (low, high) = prefix_range(prefix);
+        let rows: Vec<RoomRow> = sqlx::query_as(&format!(
+            "{} WHERE r.kind = 'public' AND r.name_key >= $2 AND r.name_key < $3
+             ORDER BY r.name_key, r.id LIMIT $4",
+            room_view_select()
+        ))
+        .bind(viewer.as_i64())
+        .bind(&low)
+        .bind(&high)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        self.complete_rooms(rows).await
+    }
+
+    async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>> {
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT r.id, r.last_seq, m.last_read_seq, {UNREAD_COLUMNS}
+             FROM memberships m JOIN rooms r ON r.id = m.room_id
+             WHERE m.user_id = $1"
+        ))
+        .bind(user.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, last_seq, last_read_seq, unread_count, mention_count)| RoomCursor {
+                room_id: RoomId::from_i64(room),
+                last_seq,
+                unread: Unread { last_read_seq, unread_count, mention_count },
+            })
+            .collect())
+    }
+
+    async fn member_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
+        let rooms: Vec<i64> =
+            sqlx::query_scalar("SELECT room_id FROM memberships WHERE user_id = $1")
+                .bind(user.as_i64())
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rooms.into_iter().map(RoomId::from_i64).collect())
+    }
+
+    async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT r.kind, m.role FROM rooms r
+             LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2
+             WHERE r.id = $1",
+        )
+        .bind(room.as_i64())
+        .bind(user.as_i64())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((kind, role)) = row else {
+            return Ok(None);
+        };
+        let kind = RoomKind::from_stored(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("room kind {kind:?}")))?;
+        let role = role.as_deref().map(parse_role).transpose()?;
+        Ok(Some(RoomAccess { kind, role }))
+    }
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>> {
+        let rows: Vec<MemberRow> = sqlx::query_as(
+            "SELECT u.id, u.username, u.display_name, u.bio, u.avatar, u.created_at, u.last_seen_at,
+                    m.role, m.joined_at, m.last_read_seq
+             FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.room_id = $1 ORDER BY m.joined_at, u.id",
+        )
+        .bind(room.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(MemberRow::into_member).collect()
+    }
+
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        by: AddedBy,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.writes.submit(AddMember { room, user, by, now }).await
+    }
+
+    async fn remove_member(&self, room: RoomId, user: UserId, by: UserId) -> StoreResult<bool> {
+        self.writes.submit(RemoveMember { room, user, by }).await
+    }
+
+    async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
+        self.writes.submit(InsertMessage(message)).await
+    }
+
+    async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {
+        let limit = i64::from(page.limit);
+        let before = page.before.unwrap_or(i64::MAX);
+        let mut db = self.pool.acquire().await?;
+        // One row more than asked tells whether there are more.
+        let mut rows: Vec<MessageRow> = match page.after {
+            Some(after) => {
+                sqlx::query_as(&format!(
+                    "{}
+                     WHERE m.room_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq ASC LIMIT $4",
+                    message_select()
+                ))
+                .bind(room.as_i64())
+                .bind(after)
+                .bind(before)
+                .bind(limit + 1)
+                .fetch_all(&mut *db)
+                .await?
+            }
+            None => sqlx::query_as(&format!(
+                "{} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
+                message_select()
+            ))
+            .bind(room.as_i64())
+            .bind(before)
+            .bind(limit + 1)
+            .fetch_all(&mut *db)
+            .await?,
+        };
+        let has_more = rows.len() > page.limit as usize;
+        rows.truncate(page.limit as usize);
+        if page.after.is_none() {
+            rows.reverse();
+        }
+        let messages = complete(&mut db, rows).await?.into_iter().map(|(_, m)| m).collect();
+        Ok(MessagePage { messages, has_more })
+    }
+
+    async fn message(&self, room: RoomId, message: MessageId) -> StoreResult<Option<Message>> {
+        let mut db = self.pool.acquire().await?;
+        Ok(message_in_room(&mut db, room, message).await?)
+    }
+
+    async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>> {
+        let mut db = self.pool.acquire().await?;
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "{}
+             WHERE m.room_id = $1 AND m.changed_seq > $2 AND m.seq <= $3
+             ORDER BY m.changed_seq LIMIT $4",
+            message_select()
+        ))
+        .bind(room.as_i64())
+        .bind(span.after)
+        .bind(span.up_to)
+        .bind(i64::from(span.limit))
+        .fetch_all(&mut *db)
+        .await?;
+        let changed = complete(&mut db, rows).await?;
+        Ok(changed
+            .into_iter()
+            .map(|(changed_seq, message)| Changed { changed_seq, message })
+            .collect())
+    }
+
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        editor: UserId,
+        body: MessageBody,
+        now: Timestamp,
+    ) -> StoreResult<Message> {
+        self.writes.submit(EditMessage { room, message, editor, body, now }).await
+    }
+
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        by: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Deleted> {
+        self.writes.submit(DeleteMessage { room, message, by, now }).await
+    }
+
+    async fn react(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        user: UserId,
+        emoji: Emoji,
+        add: bool,
+        now: Timestamp,
+    ) -> StoreResult<Reacted> {
+        self.writes.submit(React { room, message, user, emoji, add, now }).await
+    }
+
+    async fn mark_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        read: Option<i64>,
+        delivered: Option<i64>,
+    ) -> StoreResult<Option<Unread>> {
+        self.writes.submit(MarkRead::new(room, user, read, delivered)).await
+    }
+
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Unread> {
+        let mut db = self.pool.acquire().await?;
+        unread_of(&mut db, room, user).await?.ok_or(StoreError::NotMember)
+    }
+
+    async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT user_id, last_read_seq, delivered_seq FROM memberships WHERE room_id = $1
+             ORDER BY user_id",
+        )
+        .bind(room.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, read_seq, delivered_seq)| Receipt {
+                user_id: UserId::from_i64(user),
+                read_seq,
+                delivered_seq,
+            })
+            .collect())
+    }
+
+    async fn touch_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
+        self.writes.submit(TouchLastSeen { user, at }).await
+    }
+
+    async fn create_media(&self, media: NewMedia) -> StoreResult<()> {
+        self.writes.submit(CreateMedia(media)).await
+    }
+
+    async fn media(&self, id: &MediaId) -> StoreResult<Option<MediaRecord>> {
+        let row: Option<MediaRow> = sqlx::query_as(
+            "SELECT uploader_id, kind, mime, name, size, has_thumbnail, room_id FROM media
+             WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| row.into_record(id)))
+    }
+
+    async fn delete_unattached_media(&self, before: Timestamp) -> StoreResult<Vec<MediaId>> {
+        self.writes.submit(DeleteUnattachedMedia(before)).await
+    }
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        change: ProfileChange,
+    ) -> StoreResult<(User, Option<String>)> {
+        self.writes.submit(UpdateProfile { user, change }).await
+    }
+
+    async fn avatar(&self, user: UserId) -> StoreResult<Option<String>> {
+        let avatar: Option<Option<String>> =
+            sqlx::query_scalar("SELECT avatar FROM users WHERE id = $1")
+                .bind(user.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(avatar.flatten())
+    }
+}
+
+impl PostgresStore {
+    /// Rooms from their rows, with their newest messages loaded whole in one go.
+    async fn complete_rooms(&self, rows: Vec<RoomRow>) -> StoreResult<Vec<Room>> {
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r.lm_id).collect();
+        let mut db = self.pool.acquire().await?;
+        let mut newest = messages_by_id(&mut db, &ids).await?;
+        rows.into_iter().map(|row| row.into_room(&mut newest)).collect()
+    }
+}

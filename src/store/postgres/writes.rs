@@ -1,0 +1,303 @@
+//! How a write runs on PostgreSQL: one transaction per write, many at once.
+//!
+//! Each write ([`Write`]) runs on a task of its own, so a caller that goes away cannot cut
+//! it between its commit and its announcement. It waits for its turn (`gate`), opens a
+//! transaction, applies itself (taking the locks that guard its checks, refusing by
+//! returning an error, which rolls everything back, seq included), commits, and announces
+//! its changes while it still holds the turn. A write that changed nothing rolls back.
+//!
+//! Deadlocks and serialization failures are retried a few times from the start (nothing
+//! was announced and everything was rolled back). When the connection breaks during the
+//! commit, nobody can tell whether it committed: the caller is answered `Unavailable` at
+//! once (a retry with the same client id is safe), and the task keeps the turn and asks
+//! PostgreSQL about the transaction (`pg_xact_status`) until the database answers, then
+//! announces the changes if they committed. A change is announced once, after its commit,
+//! even then.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{PgConnection, PgPool, Postgres};
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+
+use super::gate::{Gate, Turns};
+use crate::store::driver::is_unavailability;
+use crate::store::{Change, ChangeSink, StoreError, StoreResult};
+
+/// How many times a write that lost a deadlock or a serialization conflict is tried again.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// How long a write whose commit is in doubt keeps asking whether it committed.
+const IN_DOUBT_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How often it asks.
+const IN_DOUBT_POLL: Duration = Duration::from_millis(500);
+
+/// A write's transaction, and the id PostgreSQL gave it once it wrote.
+pub(super) struct Tx {
+    inner: sqlx::Transaction<'static, Postgres>,
+    /// `pg_current_xact_id()`, learnt by the first statement that asked for it (taking a
+    /// seq does); needed only if the commit is in doubt, asked before committing otherwise.
+    xid: Option<String>,
+}
+
+impl Tx {
+    pub fn db(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
+
+    /// Takes the room's next seq, locking the room's row until the transaction ends: the
+    /// room's other writers (here and in other processes) wait for this one to commit or
+    /// roll back. Rolled back, the seq is not taken. `None` if there is no such room.
+    pub async fn next_seq(&mut self, room: crate::domain::RoomId) -> StoreResult<Option<i64>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1
+             RETURNING last_seq, pg_current_xact_id()::text",
+        )
+        .bind(room.as_i64())
+        .fetch_optional(self.db())
+        .await?;
+        Ok(row.map(|(seq, xid)| {
+            self.xid = Some(xid);
+            seq
+        }))
+    }
+}
+
+/// What a write did.
+pub(super) enum Done<T> {
+    /// It changed something: commit, then announce.
+    Commit(T),
+    /// It changed nothing (a retry of a stored message, a reaction already there): roll
+    /// back whatever it took, and answer `T`.
+    Rollback(T),
+}
+
+/// Why a write stopped.
+pub(super) enum Failed {
+    /// Refused, or failed: rolled back and answered as it is.
+    Store(StoreError),
+    /// Try the whole write again from the start (a random id that was taken, say).
+    Retry,
+}
+
+impl<E: Into<StoreError>> From<E> for Failed {
+    fn from(error: E) -> Self {
+        Failed::Store(error.into())
+    }
+}
+
+/// One kind of write. `apply` runs inside the write's transaction and pushes the changes it
+/// made to `changes`; it may run again after a conflict, with `changes` emptied.
+#[async_trait]
+pub(super) trait Write: Send + 'static {
+    type Output: Send + 'static;
+
+    /// Whose turn the write takes.
+    fn gate(&self) -> Gate;
+
+    async fn apply(
+        &mut self,
+        tx: &mut Tx,
+        changes: &mut Vec<Change>,
+    ) -> Result<Done<Self::Output>, Failed>;
+
+    /// For a write whose transaction takes no turn but whose announcement must (a marker
+    /// move, which is frequent, must not wait for the room's sends, but its counts must not
+    /// be announced out of order with them): the turn [`Write::after_commit`] runs in.
+    fn announce_gate(&self) -> Gate {
+        Gate::Free
+    }
+
+    /// Runs after the commit, in the turn of [`Write::announce_gate`], and may complete the
+    /// answer and the changes with what the database holds now.
+    async fn after_commit(
+        &mut self,
+        _pool: &PgPool,
+        _output: &mut Self::Output,
+        _changes: &mut Vec<Change>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// Runs writes: the pool they use, the turns they take, where they announce.
+#[derive(Clone)]
+pub(super) struct Writes {
+    pool: PgPool,
+    turns: Arc<Turns>,
+    sink: ChangeSink,
+    /// Writes in progress, so that closing can wait for them.
+    tasks: TaskTracker,
+}
+
+impl Writes {
+    pub fn new(pool: PgPool, sink: ChangeSink) -> Self {
+        Self { pool, turns: Arc::new(Turns::default()), sink, tasks: TaskTracker::new() }
+    }
+
+    /// Runs `write` on a task of its own and waits for its answer.
+    pub async fn submit<W: Write>(&self, write: W) -> StoreResult<W::Output> {
+        if self.tasks.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        let writes = self.clone();
+        self.tasks.spawn(async move { writes.run(write, reply).await });
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Takes no more writes and waits for those in progress, in-doubt ones included.
+    pub async fn close(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    async fn run<W: Write>(&self, mut write: W, reply: oneshot::Sender<StoreResult<W::Output>>) {
+        let _turn = self.turns.take(write.gate()).await;
+        let mut changes = Vec::new();
+        let mut attempt = 0;
+        let outcome = loop {
+            changes.clear();
+            attempt += 1;
+            match self.attempt(&mut write, &mut changes).await {
+                Err(Failed::Retry) if attempt <= CONFLICT_RETRIES => continue,
+                Err(Failed::Store(error)) if attempt <= CONFLICT_RETRIES && is_conflict(&error) => {
+                    continue;
+                }
+                Err(Failed::Retry) => {
+                    break Err(StoreError::Backend("a write kept conflicting".into()));
+                }
+                Err(Failed::Store(error)) => break Err(error),
+                Ok(outcome) => break Ok(outcome),
+            }
+        };
+        match outcome {
+            Ok(Attempted::Committed(mut output)) => {
+                let announce_gate = write.announce_gate();
+                let after = if announce_gate == Gate::Free {
+                    Ok(())
+                } else {
+                    let _announcing = self.turns.take(announce_gate).await;
+                    let after = write.after_commit(&self.pool, &mut output, &mut changes).await;
+                    self.announce(&changes);
+                    after
+                };
+                if announce_gate == Gate::Free {
+                    self.announce(&changes);
+                }
+                let _ = reply.send(after.map(|()| output));
+            }
+            Ok(Attempted::Unchanged(output)) => {
+                let _ = reply.send(Ok(output));
+            }
+            Ok(Attempted::InDoubt { xid, error }) => {
+                // The caller may retry; meanwhile, keep the turn until the outcome is known.
+                let _ = reply.send(Err(error));
+                if self.committed(&xid).await {
+                    self.announce(&changes);
+                }
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn announce(&self, changes: &[Change]) {
+        for change in changes {
+            (self.sink)(change);
+        }
+    }
+
+    /// One try: begin, apply, commit or roll back.
+    async fn attempt<W: Write>(
+        &self,
+        write: &mut W,
+        changes: &mut Vec<Change>,
+    ) -> Result<Attempted<W::Output>, Failed> {
+        let mut tx = Tx { inner: self.pool.begin().await?, xid: None };
+        let output = match write.apply(&mut tx, changes).await? {
+            Done::Rollback(output) => {
+                tx.inner.rollback().await?;
+                return Ok(Attempted::Unchanged(output));
+            }
+            Done::Commit(output) => output,
+        };
+        if changes.is_empty() {
+            tx.inner.commit().await?;
+            return Ok(Attempted::Committed(output));
+        }
+        let xid = match tx.xid.take() {
+            Some(xid) => xid,
+            None => {
+                sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(tx.db()).await?
+            }
+        };
+        match tx.inner.commit().await {
+            Ok(()) => Ok(Attempted::Committed(output)),
+            Err(error) if is_unavailability(&error) => {
+                tracing::warn!(%error, xid, "the database went away during a commit; asking whether it committed");
+                Ok(Attempted::InDoubt { xid, error: error.into() })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Whether the transaction `xid` committed, asked until the database answers (for at
+    /// most [`IN_DOUBT_PATIENCE`]). If it never answers, the changes are not announced;
+    /// they are stored or not, and clients catching up read what is.
+    async fn committed(&self, xid: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + IN_DOUBT_PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            let status: Result<Option<String>, sqlx::Error> =
+                sqlx::query_scalar("SELECT pg_xact_status($1::text::xid8)")
+                    .bind(xid)
+                    .fetch_one(&self.pool)
+                    .await;
+            match status.as_ref().map(Option::as_deref) {
+                Ok(Some("committed")) => {
+                    tracing::info!(xid, "a commit in doubt did commit; announcing its changes");
+                    return true;
+                }
+                Ok(Some("aborted")) => {
+                    tracing::info!(xid, "a commit in doubt did not commit");
+                    return false;
+                }
+                // Still in progress (its server process has not noticed yet), or an error:
+                // ask again.
+                Ok(_) | Err(_) => tokio::time::sleep(IN_DOUBT_POLL).await,
+            }
+        }
+        tracing::error!(
+            xid,
+            "could not learn whether a commit in doubt committed; its changes were not announced"
+        );
+        false
+    }
+}
+
+/// What one try came to.
+enum Attempted<T> {
+    Committed(T),
+    Unchanged(T),
+    /// The commit was sent, and the connection broke before it was answered.
+    InDoubt {
+        xid: String,
+        error: StoreError,
+    },
+}
+
+/// Whether an error is PostgreSQL giving up on a transaction that another one conflicted
+/// with (a deadlock, a serialization failure): trying again is the cure.
+fn is_conflict(error: &StoreError) -> bool {
+    let StoreError::Backend(cause) = error else { return false };
+    match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
