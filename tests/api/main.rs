@@ -9,6 +9,7 @@ mod bench;
 mod binary;
 mod browser;
 mod conversation;
+mod harness;
 mod lifecycle;
 mod media;
 mod messaging;

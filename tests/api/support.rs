@@ -1,11 +1,19 @@
-//! The test harness: a real server on a random loopback port with a fresh data directory,
-//! and typed helpers for its HTTP API and WebSocket.
+//! The test harness: a real server on a random loopback port with a fresh data directory
+//! (and, on PostgreSQL, a fresh database), and typed helpers for its HTTP API and WebSocket.
+//! `#[each_store]` runs a test once per store (`store.rs`); `postgres.rs` starts the
+//! PostgreSQL clusters.
+
+pub mod postgres;
+pub mod store;
+
+pub use confab_test_macros::each_store;
+pub use store::{Store, on_store};
 
 use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
 
-use confab::config::Settings;
+use confab::config::{Database, Settings};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -37,6 +45,8 @@ pub struct TestApp {
     pub origin: String,
     pub http: reqwest::Client,
     data_dir: Option<TempDir>,
+    /// The database the server runs on; `None` for a server the harness did not start.
+    database: Option<Database>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<()>>,
 }
@@ -46,30 +56,43 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// A server whose settings `configure` may change first.
+/// A server whose settings `configure` may change first. Its database is the test's store
+/// (a fresh one on PostgreSQL), already in `settings.database`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
+    let database = store::fresh_database().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    start(listener, data_dir, configure).await
+    start(listener, data_dir, database, configure).await
 }
 
 async fn start(
     listener: TcpListener,
     data_dir: TempDir,
+    database: Database,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     init_logging();
     let address = listener.local_addr().expect("local addr");
     let origin = format!("http://{address}");
     let mut settings = Settings::with_defaults(data_dir.path().to_path_buf(), &origin);
+    settings.database = database;
     configure(&mut settings);
+    let database = Some(settings.database.clone());
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     let server = tokio::spawn(async move {
         confab::server::run(listener, settings, signal).await.expect("server runs");
     });
     let http = reqwest::Client::builder().build().expect("client");
-    TestApp { address, origin, http, data_dir: Some(data_dir), shutdown, server: Some(server) }
+    TestApp {
+        address,
+        origin,
+        http,
+        data_dir: Some(data_dir),
+        database,
+        shutdown,
+        server: Some(server),
+    }
 }
 
 impl TestApp {
@@ -89,12 +112,14 @@ impl TestApp {
         }
     }
 
-    /// Stops the server and starts a new one on the same port and data directory.
+    /// Stops the server and starts a new one on the same port, data directory and
+    /// database.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let listener = TcpListener::bind(self.address).await.expect("rebind the same port");
         let data_dir = self.data_dir.take().expect("a running app has its data dir");
-        start(listener, data_dir, |_| {}).await
+        let database = self.database.take().expect("a running app has its database");
+        start(listener, data_dir, database, |_| {}).await
     }
 
     /// How many WebSocket connections the server holds, as `/healthz` reports.
@@ -362,6 +387,7 @@ impl TestApp {
             origin: format!("http://{address}"),
             http: reqwest::Client::builder().build().expect("client"),
             data_dir: None,
+            database: None,
             shutdown: CancellationToken::new(),
             server: None,
         }
@@ -398,7 +424,9 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `confab --addr 127.0.0.1:<free port>` with no `CONFAB_*` variable inherited,
     /// after `configure` has added its flags, environment or working directory, and waits
-    /// until `/healthz` answers 200.
+    /// until `/healthz` answers 200. On PostgreSQL it adds `--database-url`, unless
+    /// `configure` named a database: a fresh database, or the one of an earlier process
+    /// over the same data directory (so that a restart finds its data, as on SQLite).
     pub async fn start(configure: impl FnOnce(&mut std::process::Command)) -> ServerProcess {
         let address = free_loopback_address();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_confab"));
@@ -414,6 +442,10 @@ impl ServerProcess {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         configure(&mut command);
+        if store::current() == Store::Postgres && !names_a_database(&command) {
+            let url = store::postgres_for(&data_dir_of(&command)).await;
+            command.arg("--database-url").arg(url);
+        }
         let mut child = command.spawn().expect("spawn confab");
         let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
         let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
@@ -492,6 +524,35 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Whether a `confab` command already says which database to use.
+fn names_a_database(command: &std::process::Command) -> bool {
+    command.get_args().any(|arg| arg.to_string_lossy().starts_with("--database-url"))
+        || command.get_envs().any(|(name, value)| name == "CONFAB_DATABASE_URL" && value.is_some())
+}
+
+/// The absolute data directory a `confab` command will use: `--data-dir`, else
+/// `CONFAB_DATA_DIR`, else `confab-data`, under its working directory if relative.
+fn data_dir_of(command: &std::process::Command) -> std::path::PathBuf {
+    let args: Vec<String> =
+        command.get_args().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    let flag = args.iter().enumerate().find_map(|(at, arg)| match arg.strip_prefix("--data-dir") {
+        Some("") => args.get(at + 1).cloned(),
+        Some(value) => value.strip_prefix('=').map(str::to_owned),
+        None => None,
+    });
+    let variable = || {
+        command.get_envs().find_map(|(name, value)| {
+            (name == "CONFAB_DATA_DIR").then(|| value.map(|v| v.to_string_lossy().into_owned()))?
+        })
+    };
+    let data_dir = flag.or_else(variable).unwrap_or_else(|| "confab-data".to_owned());
+    let working_dir = command
+        .get_current_dir()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::env::current_dir().expect("a working directory"));
+    working_dir.join(data_dir)
+}
+
 /// A loopback address with a port nobody listens on right now. Another process could take
 /// the port before the server binds it; on loopback in a test run that is rare enough.
 pub fn free_loopback_address() -> SocketAddr {
@@ -521,5 +582,12 @@ impl TestApp {
     /// [`TestApp::stop`], so a test can read the files the server left.
     pub fn data_path(&self) -> &std::path::Path {
         self.data_dir.as_ref().expect("a server this harness started has a data dir").path()
+    }
+
+    /// The database the server runs on: [`Database::Embedded`] (`confab.db` in
+    /// [`TestApp::data_path`]) or [`Database::Postgres`] with its URL, for a connection of
+    /// the test's own.
+    pub fn database(&self) -> &Database {
+        self.database.as_ref().expect("a server this harness started has a database")
     }
 }
