@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::{TestApp, TestUser, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 /// A response read in full, headers included.
 struct Reply {
@@ -76,7 +76,7 @@ async fn me_with_cookie(app: &TestApp, cookie: &str) -> Reply {
     Reply::read(response).await
 }
 
-#[tokio::test]
+#[each_store]
 async fn register_returns_201_with_the_user_a_token_and_an_http_only_session_cookie() {
     let app = spawn_app().await;
     let before = OffsetDateTime::now_utc();
@@ -107,7 +107,7 @@ async fn register_returns_201_with_the_user_a_token_and_an_http_only_session_coo
     assert_eq!(&me, user, "the token signs in as the new user");
 }
 
-#[tokio::test]
+#[each_store]
 async fn display_name_defaults_to_the_username_and_is_trimmed_when_given() {
     let app = spawn_app().await;
     let plain = register_with(&app, json!({ "username": "plain", "password": "password1" })).await;
@@ -123,7 +123,7 @@ async fn display_name_defaults_to_the_username_and_is_trimmed_when_given() {
     assert_eq!(named.body["user"]["display_name"], "Ada Lovelace");
 }
 
-#[tokio::test]
+#[each_store]
 async fn usernames_are_folded_to_lower_case_for_registering_and_logging_in() {
     let app = spawn_app().await;
     let reply = register_with(&app, json!({ "username": "Alice", "password": "password1" })).await;
@@ -136,7 +136,7 @@ async fn usernames_are_folded_to_lower_case_for_registering_and_logging_in() {
     assert_eq!(login.body["user"]["id"], reply.body["user"]["id"]);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_taken_username_is_409_username_taken_whatever_its_case() {
     let app = spawn_app().await;
     app.register("alice").await;
@@ -149,7 +149,7 @@ async fn a_taken_username_is_409_username_taken_whatever_its_case() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn usernames_must_be_3_to_32_characters_of_a_z_0_9_underscore_dot_dash() {
     let app = spawn_app().await;
     let too_long = "x".repeat(33);
@@ -167,7 +167,7 @@ async fn usernames_must_be_3_to_32_characters_of_a_z_0_9_underscore_dot_dash() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn passwords_must_be_8_to_256_characters_and_not_the_username() {
     let app = spawn_app().await;
     let too_long = "p".repeat(257);
@@ -183,7 +183,7 @@ async fn passwords_must_be_8_to_256_characters_and_not_the_username() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn display_names_must_be_1_to_64_printable_characters() {
     let app = spawn_app().await;
     let too_long = "é".repeat(65);
@@ -207,7 +207,7 @@ async fn display_names_must_be_1_to_64_printable_characters() {
 
 /// A name must not pass for another or turn the line it is shown in around: invisible
 /// formatting characters are refused, on registering and on renaming.
-#[tokio::test]
+#[each_store]
 async fn display_names_refuse_direction_overrides_zero_width_and_line_separators() {
     let app = spawn_app().await;
     let spoofs = [
@@ -250,7 +250,7 @@ async fn display_names_refuse_direction_overrides_zero_width_and_line_separators
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn login_with_the_right_password_starts_a_new_session() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -273,7 +273,7 @@ async fn login_with_the_right_password_starts_a_new_session() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_401_invalid_credentials() {
     let app = spawn_app().await;
     app.register("alice").await;
@@ -289,7 +289,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401_invalid_credentia
     assert_eq!(wrong_password.body, unknown_user.body, "nothing tells which names exist");
 }
 
-#[tokio::test]
+#[each_store]
 async fn five_failed_logins_for_a_username_are_free() {
     let app = spawn_app().await;
     app.register("carol").await;
@@ -301,7 +301,7 @@ async fn five_failed_logins_for_a_username_are_free() {
     assert_eq!(reply.status, StatusCode::OK, "no wait after five failures: {}", reply.body);
 }
 
-#[tokio::test]
+#[each_store]
 async fn further_failures_make_the_username_wait_429_with_retry_after_even_for_the_right_password()
 {
     let app = spawn_app().await;
@@ -329,7 +329,7 @@ async fn further_failures_make_the_username_wait_429_with_retry_after_even_for_t
     assert_eq!(other.status, StatusCode::OK, "bob, same address, is not blocked: {}", other.body);
 }
 
-#[tokio::test]
+#[each_store]
 async fn failed_logins_count_against_a_username_whatever_its_case() {
     let app = spawn_app().await;
     app.register("carol").await;
@@ -342,7 +342,7 @@ async fn failed_logins_count_against_a_username_whatever_its_case() {
     assert_eq!(error_code(&refused.body), "rate_limited");
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_address_is_blocked_only_after_more_than_20_failures_across_usernames() {
     let app = spawn_app().await;
     app.register("bob").await;
@@ -363,7 +363,7 @@ async fn an_address_is_blocked_only_after_more_than_20_failures_across_usernames
     assert!(dave.headers.get(RETRY_AFTER).is_some());
 }
 
-#[tokio::test]
+#[each_store]
 async fn me_accepts_the_session_cookie_instead_of_a_bearer_token() {
     let app = spawn_app().await;
     let reply = register_with(&app, json!({ "username": "alice", "password": "password1" })).await;
@@ -378,7 +378,7 @@ async fn me_accepts_the_session_cookie_instead_of_a_bearer_token() {
     assert_eq!(error_code(&forged.body), "unauthenticated");
 }
 
-#[tokio::test]
+#[each_store]
 async fn logout_is_204_and_the_token_and_cookie_stop_working_while_other_sessions_go_on() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -409,7 +409,7 @@ async fn logout_is_204_and_the_token_and_cookie_stop_working_while_other_session
     assert_eq!(status, StatusCode::OK, "the other session goes on: {me}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn logout_closes_that_sessions_websocket_with_4001_and_leaves_other_sessions_open() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -427,7 +427,7 @@ async fn logout_closes_that_sessions_websocket_with_4001_and_leaves_other_sessio
     assert_eq!(pong["id"], "still-there");
 }
 
-#[tokio::test]
+#[each_store]
 async fn requests_without_a_valid_session_are_401_unauthenticated() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -474,7 +474,7 @@ fn usernames(page: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test]
+#[each_store]
 async fn user_search_matches_username_and_display_name_prefixes_without_regard_to_case() {
     let app = spawn_app().await;
     for (username, display_name) in [
@@ -518,7 +518,7 @@ async fn user_search_matches_username_and_display_name_prefixes_without_regard_t
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn user_search_treats_like_wildcards_as_plain_characters() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -530,7 +530,7 @@ async fn user_search_treats_like_wildcards_as_plain_characters() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn user_search_takes_a_limit_from_1_to_50() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -548,7 +548,7 @@ async fn user_search_takes_a_limit_from_1_to_50() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_user_is_found_by_id_and_unknown_or_malformed_ids_are_404() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -573,7 +573,7 @@ async fn a_user_is_found_by_id_and_unknown_or_malformed_ids_are_404() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn guesses_sent_all_at_once_are_throttled_like_guesses_in_a_row() {
     let app = spawn_app().await;
     app.register("alice").await;

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::support::{TestApp, TestUser, WsClient, spawn_app};
+use crate::support::{TestApp, TestUser, WsClient, each_store, spawn_app};
 
 const FOREIGN_ORIGIN: &str = "http://evil.example";
 
@@ -66,7 +66,7 @@ async fn assert_still_serving(app: &TestApp, user: &TestUser) {
     assert_eq!(status, StatusCode::OK, "{me}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_body_that_is_not_json_is_400_invalid_json() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -91,7 +91,7 @@ async fn a_body_that_is_not_json_is_400_invalid_json() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn missing_fields_and_wrong_types_are_400_invalid_request() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -122,7 +122,7 @@ async fn missing_fields_and_wrong_types_are_400_invalid_request() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_body_without_a_json_content_type_is_400_invalid_content_type() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -143,7 +143,7 @@ async fn a_body_without_a_json_content_type_is_400_invalid_content_type() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_body_over_64_kib_is_413_payload_too_large_and_one_under_reaches_validation() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -165,7 +165,7 @@ async fn a_body_over_64_kib_is_413_payload_too_large_and_one_under_reaches_valid
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn unknown_routes_are_404_not_found_in_json() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -185,7 +185,7 @@ async fn unknown_routes_are_404_not_found_in_json() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_known_route_with_the_wrong_method_is_405_method_not_allowed() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -206,7 +206,7 @@ async fn a_known_route_with_the_wrong_method_is_405_method_not_allowed() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_wrong_method_outside_the_api_is_405_method_not_allowed_in_json() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -219,7 +219,7 @@ async fn a_wrong_method_outside_the_api_is_405_method_not_allowed_in_json() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_plain_get_of_the_websocket_endpoint_is_400_websocket_required() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -256,7 +256,7 @@ async fn call_with_any_body(
     send(app.http.request(method, app.url(path)).bearer_auth(&user.token).json(&body)).await
 }
 
-#[tokio::test]
+#[each_store]
 async fn malformed_ids_in_paths_are_404_not_found() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -272,7 +272,7 @@ async fn malformed_ids_in_paths_are_404_not_found() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_path_id_that_is_not_utf8_is_404_not_found_in_json() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -317,7 +317,7 @@ async fn assert_body_refused(app: &TestApp, user: &TestUser, room: &str, body: &
     assert_eq!(reply["error"]["field"], "body", "{body:?}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_empty_or_whitespace_only_message_is_422_empty_body() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -328,7 +328,7 @@ async fn an_empty_or_whitespace_only_message_is_422_empty_body() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_message_over_4000_characters_is_422_body_too_long_while_4000_multibyte_ones_fit() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -345,7 +345,7 @@ async fn a_message_over_4000_characters_is_422_body_too_long_while_4000_multibyt
     assert_eq!(stored_bodies(&app, &alice, &room).await, [umlauts, emoji, "a".repeat(4000)]);
 }
 
-#[tokio::test]
+#[each_store]
 async fn control_characters_in_a_message_are_422_invalid_body() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -357,7 +357,7 @@ async fn control_characters_in_a_message_are_422_invalid_body() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_message_may_hold_newlines_and_tabs_and_is_trimmed_with_crlf_folded_to_lf() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -367,7 +367,7 @@ async fn a_message_may_hold_newlines_and_tabs_and_is_trimmed_with_crlf_folded_to
     assert_eq!(stored_bodies(&app, &alice, &room).await, [expected]);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_history_limit_outside_1_to_200_is_422_invalid_limit() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -391,7 +391,7 @@ async fn a_history_limit_outside_1_to_200_is_422_invalid_limit() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_negative_before_or_after_is_422_invalid_seq() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -424,7 +424,7 @@ async fn assert_connection_open(ws: &mut WsClient) {
     assert_eq!(pong, json!({ "type": "pong", "id": "still-open" }));
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_text_frame_that_is_not_json_gets_invalid_json_and_the_connection_stays_open() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -437,7 +437,7 @@ async fn a_text_frame_that_is_not_json_gets_invalid_json_and_the_connection_stay
     assert_connection_open(&mut ws).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_frame_of_unknown_type_gets_unknown_type_with_its_client_id_echoed() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -459,7 +459,7 @@ async fn a_frame_of_unknown_type_gets_unknown_type_with_its_client_id_echoed() {
     assert_connection_open(&mut ws).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_frame_missing_fields_or_with_wrong_types_gets_invalid_frame() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -483,7 +483,7 @@ async fn a_frame_missing_fields_or_with_wrong_types_gets_invalid_frame() {
     assert!(stored_bodies(&app, &alice, &room).await.is_empty(), "no send went through");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_binary_frame_gets_unsupported_frame_and_the_connection_stays_open() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -494,7 +494,7 @@ async fn a_binary_frame_gets_unsupported_frame_and_the_connection_stays_open() {
     assert_connection_open(&mut ws).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_websocket_send_with_an_invalid_body_gets_the_body_error_with_its_client_id() {
     let app = spawn_app().await;
     let (alice, room) = room_of_alice(&app).await;
@@ -537,7 +537,7 @@ fn ping_of_size(size: usize) -> String {
     frame
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_frame_of_exactly_64_kib_is_accepted() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -550,7 +550,7 @@ async fn a_frame_of_exactly_64_kib_is_accepted() {
     assert!(pong["id"] == sent["id"], "the pong echoes the 64 KiB ping's id");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -607,7 +607,7 @@ fn origin(value: &str) -> (&'static str, String) {
     ("origin", value.to_owned())
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_websocket_upgrade_from_a_foreign_origin_is_403_bad_origin() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -620,7 +620,7 @@ async fn a_websocket_upgrade_from_a_foreign_origin_is_403_bad_origin() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_websocket_upgrade_from_our_origin_with_the_session_cookie_is_accepted() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -630,7 +630,7 @@ async fn a_websocket_upgrade_from_our_origin_with_the_session_cookie_is_accepted
     assert_connection_open(&mut ws).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_websocket_upgrade_with_only_a_cookie_and_no_origin_is_401() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -639,7 +639,7 @@ async fn a_websocket_upgrade_with_only_a_cookie_and_no_origin_is_401() {
     assert_eq!(error_code(&body), "unauthenticated");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_websocket_upgrade_without_a_valid_bearer_token_is_401() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -652,7 +652,7 @@ async fn a_websocket_upgrade_without_a_valid_bearer_token_is_401() {
     assert_still_serving(&app, &alice).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_cookie_authenticated_post_from_a_foreign_origin_is_403_bad_origin() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

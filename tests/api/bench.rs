@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::ServerProcess;
+use crate::support::{ServerProcess, each_store};
 
 /// Runs confab-bench with `args` and returns its JSON report.
 fn bench(args: &[&str]) -> Value {
@@ -74,7 +74,7 @@ fn assert_clean_fanout(report: &Value, server: &str) {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_load_generator_counts_every_delivery_from_confab() {
     let server = ServerProcess::start(|_| {}).await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
@@ -110,7 +110,7 @@ async fn the_load_generator_counts_every_delivery_from_the_ceiling() {
     assert_clean_fanout(&report, "ceiling");
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_load_generator_measures_writes_history_and_idle_connections() {
     let server = ServerProcess::start(|_| {}).await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{PATIENCE, ServerProcess, TestApp, eventually};
+use crate::support::{PATIENCE, ServerProcess, TestApp, each_store, eventually};
 
 /// How long a clean shutdown may take after SIGTERM.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
@@ -26,6 +26,8 @@ fn help_lists_every_environment_variable() {
     }
 }
 
+// SQLite only, like the next test: where `confab.db` lands is the embedded database's
+// concern; on PostgreSQL the data directory holds only uploads.
 #[tokio::test]
 async fn without_a_data_dir_it_keeps_its_database_in_confab_data_under_the_working_directory() {
     let working_dir = tempfile::tempdir().expect("temp dir");
@@ -40,6 +42,8 @@ async fn without_a_data_dir_it_keeps_its_database_in_confab_data_under_the_worki
     assert!(database.is_file(), "{} exists", database.display());
 }
 
+// SQLite only: `confab.db` in CONFAB_DATA_DIR. The JSON log format is also covered on both
+// stores by the next test.
 #[tokio::test]
 async fn environment_variables_configure_the_data_dir_and_log_format() {
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -61,7 +65,7 @@ async fn environment_variables_configure_the_data_dir_and_log_format() {
     assert!(listening.is_ok(), "log lines are JSON: {:?}", server.stdout_lines());
 }
 
-#[tokio::test]
+#[each_store]
 async fn json_logs_have_one_line_per_request_with_method_path_status_and_duration() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let server = ServerProcess::start(|command| {
@@ -105,7 +109,7 @@ async fn json_logs_have_one_line_per_request_with_method_path_status_and_duratio
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn sigterm_closes_websockets_and_exits_cleanly_within_seconds() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut server = ServerProcess::start(|command| {
@@ -123,7 +127,7 @@ async fn sigterm_closes_websockets_and_exits_cleanly_within_seconds() {
     assert_eq!(connection.expect_close().await, Some(1001), "websockets are told: going away");
 }
 
-#[tokio::test]
+#[each_store]
 async fn data_survives_a_restart() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let start = || {

@@ -6,9 +6,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{spawn_app, spawn_app_with};
+use crate::support::{each_store, spawn_app, spawn_app_with};
 
-#[tokio::test]
+#[each_store]
 async fn a_ping_frame_is_answered_with_a_pong_echoing_its_id() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -19,7 +19,7 @@ async fn a_ping_frame_is_answered_with_a_pong_echoing_its_id() {
     assert_eq!(ws.recv().await, json!({ "type": "pong" }));
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_connection_that_stops_answering_is_closed_after_the_heartbeat_timeout() {
     let app = spawn_app_with(|settings| {
         settings.heartbeat_interval = Duration::from_millis(100);
@@ -56,7 +56,7 @@ async fn a_connection_that_stops_answering_is_closed_after_the_heartbeat_timeout
     assert!(pings <= 12, "pinged a few times, then gave up");
 }
 
-#[tokio::test]
+#[each_store]
 async fn shutting_down_closes_websockets_with_going_away() {
     let mut app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -65,7 +65,7 @@ async fn shutting_down_closes_websockets_with_going_away() {
     assert_eq!(ws.expect_close().await, Some(1001));
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_restarted_server_keeps_sessions_and_messages_and_clients_resume() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -90,7 +90,7 @@ async fn a_restarted_server_keeps_sessions_and_messages_and_clients_resume() {
     assert_eq!(bob_ws.recv().await["type"], "sync.done");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_close_from_the_client_is_answered_with_a_close() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -110,7 +110,7 @@ async fn a_close_from_the_client_is_answered_with_a_close() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_stalled_request_does_not_keep_the_server_from_stopping() {
     use tokio::io::AsyncWriteExt;
     let mut app = spawn_app().await;
@@ -126,7 +126,7 @@ async fn a_stalled_request_does_not_keep_the_server_from_stopping() {
     assert!(started.elapsed() < Duration::from_secs(8), "stopped in {:?}", started.elapsed());
 }
 
-#[tokio::test]
+#[each_store]
 async fn leaving_and_rejoining_at_once_keeps_the_rooms_live_events() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestUser, WsClient, spawn_app};
+use crate::support::{TestApp, TestUser, WsClient, each_store, spawn_app};
 
 /// Alice sends over the WebSocket and Bob over HTTP; each sees the other's message live,
 /// with consecutive seqs, and Alice's send is acknowledged with its client_id.
@@ -43,7 +43,7 @@ async fn chat_both_ways(app: &TestApp, room: &str, alice: &TestUser, bob: &TestU
     assert_eq!(own["seq"], start + 2, "the sender's own connections get the event too");
 }
 
-#[tokio::test]
+#[each_store]
 async fn two_users_chat_live_in_a_public_room() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -54,7 +54,7 @@ async fn two_users_chat_live_in_a_public_room() {
     chat_both_ways(&app, &room, &alice, &bob).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn two_users_chat_live_in_a_private_group() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -63,7 +63,7 @@ async fn two_users_chat_live_in_a_private_group() {
     chat_both_ways(&app, &room, &alice, &bob).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn two_users_chat_live_in_a_direct_conversation() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -74,7 +74,7 @@ async fn two_users_chat_live_in_a_direct_conversation() {
 
 /// Carol, who is in neither room, cannot read, send, look up or receive anything of a
 /// private group or of Alice and Bob's DM, by HTTP or WebSocket.
-#[tokio::test]
+#[each_store]
 async fn outsiders_are_refused_everywhere_for_private_groups_and_dms() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -127,7 +127,7 @@ async fn outsiders_are_refused_everywhere_for_private_groups_and_dms() {
     assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_retried_http_send_with_the_same_client_id_is_stored_once() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -155,7 +155,7 @@ async fn a_retried_http_send_with_the_same_client_id_is_stored_once() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_retried_websocket_send_is_stored_and_broadcast_once() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -194,7 +194,7 @@ fn seqs(page: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
+#[each_store]
 async fn history_pages_by_seq_oldest_first() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -228,7 +228,7 @@ async fn history_pages_by_seq_oldest_first() {
     assert_eq!(seqs(&everything), (1..=25).collect::<Vec<_>>());
 }
 
-#[tokio::test]
+#[each_store]
 async fn joining_starts_and_leaving_stops_events_on_open_connections() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -269,7 +269,7 @@ async fn joining_starts_and_leaving_stops_events_on_open_connections() {
 
 /// Several users send at once over their own connections; every member's connection sees
 /// every message exactly once, in strictly increasing seq order with no gaps.
-#[tokio::test]
+#[each_store]
 async fn concurrent_senders_produce_one_gap_free_ordered_stream() {
     const SENDERS: usize = 4;
     const EACH: usize = 50;

@@ -15,7 +15,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{TestApp, TestUser, WsClient, eventually, spawn_app, spawn_app_with};
+use crate::support::{
+    TestApp, TestUser, WsClient, each_store, eventually, spawn_app, spawn_app_with,
+};
 
 /// The next frame, which must announce `user`'s `status`; returns it.
 async fn expect_presence(ws: &mut WsClient, user: &TestUser, status: &str) -> Value {
@@ -104,7 +106,7 @@ async fn alice_watching_bob(app: &TestApp) -> (TestUser, TestUser, String, WsCli
     (alice, bob, room, watcher)
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_user_stays_online_until_their_last_tab_closes_then_goes_offline_with_last_seen() {
     let app = spawn_app().await;
     let (alice, bob, room, mut watcher) = alice_watching_bob(&app).await;
@@ -146,7 +148,7 @@ async fn a_user_stays_online_until_their_last_tab_closes_then_goes_offline_with_
     assert_eq!(online_count, 1, "only alice is online");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_single_tab_going_away_and_coming_back_is_announced_and_listed() {
     let app = spawn_app().await;
     let (alice, bob, room, mut watcher) = alice_watching_bob(&app).await;
@@ -167,7 +169,7 @@ async fn a_single_tab_going_away_and_coming_back_is_announced_and_listed() {
     assert_eq!(online_count, 2);
 }
 
-#[tokio::test]
+#[each_store]
 async fn with_two_tabs_a_user_is_away_only_while_every_tab_says_so() {
     let app = spawn_app().await;
     let (alice, bob, room, mut watcher) = alice_watching_bob(&app).await;
@@ -200,7 +202,7 @@ async fn with_two_tabs_a_user_is_away_only_while_every_tab_says_so() {
     expect_presence(&mut watcher, &bob, "offline").await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn presence_reaches_users_sharing_rooms_once_and_never_strangers_or_the_users_own_tabs() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -239,7 +241,7 @@ async fn presence_reaches_users_sharing_rooms_once_and_never_strangers_or_the_us
     expect_presence(&mut stranger, &dave, "online").await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_connection_that_stops_answering_turns_its_user_offline_after_the_heartbeat_timeout() {
     let app = spawn_app_with(|settings| {
         settings.heartbeat_interval = Duration::from_millis(100);
@@ -272,7 +274,7 @@ async fn a_connection_that_stops_answering_turns_its_user_offline_after_the_hear
     assert_eq!(app.connection_count().await, 1, "only the watcher is left");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_connection_dropped_without_a_close_frame_turns_its_user_offline_at_once() {
     // The default heartbeat (30 s, closed after 75 s) is far beyond the bound below, so
     // only noticing the dropped socket can pass this test.
@@ -295,7 +297,7 @@ async fn a_connection_dropped_without_a_close_frame_turns_its_user_offline_at_on
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn members_list_each_members_presence_and_read_seq_and_count_online_and_away() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -333,7 +335,7 @@ fn typing_of(user: &TestUser, room: &str) -> Value {
     json!({ "type": "typing", "room_id": room, "user_id": user.id })
 }
 
-#[tokio::test]
+#[each_store]
 async fn typing_reaches_the_rooms_other_members_but_not_the_typists_tabs_or_outsiders() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -360,7 +362,7 @@ async fn typing_reaches_the_rooms_other_members_but_not_the_typists_tabs_or_outs
     expect_message_next(&app, &mut carol_ws, &alice, &lobby, "hi carol").await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn typing_is_relayed_at_most_once_per_two_seconds_per_connection() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -389,7 +391,7 @@ async fn typing_is_relayed_at_most_once_per_two_seconds_per_connection() {
     assert_eq!(bob_ws.recv().await, typing_of(&alice, &room), "relayed again after 2 s");
 }
 
-#[tokio::test]
+#[each_store]
 async fn typing_in_a_room_one_is_not_in_is_refused_as_not_found() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -416,7 +418,7 @@ async fn typing_in_a_room_one_is_not_in_is_refused_as_not_found() {
     expect_message_next(&app, &mut bob_ws, &alice, &public, "anyone here?").await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_new_connection_learns_in_one_snapshot_who_is_around_among_those_it_shares_rooms_with() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -452,7 +454,7 @@ async fn a_new_connection_learns_in_one_snapshot_who_is_around_among_those_it_sh
     assert_eq!(users, expected, "the stranger and bob himself are not listed");
 }
 
-#[tokio::test]
+#[each_store]
 async fn joining_a_room_tells_its_members_the_joiner_is_around_and_the_joiner_who_is() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestUser, WsClient, spawn_app};
+use crate::support::{TestApp, TestUser, WsClient, each_store, spawn_app};
 
 /// Each member's `(read_seq, delivered_seq)` in a list of receipts, by user id.
 fn markers(receipts: &Value) -> BTreeMap<String, (i64, i64)> {
@@ -150,7 +150,7 @@ async fn group_with_messages(app: &TestApp, bodies: &[&str]) -> (TestUser, TestU
     (alice, bob, room)
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_read_frame_moves_the_marker_forward_only_up_to_the_rooms_last_seq() {
     let app = spawn_app().await;
     let (_alice, bob, room) = group_with_messages(&app, &["one", "two", "three"]).await;
@@ -167,7 +167,7 @@ async fn a_read_frame_moves_the_marker_forward_only_up_to_the_rooms_last_seq() {
     assert_eq!(receipts(&app, &bob, &room).await[&bob.id], (3, 3));
 }
 
-#[tokio::test]
+#[each_store]
 async fn reading_over_http_answers_the_counts_and_is_monotonic_clamped_and_cumulative() {
     let app = spawn_app().await;
     let (_alice, bob, room) = group_with_messages(&app, &["one", "hey @bob", "three"]).await;
@@ -191,7 +191,7 @@ async fn reading_over_http_answers_the_counts_and_is_monotonic_clamped_and_cumul
     assert_eq!(read_over_http(&app, &bob, &room, 3).await, counts(3, 0, 0));
 }
 
-#[tokio::test]
+#[each_store]
 async fn everyone_in_a_group_sees_who_read_up_to_which_seq() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -224,7 +224,7 @@ async fn everyone_in_a_group_sees_who_read_up_to_which_seq() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn in_a_dm_the_sender_sees_the_message_delivered_then_read() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -254,7 +254,7 @@ async fn in_a_dm_the_sender_sees_the_message_delivered_then_read() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn unread_counts_are_exact_per_room_and_a_read_on_one_tab_updates_every_tab() {
     let app = spawn_app().await;
     let (alice, bob, first) = group_with_messages(&app, &["one", "two", "three"]).await;
@@ -299,7 +299,7 @@ async fn unread_counts_are_exact_per_room_and_a_read_on_one_tab_updates_every_ta
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn unread_counts_are_right_after_a_reconnect_in_ready_and_in_the_room_list() {
     let app = spawn_app().await;
     let (alice, bob, room) = group_with_messages(&app, &["one", "two"]).await;
@@ -324,7 +324,7 @@ fn totals(ready: &Value) -> (i64, i64) {
     )
 }
 
-#[tokio::test]
+#[each_store]
 async fn ready_adds_up_unread_messages_and_mentions_over_every_room() {
     let app = spawn_app().await;
     let (alice, bob, group) = group_with_messages(&app, &["one", "two for @bob", "three"]).await;
@@ -351,7 +351,7 @@ async fn ready_adds_up_unread_messages_and_mentions_over_every_room() {
     assert_eq!(totals(&app.connect(&alice).await.ready), (1, 0), "Bob's thanks");
 }
 
-#[tokio::test]
+#[each_store]
 async fn ones_own_messages_never_count_as_unread_in_ready_or_the_room_list() {
     let app = spawn_app().await;
     let (alice, bob, room) = group_with_messages(&app, &["one", "two"]).await;
@@ -375,7 +375,7 @@ async fn ones_own_messages_never_count_as_unread_in_ready_or_the_room_list() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn deleted_messages_stop_counting_as_unread_and_as_mentions() {
     let app = spawn_app().await;
     let (alice, bob, room) = group_with_messages(&app, &["one", "hey @bob", "three"]).await;
@@ -426,7 +426,7 @@ async fn read_sync(ws: &mut WsClient) -> BTreeMap<String, (Vec<i64>, Value)> {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_sync_ends_each_room_with_its_receipts_before_sync_done() {
     let app = spawn_app().await;
     let (alice, bob, first) = group_with_messages(&app, &["one", "two"]).await;
@@ -451,7 +451,7 @@ async fn a_sync_ends_each_room_with_its_receipts_before_sync_done() {
     assert_eq!(markers(second_receipts), expected_markers(&[(&alice, 1, 1), (&bob, 0, 0)]));
 }
 
-#[tokio::test]
+#[each_store]
 async fn outsiders_cannot_read_mark_or_see_receipts_of_private_groups_and_dms() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -496,7 +496,7 @@ async fn outsiders_cannot_read_mark_or_see_receipts_of_private_groups_and_dms() 
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn delivery_is_kept_in_direct_conversations_only() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -520,7 +520,7 @@ async fn delivery_is_kept_in_direct_conversations_only() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_members_and_receipts_of_a_public_room_are_for_its_members() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

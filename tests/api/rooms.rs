@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestUser, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 /// A well-formed id that no user or room has (ids are random 63-bit values; 1 is never
 /// drawn in practice).
@@ -66,7 +66,7 @@ async fn unread_count(app: &TestApp, user: &TestUser, room: &str) -> i64 {
 
 // Public rooms.
 
-#[tokio::test]
+#[each_store]
 async fn public_rooms_are_listed_with_joined_flag_and_member_count() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -91,7 +91,7 @@ async fn public_rooms_are_listed_with_joined_flag_and_member_count() {
     assert_eq!(find(&directory(&app, &alice, "").await, &room).expect("listed")["joined"], true);
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_directory_filters_by_name_prefix_in_any_case() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -107,7 +107,7 @@ async fn the_directory_filters_by_name_prefix_in_any_case() {
     assert_eq!(directory(&app, &alice, "").await.len(), 4, "no query lists every public room");
 }
 
-#[tokio::test]
+#[each_store]
 async fn joining_a_public_room_twice_changes_nothing() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -126,7 +126,7 @@ async fn joining_a_public_room_twice_changes_nothing() {
     assert_eq!(body["role"], "owner", "joining again keeps the owner's role: {body}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_member_can_leave_a_public_room() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -147,7 +147,7 @@ async fn a_member_can_leave_a_public_room() {
     assert_error(&left_again, StatusCode::FORBIDDEN, "not_member");
 }
 
-#[tokio::test]
+#[each_store]
 async fn public_room_names_are_unique_regardless_of_case() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -162,7 +162,7 @@ async fn public_room_names_are_unique_regardless_of_case() {
     assert_eq!(directory(&app, &bob, "?q=lobby").await.len(), 1);
 }
 
-#[tokio::test]
+#[each_store]
 async fn public_room_names_are_unique_regardless_of_case_beyond_ascii() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -172,7 +172,7 @@ async fn public_room_names_are_unique_regardless_of_case_beyond_ascii() {
     assert_error(&response, StatusCode::CONFLICT, "room_name_taken");
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_directory_prefix_ignores_case_beyond_ascii() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -183,7 +183,7 @@ async fn the_directory_prefix_ignores_case_beyond_ascii() {
     assert_eq!(matched[0]["id"], room.as_str());
 }
 
-#[tokio::test]
+#[each_store]
 async fn private_groups_may_reuse_a_public_rooms_name() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -195,7 +195,7 @@ async fn private_groups_may_reuse_a_public_rooms_name() {
 
 // Private groups.
 
-#[tokio::test]
+#[each_store]
 async fn private_groups_are_invisible_to_non_members() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -233,7 +233,7 @@ async fn private_groups_are_invisible_to_non_members() {
     assert_eq!(member_ids(&app, &alice, &room).await, [alice.id.as_str()], "mallory got nowhere");
 }
 
-#[tokio::test]
+#[each_store]
 async fn any_member_of_a_private_group_can_add_members() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -253,7 +253,7 @@ async fn any_member_of_a_private_group_can_add_members() {
     app.send(&carol, &room, "thanks for having me").await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn only_the_owner_can_remove_others_from_a_private_group() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -277,7 +277,7 @@ async fn only_the_owner_can_remove_others_from_a_private_group() {
     assert_error(&sent, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_member_can_remove_themself_from_a_private_group() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -294,7 +294,7 @@ async fn a_member_can_remove_themself_from_a_private_group() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn when_the_owner_leaves_the_longest_standing_member_becomes_owner() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -333,7 +333,7 @@ async fn when_the_owner_leaves_the_longest_standing_member_becomes_owner() {
 
 // Direct messages.
 
-#[tokio::test]
+#[each_store]
 async fn opening_a_dm_returns_the_same_room_from_either_side() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -354,7 +354,7 @@ async fn opening_a_dm_returns_the_same_room_from_either_side() {
     assert_eq!(dms.len(), 1, "one DM per pair: {dms:?}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_dm_is_named_after_the_other_user_for_each_viewer() {
     let app = spawn_app().await;
     let alice = app.register_displayed("alice", "Alice Liddell").await;
@@ -378,7 +378,7 @@ async fn a_dm_is_named_after_the_other_user_for_each_viewer() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_dms_members_cannot_change() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -407,7 +407,7 @@ async fn a_dms_members_cannot_change() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn joining_a_dm_is_refused_because_its_members_are_fixed() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -423,7 +423,7 @@ async fn joining_a_dm_is_refused_because_its_members_are_fixed() {
     assert_eq!(member_ids(&app, &alice, &room).await.len(), 2);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_dm_with_an_unknown_user_is_not_found() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -437,7 +437,7 @@ async fn a_dm_with_an_unknown_user_is_not_found() {
 
 // The caller's rooms and unread counts.
 
-#[tokio::test]
+#[each_store]
 async fn my_rooms_list_kind_name_last_message_and_unread_count() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -470,7 +470,7 @@ async fn my_rooms_list_kind_name_last_message_and_unread_count() {
     assert_eq!(find(&rooms, &dm).expect("dm")["last_message"]["id"], last["id"]);
 }
 
-#[tokio::test]
+#[each_store]
 async fn sending_a_message_marks_everything_before_it_read() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -496,7 +496,7 @@ async fn sending_a_message_marks_everything_before_it_read() {
 
 /// Only the reader's client knows whether a page was seen (it may be a prefetch), so
 /// reading history moves no marker: a DM partner is never told "read" for it.
-#[tokio::test]
+#[each_store]
 async fn fetching_history_leaves_the_read_marker_where_it_is() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -550,7 +550,7 @@ async fn fetching_history_leaves_the_read_marker_where_it_is() {
     assert_eq!(seen["receipts"][0]["read_seq"], 2);
 }
 
-#[tokio::test]
+#[each_store]
 async fn own_messages_never_count_as_unread() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -569,7 +569,7 @@ async fn own_messages_never_count_as_unread() {
     assert_eq!(unread_count(&app, &bob, &room).await, 0);
 }
 
-#[tokio::test]
+#[each_store]
 async fn history_from_before_joining_is_not_unread() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -588,7 +588,7 @@ async fn history_from_before_joining_is_not_unread() {
 
 // Validation.
 
-#[tokio::test]
+#[each_store]
 async fn an_invalid_room_kind_is_rejected() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -601,7 +601,7 @@ async fn an_invalid_room_kind_is_rejected() {
     assert!(my_rooms(&app, &alice).await.is_empty());
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_unknown_member_id_is_rejected() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -633,7 +633,7 @@ async fn an_unknown_member_id_is_rejected() {
 
 // Membership changes over the WebSocket.
 
-#[tokio::test]
+#[each_store]
 async fn creating_a_room_with_members_sends_room_added_to_their_connections() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -662,7 +662,7 @@ async fn creating_a_room_with_members_sends_room_added_to_their_connections() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn adding_a_member_sends_room_added_with_the_rooms_last_seq() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -695,7 +695,7 @@ async fn adding_a_member_sends_room_added_with_the_rooms_last_seq() {
     assert_eq!(first["room_id"], dm.as_str(), "carol heard nothing of the group: {first}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn removing_a_member_sends_room_removed_and_stops_the_rooms_events() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -719,7 +719,7 @@ async fn removing_a_member_sends_room_removed_and_stops_the_rooms_events() {
     assert_eq!(next["message"]["id"], in_dm["id"], "nothing from the group: {next}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn leaving_a_room_sends_room_removed_to_the_leavers_connections() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

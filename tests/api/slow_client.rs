@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Ended, PATIENCE, ServerProcess, TestApp, WsClient};
+use crate::support::{Ended, PATIENCE, ServerProcess, TestApp, WsClient, each_store};
 
 /// Events a connection may have queued before it counts as too slow.
 const WS_QUEUE: &str = "64";
@@ -31,7 +31,7 @@ const SENDERS: usize = 8;
 /// How long the whole flood may take, so the test is bounded however slow the machine.
 const FLOOD_LIMIT: Duration = Duration::from_secs(180);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[each_store(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped_without_delaying_others_or_growing_memory() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let server = ServerProcess::start(|command| {

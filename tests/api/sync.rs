@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use confab::config::Database;
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::support::{TestApp, TestUser, WsClient, spawn_app};
+use crate::support::{TestApp, TestUser, WsClient, each_store, spawn_app};
 
 /// Sends `count` messages from `user` over one WebSocket, waiting for every ack.
 async fn send_many(app: &TestApp, user: &TestUser, room: &str, count: usize, tag: &str) {
@@ -66,7 +67,7 @@ async fn read_sync(ws: &mut WsClient, room: &str) -> Vec<i64> {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_client_that_reconnects_receives_exactly_the_500_it_missed() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -91,7 +92,7 @@ async fn a_client_that_reconnects_receives_exactly_the_500_it_missed() {
     assert_eq!(seqs, (4..=503).collect::<Vec<_>>(), "exactly the missed ones, in order");
 }
 
-#[tokio::test]
+#[each_store]
 async fn catching_up_while_messages_keep_arriving_delivers_each_exactly_once() {
     const MISSED: usize = 500;
     const DURING: usize = 300;
@@ -137,7 +138,7 @@ async fn catching_up_while_messages_keep_arriving_delivers_each_exactly_once() {
     bob_ws.expect_silence(std::time::Duration::from_millis(200)).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_long_absence_of_thousands_of_messages_is_caught_up_in_order() {
     const MISSED: usize = 3000;
     let app = spawn_app().await;
@@ -153,7 +154,7 @@ async fn a_long_absence_of_thousands_of_messages_is_caught_up_in_order() {
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "consecutive seqs");
 }
 
-#[tokio::test]
+#[each_store]
 async fn one_sync_covers_several_rooms_each_in_order() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -196,7 +197,7 @@ async fn one_sync_covers_several_rooms_each_in_order() {
     assert_eq!(receipted, [first, second, untouched].into_iter().collect(), "receipts for each");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_sync_beyond_what_ready_reported_sends_nothing_twice() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -216,7 +217,7 @@ async fn a_sync_beyond_what_ready_reported_sends_nothing_twice() {
     assert_eq!(read_sync(&mut ws, &room).await, Vec::<i64>::new());
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_room_named_twice_in_one_sync_is_sent_once() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -232,7 +233,7 @@ async fn a_room_named_twice_in_one_sync_is_sent_once() {
 }
 
 /// Every error about a `sync` echoes the frame's `client_id`, as every error does.
-#[tokio::test]
+#[each_store]
 async fn errors_about_a_sync_echo_its_client_id() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -282,16 +283,28 @@ async fn errors_about_a_sync_echo_its_client_id() {
     assert!(answered.is_disjoint(&refused));
 
     // A sync the server cannot finish: its messages are gone from under it.
-    let db = app.data_path().join("confab.db");
-    let mut outside = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open the database beside the server");
-    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
-        .execute(&mut outside)
-        .await
-        .expect("hide the messages");
+    hide_the_messages(&app).await;
     ws.send_json(json!({ "type": "sync", "since": { room.as_str(): 0 }, "client_id": "c-failed" }))
         .await;
     let error = ws.recv_type("error").await;
     assert_eq!((&error["code"], &error["client_id"]), (&json!("sync_failed"), &json!("c-failed")));
+}
+
+/// Renames the messages table behind the server's back, through a connection of the
+/// test's own to the server's database.
+async fn hide_the_messages(app: &TestApp) {
+    let rename = "ALTER TABLE messages RENAME TO messages_away";
+    match app.database() {
+        Database::Embedded => {
+            let db = app.data_path().join("confab.db");
+            let url = format!("sqlite://{}", db.display());
+            let mut outside = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+            sqlx::query(rename).execute(&mut outside).await.expect("hide the messages");
+        }
+        Database::Postgres(url) => {
+            let mut outside = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query(rename).execute(&mut outside).await.expect("hide the messages");
+            let _ = outside.close().await;
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use reqwest::header::{self, HeaderMap};
 
-use crate::support::{TestApp, spawn_app};
+use crate::support::{TestApp, each_store, spawn_app};
 
 /// Fetches a path outside `/api/v1`, asking for gzip; returns the headers and raw body.
 async fn fetch(app: &TestApp, path: &str) -> (reqwest::StatusCode, HeaderMap, Vec<u8>) {
@@ -51,7 +51,7 @@ fn assert_hardened(path: &str, headers: &HeaderMap) {
     assert_eq!(header_of(headers, header::REFERRER_POLICY), "no-referrer", "{path}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_page_carries_the_security_headers_and_is_never_cached() {
     let app = spawn_app().await;
     let (status, headers, _) = fetch(&app, "/").await;
@@ -61,7 +61,7 @@ async fn the_page_carries_the_security_headers_and_is_never_cached() {
     assert_eq!(header_of(&headers, header::CACHE_CONTROL), "no-cache");
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_page_has_no_inline_script_or_style_for_the_policy_to_block() {
     let app = spawn_app().await;
     let (page, _) = page_and_stylesheet(&app).await;
@@ -87,7 +87,7 @@ fn has_handler_attribute(page: &str) -> bool {
     })
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_versioned_asset_is_hardened_and_cached_for_a_year_as_immutable() {
     let app = spawn_app().await;
     let (_, stylesheet) = page_and_stylesheet(&app).await;
@@ -105,7 +105,7 @@ async fn a_versioned_asset_is_hardened_and_cached_for_a_year_as_immutable() {
     assert_eq!(header_of(&headers, header::CACHE_CONTROL), "no-cache");
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_page_and_its_assets_are_gzipped_when_asked_for() {
     let app = spawn_app().await;
     let (_, stylesheet) = page_and_stylesheet(&app).await;

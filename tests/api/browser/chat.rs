@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Browser, Driver, driver};
-use crate::support::{TestApp, TestUser, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 pub(super) const DESKTOP: (u32, u32) = (1280, 860);
 pub(super) const PHONE: (u32, u32) = (390, 844);
@@ -50,7 +50,7 @@ pub(super) async fn two_in_a_dm(
     (alice_page, bob_page, alice, bob, room)
 }
 
-#[tokio::test]
+#[each_store]
 async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -86,7 +86,7 @@ async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn typing_and_presence_appear_and_disappear() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -130,7 +130,7 @@ async fn typing_and_presence_appear_and_disappear() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_read_receipt_turns_blue_when_the_other_side_reads() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -164,7 +164,7 @@ async fn a_read_receipt_turns_blue_when_the_other_side_reads() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_unread_badge_and_the_tab_title_count_up_and_clear() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -192,7 +192,7 @@ async fn the_unread_badge_and_the_tab_title_count_up_and_clear() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     let Some(mut driver) = driver().await else { return };
     let mut app = spawn_app().await;
@@ -231,7 +231,7 @@ async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn html_in_a_message_is_shown_as_text_and_links_are_safe() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -258,7 +258,7 @@ async fn html_in_a_message_is_shown_as_text_and_links_are_safe() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

@@ -5,7 +5,7 @@ use fantoccini::key::Key;
 
 use super::chat::two_in_a_dm;
 use super::{Browser, driver};
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
 impl Browser {
     /// Presses a key in whatever has the focus. The list re-renders as receipts come, and
@@ -33,7 +33,7 @@ impl Browser {
 /// The focused element's aria-label and the id of the message it is in.
 const FOCUS: &str = "[document.activeElement.getAttribute('aria-label'), document.activeElement.closest('.message')?.dataset.id ?? null]";
 
-#[tokio::test]
+#[each_store]
 async fn a_message_s_actions_are_reached_by_keyboard_and_keep_the_focus_as_messages_arrive() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

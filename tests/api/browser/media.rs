@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::chat::two_in_a_dm;
 use super::driver;
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
 /// A picture file on disk for the browser to pick: a 600×300 gradient PNG.
 fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -15,7 +15,7 @@ fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     path
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -72,7 +72,7 @@ async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -111,7 +111,7 @@ async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_avatar_change_is_seen_live_by_the_other_side() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -147,7 +147,7 @@ async fn an_avatar_change_is_seen_live_by_the_other_side() {
     bob.close().await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn the_member_list_shows_pictures_and_bios_and_follows_changes_while_open() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{history, message_path, patch, put, reaction_path, seq_of, text};
-use crate::support::{PATIENCE, TestApp, TestUser, WsClient, spawn_app};
+use crate::support::{PATIENCE, TestApp, TestUser, WsClient, each_store, spawn_app};
 
 /// A message as a client shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,7 +313,7 @@ fn id(message: &Value) -> String {
 /// Bob keeps one client connected (his phone, say) while another is away; back, the other
 /// syncs. Meanwhile messages are sent, edited, deleted and reacted to, some mention him,
 /// his phone reads part of them and Carol reads everything.
-#[tokio::test]
+#[each_store]
 async fn a_client_that_syncs_after_an_absence_ends_where_one_that_stayed_connected_is() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -433,7 +433,7 @@ async fn a_client_that_syncs_after_an_absence_ends_where_one_that_stayed_connect
 /// after some have arrived. Messages Bob had seen, changed while he was away (one edited,
 /// one reacted to) and reacted to again after his `ready`: a live `reaction.added` carries
 /// only its own reaction, so the sync must still bring what changed before.
-#[tokio::test]
+#[each_store]
 async fn a_change_after_ready_does_not_hide_from_the_sync_an_edit_made_while_away() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

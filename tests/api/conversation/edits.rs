@@ -9,9 +9,9 @@ use super::{
     NO_SUCH_MESSAGE, QUIET, error_code, expect_event, expect_no_event, find, history, message_path,
     patch, seq_of, text,
 };
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
-#[tokio::test]
+#[each_store]
 async fn an_edit_keeps_the_seq_gains_edited_at_and_reaches_every_member_live() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -64,7 +64,7 @@ async fn an_edit_keeps_the_seq_gains_edited_at_and_reaches_every_member_live() {
     assert_eq!(next["seq"], seq + 3, "the next message comes after the edits' seqs");
 }
 
-#[tokio::test]
+#[each_store]
 async fn only_the_author_may_edit_a_message_not_even_the_room_owner() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -96,7 +96,7 @@ async fn only_the_author_may_edit_a_message_not_even_the_room_owner() {
     assert!(find(&messages, id)["edited_at"].is_null());
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_edit_is_validated_and_normalized_like_a_new_message() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -132,7 +132,7 @@ async fn an_edit_is_validated_and_normalized_like_a_new_message() {
     assert_eq!(edited["body"], "final\nversion", "trimmed, line endings folded");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_deleted_message_cannot_be_edited() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -160,7 +160,7 @@ async fn a_deleted_message_cannot_be_edited() {
     assert_eq!(find(&stored, id)["body"], "");
 }
 
-#[tokio::test]
+#[each_store]
 async fn editing_a_message_that_does_not_exist_is_not_found() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

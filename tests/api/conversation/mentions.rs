@@ -11,7 +11,7 @@ use super::{
     QUIET, expect_event, expect_no_event, listed_room, message_path, next_events, only_of, patch,
     text,
 };
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
 fn mentioned(message: &Value) -> BTreeSet<String> {
     message["mentions"]
@@ -22,7 +22,7 @@ fn mentioned(message: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test]
+#[each_store]
 async fn mentioning_a_member_notifies_them_and_counts_as_their_mention() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -60,7 +60,7 @@ async fn mentioning_a_member_notifies_them_and_counts_as_their_mention() {
     assert_eq!(cursor["unread_count"], 1, "{cursor}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_edit_sends_a_mention_only_to_those_it_newly_names_and_drops_those_it_no_longer_does() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -103,7 +103,7 @@ async fn an_edit_sends_a_mention_only_to_those_it_newly_names_and_drops_those_it
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_name_ending_in_a_dot_is_mentioned_as_written_and_a_sentence_may_end_after_a_name() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

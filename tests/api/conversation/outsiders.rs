@@ -9,9 +9,9 @@ use super::{
     QUIET, error_code, expect_event, expect_no_event, find, history, message_path, patch, put,
     reaction_path, text,
 };
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
-#[tokio::test]
+#[each_store]
 async fn an_outsider_can_neither_edit_delete_nor_react_in_a_private_room_nor_see_those_changes() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -72,7 +72,7 @@ async fn an_outsider_can_neither_edit_delete_nor_react_in_a_private_room_nor_see
 
 /// Alice owns one room and is a plain member of Bob's: her ownership must not reach Bob's
 /// room by naming his message under her room's path.
-#[tokio::test]
+#[each_store]
 async fn a_message_is_changed_only_through_its_own_room() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -104,7 +104,7 @@ async fn a_message_is_changed_only_through_its_own_room() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_send_by_a_non_member_learns_nothing_from_reply_to_or_client_id() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

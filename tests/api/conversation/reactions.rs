@@ -11,7 +11,7 @@ use super::{
     NO_SUCH_MESSAGE, QUIET, error_code, expect_event, expect_no_event, find, history, message_path,
     put, reaction_path, seq_of, text,
 };
-use crate::support::{TestUser, WsClient, spawn_app};
+use crate::support::{TestUser, WsClient, each_store, spawn_app};
 
 /// A message's reactions as emoji → who, so that order within a millisecond does not matter.
 fn reactions(message: &Value) -> BTreeMap<String, BTreeSet<String>> {
@@ -51,7 +51,7 @@ async fn expect_reaction(clients: [&mut WsClient; 2], kind: &str, seq: i64, reac
 /// Room, message, emoji and who reacted.
 type Reacted<'a> = (&'a str, &'a str, &'a str, &'a TestUser);
 
-#[tokio::test]
+#[each_store]
 async fn members_toggle_reactions_by_http_and_websocket_and_everyone_sees_them_live() {
     const FAMILY: &str = "👩‍👩‍👧‍👦"; // several code points joined: 25 bytes
     let app = spawn_app().await;
@@ -139,7 +139,7 @@ async fn members_toggle_reactions_by_http_and_websocket_and_everyone_sees_them_l
     assert_eq!(reactions(&stored), expected(&[(":shipit:", &[&alice.id]), (FAMILY, &[&bob.id])]));
 }
 
-#[tokio::test]
+#[each_store]
 async fn adding_a_reaction_twice_or_removing_one_never_made_changes_nothing() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -172,7 +172,7 @@ async fn adding_a_reaction_twice_or_removing_one_never_made_changes_nothing() {
     assert_eq!(next["seq"], last_seq + 1, "no seq was taken");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_message_takes_at_most_20_different_emoji() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -213,7 +213,7 @@ async fn a_message_takes_at_most_20_different_emoji() {
     assert_eq!(emoji, want);
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_invalid_emoji_is_refused() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -238,7 +238,7 @@ async fn an_invalid_emoji_is_refused() {
     assert_eq!(find(&history(&app, &alice, &room).await, id)["reactions"], json!([]));
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_deleted_or_missing_message_takes_no_reactions() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -9,7 +9,7 @@ use super::{
     NO_SUCH_MESSAGE, QUIET, error_code, expect_event, expect_no_event, find, history, message_path,
     next_events, only_of, text,
 };
-use crate::support::{TestApp, TestUser, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 async fn reply(app: &TestApp, user: &TestUser, room: &str, body: &str, to: &str) -> Value {
     let (status, message) = app
@@ -19,7 +19,7 @@ async fn reply(app: &TestApp, user: &TestUser, room: &str, body: &str, to: &str)
     message
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_reply_carries_a_preview_of_the_original_live_and_in_history() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -60,7 +60,7 @@ async fn a_reply_carries_a_preview_of_the_original_live_and_in_history() {
     assert_eq!(messages[2]["reply_to"], want_short);
 }
 
-#[tokio::test]
+#[each_store]
 async fn once_the_original_is_deleted_a_reply_shows_it_deleted_without_a_preview() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -81,7 +81,7 @@ async fn once_the_original_is_deleted_a_reply_shows_it_deleted_without_a_preview
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_reply_to_a_message_of_another_room_or_to_no_message_is_refused() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -111,7 +111,7 @@ async fn a_reply_to_a_message_of_another_room_or_to_no_message_is_refused() {
 
 /// docs/api.md: `reply_to` is "a message of the same room that is not deleted (otherwise
 /// 422 `unknown_message`)".
-#[tokio::test]
+#[each_store]
 async fn a_reply_to_a_deleted_message_is_refused_as_deleted() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

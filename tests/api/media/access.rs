@@ -7,9 +7,9 @@ use super::fixtures;
 use serde_json::json;
 
 use super::{error_code, fetch, fetch_status, history, send_with_files, text, upload};
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
-#[tokio::test]
+#[each_store]
 async fn an_unsent_upload_is_only_its_uploaders() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -28,7 +28,7 @@ async fn an_unsent_upload_is_only_its_uploaders() {
     assert_eq!(anonymous.expect("sent").status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_file_sent_to_a_private_room_is_for_its_members_only() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -58,7 +58,7 @@ async fn a_file_sent_to_a_private_room_is_for_its_members_only() {
 }
 
 /// Anyone may read a public room's history, but its files are fetched by members only.
-#[tokio::test]
+#[each_store]
 async fn a_file_sent_to_a_public_room_is_for_its_members_only() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -79,7 +79,7 @@ async fn a_file_sent_to_a_public_room_is_for_its_members_only() {
     assert_eq!(fetch_status(&app, &carol, text(&file, "url")).await, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+#[each_store]
 async fn malformed_and_unknown_media_ids_are_404() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::fixtures;
 use super::{error_code, history, send_with_files, text, upload, upload_recording};
-use crate::support::{TestApp, TestUser, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 /// A room of Alice's with Bob in it.
 async fn alice_and_bob(app: &TestApp) -> (TestUser, TestUser, String) {
@@ -21,7 +21,7 @@ fn ids(files: &[Value]) -> Vec<&str> {
     files.iter().map(|file| text(file, "id")).collect()
 }
 
-#[tokio::test]
+#[each_store]
 async fn files_sent_over_http_reach_members_live_and_stay_in_history() {
     let app = spawn_app().await;
     let (alice, bob, room) = alice_and_bob(&app).await;
@@ -69,7 +69,7 @@ async fn files_sent_over_http_reach_members_live_and_stay_in_history() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn files_sent_over_the_websocket_with_no_text_are_acknowledged_and_broadcast() {
     let app = spawn_app().await;
     let (alice, bob, room) = alice_and_bob(&app).await;
@@ -98,7 +98,7 @@ async fn files_sent_over_the_websocket_with_no_text_are_acknowledged_and_broadca
 
 /// A retry of a send that carried files returns the stored message, files and all, rather
 /// than refusing files that are now attached.
-#[tokio::test]
+#[each_store]
 async fn a_retried_send_with_files_returns_the_stored_message() {
     let app = spawn_app().await;
     let (alice, _bob, room) = alice_and_bob(&app).await;
@@ -113,7 +113,7 @@ async fn a_retried_send_with_files_returns_the_stored_message() {
     assert_eq!(history(&app, &alice, &room).await.len(), 1);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_message_carries_at_most_ten_files() {
     let app = spawn_app().await;
     let (alice, _bob, room) = alice_and_bob(&app).await;
@@ -134,7 +134,7 @@ async fn a_message_carries_at_most_ten_files() {
     assert_eq!(message["attachments"], json!(files[..10]));
 }
 
-#[tokio::test]
+#[each_store]
 async fn only_ones_own_unsent_uploads_can_be_attached() {
     let app = spawn_app().await;
     let (alice, bob, room) = alice_and_bob(&app).await;
@@ -170,7 +170,7 @@ async fn only_ones_own_unsent_uploads_can_be_attached() {
     assert_eq!(history(&app, &alice, &room).await.len(), 1);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_refused_attachment_over_the_websocket_is_an_error_for_that_send() {
     let app = spawn_app().await;
     let (alice, bob, room) = alice_and_bob(&app).await;
@@ -187,7 +187,7 @@ async fn a_refused_attachment_over_the_websocket_is_an_error_for_that_send() {
     assert_eq!(error["client_id"], "c-9");
 }
 
-#[tokio::test]
+#[each_store]
 async fn only_a_message_with_files_may_have_an_empty_body() {
     let app = spawn_app().await;
     let (alice, _bob, room) = alice_and_bob(&app).await;

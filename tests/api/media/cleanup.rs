@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::fixtures;
 use super::{fetch_status, send_with_files, stored_files, text, upload};
-use crate::support::{eventually, spawn_app, spawn_app_with};
+use crate::support::{each_store, eventually, spawn_app, spawn_app_with};
 
-#[tokio::test]
+#[each_store]
 async fn deleting_a_message_removes_its_files() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -40,7 +40,7 @@ async fn deleting_a_message_removes_its_files() {
 
 /// Uploads never sent are swept once they are older than the TTL; sent ones stay. The TTL
 /// is a whole second here: sub-second TTLs are not honoured (see the next test).
-#[tokio::test]
+#[each_store]
 async fn an_upload_never_sent_is_removed_while_a_sent_one_stays() {
     let app = spawn_app_with(|settings| {
         settings.unattached_ttl = Duration::from_secs(1);
@@ -83,7 +83,7 @@ async fn an_upload_never_sent_is_removed_while_a_sent_one_stays() {
 }
 
 /// An upload is kept for its whole TTL, even one shorter than a second.
-#[tokio::test]
+#[each_store]
 async fn an_upload_never_sent_is_kept_until_its_ttl_has_passed() {
     let ttl = Duration::from_millis(900);
     let app = spawn_app_with(|settings| {

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use super::fixtures;
 use super::{error_code, fetch, fetch_with, stored_files, text, upload, upload_claimed};
-use crate::support::{eventually, spawn_app, spawn_app_with};
+use crate::support::{each_store, eventually, spawn_app, spawn_app_with};
 
 const LIMIT: u64 = 1024 * 1024;
 
@@ -35,19 +35,19 @@ async fn refuses_an_upload_of(size: usize) {
     assert_eq!(stored.len(), 1, "only the file that fits is stored: {stored:?}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_upload_just_over_the_limit_is_refused_with_413_and_nothing_is_kept() {
     refuses_an_upload_of(LIMIT as usize + 1).await;
 }
 
 /// Far over the limit, the request body also passes the cap the server puts a little above
 /// the upload limit (for the multipart framing), and is cut off mid-file: still a 413.
-#[tokio::test]
+#[each_store]
 async fn an_upload_far_over_the_limit_is_refused_with_413_and_nothing_is_kept() {
     refuses_an_upload_of(4 * LIMIT as usize).await;
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_byte_range_is_served_with_206_and_exactly_those_bytes() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -80,7 +80,7 @@ async fn a_byte_range_is_served_with_206_and_exactly_those_bytes() {
 
 /// The last byte asked for may be as large as a range can say: the file is served to its
 /// end, with a Content-Range and Content-Length that are the file's.
-#[tokio::test]
+#[each_store]
 async fn a_range_ending_at_the_largest_number_serves_the_whole_file_as_206() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -97,7 +97,7 @@ async fn a_range_ending_at_the_largest_number_serves_the_whole_file_as_206() {
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_range_starting_past_the_end_is_416() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::fixtures;
 use super::{fetch, text, upload, upload_recording};
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
 /// The Exif tags a JPEG carries; none when it has no Exif segment.
 fn exif_tags(jpeg: &[u8]) -> Vec<exif::Tag> {
@@ -23,7 +23,7 @@ fn orientation(jpeg: &[u8]) -> Option<u32> {
     exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)?.value.get_uint(0)
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_picture_reports_its_dimensions_and_has_a_thumbnail_320_pixels_wide() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -42,7 +42,7 @@ async fn a_picture_reports_its_dimensions_and_has_a_thumbnail_320_pixels_wide() 
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_thumbnail_is_never_larger_than_its_picture() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -56,7 +56,7 @@ async fn a_thumbnail_is_never_larger_than_its_picture() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_file_that_is_not_a_picture_has_no_thumbnail() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -65,7 +65,7 @@ async fn a_file_that_is_not_a_picture_has_no_thumbnail() {
     assert_eq!(fetch(&app, &alice, &url).await.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_photo_loses_its_location_but_keeps_its_orientation() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -101,7 +101,7 @@ async fn a_photo_loses_its_location_but_keeps_its_orientation() {
     );
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_recording_keeps_the_duration_its_client_measured_and_a_picture_drops_it() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::fixtures;
 use super::{QUIET, Reply, error_code, fetch, send_file, text};
-use crate::support::{TestApp, TestUser, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 async fn patch_me(app: &TestApp, user: &TestUser, body: Value) -> (StatusCode, Value) {
     app.call(Method::PATCH, "/me", Some(user), Some(body)).await
@@ -23,7 +23,7 @@ async fn me(app: &TestApp, user: &TestUser) -> Value {
     body
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_user_sets_their_display_name_and_bio_and_everyone_sees_them() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -51,7 +51,7 @@ async fn a_user_sets_their_display_name_and_bio_and_everyone_sees_them() {
     assert_eq!(status, StatusCode::OK, "300 characters is the most a bio holds: {user}");
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_invalid_display_name_or_bio_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -86,7 +86,7 @@ fn is_red(pixel: &image::Rgb<u8>) -> bool {
     pixel[0] > 200 && pixel[1] < 60 && pixel[2] < 60
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_avatar_is_the_centre_square_of_the_picture_at_256_pixels() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -124,7 +124,7 @@ async fn an_avatar_is_the_centre_square_of_the_picture_at_256_pixels() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_avatar_that_is_not_a_picture_is_refused() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -143,7 +143,7 @@ async fn an_avatar_that_is_not_a_picture_is_refused() {
 /// Every kind of profile change reaches Alice's own connection and Bob, who shares a room
 /// with her, as `user.updated` with her profile as it now is; Carol shares no room with
 /// her and hears nothing.
-#[tokio::test]
+#[each_store]
 async fn a_profile_change_is_announced_to_the_user_and_to_those_sharing_a_room_only() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -174,7 +174,7 @@ async fn a_profile_change_is_announced_to_the_user_and_to_those_sharing_a_room_o
 }
 
 /// A user in no room at all still hears of their own changes, on every connection.
-#[tokio::test]
+#[each_store]
 async fn a_user_sharing_no_room_hears_of_their_own_profile_change_on_every_connection() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -209,7 +209,7 @@ async fn refuses_an_avatar_of(size: usize) {
     assert_eq!(me(&app, &alice).await["avatar_url"], Value::Null);
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_avatar_just_under_ten_megabytes_is_accepted() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -219,13 +219,13 @@ async fn an_avatar_just_under_ten_megabytes_is_accepted() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_avatar_far_over_ten_megabytes_is_refused_with_413() {
     refuses_an_avatar_of(AVATAR_LIMIT + 2 * 1024 * 1024).await;
 }
 
 /// The limit is on the picture, not on the multipart body around it.
-#[tokio::test]
+#[each_store]
 async fn an_avatar_just_over_ten_megabytes_is_refused_with_413() {
     refuses_an_avatar_of(AVATAR_LIMIT + 1).await;
 }

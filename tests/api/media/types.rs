@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::fixtures::{self, HTML, SVG};
 use super::{fetch, text, upload, upload_claimed};
-use crate::support::spawn_app;
+use crate::support::{each_store, spawn_app};
 
 /// An upload's answer: the fields every file has, and those only pictures have.
 fn assert_described(file: &Value, kind: &str, mime: &str, name: &str, size: usize) {
@@ -29,7 +29,7 @@ fn assert_described(file: &Value, kind: &str, mime: &str, name: &str, size: usiz
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn every_recognised_kind_is_sniffed_from_its_bytes_and_comes_back_whole_and_inline() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -72,7 +72,7 @@ async fn every_recognised_kind_is_sniffed_from_its_bytes_and_comes_back_whole_an
     }
 }
 
-#[tokio::test]
+#[each_store]
 async fn an_unknown_file_is_a_download_under_a_safe_name() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -91,7 +91,7 @@ async fn an_unknown_file_is_a_download_under_a_safe_name() {
     assert_eq!(download.header("x-content-type-options"), "nosniff");
 }
 
-#[tokio::test]
+#[each_store]
 async fn a_picture_is_a_picture_whatever_its_name_and_claimed_type() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -109,7 +109,7 @@ async fn a_picture_is_a_picture_whatever_its_name_and_claimed_type() {
 
 /// Markup a browser would run if it were shown inline is only ever a download, even named
 /// and typed as a picture.
-#[tokio::test]
+#[each_store]
 async fn html_and_svg_named_as_pictures_are_served_as_plain_downloads() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -135,7 +135,7 @@ async fn html_and_svg_named_as_pictures_are_served_as_plain_downloads() {
 }
 
 /// A file that starts like a picture but does not decode is not shown as one.
-#[tokio::test]
+#[each_store]
 async fn bytes_that_only_start_like_a_picture_are_a_plain_file() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -151,7 +151,7 @@ async fn bytes_that_only_start_like_a_picture_are_a_plain_file() {
 /// A voice message is sound even when its recorded data happens to hold the bytes "V_"
 /// (as roughly one recording in nine does within the first 8 KiB): only the track's codec
 /// id says whether it is video.
-#[tokio::test]
+#[each_store]
 async fn a_voice_recording_is_sound_whatever_bytes_its_sound_holds() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -164,7 +164,7 @@ async fn a_voice_recording_is_sound_whatever_bytes_its_sound_holds() {
 /// Safari's MediaRecorder writes a voice message as an MP4 branded like any video (`iso5`,
 /// `mp42`, `isom`): only its tracks' handlers say it is sound. A track of video among them,
 /// or a `moov` the server cannot reach, makes it video, which plays sound too.
-#[tokio::test]
+#[each_store]
 async fn an_mp4_is_sound_when_its_tracks_are_whatever_its_brand() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
@@ -190,7 +190,7 @@ async fn an_mp4_is_sound_when_its_tracks_are_whatever_its_brand() {
 
 /// A JPEG whose first segment claims a length below its own two bytes cannot be walked:
 /// it is kept as a plain file, not a server error.
-#[tokio::test]
+#[each_store]
 async fn a_jpeg_with_a_broken_segment_length_is_a_plain_file() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
