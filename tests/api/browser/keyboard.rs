@@ -9,14 +9,16 @@ use crate::support::{each_store, spawn_app};
 
 impl Browser {
     /// Presses a key in whatever has the focus. The list re-renders as receipts come, and
-    /// puts the focus on the new copy of the element: then it is found again.
+    /// puts the focus on the new copy of the element: then it is found again. A press that
+    /// meets the re-render midway can also be refused as "not interactable" though the
+    /// element is fine a moment later (seen with two browser tests at once on 2 cores).
     pub(super) async fn press(&self, key: Key) {
         let key: char = key.into();
         for attempt in 0.. {
             let focused = self.client.active_element().await.expect("something has the focus");
             match focused.send_keys(&key.to_string()).await {
                 Ok(()) => return,
-                Err(error) if attempt < 20 && error.to_string().contains("stale element") => {
+                Err(error) if attempt < 20 && is_transient(&error.to_string()) => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 Err(error) => panic!("press {key:?}: {error}"),
@@ -28,6 +30,11 @@ impl Browser {
     pub(super) async fn eval(&self, script: &str) -> serde_json::Value {
         self.client.execute(&format!("return ({script});"), vec![]).await.expect("script runs")
     }
+}
+
+/// Whether a refused key press is worth another try, as the page settles.
+fn is_transient(error: &str) -> bool {
+    error.contains("stale element") || error.contains("not interactable")
 }
 
 /// The focused element's aria-label and the id of the message it is in.

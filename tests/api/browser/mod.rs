@@ -21,7 +21,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::TestApp;
+use crate::support::{Store, TestApp};
 
 /// How long a test waits for something to show on a page.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -219,12 +219,17 @@ impl Browser {
         self.type_into("[data-testid=composer]", &format!("{text}{enter}")).await;
     }
 
-    /// Saves a screenshot as `target/tmp/screenshots/<name>.png`.
+    /// Saves a screenshot as `target/tmp/screenshots/<name>.png` (`<name>-postgres.png` on
+    /// PostgreSQL, so that the two halves of a test, which run at once, keep a file each).
     pub async fn screenshot(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         let _ = std::fs::create_dir_all(&dir);
+        let suffix = match crate::support::store::current() {
+            Store::Sqlite => "",
+            Store::Postgres => "-postgres",
+        };
         if let Ok(png) = self.client.screenshot().await {
-            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+            let _ = std::fs::write(dir.join(format!("{name}{suffix}.png")), png);
         }
     }
 
