@@ -83,14 +83,20 @@ pub fn available() -> bool {
     if binaries().is_some() {
         return true;
     }
-    let notice = "\n\
-        !!!!!!!!!!\n\
-        !!! POSTGRESQL TESTS SKIPPED: initdb, pg_ctl and postgres were found neither on PATH\n\
-        !!! nor in /usr/lib/postgresql/<version>/bin/. Each test that starts a server passes\n\
-        !!! its PostgreSQL half without running it. Install Debian's postgresql package to\n\
-        !!! run them (.ci/run does).\n\
-        !!!!!!!!!!\n";
-    assert!(std::env::var_os("CI").is_none(), "CI must run the PostgreSQL tests: {notice}");
+    let missing = "initdb, pg_ctl and postgres were found neither on PATH nor in \
+                   /usr/lib/postgresql/<version>/bin/";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the PostgreSQL half of every server test, but {missing}: install \
+         Debian's postgresql package (.ci/run does)"
+    );
+    let notice = format!(
+        "\n!!!!!!!!!!\n\
+         !!! POSTGRESQL TESTS SKIPPED: {missing}.\n\
+         !!! Each test that starts a server passes its PostgreSQL half without running it.\n\
+         !!! Install Debian's postgresql package to run them.\n\
+         !!!!!!!!!!\n"
+    );
     static NOTICE: Once = Once::new();
     NOTICE.call_once(|| {
         let _ = std::io::stderr().write_all(notice.as_bytes());
