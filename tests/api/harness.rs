@@ -1,11 +1,13 @@
-//! The harness itself: `#[each_store]` runs each half on its store, the shared PostgreSQL
-//! cluster gives every server a database of its own, and a private cluster stops and
-//! starts again on its port with its data.
+//! The harness itself: `#[each_store]` runs each half on its store (servers started by
+//! `spawn_app` and `ServerProcess` included, restarts too), the shared PostgreSQL cluster
+//! gives every server a database of its own, and a private cluster stops and starts again
+//! on its port with its data.
 
+use confab::config::Database;
 use sqlx::{Connection, PgConnection};
 
 use crate::support::postgres;
-use crate::support::{Store, each_store};
+use crate::support::{ServerProcess, Store, TestApp, each_store, spawn_app};
 
 #[each_store]
 async fn each_half_of_a_test_runs_on_the_store_it_is_named_after() {
@@ -13,6 +15,56 @@ async fn each_half_of_a_test_runs_on_the_store_it_is_named_after() {
     let expected = if name.ends_with("::postgres") { Store::Postgres } else { Store::Sqlite };
     assert!(name.ends_with("::sqlite") || name.ends_with("::postgres"), "test name {name:?}");
     assert_eq!(crate::support::store::current(), expected, "{name}");
+}
+
+#[each_store]
+async fn servers_keep_their_records_in_the_store_of_their_half() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let store = crate::support::store::current();
+    assert_eq!(users_in(app.database(), app.data_path()).await, 1, "{store:?}");
+    let app = app.restart().await;
+    assert_eq!(users_in(app.database(), app.data_path()).await, 1, "the same after a restart");
+
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let start = || {
+        ServerProcess::start(|command| {
+            command.arg("--data-dir").arg(data_dir.path());
+        })
+    };
+    let mut first = start().await;
+    TestApp::external(first.address).register("bob").await;
+    first.terminate().await;
+    let second = start().await;
+    let (status, _) = TestApp::external(second.address)
+        .call(
+            reqwest::Method::POST,
+            "/auth/login",
+            None,
+            Some(serde_json::json!({"username": "bob", "password": "password-bob"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the process found its database again");
+    let sqlite_file = data_dir.path().join("confab.db").exists();
+    assert_eq!(sqlite_file, store == Store::Sqlite, "confab.db only on SQLite ({store:?})");
+}
+
+/// How many users the server's database holds, read past the API; on PostgreSQL, also
+/// that the data directory holds no SQLite database.
+async fn users_in(database: &Database, data_dir: &std::path::Path) -> i64 {
+    let count = "SELECT COUNT(*) FROM users";
+    match database {
+        Database::Embedded => {
+            let url = format!("sqlite://{}", data_dir.join("confab.db").display());
+            let mut sqlite = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+            sqlx::query_scalar(count).fetch_one(&mut sqlite).await.expect("count")
+        }
+        Database::Postgres(url) => {
+            assert!(!data_dir.join("confab.db").exists(), "no SQLite file on PostgreSQL");
+            let mut postgres = PgConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(count).fetch_one(&mut postgres).await.expect("count")
+        }
+    }
 }
 
 #[tokio::test]
