@@ -22,6 +22,7 @@ use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
+use super::erasure::Eraser;
 use super::gate::{Gate, Turns};
 use crate::store::driver::is_unavailability;
 use crate::store::{Change, ChangeSink, StoreError, StoreResult};
@@ -121,6 +122,12 @@ pub(super) trait Write: Send + 'static {
     ) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Whether the write removes content that must not survive in the tables' files; the
+    /// eraser then vacuums them once it has committed.
+    fn erases(&self) -> bool {
+        false
+    }
 }
 
 /// Runs writes: the pool they use, the turns they take, where they announce.
@@ -129,13 +136,14 @@ pub(super) struct Writes {
     pool: PgPool,
     turns: Arc<Turns>,
     sink: ChangeSink,
+    eraser: Eraser,
     /// Writes in progress, so that closing can wait for them.
     tasks: TaskTracker,
 }
 
 impl Writes {
-    pub fn new(pool: PgPool, sink: ChangeSink) -> Self {
-        Self { pool, turns: Arc::new(Turns::default()), sink, tasks: TaskTracker::new() }
+    pub fn new(pool: PgPool, sink: ChangeSink, eraser: Eraser) -> Self {
+        Self { pool, turns: Arc::new(Turns::default()), sink, eraser, tasks: TaskTracker::new() }
     }
 
     /// Runs `write` on a task of its own and waits for its answer.
@@ -174,6 +182,7 @@ impl Writes {
                 Ok(outcome) => break Ok(outcome),
             }
         };
+        let erases = write.erases() && matches!(outcome, Ok(Attempted::Committed(_)));
         match outcome {
             Ok(Attempted::Committed(mut output)) => {
                 let announce_gate = write.announce_gate();
@@ -203,6 +212,9 @@ impl Writes {
             Err(error) => {
                 let _ = reply.send(Err(error));
             }
+        }
+        if erases {
+            self.eraser.request();
         }
     }
 
