@@ -4,12 +4,25 @@
 # and writes each scenario's JSON report to bench/results/<scenario>-<server>.json (and its
 # table to the terminal). It builds into $CARGO_TARGET_DIR if set.
 #
-#   bench/run.sh                 every scenario
-#   bench/run.sh fanout idle     only these (fanout, room, idle, writes, history)
+#   bench/run.sh                       every scenario
+#   bench/run.sh fanout idle           only these (fanout, room, idle, writes, history)
+#   bench/run.sh --postgres writes     Confab on PostgreSQL instead of SQLite
+#
+# With --postgres the script starts its own PostgreSQL cluster in a temporary directory on
+# a free loopback port (Debian's postgresql package; initdb and the server run as the
+# postgres user when the script runs as root), with PostgreSQL's defaults and
+# synchronous_commit=on (a confirmed message is on disk), a fresh database per server
+# start; its reports are named <scenario>-confab-postgres.json.
 #
 # Everything talks to 127.0.0.1 only, and every run is bounded by confab-bench --max-secs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+store=sqlite
+if [ "${1:-}" = --postgres ]; then
+  store=postgres
+  shift
+fi
 
 cargo build --release --locked --bin confab --bin confab-ceiling --bin confab-bench
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -19,17 +32,52 @@ scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout room idle writes history)
 
 server_pid=
+pg_dir=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
+stop_postgres() {
+  if [ -n "$pg_dir" ]; then
+    as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+trap 'cleanup; stop_postgres' EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# as_postgres CMD...: runs CMD as the postgres user when root (initdb refuses root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres: a throwaway cluster; sets pg_bin, pg_dir and pg_port.
+start_postgres() {
+  pg_bin=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+  pg_dir=$(mktemp -d)
+  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  pg_port=$(free_port)
+  as_postgres "$pg_bin/initdb" -D "$pg_dir/data" -E UTF8 --locale=C -A trust -U postgres >/dev/null
+  as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w start \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c synchronous_commit=on -c max_connections=200" >/dev/null
+  echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (defaults, synchronous_commit=on)"
+}
+[ "$store" = postgres ] && start_postgres
+database=0
 
 # start_server confab|ceiling: starts it on a free port; sets server_pid and url.
 start_server() {
   cleanup
-  local port data
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local port data flags=()
+  port=$(free_port)
   if [ "$1" = confab ]; then
     data=$(mktemp -d)
-    "$bin/confab" --addr "127.0.0.1:$port" --data-dir "$data" --log warn &
+    if [ "$store" = postgres ]; then
+      database=$((database + 1))
+      "$pg_bin/psql" -qh 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE bench$database" postgres
+      flags=(--database-url "postgres://postgres@127.0.0.1:$pg_port/bench$database")
+    fi
+    "$bin/confab" --addr "127.0.0.1:$port" --data-dir "$data" --log warn "${flags[@]}" &
   else
     "$bin/confab-ceiling" --addr "127.0.0.1:$port" >/dev/null &
   fi
@@ -47,10 +95,11 @@ start_server() {
 bench() {
   local name=$1 server=$2
   shift 2
-  local flags=(--url "$url" --server-pid "$server_pid" --max-secs 1200)
+  local flags=(--url "$url" --server-pid "$server_pid" --max-secs 1200) report=$server
   [ "$server" = ceiling ] && flags+=(--ceiling)
-  echo "== $name on $server"
-  "$bin/confab-bench" "${flags[@]}" --save "$results/$name-$server.json" "$@"
+  [ "$server" = confab ] && [ "$store" = postgres ] && report=confab-postgres
+  echo "== $name on $report"
+  "$bin/confab-bench" "${flags[@]}" --save "$results/$name-$report.json" "$@"
 }
 
 for scenario in "${scenarios[@]}"; do

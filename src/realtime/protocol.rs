@@ -22,6 +22,9 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
     /// The server failed; reconnect.
     pub const INTERNAL: u16 = 1011;
+    /// The server cannot serve this connection for now (its database is unreachable);
+    /// reconnect with backoff.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The client did not keep up with its events; reconnect and `sync`.
     pub const TOO_SLOW: u16 = 4000;
     /// The session ended (logout or expiry); sign in again.

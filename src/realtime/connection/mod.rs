@@ -39,7 +39,7 @@ use super::protocol::{PresentUser, ServerFrame, catch_up_frame, close_code};
 use super::sync::{SyncItem, Syncs};
 use crate::app::{App, Session};
 use crate::domain::{RoomId, Timestamp, User};
-use crate::store::ChangeSpan;
+use crate::store::{ChangeSpan, StoreError};
 
 /// Queue items written to the socket with one flush.
 const MAX_ITEMS_PER_FLUSH: usize = 256;
@@ -108,7 +108,17 @@ impl Closing {
     }
 
     const INTERNAL: Self = Self::send(close_code::INTERNAL, "internal error: reconnect");
+    const UNAVAILABLE: Self =
+        Self::send(close_code::TRY_AGAIN_LATER, "database unavailable: reconnect later");
     const SHUTDOWN: Self = Self::send(close_code::GOING_AWAY, "server shutting down");
+
+    /// How to close after the store failed: later, if it is only out of reach for now.
+    fn store_failed(error: &StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) | StoreError::Closed => Self::UNAVAILABLE,
+            _ => Self::INTERNAL,
+        }
+    }
 
     fn requested(request: CloseRequest) -> Self {
         match request {
@@ -228,9 +238,9 @@ impl Connection {
         let store = self.app.store().clone();
         let hub = self.app.hub().clone();
         let user_id = self.user.id;
-        let failed = |error: crate::store::StoreError| {
+        let failed = |error: StoreError| {
             tracing::error!(%error, "could not start a websocket session");
-            Closing::INTERNAL
+            Closing::store_failed(&error)
         };
         // Subscribe first, read the seqs second (see the invariant at the top). Membership
         // may change meanwhile: a room whose change the hub has dispatched to this
@@ -351,7 +361,7 @@ impl Connection {
             Err(error) => {
                 // Without its start the room would stay silent; a reconnect repairs that.
                 tracing::error!(%error, %room_id, "could not start a joined room's stream");
-                return Err(Closing::INTERNAL);
+                return Err(Closing::store_failed(&error));
             }
         }
         Ok(())
@@ -378,7 +388,7 @@ impl Connection {
                 .map_err(|error| {
                     // Sending on with a hole would break the promise; a reconnect won't.
                     tracing::error!(%error, %room_id, "could not fill a gap");
-                    Closing::INTERNAL
+                    Closing::store_failed(&error)
                 })?;
             let Some(last) = changes.last() else { break };
             after = last.changed_seq;

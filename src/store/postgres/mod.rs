@@ -13,6 +13,7 @@
 //! starting at once against an empty database do not race: one applies, the others wait
 //! and find them applied.
 
+mod erasure;
 mod gate;
 mod messages;
 mod ops;
@@ -24,7 +25,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
 
+use self::erasure::Eraser;
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
     AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
@@ -66,6 +69,8 @@ pub struct PostgresStore {
     /// Connections for reads, and for the writes' transactions.
     pool: PgPool,
     writes: Writes,
+    /// Stops the eraser at close.
+    stopping: CancellationToken,
 }
 
 impl PostgresStore {
@@ -82,7 +87,9 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(Self { writes: Writes::new(pool.clone(), sink), pool })
+        let stopping = CancellationToken::new();
+        let eraser = Eraser::start(pool.clone(), stopping.clone());
+        Ok(Self { writes: Writes::new(pool.clone(), sink, eraser), pool, stopping })
     }
 }
 
@@ -195,6 +202,7 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.writes.close().await;
+        self.stopping.cancel();
         self.pool.close().await;
     }
 

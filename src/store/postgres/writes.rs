@@ -20,8 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::erasure::Eraser;
 use super::gate::{Gate, Turns};
 use crate::store::driver::is_unavailability;
 use crate::store::{Change, ChangeSink, StoreError, StoreResult};
@@ -121,6 +123,12 @@ pub(super) trait Write: Send + 'static {
     ) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Whether the write removes content that must not survive in the tables' files; the
+    /// eraser then vacuums them once it has committed.
+    fn erases(&self) -> bool {
+        false
+    }
 }
 
 /// Runs writes: the pool they use, the turns they take, where they announce.
@@ -129,13 +137,23 @@ pub(super) struct Writes {
     pool: PgPool,
     turns: Arc<Turns>,
     sink: ChangeSink,
+    eraser: Eraser,
     /// Writes in progress, so that closing can wait for them.
     tasks: TaskTracker,
+    /// Cancelled at close: a write whose commit is in doubt stops asking about it.
+    closing: CancellationToken,
 }
 
 impl Writes {
-    pub fn new(pool: PgPool, sink: ChangeSink) -> Self {
-        Self { pool, turns: Arc::new(Turns::default()), sink, tasks: TaskTracker::new() }
+    pub fn new(pool: PgPool, sink: ChangeSink, eraser: Eraser) -> Self {
+        Self {
+            pool,
+            turns: Arc::new(Turns::default()),
+            sink,
+            eraser,
+            tasks: TaskTracker::new(),
+            closing: CancellationToken::new(),
+        }
     }
 
     /// Runs `write` on a task of its own and waits for its answer.
@@ -149,9 +167,12 @@ impl Writes {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Takes no more writes and waits for those in progress, in-doubt ones included.
+    /// Takes no more writes and waits for those in progress; one whose commit is in doubt
+    /// stops asking about it (its changes are stored or not, and clients catching up read
+    /// what is).
     pub async fn close(&self) {
         self.tasks.close();
+        self.closing.cancel();
         self.tasks.wait().await;
     }
 
@@ -174,6 +195,7 @@ impl Writes {
                 Ok(outcome) => break Ok(outcome),
             }
         };
+        let erases = write.erases() && matches!(outcome, Ok(Attempted::Committed(_)));
         match outcome {
             Ok(Attempted::Committed(mut output)) => {
                 let announce_gate = write.announce_gate();
@@ -203,6 +225,9 @@ impl Writes {
             Err(error) => {
                 let _ = reply.send(Err(error));
             }
+        }
+        if erases {
+            self.eraser.request();
         }
     }
 
@@ -247,11 +272,11 @@ impl Writes {
     }
 
     /// Whether the transaction `xid` committed, asked until the database answers (for at
-    /// most [`IN_DOUBT_PATIENCE`]). If it never answers, the changes are not announced;
-    /// they are stored or not, and clients catching up read what is.
+    /// most [`IN_DOUBT_PATIENCE`], and not past closing). If it never answers, the changes
+    /// are not announced; they are stored or not, and clients catching up read what is.
     async fn committed(&self, xid: &str) -> bool {
         let deadline = tokio::time::Instant::now() + IN_DOUBT_PATIENCE;
-        while tokio::time::Instant::now() < deadline {
+        while tokio::time::Instant::now() < deadline && !self.closing.is_cancelled() {
             let status: Result<Option<String>, sqlx::Error> =
                 sqlx::query_scalar("SELECT pg_xact_status($1::text::xid8)")
                     .bind(xid)
@@ -268,7 +293,12 @@ impl Writes {
                 }
                 // Still in progress (its server process has not noticed yet), or an error:
                 // ask again.
-                Ok(_) | Err(_) => tokio::time::sleep(IN_DOUBT_POLL).await,
+                Ok(_) | Err(_) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(IN_DOUBT_POLL) => {}
+                        () = self.closing.cancelled() => {}
+                    }
+                }
             }
         }
         tracing::error!(

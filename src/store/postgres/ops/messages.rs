@@ -203,6 +203,10 @@ impl Write for DeleteMessage {
         Gate::Room(self.room)
     }
 
+    fn erases(&self) -> bool {
+        true
+    }
+
     /// Under the room's lock, so no reaction, mention or edit can slip in beside the
     /// deletion: what it removes stays removed.
     async fn apply(
