@@ -233,9 +233,14 @@ impl Cluster {
             while read -r line; do
                 case $line in done) busy= ;; *) busy=$line ;; esac
             done
-            if [ -n "$busy" ]; then
-                while kill -0 "$busy" 2>/dev/null; do sleep 0.1; done
-            fi
+            # Until it is gone or a zombie (an orphan waits for a reaper that may never
+            # come), and two minutes at most, as pg_ctl's own wait.
+            waited=0
+            while [ -n "$busy" ] && [ "$waited" -lt 1200 ] && kill -0 "$busy" 2>/dev/null; do
+                case $(cut -d ' ' -f 3 "/proc/$busy/stat" 2>/dev/null) in Z) break ;; esac
+                sleep 0.1
+                waited=$((waited + 1))
+            done
             dir=$1
             shift
             "$@" >/dev/null 2>&1

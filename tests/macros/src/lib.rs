@@ -7,6 +7,10 @@
 //! that the harness's `spawn_app`, `spawn_app_with` and `ServerProcess::start` use (and
 //! skips the PostgreSQL half where PostgreSQL is missing). This crate knows nothing else
 //! of the suite: the harness owns what a store means.
+//!
+//! The body moves one module down (the generated module imports everything of the file
+//! with `use super::*`), so within it `super::` names the test's own file: name items by
+//! their `crate::` path instead.
 
 use proc_macro::TokenStream;
 use quote::quote;
