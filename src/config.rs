@@ -19,12 +19,12 @@ pub struct Config {
     pub addr: SocketAddr,
 
     /// Directory for uploaded files and the embedded database; created on first start.
-    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./confab-data")]
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./confab-data", global = true)]
     pub data_dir: PathBuf,
 
     /// The database: unset for the embedded SQLite database in the data directory, or a
     /// PostgreSQL URL such as postgres://confab:secret@db.example.com/confab.
-    #[arg(long, env = "CONFAB_DATABASE_URL")]
+    #[arg(long, env = "CONFAB_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
     /// The origin browsers use to reach Confab, e.g. https://chat.example.com. WebSocket
@@ -35,11 +35,12 @@ pub struct Config {
 
     /// What to log: a level (error, warn, info, debug, trace) or tracing directives such
     /// as "info,confab=debug".
-    #[arg(long, env = "CONFAB_LOG", default_value = "info")]
+    #[arg(long, env = "CONFAB_LOG", default_value = "info", global = true)]
     pub log: String,
 
     /// Log format: text for people, json for log collectors.
-    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text,
+          global = true)]
     pub log_format: LogFormat,
 
     /// Seconds between heartbeats on a WebSocket. A connection silent for two and a half

@@ -147,6 +147,11 @@ async fn leaving_and_rejoining_at_once_keeps_the_rooms_live_events() {
         }
         kinds.push(frame["type"].as_str().expect("type").to_owned());
     }
-    assert_eq!(kinds.len(), 10, "each leave and join was announced: {kinds:?}");
-    assert_eq!(kinds.last().map(String::as_str), Some("room.added"));
+    // A join that the next leave overtook before the connection read the room is passed
+    // over, and that leave with it (the client never had the room back): pairs may fold,
+    // but what is said alternates and ends with the room back.
+    assert!(!kinds.is_empty() && kinds.len() <= 10 && kinds.len() % 2 == 0, "{kinds:?}");
+    for pair in kinds.chunks(2) {
+        assert_eq!(pair, ["room.removed", "room.added"], "{kinds:?}");
+    }
 }

@@ -7,7 +7,7 @@ pub mod postgres;
 pub mod store;
 
 pub use confab_test_macros::each_store;
-pub use store::{Store, on_store};
+pub use store::{Store, fresh_database, on_store};
 
 use std::net::SocketAddr;
 use std::sync::Once;
@@ -589,5 +589,53 @@ impl TestApp {
     /// the test's own.
     pub fn database(&self) -> &Database {
         self.database.as_ref().expect("a server this harness started has a database")
+    }
+}
+
+impl TestApp {
+    /// Every message of a room, oldest first, read page by page.
+    pub async fn whole_history(&self, user: &TestUser, room: &str) -> Vec<Value> {
+        let mut messages: Vec<Value> = Vec::new();
+        loop {
+            let after = messages.last().map_or(0, |m| m["seq"].as_i64().expect("a seq"));
+            let path = format!("/rooms/{room}/messages?after={after}&limit=200");
+            let (status, page) = self.get(user, &path).await;
+            assert_eq!(status, StatusCode::OK, "history: {page}");
+            messages.extend(page["messages"].as_array().expect("messages").iter().cloned());
+            if page["has_more"] != true {
+                return messages;
+            }
+        }
+    }
+}
+
+/// Servers that share one database, as the nodes behind a load balancer do.
+impl TestApp {
+    /// Another server on this one's database and data directory. Only PostgreSQL serves
+    /// several servers at once.
+    pub async fn sibling(&self) -> TestApp {
+        assert!(
+            matches!(self.database(), Database::Postgres(_)),
+            "only PostgreSQL is shared by several servers"
+        );
+        let database = self.database().clone();
+        let data_dir = self.data_path().to_path_buf();
+        spawn_app_with(move |settings| {
+            settings.database = database;
+            settings.data_dir = data_dir;
+        })
+        .await
+    }
+}
+
+/// The servers a test spreads its requests over: on PostgreSQL two on one database, as two
+/// nodes; on SQLite the one server the database allows.
+pub async fn spawn_nodes() -> Vec<TestApp> {
+    let first = spawn_app().await;
+    if matches!(first.database(), Database::Postgres(_)) {
+        let second = first.sibling().await;
+        vec![first, second]
+    } else {
+        vec![first]
     }
 }
