@@ -61,7 +61,7 @@ async fn many_senders_in_one_room_take_every_seq_once_and_refused_sends_take_non
         let path = &path;
         async move {
             let body = json!({ "body": format!("message {n}"), "client_id": format!("c-{n}") });
-            let (status, message) = node(&nodes, n).post(sender, path, body).await;
+            let (status, message) = node(nodes, n).post(sender, path, body).await;
             assert_eq!(status, StatusCode::CREATED, "{message}");
             seq_of(&message)
         }
@@ -70,7 +70,7 @@ async fn many_senders_in_one_room_take_every_seq_once_and_refused_sends_take_non
         let (path, gone) = (&path, id_of(&gone));
         let (outsider, sender) = (&outsider, &senders[n % senders.len()]);
         async move {
-            let app = node(&nodes, n);
+            let app = node(nodes, n);
             if n % 2 == 0 {
                 let (status, body) = app.post(outsider, path, json!({ "body": "let me in" })).await;
                 assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
@@ -113,8 +113,8 @@ async fn the_owner_and_the_next_in_line_leaving_at_once_leave_exactly_one_owner(
         }
         let path = format!("/rooms/{room}/leave");
         let (alice_left, bob_left) = tokio::join!(
-            node(&nodes, round).post(&alice, &path, json!({})),
-            node(&nodes, round + 1).post(&bob, &path, json!({})),
+            node(nodes, round).post(&alice, &path, json!({})),
+            node(nodes, round + 1).post(&bob, &path, json!({})),
         );
         assert_eq!(alice_left.0, StatusCode::NO_CONTENT, "{}", alice_left.1);
         assert_eq!(bob_left.0, StatusCode::NO_CONTENT, "{}", bob_left.1);
@@ -154,7 +154,7 @@ async fn new_emoji_arriving_at_once_stop_at_the_limit_of_different_reactions() {
             "/rooms/{room}/messages/{message_id}/reactions/{}",
             emoji.bytes().map(|b| format!("%{b:02X}")).collect::<String>()
         );
-        async move { node(&nodes, n).call(Method::PUT, &path, Some(fan), None).await }
+        async move { node(nodes, n).call(Method::PUT, &path, Some(fan), None).await }
     }))
     .await;
     let accepted = answers.iter().filter(|(status, _)| status.is_success()).count();
@@ -184,7 +184,7 @@ async fn both_people_opening_their_dm_at_once_get_one_room() {
         let (me, them) = if n % 2 == 0 { (&alice, &bob) } else { (&bob, &alice) };
         async move {
             let (status, room) =
-                node(&nodes, n / 2).post(me, &format!("/dm/{}", them.id), json!({})).await;
+                node(nodes, n / 2).post(me, &format!("/dm/{}", them.id), json!({})).await;
             assert!(status.is_success(), "{status} {room}");
             id_of(&room)
         }
@@ -217,7 +217,7 @@ async fn read_markers_arriving_out_of_order_only_move_forward() {
         let bob = &bob;
         async move {
             let (status, body) =
-                node(&nodes, seq as usize).post(bob, path, json!({ "seq": seq })).await;
+                node(nodes, seq as usize).post(bob, path, json!({ "seq": seq })).await;
             assert_eq!(status, StatusCode::OK, "{body}");
         }
     }))
@@ -252,7 +252,7 @@ async fn a_deletion_racing_reactions_and_edits_leaves_a_tombstone_with_nothing_o
         let path = format!("/rooms/{room}/messages/{}", id_of(&message));
         let reactions = join_all(others.iter().enumerate().map(|(n, friend)| {
             let path = format!("{path}/reactions/%F0%9F%91%8D");
-            async move { node(&nodes, n).call(Method::PUT, &path, Some(friend), None).await }
+            async move { node(nodes, n).call(Method::PUT, &path, Some(friend), None).await }
         }));
         let edits =
             join_all(
@@ -261,11 +261,11 @@ async fn a_deletion_racing_reactions_and_edits_leaves_a_tombstone_with_nothing_o
                     let path = &path;
                     let alice = &alice;
                     async move {
-                        node(&nodes, n).call(Method::PATCH, path, Some(alice), Some(body)).await
+                        node(nodes, n).call(Method::PATCH, path, Some(alice), Some(body)).await
                     }
                 }),
             );
-        let deletion = node(&nodes, round).delete(&alice, &path);
+        let deletion = node(nodes, round).delete(&alice, &path);
         let (reactions, edits, deletion) = tokio::join!(reactions, edits, deletion);
         assert_eq!(deletion.0, StatusCode::OK, "{}", deletion.1);
         for (status, body) in reactions.iter().chain(&edits) {
