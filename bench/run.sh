@@ -74,7 +74,7 @@ start_server() {
     data=$(mktemp -d)
     if [ "$store" = postgres ]; then
       database=$((database + 1))
-      "$pg_bin/psql" -qh 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE bench$database" postgres
+      "$(command -v psql || echo "$pg_bin/psql")" -qh 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE bench$database" postgres
       flags=(--database-url "postgres://postgres@127.0.0.1:$pg_port/bench$database")
     fi
     "$bin/confab" --addr "127.0.0.1:$port" --data-dir "$data" --log warn "${flags[@]}" &
@@ -127,8 +127,13 @@ for scenario in "${scenarios[@]}"; do
         bench idle "$server" idle --connections "$connections" --rooms 200 --hold-secs 20
       done ;;
     writes)
-      start_server confab
-      bench writes confab writes --writers 64 --rooms 64 --window 16 --secs 15 ;;
+      # Many in flight over many rooms, many in one room, one each, one alone.
+      for shape in "64 64 16" "16 1 64" "64 64 1" "1 1 1"; do
+        read -r writers rooms window <<<"$shape"
+        start_server confab
+        bench "writes-$writers-$rooms-$window" confab writes --writers "$writers" --rooms "$rooms" \
+          --window "$window" --secs 15
+      done ;;
     history)
       start_server confab
       bench history confab history --messages 1000000 --requests 2000 --page 100 ;;
