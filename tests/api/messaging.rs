@@ -185,6 +185,38 @@ async fn a_retried_websocket_send_is_stored_and_broadcast_once() {
     assert_eq!(history["messages"].as_array().map(Vec::len), Some(1));
 }
 
+/// A client that sends without waiting for each ack (a burst of short messages, say) sees
+/// them stored, and told to everyone, in the order it sent them. The server runs on several
+/// threads here, as it does in production, where its tasks may run in any order.
+#[each_store(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_sends_on_one_connection_is_stored_in_the_order_sent() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.create_room(&alice, "quick", "private", &[&bob]).await;
+    let mut alice_ws = app.connect(&alice).await;
+    let mut bob_ws = app.connect(&bob).await;
+    let burst = 120;
+    for n in 0..burst {
+        let frame = json!({ "type": "send", "room_id": room, "body": format!("{n}"), "client_id": format!("b-{n}") });
+        alice_ws.send_json(frame).await;
+    }
+    for _ in 0..burst {
+        alice_ws.recv_type("message.ack").await;
+    }
+    let history = app.whole_history(&alice, &room).await;
+    let bodies: Vec<String> =
+        history.iter().map(|m| m["body"].as_str().expect("body").to_owned()).collect();
+    let sent: Vec<String> = (0..burst).map(|n| n.to_string()).collect();
+    assert_eq!(bodies, sent, "stored in the order sent");
+    let mut told = Vec::new();
+    while told.len() < burst {
+        let created = bob_ws.recv_type("message.created").await;
+        told.push(created["message"]["body"].as_str().expect("body").to_owned());
+    }
+    assert_eq!(told, sent, "told in the order sent");
+}
+
 fn seqs(page: &Value) -> Vec<i64> {
     page["messages"]
         .as_array()

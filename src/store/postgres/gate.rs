@@ -34,22 +34,23 @@ pub(super) struct Turns {
 }
 
 /// A turn taken; the next writer of the same key goes when it is dropped.
-pub(super) struct Turn<'a> {
-    turns: &'a Turns,
+pub(super) struct Turn {
+    turns: Arc<Turns>,
     gate: Gate,
     lock: Arc<tokio::sync::Mutex<()>>,
     held: Option<OwnedMutexGuard<()>>,
 }
 
 impl Turns {
-    /// Waits for `gate`'s turn (at once for [`Gate::Free`]).
-    pub async fn take(&self, gate: Gate) -> Option<Turn<'_>> {
+    /// Waits for `gate`'s turn (at once for [`Gate::Free`]). Turns are given in the order
+    /// they were first asked for: a caller that asks before another goes before it.
+    pub async fn take(self: &Arc<Self>, gate: Gate) -> Option<Turn> {
         if gate == Gate::Free {
             return None;
         }
         let lock = self.map().entry(gate).or_default().clone();
         let held = lock.clone().lock_owned().await;
-        Some(Turn { turns: self, gate, lock, held: Some(held) })
+        Some(Turn { turns: self.clone(), gate, lock, held: Some(held) })
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Gate, Arc<tokio::sync::Mutex<()>>>> {
@@ -64,7 +65,7 @@ impl Turns {
     }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Turn {
     fn drop(&mut self) {
         drop(self.held.take());
         let mut map = self.turns.map();

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::erasure::Eraser;
-use super::gate::{Gate, Turns};
+use super::gate::{Gate, Turn, Turns};
 use crate::store::driver::is_unavailability;
 use crate::store::{Change, ChangeSink, StoreError, StoreResult};
 
@@ -108,7 +108,8 @@ pub(super) trait Write: Send + 'static {
 
     /// For a write whose transaction takes no turn but whose announcement must (a marker
     /// move, which is frequent, must not wait for the room's sends, but its counts must not
-    /// be announced out of order with them): the turn [`Write::after_commit`] runs in.
+    /// be announced out of order with them): the turn [`Write::after_commit`] runs in. Only
+    /// for writes whose [`Write::gate`] is [`Gate::Free`]: a turn is not taken twice.
     fn announce_gate(&self) -> Gate {
         Gate::Free
     }
@@ -156,14 +157,18 @@ impl Writes {
         }
     }
 
-    /// Runs `write` on a task of its own and waits for its answer.
+    /// Runs `write` on a task of its own and waits for its answer. The write's turn is
+    /// taken here, before the task starts, so that writes to one room go in the order
+    /// they were submitted (a connection's messages in the order it sent them); a caller
+    /// that goes away while it waits for the turn has written nothing.
     pub async fn submit<W: Write>(&self, write: W) -> StoreResult<W::Output> {
         if self.tasks.is_closed() {
             return Err(StoreError::Closed);
         }
+        let turn = self.turns.take(write.gate()).await;
         let (reply, answer) = oneshot::channel();
         let writes = self.clone();
-        self.tasks.spawn(async move { writes.run(write, reply).await });
+        self.tasks.spawn(async move { writes.run(write, turn, reply).await });
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -176,41 +181,20 @@ impl Writes {
         self.tasks.wait().await;
     }
 
-    async fn run<W: Write>(&self, mut write: W, reply: oneshot::Sender<StoreResult<W::Output>>) {
-        let _turn = self.turns.take(write.gate()).await;
+    /// Applies, commits and announces a write, holding its turn throughout.
+    async fn run<W: Write>(
+        &self,
+        mut write: W,
+        _turn: Option<Turn>,
+        reply: oneshot::Sender<StoreResult<W::Output>>,
+    ) {
         let mut changes = Vec::new();
-        let mut attempt = 0;
-        let outcome = loop {
-            changes.clear();
-            attempt += 1;
-            match self.attempt(&mut write, &mut changes).await {
-                Err(Failed::Retry) if attempt <= CONFLICT_RETRIES => continue,
-                Err(Failed::Store(error)) if attempt <= CONFLICT_RETRIES && is_conflict(&error) => {
-                    continue;
-                }
-                Err(Failed::Retry) => {
-                    break Err(StoreError::Backend("a write kept conflicting".into()));
-                }
-                Err(Failed::Store(error)) => break Err(error),
-                Ok(outcome) => break Ok(outcome),
-            }
-        };
-        let erases = write.erases() && matches!(outcome, Ok(Attempted::Committed(_)));
+        let outcome = self.attempts(&mut write, &mut changes).await;
+        let erased = write.erases() && matches!(outcome, Ok(Attempted::Committed(_)));
+        // The caller may have gone away; the write stands regardless.
         match outcome {
-            Ok(Attempted::Committed(mut output)) => {
-                let announce_gate = write.announce_gate();
-                let after = if announce_gate == Gate::Free {
-                    Ok(())
-                } else {
-                    let _announcing = self.turns.take(announce_gate).await;
-                    let after = write.after_commit(&self.pool, &mut output, &mut changes).await;
-                    self.announce(&changes);
-                    after
-                };
-                if announce_gate == Gate::Free {
-                    self.announce(&changes);
-                }
-                let _ = reply.send(after.map(|()| output));
+            Ok(Attempted::Committed(output)) => {
+                let _ = reply.send(self.complete(&mut write, output, &mut changes).await);
             }
             Ok(Attempted::Unchanged(output)) => {
                 let _ = reply.send(Ok(output));
@@ -226,9 +210,53 @@ impl Writes {
                 let _ = reply.send(Err(error));
             }
         }
-        if erases {
+        if erased {
             self.eraser.request();
         }
+    }
+
+    /// Tries a write until it commits, changes nothing or fails for good: a deadlock, a
+    /// serialization failure or a write's own request is tried again from the start, a few
+    /// times.
+    async fn attempts<W: Write>(
+        &self,
+        write: &mut W,
+        changes: &mut Vec<Change>,
+    ) -> StoreResult<Attempted<W::Output>> {
+        let mut attempt = 0;
+        loop {
+            changes.clear();
+            attempt += 1;
+            let retry = attempt <= CONFLICT_RETRIES;
+            match self.attempt(write, changes).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(Failed::Retry) if retry => continue,
+                Err(Failed::Store(error)) if retry && is_conflict(&error) => continue,
+                Err(Failed::Retry) => {
+                    return Err(StoreError::Backend("a write kept conflicting".into()));
+                }
+                Err(Failed::Store(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// Announces a committed write's changes: at once, or, for a write with an announce
+    /// gate, in that gate's turn after [`Write::after_commit`] has completed them.
+    async fn complete<W: Write>(
+        &self,
+        write: &mut W,
+        mut output: W::Output,
+        changes: &mut Vec<Change>,
+    ) -> StoreResult<W::Output> {
+        let gate = write.announce_gate();
+        if gate == Gate::Free {
+            self.announce(changes);
+            return Ok(output);
+        }
+        let _announcing = self.turns.take(gate).await;
+        let completed = write.after_commit(&self.pool, &mut output, changes).await;
+        self.announce(changes);
+        completed.map(|()| output)
     }
 
     fn announce(&self, changes: &[Change]) {

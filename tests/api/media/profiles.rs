@@ -5,9 +5,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use futures_util::future::join_all;
+
 use super::fixtures;
-use super::{QUIET, Reply, error_code, fetch, send_file, text};
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use super::{QUIET, Reply, error_code, fetch, send_file, stored_files, text};
+use crate::support::{TestApp, TestUser, each_store, spawn_app, spawn_nodes};
 
 async fn patch_me(app: &TestApp, user: &TestUser, body: Value) -> (StatusCode, Value) {
     app.call(Method::PATCH, "/me", Some(user), Some(body)).await
@@ -228,4 +230,33 @@ async fn an_avatar_far_over_ten_megabytes_is_refused_with_413() {
 #[each_store]
 async fn an_avatar_just_over_ten_megabytes_is_refused_with_413() {
     refuses_an_avatar_of(AVATAR_LIMIT + 1).await;
+}
+
+#[each_store]
+async fn avatars_swapped_at_once_leave_one_picture_on_disk_the_current_one() {
+    // On PostgreSQL over two servers sharing the database and the media directory.
+    let nodes = &spawn_nodes().await;
+    let app = &nodes[0];
+    let alice = app.register("alice").await;
+    let pictures: Vec<Vec<u8>> = (0..6).map(|i| fixtures::png(40 + i, 40)).collect();
+    let replies = join_all(pictures.iter().enumerate().map(|(i, picture)| {
+        let node = &nodes[i % nodes.len()];
+        let alice = &alice;
+        async move { set_avatar(node, alice, "me.png", picture).await }
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+    }
+
+    let current = me(app, &alice).await;
+    let url = text(&current, "avatar_url");
+    let key = url.split("v=").nth(1).expect("the avatar's key is in its URL");
+    let avatars = stored_files(app, "avatar-");
+    let names: Vec<String> = avatars
+        .iter()
+        .map(|path| path.file_name().expect("a name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [key.to_owned()], "each swap removed the picture it replaced");
+    assert_eq!(fetch(app, &alice, url).await.status, StatusCode::OK);
 }
