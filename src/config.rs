@@ -150,15 +150,14 @@ impl std::fmt::Debug for Database {
 }
 
 /// A URL with the password of its user info (`user:password@`) and of a `password=`
-/// query parameter replaced by `***`.
+/// query parameter replaced by `***`. The user info ends at the last `@`: a host never
+/// holds one, and a password typed without escaping may hold `/`, `?` or `#`.
 pub fn redact(url: &str) -> String {
     let mut url = url.to_owned();
     if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some(at) = authority.rfind('@') {
-            if let Some(colon) = authority[..at].find(':') {
-                url = format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..]);
+        if let Some((userinfo, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                url = format!("{scheme}://{user}:***@{host}");
             }
         }
     }
@@ -271,6 +270,10 @@ mod tests {
             "postgresql://u@h/db?user=x&password=***"
         );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        for unescaped in ["p#ssw0rd", "a/b?c", "x@y:z"] {
+            let url = format!("postgres://confab:{unescaped}@db:5432/chat");
+            assert_eq!(redact(&url), "postgres://confab:***@db:5432/chat", "{unescaped}");
+        }
         let error = Database::from_url(Some("mysql://root:pw@h/db")).expect_err("refused");
         assert!(!error.to_string().contains("pw@"), "{error}");
     }

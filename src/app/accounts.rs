@@ -108,7 +108,7 @@ impl App {
     /// Users whose username or display name starts with `prefix`.
     pub async fn search_users(&self, prefix: &str, limit: Option<u32>) -> Result<Vec<User>> {
         let limit = super::page_limit(limit, 20, MAX_USER_SEARCH)?;
-        Ok(self.store().search_users(prefix.trim(), limit).await?)
+        Ok(self.store().search_users(super::search_prefix(prefix)?, limit).await?)
     }
 
     async fn start_session(&self, user: User) -> Result<SignedIn> {

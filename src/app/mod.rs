@@ -50,6 +50,18 @@ fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32> {
     }
 }
 
+/// A search prefix as typed, trimmed. Names hold no control characters, so a prefix with
+/// one is refused rather than searched for (PostgreSQL does not take a NUL in text at all).
+fn search_prefix(prefix: &str) -> Result<&str> {
+    if prefix.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "invalid_query",
+            "A search cannot hold control characters.",
+        ));
+    }
+    Ok(prefix.trim())
+}
+
 /// A member-only action on a public room by someone who has not joined it.
 fn not_member() -> Error {
     Error::forbidden("not_member", "Join the room first.")

@@ -77,7 +77,7 @@ impl App {
         limit: Option<u32>,
     ) -> Result<Vec<Room>> {
         let limit = super::page_limit(limit, 100, MAX_DIRECTORY_PAGE)?;
-        Ok(self.store().public_rooms(viewer, prefix.trim(), limit).await?)
+        Ok(self.store().public_rooms(viewer, super::search_prefix(prefix)?, limit).await?)
     }
 
     /// A room the viewer may see: one they are in, or any public room.

@@ -26,14 +26,18 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-/// Whether an error means the database could not be reached or is not serving: the
-/// connection failed or broke, the pool found no connection in time, or the server said it
-/// is starting, shutting down or full (SQLSTATE classes 08 and 57P, and 53300).
+/// Whether an error means the database could not be reached or could not serve in time:
+/// the connection failed or broke, the pool found no connection in time, the server said
+/// it is starting, shutting down or full (SQLSTATE classes 08 and 57P, and 53300), or a
+/// statement waited past its time or its lock's (57014, 55P03: a stranded transaction of a
+/// node that died holds the lock until the server drops it). All are worth retrying.
 pub(super) fn is_unavailability(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || matches!(code.as_ref(), "53300" | "57014" | "55P03")
         }),
         _ => false,
     }

@@ -681,3 +681,17 @@ async fn a_cookie_authenticated_post_from_a_foreign_origin_is_403_bad_origin() {
     let (status, _, room) = send(by_cookie(&app.origin)).await;
     assert_eq!(status, StatusCode::CREATED, "our own origin may: {room}");
 }
+
+#[each_store]
+async fn a_search_holding_a_control_character_is_refused_not_searched() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    for path in ["/users?q=al%00ice", "/rooms/public?q=%01", "/users?q=%0A"] {
+        let (status, body) = app.get(&alice, path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(error_code(&body), "invalid_query", "{path}");
+    }
+    let (status, found) = app.get(&alice, "/users?q=%20al%20").await;
+    assert_eq!(status, StatusCode::OK, "spaces around a prefix are trimmed: {found}");
+    assert_eq!(found["users"][0]["username"], "alice");
+}

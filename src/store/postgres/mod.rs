@@ -62,6 +62,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a statement may run; a request may take 30 s in all.
 const STATEMENT_TIMEOUT: &str = "20s";
 
+/// The longest a statement waits for a row lock (a room's, say) before it gives up with a
+/// retryable error.
+const LOCK_TIMEOUT: &str = "10s";
+
+/// How long PostgreSQL keeps a transaction whose client has gone quiet: a node that dies
+/// mid-transaction must not hold its room's lock until TCP notices, hours later. Confab
+/// never waits between the statements of a transaction.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "15s";
+
+/// How long opening the database at start may take: a host that drops packets must not
+/// keep a starting node silent for minutes.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The oldest PostgreSQL served: `pg_current_xact_id` and `pg_xact_status` came in 13.
 const MIN_SERVER_VERSION: i64 = 130_000;
 
@@ -77,25 +90,32 @@ impl PostgresStore {
     /// Connects, applies pending migrations, and returns the store, which announces every
     /// committed change to `sink`.
     pub async fn open(url: &str, sink: ChangeSink) -> StoreResult<Self> {
-        let options = connect_options(url)?;
-        let mut connection = options.connect().await?;
-        check_server(&mut connection).await?;
-        MIGRATOR.run_direct(&mut connection).await?;
-        connection.close().await?;
+        migrate(url).await?;
+        let options = connect_options(url)?.options([
+            ("statement_timeout", STATEMENT_TIMEOUT),
+            ("lock_timeout", LOCK_TIMEOUT),
+            ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
+        warn_unless_owner(&pool).await?;
         let stopping = CancellationToken::new();
         let eraser = Eraser::start(pool.clone(), stopping.clone());
         Ok(Self { writes: Writes::new(pool.clone(), sink, eraser), pool, stopping })
     }
 }
 
-/// Applies pending migrations, and nothing else.
+/// Applies pending migrations, and nothing else. Nodes starting at once take turns under
+/// sqlx's advisory lock; a migration may take as long as it needs (building an index on a
+/// large table, say), so this connection has no statement timeout.
 pub async fn migrate(url: &str) -> StoreResult<()> {
-    let mut connection = connect_options(url)?.connect().await?;
+    let options = connect_options(url)?;
+    let mut connection = tokio::time::timeout(OPEN_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| StoreError::Unavailable("no answer within 30 s".into()))??;
     check_server(&mut connection).await?;
     MIGRATOR.run_direct(&mut connection).await?;
     connection.close().await?;
@@ -107,10 +127,7 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
         // The parser's message may quote the URL, password and all.
         StoreError::Backend(format!("the database URL is not valid ({})", kind_of(&error)).into())
     })?;
-    Ok(options
-        .application_name("confab")
-        .options([("statement_timeout", STATEMENT_TIMEOUT)])
-        .log_statements(tracing::log::LevelFilter::Trace))
+    Ok(options.application_name("confab").log_statements(tracing::log::LevelFilter::Trace))
 }
 
 /// A parse error's kind, without its text.
@@ -119,6 +136,23 @@ fn kind_of(error: &sqlx::Error) -> &'static str {
         sqlx::Error::Configuration(_) => "a setting is wrong",
         _ => "it does not parse",
     }
+}
+
+/// Says so at start if the tables belong to another role: only their owner may vacuum
+/// them after deletions, and PostgreSQL skips them for anyone else with a mere warning.
+async fn warn_unless_owner(pool: &PgPool) -> StoreResult<()> {
+    let owner: Option<bool> = sqlx::query_scalar(
+        "SELECT tableowner = current_user FROM pg_tables
+         WHERE schemaname = current_schema() AND tablename = 'messages'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if owner == Some(false) {
+        tracing::warn!(
+            "the database role does not own Confab's tables: deleted messages' old row versions wait for autovacuum"
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a server too old for this store, or a database whose text is not UTF-8.
@@ -510,7 +544,7 @@ impl Store for PostgresStore {
         by: UserId,
         now: Timestamp,
     ) -> StoreResult<Deleted> {
-        self.writes.submit(DeleteMessage { room, message, by, now }).await
+        self.writes.submit(DeleteMessage { room, message, by, now, erased_at: None }).await
     }
 
     async fn react(

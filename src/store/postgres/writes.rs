@@ -28,6 +28,11 @@ use super::gate::{Gate, Turn, Turns};
 use crate::store::driver::is_unavailability;
 use crate::store::{Change, ChangeSink, StoreError, StoreResult};
 
+/// How long a write waits for its room's turn before it is answered `Unavailable` (503,
+/// worth retrying): the room's writes ahead of it are stuck (the database is away) or too
+/// many (overload), and a prompt answer serves the caller better than a hang.
+const TURN_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How many times a write that lost a deadlock or a serialization conflict is tried again.
 const CONFLICT_RETRIES: u32 = 5;
 
@@ -40,10 +45,23 @@ const IN_DOUBT_POLL: Duration = Duration::from_millis(500);
 /// A write's transaction, and the id PostgreSQL gave it once it wrote.
 pub(super) struct Tx {
     inner: sqlx::Transaction<'static, Postgres>,
-    /// `pg_current_xact_id()`, learnt by the first statement that asked for it (taking a
-    /// seq does); needed only if the commit is in doubt, asked before committing otherwise.
-    xid: Option<String>,
+    /// Who the transaction is, learnt by the first statement that asked (taking a seq
+    /// does); needed only if the commit is in doubt, asked before committing otherwise.
+    xid: Option<Xid>,
 }
+
+/// A transaction's id, and when the server that gave it started: after a crash, PostgreSQL
+/// may give an id whose transaction never reached the disk to a new transaction, so an id
+/// means the same transaction only while the server that gave it runs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct Xid {
+    xid: String,
+    server_started: String,
+}
+
+/// Selects an [`Xid`] of the current transaction.
+const XID_COLUMNS: &str =
+    "pg_current_xact_id()::text AS xid, pg_postmaster_start_time()::text AS server_started";
 
 impl Tx {
     pub fn db(&mut self) -> &mut PgConnection {
@@ -54,16 +72,21 @@ impl Tx {
     /// room's other writers (here and in other processes) wait for this one to commit or
     /// roll back. Rolled back, the seq is not taken. `None` if there is no such room.
     pub async fn next_seq(&mut self, room: crate::domain::RoomId) -> StoreResult<Option<i64>> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1
-             RETURNING last_seq, pg_current_xact_id()::text",
-        )
+        #[derive(sqlx::FromRow)]
+        struct Taken {
+            last_seq: i64,
+            #[sqlx(flatten)]
+            xid: Xid,
+        }
+        let taken: Option<Taken> = sqlx::query_as(&format!(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq, {XID_COLUMNS}"
+        ))
         .bind(room.as_i64())
         .fetch_optional(self.db())
         .await?;
-        Ok(row.map(|(seq, xid)| {
-            self.xid = Some(xid);
-            seq
+        Ok(taken.map(|taken| {
+            self.xid = Some(taken.xid);
+            taken.last_seq
         }))
     }
 }
@@ -125,10 +148,11 @@ pub(super) trait Write: Send + 'static {
         Ok(())
     }
 
-    /// Whether the write removes content that must not survive in the tables' files; the
-    /// eraser then vacuums them once it has committed.
-    fn erases(&self) -> bool {
-        false
+    /// When the write removed content that must not linger in the tables (the database's
+    /// clock, seconds since the epoch), if it did; the eraser then vacuums them once it has
+    /// committed.
+    fn erased_at(&self) -> Option<f64> {
+        None
     }
 }
 
@@ -165,7 +189,9 @@ impl Writes {
         if self.tasks.is_closed() {
             return Err(StoreError::Closed);
         }
-        let turn = self.turns.take(write.gate()).await;
+        let turn = tokio::time::timeout(TURN_PATIENCE, self.turns.take(write.gate()))
+            .await
+            .map_err(|_| StoreError::Unavailable("the room's writes ahead are stuck".into()))?;
         let (reply, answer) = oneshot::channel();
         let writes = self.clone();
         self.tasks.spawn(async move { writes.run(write, turn, reply).await });
@@ -190,7 +216,10 @@ impl Writes {
     ) {
         let mut changes = Vec::new();
         let outcome = self.attempts(&mut write, &mut changes).await;
-        let erased = write.erases() && matches!(outcome, Ok(Attempted::Committed(_)));
+        let erased = match outcome {
+            Ok(Attempted::Committed(_)) => write.erased_at(),
+            _ => None,
+        };
         // The caller may have gone away; the write stands regardless.
         match outcome {
             Ok(Attempted::Committed(output)) => {
@@ -210,8 +239,8 @@ impl Writes {
                 let _ = reply.send(Err(error));
             }
         }
-        if erased {
-            self.eraser.request();
+        if let Some(at) = erased {
+            self.eraser.request(at);
         }
     }
 
@@ -285,14 +314,12 @@ impl Writes {
         }
         let xid = match tx.xid.take() {
             Some(xid) => xid,
-            None => {
-                sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(tx.db()).await?
-            }
+            None => sqlx::query_as(&format!("SELECT {XID_COLUMNS}")).fetch_one(tx.db()).await?,
         };
         match tx.inner.commit().await {
             Ok(()) => Ok(Attempted::Committed(output)),
             Err(error) if is_unavailability(&error) => {
-                tracing::warn!(%error, xid, "the database went away during a commit; asking whether it committed");
+                tracing::warn!(%error, xid = xid.xid, "the database went away during a commit; asking whether it committed");
                 Ok(Attempted::InDoubt { xid, error: error.into() })
             }
             Err(error) => Err(error.into()),
@@ -300,23 +327,38 @@ impl Writes {
     }
 
     /// Whether the transaction `xid` committed, asked until the database answers (for at
-    /// most [`IN_DOUBT_PATIENCE`], and not past closing). If it never answers, the changes
-    /// are not announced; they are stored or not, and clients catching up read what is.
-    async fn committed(&self, xid: &str) -> bool {
+    /// most [`IN_DOUBT_PATIENCE`], and not past closing). If the server restarted since it
+    /// gave the id, the id may now be another transaction's, and the answer is no: the
+    /// changes are not announced. They are stored or not, and clients read what is when
+    /// they catch up or when the room's next event makes them fill the gap.
+    async fn committed(&self, xid: &Xid) -> bool {
         let deadline = tokio::time::Instant::now() + IN_DOUBT_PATIENCE;
         while tokio::time::Instant::now() < deadline && !self.closing.is_cancelled() {
-            let status: Result<Option<String>, sqlx::Error> =
-                sqlx::query_scalar("SELECT pg_xact_status($1::text::xid8)")
-                    .bind(xid)
-                    .fetch_one(&self.pool)
-                    .await;
-            match status.as_ref().map(Option::as_deref) {
-                Ok(Some("committed")) => {
-                    tracing::info!(xid, "a commit in doubt did commit; announcing its changes");
+            let status: Result<(Option<String>, bool), sqlx::Error> = sqlx::query_as(
+                "SELECT pg_xact_status($1::text::xid8),
+                        pg_postmaster_start_time()::text = $2",
+            )
+            .bind(&xid.xid)
+            .bind(&xid.server_started)
+            .fetch_one(&self.pool)
+            .await;
+            match status {
+                Ok((_, false)) => {
+                    tracing::warn!(
+                        xid = xid.xid,
+                        "the database restarted during a commit; its changes were not announced"
+                    );
+                    return false;
+                }
+                Ok((Some(status), true)) if status == "committed" => {
+                    tracing::info!(
+                        xid = xid.xid,
+                        "a commit in doubt did commit; announcing its changes"
+                    );
                     return true;
                 }
-                Ok(Some("aborted")) => {
-                    tracing::info!(xid, "a commit in doubt did not commit");
+                Ok((Some(status), true)) if status == "aborted" => {
+                    tracing::info!(xid = xid.xid, "a commit in doubt did not commit");
                     return false;
                 }
                 // Still in progress (its server process has not noticed yet), or an error:
@@ -330,7 +372,7 @@ impl Writes {
             }
         }
         tracing::error!(
-            xid,
+            xid = xid.xid,
             "could not learn whether a commit in doubt committed; its changes were not announced"
         );
         false
@@ -343,7 +385,7 @@ enum Attempted<T> {
     Unchanged(T),
     /// The commit was sent, and the connection broke before it was answered.
     InDoubt {
-        xid: String,
+        xid: Xid,
         error: StoreError,
     },
 }

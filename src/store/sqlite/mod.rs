@@ -103,18 +103,26 @@ const UNREAD_COLUMNS: &str = "
      WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
         AS mention_count";
 
-/// A member's read marker and what lies after it, as stored now.
-async fn unread_of(db: &mut SqliteConnection, room: RoomId, user: UserId) -> sqlx::Result<Unread> {
-    let (last_read_seq, unread_count, mention_count): (i64, i64, i64) = sqlx::query_as(&format!(
+/// A member's read marker and what lies after it, as stored now; `None` if not a member.
+async fn unread_of(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    user: UserId,
+) -> sqlx::Result<Option<Unread>> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
         "SELECT m.last_read_seq, {UNREAD_COLUMNS}
          FROM memberships m JOIN rooms r ON r.id = m.room_id
          WHERE m.room_id = ?1 AND m.user_id = ?2"
     ))
     .bind(room.as_i64())
     .bind(user.as_i64())
-    .fetch_one(&mut *db)
+    .fetch_optional(&mut *db)
     .await?;
-    Ok(Unread { last_read_seq, unread_count, mention_count })
+    Ok(row.map(|(last_read_seq, unread_count, mention_count)| Unread {
+        last_read_seq,
+        unread_count,
+        mention_count,
+    }))
 }
 
 /// The columns of a room as a viewer (`?1`) sees it; callers append WHERE and ORDER BY.
@@ -481,7 +489,7 @@ impl Store for SqliteStore {
 
     async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Unread> {
         let mut db = self.read.acquire().await?;
-        Ok(unread_of(&mut db, room, user).await?)
+        unread_of(&mut db, room, user).await?.ok_or(StoreError::NotMember)
     }
 
     async fn receipts(&self, room: RoomId) -> StoreResult<Vec<Receipt>> {

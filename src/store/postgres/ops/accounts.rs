@@ -178,7 +178,7 @@ impl Write for UpdateProfile {
         // Locked, so that two avatar swaps at once each get the key the other replaced (and
         // the replaced pictures are removed, none twice, none left behind).
         let previous: Option<Option<String>> =
-            sqlx::query_scalar("SELECT avatar FROM users WHERE id = $1 FOR UPDATE")
+            sqlx::query_scalar("SELECT avatar FROM users WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(self.user.as_i64())
                 .fetch_optional(tx.db())
                 .await?;

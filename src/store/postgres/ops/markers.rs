@@ -91,20 +91,22 @@ impl Write for MarkRead {
         changes: &mut Vec<Change>,
     ) -> StoreResult<()> {
         let Some((markers, read_moved)) = self.moved else { return Ok(()) };
-        let unread = if read_moved {
-            let mut db = pool.acquire().await?;
-            // A member who left meanwhile has no counts; the receipt still stands.
-            unread_of(&mut db, self.room, self.user).await?
-        } else {
-            None
-        };
-        *output = unread;
+        let counted = if read_moved { counts(pool, self.room, self.user).await } else { Ok(None) };
+        // The move is committed: it is announced even if its counts could not be read.
+        let unread = counted.as_ref().ok().copied().flatten();
         let receipt = Receipt {
             user_id: self.user,
             read_seq: markers.read,
             delivered_seq: markers.delivered,
         };
         changes.push(Change::MarkersMoved { room_id: self.room, receipt, unread });
-        Ok(())
+        *output = unread;
+        counted.map(|_| ())
     }
+}
+
+/// A member's counts as they are now; `None` for one who left meanwhile.
+async fn counts(pool: &PgPool, room: RoomId, user: UserId) -> StoreResult<Option<Unread>> {
+    let mut db = pool.acquire().await?;
+    Ok(unread_of(&mut db, room, user).await?)
 }

@@ -193,6 +193,8 @@ pub(in crate::store::postgres) struct DeleteMessage {
     pub message: MessageId,
     pub by: UserId,
     pub now: Timestamp,
+    /// When the body was removed, by the database's clock, once it was.
+    pub erased_at: Option<f64>,
 }
 
 #[async_trait]
@@ -203,8 +205,8 @@ impl Write for DeleteMessage {
         Gate::Room(self.room)
     }
 
-    fn erases(&self) -> bool {
-        true
+    fn erased_at(&self) -> Option<f64> {
+        self.erased_at
     }
 
     /// Under the room's lock, so no reaction, mention or edit can slip in beside the
@@ -229,14 +231,16 @@ impl Write for DeleteMessage {
             return Ok(Done::Rollback(Deleted { message: original, media: Vec::new() }));
         }
         let seq = take_seq(tx, self.room).await?;
-        sqlx::query(
-            "UPDATE messages SET body = '', deleted_at = $1, changed_seq = $2 WHERE id = $3",
+        let erased_at: f64 = sqlx::query_scalar(
+            "UPDATE messages SET body = '', deleted_at = $1, changed_seq = $2 WHERE id = $3
+             RETURNING extract(epoch FROM clock_timestamp())::float8",
         )
         .bind(self.now.as_millis())
         .bind(seq)
         .bind(self.message.as_i64())
-        .execute(tx.db())
+        .fetch_one(tx.db())
         .await?;
+        self.erased_at = Some(erased_at);
         // Its files go too; their bytes are the caller's to remove once this commits.
         let media: Vec<String> =
             sqlx::query_scalar("DELETE FROM media WHERE message_id = $1 RETURNING id")

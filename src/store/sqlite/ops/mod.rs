@@ -40,13 +40,16 @@ pub(super) async fn next_seq(db: &mut SqliteConnection, room: RoomId) -> Result<
     .await?)
 }
 
-/// A member's read marker and what lies after it, as stored now.
+/// A member's read marker and what lies after it, as stored now (the member's row is the
+/// transaction's to read: it is one).
 pub(super) async fn unread_of(
     db: &mut SqliteConnection,
     room: RoomId,
     user: UserId,
 ) -> Result<Unread, ApplyError> {
-    Ok(super::unread_of(db, room, user).await?)
+    super::unread_of(db, room, user).await?.ok_or_else(|| {
+        ApplyError::Batch(StoreError::Corrupt(format!("member {user} of {room} vanished")))
+    })
 }
 
 /// A user's role in a room, if a member.
