@@ -180,9 +180,12 @@ class Client {
     }
   }
 
+  /** The page before the oldest message held. Only once the newest page is in: before
+   *  it, what the room holds came piecemeal (the room list's last message, live events)
+   *  and paging back from it would skip what lies between. */
   async loadOlder(roomId) {
     const room = this.model.room(roomId);
-    if (!room || !room.hasMore || room.loadingOlder) return;
+    if (!room || !room.loaded || !room.hasMore || room.loadingOlder) return;
     const oldest = [...room.messages.values()].reduce((min, m) => Math.min(min, m.seq), Infinity);
     if (!Number.isFinite(oldest)) return;
     room.loadingOlder = true;

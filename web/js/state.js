@@ -92,7 +92,9 @@ export class Model {
     if (!older && !room.loaded) this.dropUnjoined(room, messages);
     for (const message of messages) this.upsert(room, message);
     if (older || !room.loaded) room.hasMore = hasMore;
-    room.loaded = true;
+    // Only the newest page makes a room loaded: an older one that came first (it should
+    // not) must not let the newest skip `dropUnjoined`.
+    if (!older) room.loaded = true;
     const early = room.earlyReactions;
     room.earlyReactions = [];
     for (const frame of early) this.react(room, frame);

@@ -217,3 +217,63 @@ async fn a_room_first_opened_after_a_reconnect_has_no_gap_in_its_history() {
         .await;
     phone.close().await;
 }
+
+/// Holds the page's request for a room's newest page until `window.releaseNewest()`, and
+/// notes whether an older page is asked for meanwhile.
+const HOLD_NEWEST_PAGE: &str = "
+  window.newestHeld = false; window.olderAsked = false;
+  const fetch = window.fetch;
+  window.fetch = function (url, init) {
+    const path = String(url);
+    if (path.includes('/messages?limit=')) {
+      window.newestHeld = true;
+      return new Promise((resolve, reject) => {
+        window.releaseNewest = () => fetch(url, init).then(resolve, reject);
+      });
+    }
+    if (path.includes('/messages?before=')) window.olderAsked = true;
+    return fetch(url, init);
+  };";
+
+/// Scrolling to the top of a room whose first page has not come yet (a slow network, a busy
+/// machine) must not page back from what the room list held: that page would skip
+/// everything between, and the newest page would then be taken as joining it.
+#[each_store]
+async fn scrolling_up_before_a_rooms_first_page_comes_leaves_no_gap() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let alice = app.register_displayed("alice", "Alice").await;
+    let bob = app.register_displayed("bob", "Bob").await;
+    let room = app.create_room(&alice, "busy", "private", &[&bob]).await;
+    app.send(&alice, &room, "old").await;
+    let phone = driver.browser(PHONE.0, PHONE.1).await;
+    phone.sign_in(&app, &bob).await;
+    phone.find(&format!(".room-item[data-room='{room}']")).await;
+    for n in 1..=60 {
+        app.send(&alice, &room, &format!("m{n}")).await;
+    }
+    phone.until("the room list has the newest", &format!(
+        "document.querySelector(\".room-item[data-room='{room}']\")?.textContent.includes('m60')"
+    )).await;
+
+    phone.client.execute(HOLD_NEWEST_PAGE, vec![]).await.expect("patched");
+    phone.open_room(&room).await;
+    phone.until("the newest page asked for", "window.newestHeld === true").await;
+    phone
+        .eval("(() => { const list = document.querySelector('.messages'); list.scrollTop = 0; return list.dispatchEvent(new Event('scroll')); })()")
+        .await;
+    assert_eq!(phone.eval("window.olderAsked").await, false, "no older page before the newest");
+    phone.eval("(() => { window.releaseNewest(); return true; })()").await;
+
+    let newest: Vec<String> = (11..=60).map(|n| format!("m{n}")).collect();
+    phone
+        .until(
+            "the newest page",
+            &format!(
+                "[...document.querySelectorAll('.message .body')].map(b => b.textContent).join('|') === {}",
+                json!(newest.join("|"))
+            ),
+        )
+        .await;
+    phone.close().await;
+}
