@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::store::{MemberRecord, StoreError, StoreResult};
 
-/// How many characters of the original a reply's preview shows; both backends' selects cut
-/// it to this many.
+/// How many characters of the original a reply's preview shows (the select cuts it, the
+/// rule for a new reply too).
 pub(super) const REPLY_PREVIEW_CHARS: usize = 100;
 
 #[derive(FromRow)]
@@ -148,6 +148,19 @@ impl RoomRow {
 
 pub(super) fn parse_role(text: &str) -> StoreResult<RoomRole> {
     RoomRole::from_stored(text).ok_or_else(|| StoreError::Corrupt(format!("role {text:?}")))
+}
+
+/// The columns of a message and of the preview of the message it replies to, in the SQL
+/// both databases speak alike; callers add WHERE, ORDER BY and LIMIT. `m` is the message.
+pub(super) fn message_select() -> String {
+    format!(
+        "SELECT m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
+                m.created_at, m.edited_at, m.deleted_at,
+                p.id AS reply_id, p.author_id AS reply_author_id,
+                substr(p.body, 1, {REPLY_PREVIEW_CHARS}) AS reply_preview,
+                p.deleted_at AS reply_deleted_at
+         FROM messages m LEFT JOIN messages p ON p.id = m.reply_to"
+    )
 }
 
 /// A message as stored, with the preview of the message it replies to; reactions, mentions

@@ -7,22 +7,8 @@ use std::collections::HashMap;
 use sqlx::PgConnection;
 
 use crate::domain::{Message, MessageId, RoomId};
-use crate::store::rows::{
-    AttachmentRow, MentionRow, MessageRow, REPLY_PREVIEW_CHARS, ReactionRow, assemble,
-};
-
-/// The columns of a message and of the preview of the message it replies to; callers add
-/// WHERE, ORDER BY and LIMIT. `m` is the message.
-pub(super) fn message_select() -> String {
-    format!(
-        "SELECT m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
-                m.created_at, m.edited_at, m.deleted_at,
-                p.id AS reply_id, p.author_id AS reply_author_id,
-                substr(p.body, 1, {REPLY_PREVIEW_CHARS}) AS reply_preview,
-                p.deleted_at AS reply_deleted_at
-         FROM messages m LEFT JOIN messages p ON p.id = m.reply_to"
-    )
-}
+pub(super) use crate::store::rows::message_select;
+use crate::store::rows::{AttachmentRow, MentionRow, MessageRow, ReactionRow, assemble};
 
 /// Turns rows into whole messages (in the same order), loading their reactions, mentions
 /// and files with one query each. Returns each message with its row's `changed_seq`.
