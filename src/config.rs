@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
+    /// Redis, to run several nodes on one PostgreSQL database behind a load balancer:
+    /// e.g. redis://redis.internal:6379. Unset, a node keeps its events to itself.
+    #[arg(long, env = "CONFAB_REDIS_URL")]
+    pub redis_url: Option<String>,
+
     /// The origin browsers use to reach Confab, e.g. https://chat.example.com. WebSocket
     /// upgrades and cookie-authenticated requests from any other origin are refused.
     /// [default: http:// + the listen address]
@@ -89,6 +94,8 @@ pub struct Settings {
     /// Uploaded files, and the embedded database when there is no other.
     pub data_dir: PathBuf,
     pub database: Database,
+    /// The bus between nodes (`redis://` URL), if this node is one of several.
+    pub redis_url: Option<String>,
     /// `scheme://host[:port]` as browsers send it in the Origin header.
     pub public_origin: String,
     /// Whether the session cookie needs `Secure` (the public origin is https).
@@ -154,12 +161,11 @@ impl std::fmt::Debug for Database {
 /// holds one, and a password typed without escaping may hold `/`, `?` or `#`.
 pub fn redact(url: &str) -> String {
     let mut url = url.to_owned();
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                url = format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        url = format!("{scheme}://{user}:***@{host}");
     }
     match url.split_once('?') {
         Some((base, query)) => {
@@ -192,9 +198,27 @@ impl Settings {
             ))
         })?;
         let heartbeat_interval = Duration::from_secs(config.heartbeat_secs);
+        let database = Database::from_url(config.database_url.as_deref())?;
+        let redis_url = config.redis_url.clone().filter(|url| !url.trim().is_empty());
+        if let Some(url) = &redis_url {
+            if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
+                return Err(ConfigError(format!(
+                    "CONFAB_REDIS_URL must be a redis:// URL, not {:?}",
+                    redact(url)
+                )));
+            }
+            if database == Database::Embedded {
+                return Err(ConfigError(
+                    "CONFAB_REDIS_URL joins nodes that share one PostgreSQL database: set \
+                     CONFAB_DATABASE_URL too (the embedded database serves one node)"
+                        .to_owned(),
+                ));
+            }
+        }
         Ok(Self {
             data_dir: config.data_dir.clone(),
-            database: Database::from_url(config.database_url.as_deref())?,
+            database,
+            redis_url,
             secure_cookies: public_origin.starts_with("https://"),
             public_origin,
             heartbeat_interval,

@@ -148,7 +148,7 @@ fn too_large_message(limit: Option<SizeLimit>) -> String {
 /// bytes when it is not a whole number of them.
 fn mb(bytes: u64) -> String {
     const MB: u64 = 1024 * 1024;
-    if bytes >= MB && bytes % MB == 0 {
+    if bytes >= MB && bytes.is_multiple_of(MB) {
         format!("{} MB", bytes / MB)
     } else {
         format!("{bytes} bytes")

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::app::events::change_sink;
 use crate::app::receipts::ReceiptBatcher;
-use crate::bus::{Bus, LocalBus};
-use crate::config::Settings;
+use crate::bus::{Bus, LocalBus, RedisBus};
+use crate::config::{Settings, redact};
 use crate::domain::Timestamp;
 use crate::media::blobs::LocalBlobs;
 use crate::realtime::Hub;
@@ -33,6 +34,8 @@ pub enum ServerError {
     DataDir { path: String, source: std::io::Error },
     #[error("could not open {database}: {error}")]
     Store { database: String, error: StoreError },
+    #[error("could not use the bus {0}: {1}")]
+    Redis(String, redis::RedisError),
     #[error("could not start: {0}")]
     Start(#[from] crate::error::Error),
     #[error("the server failed: {0}")]
@@ -51,7 +54,21 @@ pub async fn run(
         source,
     })?;
     let hub = Arc::new(Hub::new());
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+    // The bus outlives the store, so that the writes the store finishes at shutdown are
+    // still published.
+    let bus_tasks = TaskTracker::new();
+    let bus_stop = CancellationToken::new();
+    let redis = match &settings.redis_url {
+        Some(url) => Some(
+            RedisBus::start(url, hub.clone(), &bus_tasks, bus_stop.clone())
+                .map_err(|error| ServerError::Redis(redact(url), error))?,
+        ),
+        None => None,
+    };
+    let bus: Arc<dyn Bus> = match &redis {
+        Some(redis) => redis.clone(),
+        None => Arc::new(LocalBus::new(hub.clone())),
+    };
     let receipts = ReceiptBatcher::new();
     let sink = change_sink(bus.clone(), hub.clone(), receipts.clone());
     let store = crate::store::open(&settings.database, &settings.data_dir, sink)
@@ -64,6 +81,10 @@ pub async fn run(
         App::new(store.clone(), Arc::new(blobs), bus.clone(), hub, settings, shutdown.clone())?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
+    if let Some(redis) = redis {
+        tracing::info!(node = %app.hub().node(), "joining other nodes through redis");
+        bus_tasks.spawn(crate::realtime::repair::run(app.clone(), redis, shutdown.clone()));
+    }
     let receipts = tokio::spawn(receipts.run(bus, shutdown.clone()));
     let address = listener.local_addr()?;
     tracing::info!(%address, public_origin = %app.settings().public_origin, "confab listening");
@@ -101,6 +122,9 @@ pub async fn run(
     receipts.abort();
     // Writes already taken are finished and announced; none are taken after this.
     store.close().await;
+    bus_stop.cancel();
+    bus_tasks.close();
+    bus_tasks.wait().await;
     tracing::info!("confab stopped");
     Ok(())
 }

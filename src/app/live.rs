@@ -2,7 +2,7 @@
 //! straight away; neither takes a seq.
 
 use crate::bus::BusEvent;
-use crate::domain::{Presence, PresenceStatus, RoomId, Timestamp, UserId};
+use crate::domain::{PresenceStatus, RoomId, Timestamp, UserId};
 use crate::realtime::PresenceChange;
 use crate::realtime::protocol::ServerFrame;
 
@@ -22,9 +22,14 @@ impl App {
                 }
             });
         }
-        let presence = Presence { status: change.status, last_seen_at };
-        let frame = ServerFrame::Presence { user_id, presence }.to_text();
-        self.bus().publish(BusEvent::Presence { user_id, version: change.version, rooms, frame });
+        self.bus().publish(BusEvent::Presence {
+            node: self.hub().node(),
+            user_id,
+            version: change.version,
+            status: change.status,
+            rooms,
+            last_seen_at,
+        });
     }
 
     /// Tells a room's other members that `user_id` is typing there. The caller checks

@@ -126,7 +126,7 @@ impl App {
         &self.inner.blobs
     }
 
-    fn bus(&self) -> &Arc<dyn Bus> {
+    pub fn bus(&self) -> &Arc<dyn Bus> {
         &self.inner.bus
     }
 

@@ -147,11 +147,11 @@ impl Ceiling {
                 }
             }
         }
-        if !too_slow.is_empty() {
-            if let Some(members) = self.rooms.write().get_mut(room) {
-                for id in too_slow {
-                    members.remove(&id);
-                }
+        if !too_slow.is_empty()
+            && let Some(members) = self.rooms.write().get_mut(room)
+        {
+            for id in too_slow {
+                members.remove(&id);
             }
         }
     }

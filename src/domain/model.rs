@@ -3,7 +3,7 @@
 //! to something the API serves (an avatar, a file), the link is made as it is serialized,
 //! by `links`, so that whoever builds a record (a store, say) never deals in URLs.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::links;
 use super::{
@@ -95,7 +95,7 @@ pub struct Member {
 }
 
 /// Whether a user is around.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     /// At least one of their connections is open and active.

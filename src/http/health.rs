@@ -1,7 +1,8 @@
 //! Health for load balancers and service managers. `GET /healthz` (liveness): 200 whenever
 //! the process serves, whatever its database does, so that a database outage does not get
-//! every node restarted. `GET /readyz` (readiness): 200 when the database answers, 503 when
-//! it does not, so that a balancer sends requests elsewhere meanwhile.
+//! every node restarted. `GET /readyz` (readiness): 200 when the database answers (and,
+//! with several nodes, Redis carries events both ways), 503 when not, so that a balancer
+//! sends requests elsewhere meanwhile.
 
 use std::time::Duration;
 
@@ -21,19 +22,23 @@ pub async fn healthz(State(app): State<App>) -> Json<Value> {
 const READY_PATIENCE: Duration = Duration::from_secs(3);
 
 pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Value>) {
+    if !app.bus().connected() {
+        return unavailable("redis");
+    }
     match tokio::time::timeout(READY_PATIENCE, app.store().ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check: the database does not answer");
-            unavailable()
+            unavailable("database")
         }
         Err(_) => {
             tracing::warn!("readiness check: the database did not answer in time");
-            unavailable()
+            unavailable("database")
         }
     }
 }
 
-fn unavailable() -> (StatusCode, Json<Value>) {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable" })))
+/// Not ready, because `what` (the database, or redis between nodes) is out of reach.
+fn unavailable(what: &str) -> (StatusCode, Json<Value>) {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "unreachable": what })))
 }

@@ -5,20 +5,28 @@
 //! told to close (it is too slow, and will resume with a `sync` when it reconnects), so one
 //! slow client never delays another and never makes the server's memory grow.
 //!
+//! Presence is added up twice. Each user's connections here add up to what this node says
+//! of them (`UserPeers`); each node's word on a user, this one's included, adds up to what
+//! this node shows its connections (`Presences`): online while any node says online.
+//!
 //! Architecture invariant: the hub only moves pre-serialized frames and small control
-//! messages; it never serializes, never does IO and never awaits while holding a lock.
+//! messages (it serializes only a presence frame, once per change of what it shows); it
+//! never does IO and never awaits while holding a lock.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
-use crate::bus::BusEvent;
-use crate::domain::{PresenceStatus, RoomId, SessionId, UserId};
+use super::protocol::ServerFrame;
+use crate::bus::{BusEvent, NodeId};
+use crate::domain::{Presence, PresenceStatus, RoomId, SessionId, Timestamp, UserId};
 
 /// A user's connections on this node, and the presence they add up to. Kept while the user
 /// has a connection here, or a presence change not yet dispatched; then forgotten.
@@ -31,6 +39,9 @@ struct UserPeers {
     /// The version of the newest presence change dispatched: an older one arriving late is
     /// dropped.
     dispatched: u64,
+    /// Counts the membership changes dispatched for this user, so that a check against
+    /// the store applies only if none came in while it read.
+    memberships: u64,
 }
 
 impl UserPeers {
@@ -38,7 +49,7 @@ impl UserPeers {
     /// anything they will announce now, so a late announcement from a previous visit is
     /// dropped.
     fn new(clock: u64) -> Self {
-        Self { peers: Vec::new(), status: None, computed: clock, dispatched: clock }
+        Self { peers: Vec::new(), status: None, computed: clock, dispatched: clock, memberships: 0 }
     }
 
     /// Nothing is left to remember: no connection, no announcement on its way.
@@ -60,6 +71,63 @@ impl UserPeers {
     }
 }
 
+/// This node's connections that follow a room.
+#[derive(Default)]
+struct Subscribers {
+    /// A Vec: dispatch walks it on every event, subscription changes are rare.
+    peers: Vec<Arc<Peer>>,
+    /// The highest seq of the room this hub has dispatched, for `realtime::repair` to
+    /// notice events the bus lost.
+    seen: AtomicI64,
+}
+
+/// What one node says of a user.
+struct Word {
+    status: PresenceStatus,
+    version: u64,
+    /// The rooms the user's connections on that node follow.
+    rooms: Vec<RoomId>,
+    /// When it was said.
+    at: Instant,
+}
+
+/// Every node's word on a user, and what this node shows its connections.
+#[derive(Default)]
+struct Presences {
+    words: HashMap<NodeId, Word>,
+    shown: Option<PresenceStatus>,
+}
+
+impl Presences {
+    /// Online if any node says so, away if any says away, offline otherwise.
+    fn sum(&self) -> PresenceStatus {
+        let mut sum = PresenceStatus::Offline;
+        for word in self.words.values() {
+            match word.status {
+                PresenceStatus::Online => return PresenceStatus::Online,
+                PresenceStatus::Away => sum = PresenceStatus::Away,
+                PresenceStatus::Offline => {}
+            }
+        }
+        sum
+    }
+
+    fn shown(&self) -> PresenceStatus {
+        self.shown.unwrap_or(PresenceStatus::Offline)
+    }
+
+    fn shares(&self, rooms: &HashSet<RoomId>) -> bool {
+        self.words.values().any(|word| word.rooms.iter().any(|room| rooms.contains(room)))
+    }
+
+    /// Nothing left worth keeping: no node says the user is around, and the newest word
+    /// is old enough that no older one of the same node can still be on its way.
+    fn is_stale(&self, now: Instant, silence: Duration) -> bool {
+        self.words.values().all(|w| w.status == PresenceStatus::Offline)
+            && self.words.values().all(|w| now.duration_since(w.at) >= silence)
+    }
+}
+
 /// A change of a user's presence, to be announced in order of `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PresenceChange {
@@ -67,12 +135,12 @@ pub struct PresenceChange {
     pub version: u64,
 }
 
-#[derive(Default)]
 pub struct Hub {
+    /// This node, as other nodes know it.
+    node: NodeId,
     next_id: AtomicU64,
-    /// Subscribers of each room. A Vec: dispatch walks it on every event, subscription
-    /// changes are rare.
-    rooms: DashMap<RoomId, Vec<Arc<Peer>>>,
+    /// Subscribers of each room.
+    rooms: DashMap<RoomId, Subscribers>,
     /// Connections of each user, for membership changes, session ends and presence.
     /// A user who has gone (and whose going has been announced) has no entry, so the map
     /// holds the users connected now, not every user ever seen.
@@ -80,11 +148,34 @@ pub struct Hub {
     /// Numbers presence changes, so that one user's announcements can be ordered even
     /// across their going offline and coming back.
     presence_clock: AtomicU64,
+    /// Every node's word on each user who is around somewhere (or was, moments ago).
+    presence: DashMap<UserId, Presences>,
+    /// When each other node was last heard from.
+    nodes: DashMap<NodeId, Instant>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Hub {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            node: NodeId::generate(),
+            next_id: AtomicU64::new(0),
+            rooms: DashMap::new(),
+            users: DashMap::new(),
+            presence_clock: AtomicU64::new(0),
+            presence: DashMap::new(),
+            nodes: DashMap::new(),
+        }
+    }
+
+    /// This node's name on the bus.
+    pub fn node(&self) -> NodeId {
+        self.node
     }
 
     /// Registers a new connection of `user_id` with an outbound queue of `queue_len` items.
@@ -133,25 +224,77 @@ impl Hub {
         self.change_presence(peer.user_id, |_| peer.set_presence(presence))
     }
 
-    /// A user's presence on this node.
+    /// A user's presence, as this node shows it: online if any node says so.
     pub fn presence_of(&self, user: UserId) -> PresenceStatus {
-        self.users.get(&user).map_or(PresenceStatus::Offline, |u| u.status())
+        self.presence.get(&user).map_or(PresenceStatus::Offline, |p| p.shown())
     }
 
-    /// The users other than `viewer` who are online or away in any of `rooms`: those with a
-    /// connection subscribed to one of them. Everyone else in them is offline.
+    /// The users other than `viewer` who are online or away in any of `rooms`, on any
+    /// node. Everyone else in them is offline.
     pub fn present_in(&self, rooms: &[RoomId], viewer: UserId) -> Vec<(UserId, PresenceStatus)> {
-        let mut users = HashSet::new();
-        for room in rooms {
-            if let Some(peers) = self.rooms.get(room) {
-                users.extend(peers.iter().map(|peer| peer.user_id).filter(|user| *user != viewer));
-            }
-        }
-        users
-            .into_iter()
-            .map(|user| (user, self.presence_of(user)))
-            .filter(|(_, status)| *status != PresenceStatus::Offline)
+        let rooms: HashSet<RoomId> = rooms.iter().copied().collect();
+        self.presence
+            .iter()
+            .filter(|entry| *entry.key() != viewer && entry.shown() != PresenceStatus::Offline)
+            .filter(|entry| entry.shares(&rooms))
+            .map(|entry| (*entry.key(), entry.shown()))
             .collect()
+    }
+
+    /// What this node says of each of its users who is around, to be published again
+    /// for nodes that missed it.
+    pub fn local_presence(&self) -> Vec<BusEvent> {
+        self.users
+            .iter()
+            .filter_map(|entry| {
+                let status = entry.status.filter(|s| *s != PresenceStatus::Offline)?;
+                let rooms: HashSet<RoomId> =
+                    entry.peers.iter().flat_map(|peer| peer.rooms()).collect();
+                Some(BusEvent::Presence {
+                    node: self.node,
+                    user_id: *entry.key(),
+                    version: entry.computed,
+                    status,
+                    rooms: rooms.into_iter().collect(),
+                    last_seen_at: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Notes that `node` spoke; returns whether it was known (heard from recently).
+    pub fn node_heard(&self, node: NodeId) -> bool {
+        self.nodes.insert(node, Instant::now()).is_some()
+    }
+
+    /// Takes back what nodes silent for `silence` said of their users (they are taken to
+    /// be dead), and forgets presence nobody has spoken of for as long. Returns the nodes
+    /// forgotten.
+    pub fn forget_silent_nodes(&self, silence: Duration) -> Vec<NodeId> {
+        let now = Instant::now();
+        let mut silent = Vec::new();
+        self.nodes.retain(|node, heard| {
+            let alive = now.duration_since(*heard) < silence;
+            if !alive {
+                silent.push(*node);
+            }
+            alive
+        });
+        self.presence.retain(|user, presences| {
+            let (mut rooms, before) = (Vec::new(), presences.words.len());
+            presences.words.retain(|node, word| {
+                let keep = !silent.contains(node);
+                if !keep {
+                    rooms.append(&mut word.rooms);
+                }
+                keep
+            });
+            if presences.words.len() != before {
+                self.show(*user, presences, rooms, None);
+            }
+            !presences.is_stale(now, silence)
+        });
+        silent
     }
 
     /// Applies `change` to a user's connections under the lock for that user, and reports
@@ -188,7 +331,7 @@ impl Hub {
             return;
         }
         if !rooms.unregistered && rooms.subscribed.insert(room) {
-            self.rooms.entry(room).or_default().push(peer.clone());
+            self.rooms.entry(room).or_default().peers.push(peer.clone());
         }
     }
 
@@ -206,7 +349,7 @@ impl Hub {
         let mut rooms = peer.room_set();
         rooms.note_change(room);
         if !rooms.unregistered && rooms.subscribed.insert(room) {
-            self.rooms.entry(room).or_default().push(peer.clone());
+            self.rooms.entry(room).or_default().peers.push(peer.clone());
         }
     }
 
@@ -223,8 +366,8 @@ impl Hub {
     pub fn dispatch(&self, event: BusEvent) {
         match event {
             BusEvent::RoomMoment { room_id, except, frame } => {
-                if let Some(peers) = self.rooms.get(&room_id) {
-                    for peer in peers.iter().filter(|p| Some(p.user_id) != except) {
+                if let Some(room) = self.rooms.get(&room_id) {
+                    for peer in room.peers.iter().filter(|p| Some(p.user_id) != except) {
                         peer.offer(Outbound::Moment {
                             room_id: Some(room_id),
                             frame: frame.clone(),
@@ -237,8 +380,9 @@ impl Hub {
                     peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
                 }
             }
-            BusEvent::Presence { user_id, version, rooms, frame } => {
-                self.dispatch_presence(user_id, version, &rooms, &frame);
+            BusEvent::Presence { node, user_id, version, status, rooms, last_seen_at } => {
+                let word = Word { status, version, rooms, at: Instant::now() };
+                self.dispatch_presence(node, user_id, word, last_seen_at);
             }
             BusEvent::Profile { user_id, rooms, frame } => {
                 let offered = self.offer_to_sharers(&rooms, &frame, |_| true);
@@ -249,13 +393,15 @@ impl Hub {
                 }
             }
             BusEvent::Room { room_id, seq, frame } => {
-                if let Some(peers) = self.rooms.get(&room_id) {
-                    for peer in peers.iter() {
+                if let Some(room) = self.rooms.get(&room_id) {
+                    room.seen.fetch_max(seq, Ordering::Relaxed);
+                    for peer in room.peers.iter() {
                         peer.offer(Outbound::Event { room_id, seq, frame: frame.clone() });
                     }
                 }
             }
             BusEvent::Joined { user_id, room_id } => {
+                self.count_membership_change(user_id);
                 // Subscribe before telling the connection, so that no event published from
                 // now on is missed; the connection drops events it already has by seq.
                 for peer in self.user_peers(user_id) {
@@ -264,6 +410,7 @@ impl Hub {
                 }
             }
             BusEvent::Left { user_id, room_id } => {
+                self.count_membership_change(user_id);
                 for peer in self.user_peers(user_id) {
                     self.unsubscribe(&peer, room_id);
                     peer.offer(Outbound::Left(room_id));
@@ -289,14 +436,122 @@ impl Hub {
     ) -> HashSet<u64> {
         let mut offered = HashSet::new();
         for room in rooms {
-            let Some(peers) = self.rooms.get(room) else { continue };
-            for peer in peers.iter() {
+            let Some(subscribers) = self.rooms.get(room) else { continue };
+            for peer in subscribers.peers.iter() {
                 if wanted(peer) && offered.insert(peer.id) {
                     peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
                 }
             }
         }
         offered
+    }
+
+    fn count_membership_change(&self, user: UserId) {
+        if let Some(mut entry) = self.users.get_mut(&user) {
+            entry.memberships += 1;
+        }
+    }
+
+    /// The rooms this node's connections follow, each with the highest seq dispatched.
+    pub fn followed_rooms(&self) -> Vec<(RoomId, i64)> {
+        self.rooms.iter().map(|room| (*room.key(), room.seen.load(Ordering::Relaxed))).collect()
+    }
+
+    /// The bus lost events of `room` up to `head` (committed, never dispatched here): each
+    /// connection following it reads what it lacks from the store.
+    pub fn repair_room(&self, room_id: RoomId, head: i64) {
+        if let Some(room) = self.rooms.get(&room_id) {
+            room.seen.fetch_max(head, Ordering::Relaxed);
+            for peer in room.peers.iter() {
+                peer.offer(Outbound::Head { room_id, seq: head });
+            }
+        }
+    }
+
+    /// This node's users, each with the count of membership changes dispatched for them:
+    /// taken before reading their memberships from the store, for
+    /// [`Hub::reconcile_memberships`].
+    pub fn membership_counts(&self) -> Vec<(UserId, u64)> {
+        self.users.iter().map(|entry| (*entry.key(), entry.memberships)).collect()
+    }
+
+    /// Makes the subscriptions of this node's started connections agree with
+    /// `memberships`, read from the store after `counts` were taken, as if the membership
+    /// changes the bus lost had been dispatched. A user with a change dispatched since
+    /// `counts` is left alone: that change is newer than the read. Returns how many
+    /// subscriptions were added and removed.
+    pub fn reconcile_memberships(
+        &self,
+        counts: &[(UserId, u64)],
+        memberships: &[(UserId, RoomId)],
+    ) -> (usize, usize) {
+        let mut rooms_of: HashMap<UserId, HashSet<RoomId>> = HashMap::new();
+        for (user, room) in memberships {
+            rooms_of.entry(*user).or_default().insert(*room);
+        }
+        let (mut joined, mut left) = (0, 0);
+        for (user, count) in counts {
+            // Held while the subscriptions change, so that no membership change of the
+            // user is dispatched in between.
+            let Some(entry) = self.users.get(user) else { continue };
+            if entry.memberships != *count {
+                continue;
+            }
+            let stored = rooms_of.remove(user).unwrap_or_default();
+            for peer in &entry.peers {
+                let (missing, extra) = {
+                    let rooms = peer.room_set();
+                    if rooms.unregistered || rooms.changed_while_starting.is_some() {
+                        continue; // Gone, or still starting from its own read.
+                    }
+                    let missing: Vec<RoomId> =
+                        stored.difference(&rooms.subscribed).copied().collect();
+                    let extra: Vec<RoomId> =
+                        rooms.subscribed.difference(&stored).copied().collect();
+                    (missing, extra)
+                };
+                for room in missing {
+                    self.subscribe(peer, room);
+                    peer.offer(Outbound::Joined(room));
+                    joined += 1;
+                }
+                for room in extra {
+                    self.unsubscribe(peer, room);
+                    peer.offer(Outbound::Left(room));
+                    left += 1;
+                }
+            }
+        }
+        (joined, left)
+    }
+
+    /// The sessions of this node's connections.
+    pub fn sessions(&self) -> Vec<SessionId> {
+        let sessions: HashSet<SessionId> = self
+            .users
+            .iter()
+            .flat_map(|entry| entry.peers.iter().map(|peer| peer.session_id).collect::<Vec<_>>())
+            .collect();
+        sessions.into_iter().collect()
+    }
+
+    /// Closes the connections of sessions that are not in `live` (among those of
+    /// `checked`): the store no longer has them, though their end was never dispatched
+    /// here. Returns how many connections were asked to close.
+    pub fn end_sessions_not_in(&self, checked: &[SessionId], live: &[SessionId]) -> usize {
+        let ended: HashSet<SessionId> =
+            checked.iter().filter(|s| !live.contains(s)).copied().collect();
+        if ended.is_empty() {
+            return 0;
+        }
+        let mut closed = 0;
+        for entry in self.users.iter() {
+            for peer in entry.peers.iter().filter(|peer| ended.contains(&peer.session_id)) {
+                peer.request_close(CloseRequest::SessionEnded);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// How many connections this process holds.
@@ -310,35 +565,92 @@ impl Hub {
         self.users.get(&user_id).map(|user| user.peers.clone()).unwrap_or_default()
     }
 
-    /// Offers a user's presence change to those who share a room with them, unless a
-    /// newer one was dispatched already; then forgets the user if they have gone.
+    /// Takes in what `node` says of a user's presence, unless it is older than what that
+    /// node said already, and tells this node's connections that share a room with the
+    /// user if what it shows changes; then forgets the user's connections here if they
+    /// have gone.
     ///
-    /// Every change is computed under the user's entry, which stays until the newest is
-    /// dispatched (see `UserPeers`): without an entry, the user has gone and their going
-    /// was announced, so whatever arrives now is older. Offering under the entry's lock
-    /// keeps two announcements of one user from passing each other. Lock order: a user's
-    /// entry, then shards of the room map; nothing takes them the other way round.
-    fn dispatch_presence(&self, user: UserId, version: u64, rooms: &[RoomId], frame: &Utf8Bytes) {
-        let Some(mut entry) = self.users.get_mut(&user) else { return };
-        if version <= entry.dispatched {
+    /// This node's own changes are computed under the user's entry, which stays until
+    /// the newest is dispatched (see `UserPeers`): without an entry, the user has gone and
+    /// their going was dispatched, so whatever arrives now is older. Lock order: a user's
+    /// entry, then their presence entry, then shards of the room map; nothing takes them
+    /// the other way round.
+    fn dispatch_presence(&self, node: NodeId, user: UserId, word: Word, seen: Option<Timestamp>) {
+        if node != self.node {
+            self.take_word(node, user, word, seen);
             return;
         }
-        entry.dispatched = version;
-        self.offer_to_sharers(rooms, frame, |peer| peer.user_id != user);
+        let Some(mut entry) = self.users.get_mut(&user) else { return };
+        if word.version <= entry.dispatched {
+            return;
+        }
+        entry.dispatched = word.version;
+        self.take_word(node, user, word, seen);
         let done = entry.is_done();
         drop(entry);
         if done {
             self.users.remove_if(&user, |_, entry| entry.is_done());
         }
     }
+
+    fn take_word(&self, node: NodeId, user: UserId, word: Word, seen: Option<Timestamp>) {
+        let mut presences = self.presence.entry(user).or_default();
+        if node != self.node
+            && presences.words.get(&node).is_some_and(|w| w.version >= word.version)
+        {
+            return; // Older than what that node said already.
+        }
+        let rooms = word.rooms.clone();
+        if node == self.node && word.status == PresenceStatus::Offline {
+            // This node's own order is kept by `UserPeers`: nothing to remember.
+            presences.words.remove(&node);
+        } else {
+            presences.words.insert(node, word);
+        }
+        self.show(user, &mut presences, rooms, seen);
+        let forget = presences.words.is_empty();
+        drop(presences);
+        if forget {
+            self.presence.remove_if(&user, |_, p| p.words.is_empty());
+        }
+    }
+
+    /// Tells this node's connections that share a room with `user` what it shows of them
+    /// now, if that changed. `rooms`: those of the word that changed it, beside those of
+    /// every word still held.
+    fn show(
+        &self,
+        user: UserId,
+        presences: &mut Presences,
+        mut rooms: Vec<RoomId>,
+        seen: Option<Timestamp>,
+    ) {
+        let status = presences.sum();
+        if presences.shown() == status {
+            presences.shown = Some(status);
+            return;
+        }
+        presences.shown = Some(status);
+        for word in presences.words.values() {
+            rooms.extend_from_slice(&word.rooms);
+        }
+        rooms.sort_unstable();
+        rooms.dedup();
+        let last_seen_at =
+            (status == PresenceStatus::Offline).then(|| seen.unwrap_or_else(Timestamp::now));
+        let frame =
+            ServerFrame::Presence { user_id: user, presence: Presence { status, last_seen_at } }
+                .to_text();
+        self.offer_to_sharers(&rooms, &frame, |peer| peer.user_id != user);
+    }
 }
 
-fn remove_peer(map: &DashMap<RoomId, Vec<Arc<Peer>>>, key: &RoomId, id: u64) {
+fn remove_peer(map: &DashMap<RoomId, Subscribers>, key: &RoomId, id: u64) {
     // `remove_if_mut` drops the entry when the last peer leaves, so that rooms nobody here
     // listens to cost nothing.
-    map.remove_if_mut(key, |_, peers| {
-        peers.retain(|peer| peer.id != id);
-        peers.is_empty()
+    map.remove_if_mut(key, |_, room| {
+        room.peers.retain(|peer| peer.id != id);
+        room.peers.is_empty()
     });
 }
 
@@ -469,9 +781,32 @@ mod tests {
     }
 
     /// The announcement of `change`, as `App::announce_presence` publishes it.
-    fn announcement(user: UserId, change: Option<PresenceChange>, room: RoomId) -> BusEvent {
-        let version = change.expect("a presence change").version;
-        BusEvent::Presence { user_id: user, version, rooms: vec![room], frame: frame("p") }
+    fn announcement(
+        hub: &Hub,
+        user: UserId,
+        change: Option<PresenceChange>,
+        room: RoomId,
+    ) -> BusEvent {
+        let change = change.expect("a presence change");
+        said(hub.node(), user, change.version, change.status, room)
+    }
+
+    /// What `node` says of `user`.
+    fn said(
+        node: NodeId,
+        user: UserId,
+        version: u64,
+        status: PresenceStatus,
+        room: RoomId,
+    ) -> BusEvent {
+        BusEvent::Presence {
+            node,
+            user_id: user,
+            version,
+            status,
+            rooms: vec![room],
+            last_seen_at: None,
+        }
     }
 
     fn moments(rx: &mut mpsc::Receiver<Outbound>) -> usize {
@@ -489,9 +824,10 @@ mod tests {
         let (tab, _tab_rx) = hub.register(alice, SessionId::generate(), 8);
         let online = hub.set_presence(&tab, PeerPresence::Online);
         let away = hub.set_presence(&tab, PeerPresence::Away);
-        hub.dispatch(announcement(alice, away, room));
-        hub.dispatch(announcement(alice, online, room));
+        hub.dispatch(announcement(&hub, alice, away, room));
+        hub.dispatch(announcement(&hub, alice, online, room));
         assert_eq!(moments(&mut rx), 1, "online came after away");
+        assert_eq!(hub.presence_of(alice), PresenceStatus::Away);
     }
 
     #[tokio::test]
@@ -502,20 +838,53 @@ mod tests {
         hub.subscribe(&watcher, room);
         let (tab, _tab_rx) = hub.register(alice, SessionId::generate(), 8);
         let online = hub.set_presence(&tab, PeerPresence::Online);
+        hub.dispatch(announcement(&hub, alice, online, room));
         let (offline, _) = hub.unregister(&tab);
         assert!(hub.users.contains_key(&alice), "remembered until offline is dispatched");
-        hub.dispatch(announcement(alice, offline, room));
+        hub.dispatch(announcement(&hub, alice, offline, room));
         assert!(!hub.users.contains_key(&alice), "forgotten: the map holds who is here");
-        hub.dispatch(announcement(alice, online, room));
-        assert_eq!(moments(&mut rx), 1, "the late 'online' does not undo 'offline'");
+        assert!(!hub.presence.contains_key(&alice));
+        hub.dispatch(announcement(&hub, alice, online, room));
+        assert_eq!(moments(&mut rx), 2, "online, offline, and the late 'online' undoes nothing");
+        assert_eq!(hub.presence_of(alice), PresenceStatus::Offline);
 
         // Back again: what is left of the previous visit is older than anything now.
         let (again, _again_rx) = hub.register(alice, SessionId::generate(), 8);
         let back = hub.set_presence(&again, PeerPresence::Online);
-        hub.dispatch(announcement(alice, back, room));
-        hub.dispatch(announcement(alice, offline, room));
-        hub.dispatch(announcement(alice, online, room));
+        hub.dispatch(announcement(&hub, alice, back, room));
+        hub.dispatch(announcement(&hub, alice, offline, room));
+        hub.dispatch(announcement(&hub, alice, online, room));
         assert_eq!(moments(&mut rx), 1, "only 'online' of this visit");
+    }
+
+    #[tokio::test]
+    async fn a_user_is_online_while_any_node_says_so() {
+        let hub = Hub::new();
+        let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
+        let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
+        hub.subscribe(&watcher, room);
+        let (a, b) = (NodeId(1), NodeId(2));
+        hub.node_heard(a);
+        hub.node_heard(b);
+        hub.dispatch(said(a, alice, 1, PresenceStatus::Online, room));
+        hub.dispatch(said(b, alice, 1, PresenceStatus::Away, room));
+        assert_eq!(moments(&mut rx), 1, "online, once");
+        hub.dispatch(said(a, alice, 2, PresenceStatus::Offline, room));
+        assert_eq!(hub.presence_of(alice), PresenceStatus::Away, "node b still has her");
+        hub.dispatch(said(a, alice, 1, PresenceStatus::Online, room));
+        assert_eq!(hub.presence_of(alice), PresenceStatus::Away, "a's late older word is dropped");
+        assert_eq!(moments(&mut rx), 1, "away");
+        assert_eq!(hub.present_in(&[room], bob), vec![(alice, PresenceStatus::Away)]);
+        assert!(hub.present_in(&[RoomId::generate()], bob).is_empty(), "only where she is");
+
+        // Node b dies without a word: once it has been silent long enough, she is gone.
+        assert!(hub.forget_silent_nodes(Duration::from_secs(60)).is_empty());
+        let mut forgotten = hub.forget_silent_nodes(Duration::ZERO);
+        forgotten.sort();
+        assert_eq!(forgotten, vec![a, b]);
+        assert_eq!(hub.presence_of(alice), PresenceStatus::Offline);
+        assert_eq!(moments(&mut rx), 1, "offline, once");
+        assert!(hub.presence.is_empty(), "nothing is kept of a user nobody speaks of");
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ pub mod connection;
 mod hub;
 mod peer;
 pub mod protocol;
+pub mod repair;
 mod sync;
 
 pub use hub::{Hub, PresenceChange};

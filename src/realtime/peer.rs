@@ -33,6 +33,9 @@ pub enum Outbound {
     Joined(RoomId),
     /// The user left a room: the connection stops the room's stream.
     Left(RoomId),
+    /// The room's stream reached `seq` while the bus lost events on the way: the
+    /// connection reads from the store what it has not sent up to there.
+    Head { room_id: RoomId, seq: i64 },
 }
 
 /// What one connection says of its user.

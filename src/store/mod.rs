@@ -105,6 +105,11 @@ pub enum StoreError {
     /// A row that this code never writes (an unknown room kind, say).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Another process uses the embedded database (two processes on one data directory
+    /// would each announce only their own writes: users of one would stop hearing the
+    /// other's).
+    #[error("{0}")]
+    InUse(String),
     /// Anything else the database reported; the cause is kept for the log.
     #[error("database error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
@@ -358,6 +363,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a session (announcing `SessionEnded`); returns whether it existed.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+    /// Which of `sessions` still exist and have not expired at `now`.
+    async fn live_sessions(
+        &self,
+        sessions: &[SessionId],
+        now: Timestamp,
+    ) -> StoreResult<Vec<SessionId>>;
 
     /// Creates a room with its creator as owner and `members` as members, announcing each
     /// membership. Fails with `Conflict("room_name")` when a public room of that name (any
@@ -390,6 +401,11 @@ pub trait Store: Send + Sync + 'static {
     async fn room_cursors(&self, user: UserId) -> StoreResult<Vec<RoomCursor>>;
     /// The ids of the rooms `user` is a member of.
     async fn member_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
+    /// Every membership of `users`, as (user, room) pairs: what a node checks its
+    /// subscriptions against when announcements may have been lost.
+    async fn memberships(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, RoomId)>>;
+    /// The last seq of each of `rooms` that exists.
+    async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, i64)>>;
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberRecord>>;
 
     /// Adds a member (announcing it); false if they already were one. A new member has

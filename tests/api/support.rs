@@ -466,10 +466,10 @@ impl ServerProcess {
                     self.stderr_lines()
                 );
             }
-            if let Ok(response) = http.get(&url).send().await {
-                if response.status() == StatusCode::OK {
-                    return;
-                }
+            if let Ok(response) = http.get(&url).send().await
+                && response.status() == StatusCode::OK
+            {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

@@ -49,6 +49,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Changes read per page when filling a gap.
 const GAP_PAGE: u32 = 200;
+/// How many times a gap fill asks the store whether it has caught up with the bus, and
+/// how long it waits (times the attempt) in between.
+const GAP_ATTEMPTS: u32 = 4;
+const GAP_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves one upgraded WebSocket until it closes.
 pub async fn serve(app: App, socket: WebSocket, session: Session) {
@@ -332,6 +336,13 @@ impl Connection {
                     self.outgoing.push(WsMessage::Text(frame));
                 }
             }
+            Outbound::Head { room_id, seq } => {
+                if let Some(cursor) = self.cursors.get(&room_id).copied()
+                    && seq > cursor.delivered
+                {
+                    self.fill_gap(room_id, cursor.delivered, seq).await?;
+                }
+            }
             Outbound::Joined(room_id) => self.on_joined(room_id).await?,
             Outbound::Left(room_id) => {
                 if self.cursors.remove(&room_id).is_some() {
@@ -368,9 +379,13 @@ impl Connection {
     }
 
     /// Sends, from the store, what changed in a room in `(delivered, up_to]`, before a live
-    /// event that skipped those seqs. A single-node bus never skips; a networked one may
-    /// lose an event or deliver two nodes' events out of order, and this keeps the stream
-    /// whole regardless.
+    /// event that skipped those seqs (or when `realtime::repair` finds the bus lost some).
+    /// A single-node bus never skips; a networked one may lose an event or deliver two
+    /// nodes' events out of order, and this keeps the stream whole regardless.
+    ///
+    /// The cursor moves to `up_to` only once the store has shown that it holds the room up
+    /// to there: a store that lags behind the bus (a replica, say) would otherwise return
+    /// too little, and the seqs it lacked would be skipped for good.
     async fn fill_gap(
         &mut self,
         room_id: RoomId,
@@ -378,6 +393,7 @@ impl Connection {
         up_to: i64,
     ) -> Result<(), Closing> {
         tracing::debug!(%room_id, delivered, up_to, "filling a gap in a room's stream");
+        self.wait_for_store(room_id, up_to).await?;
         let mut after = delivered;
         loop {
             let changes = self
@@ -401,6 +417,25 @@ impl Connection {
             cursor.delivered = cursor.delivered.max(up_to);
         }
         Ok(())
+    }
+
+    /// Waits (briefly) until the store holds `room_id` up to `seq`, or gives up on the
+    /// connection, which then resumes from what it was sent.
+    async fn wait_for_store(&mut self, room_id: RoomId, seq: i64) -> Result<(), Closing> {
+        for attempt in 1..=GAP_ATTEMPTS {
+            let heads = self.app.store().room_heads(&[room_id]).await.map_err(|error| {
+                tracing::error!(%error, %room_id, "could not fill a gap");
+                Closing::store_failed(&error)
+            })?;
+            if heads.iter().any(|(room, head)| *room == room_id && *head >= seq) {
+                return Ok(());
+            }
+            if attempt < GAP_ATTEMPTS {
+                tokio::time::sleep(GAP_RETRY * attempt).await;
+            }
+        }
+        tracing::warn!(%room_id, seq, "the store lags behind the bus; the client must resume");
+        Err(Closing::UNAVAILABLE)
     }
 
     fn on_sync_item(&mut self, item: SyncItem) {

@@ -321,6 +321,21 @@ impl Store for PostgresStore {
         self.writes.submit(DeleteSession(*token_hash)).await
     }
 
+    async fn live_sessions(
+        &self,
+        sessions: &[SessionId],
+        now: Timestamp,
+    ) -> StoreResult<Vec<SessionId>> {
+        let sessions: Vec<i64> = sessions.iter().map(|s| s.as_i64()).collect();
+        let rows: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1) AND expires_at > $2")
+                .bind(&sessions)
+                .bind(now.as_millis())
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(SessionId::from_i64).collect())
+    }
+
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         self.writes.submit(DeleteExpiredSessions(now)).await
     }
@@ -410,6 +425,26 @@ impl Store for PostgresStore {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rooms.into_iter().map(RoomId::from_i64).collect())
+    }
+
+    async fn memberships(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, RoomId)>> {
+        let users: Vec<i64> = users.iter().map(|u| u.as_i64()).collect();
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT user_id, room_id FROM memberships WHERE user_id = ANY($1)")
+                .bind(&users)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(u, r)| (UserId::from_i64(u), RoomId::from_i64(r))).collect())
+    }
+
+    async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, i64)>> {
+        let rooms: Vec<i64> = rooms.iter().map(|r| r.as_i64()).collect();
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT id, last_seq FROM rooms WHERE id = ANY($1)")
+                .bind(&rooms)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(r, seq)| (RoomId::from_i64(r), seq)).collect())
     }
 
     async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {

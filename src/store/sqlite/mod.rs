@@ -56,12 +56,15 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// The queue of the task that owns the one writing connection.
     writer: Writer,
+    /// This process's exclusive lock on the database, held while the store lives.
+    _lock: std::fs::File,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file, applies pending migrations, and starts
     /// the writer, which announces every committed change to `sink`.
     pub async fn open(path: &Path, sink: ChangeSink) -> StoreResult<Self> {
+        let lock = lock(path)?;
         let options = connect_options(path)?;
         let mut write = options.clone().create_if_missing(true).connect().await?;
         MIGRATOR.run_direct(&mut write).await?;
@@ -69,16 +72,56 @@ impl SqliteStore {
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)
             .await?;
-        Ok(Self { read, writer: Writer::start(write, sink) })
+        Ok(Self { read, writer: Writer::start(write, sink), _lock: lock })
     }
 }
 
 /// Creates the database file if needed and applies pending migrations.
 pub async fn migrate(path: &Path) -> StoreResult<()> {
+    let _lock = lock(path)?;
     let mut connection = connect_options(path)?.create_if_missing(true).connect().await?;
     MIGRATOR.run_direct(&mut connection).await?;
     sqlx::Connection::close(connection).await?;
     Ok(())
+}
+
+/// Takes the exclusive lock on the database at `path` (a `.lock` file beside it, naming the
+/// process that holds it), or says which process holds it. The operating system releases
+/// it when the process ends, however it ends.
+fn lock(path: &Path) -> StoreResult<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let lock_path = path.with_extension("lock");
+    let in_use = |detail: String| {
+        StoreError::InUse(format!("cannot lock {}: {detail}", lock_path.display()))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|error| in_use(error.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "another process" } else { holder };
+            return Err(StoreError::InUse(format!(
+                "the data directory is in use by another Confab ({holder}): one embedded \
+                 database serves one process; several nodes need PostgreSQL and Redis"
+            )));
+        }
+        Err(std::fs::TryLockError::Error(error)) => return Err(in_use(error.to_string())),
+    }
+    let holder = format!("pid {}", std::process::id());
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(holder.as_bytes()));
+    written.map_err(|error| in_use(error.to_string()))?;
+    Ok(file)
 }
 
 fn connect_options(path: &Path) -> StoreResult<SqliteConnectOptions> {
@@ -239,6 +282,22 @@ impl Store for SqliteStore {
         self.writer.submit(DeleteSession(*token_hash)).await
     }
 
+    async fn live_sessions(
+        &self,
+        sessions: &[SessionId],
+        now: Timestamp,
+    ) -> StoreResult<Vec<SessionId>> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM sessions
+             WHERE id IN (SELECT value FROM json_each(?1)) AND expires_at > ?2",
+        )
+        .bind(id_array(sessions.iter().map(|s| s.as_i64())))
+        .bind(now.as_millis())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(SessionId::from_i64).collect())
+    }
+
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         self.writer.submit(DeleteExpiredSessions(now)).await
     }
@@ -328,6 +387,27 @@ impl Store for SqliteStore {
                 .fetch_all(&self.read)
                 .await?;
         Ok(rooms.into_iter().map(RoomId::from_i64).collect())
+    }
+
+    async fn memberships(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, RoomId)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, room_id FROM memberships
+             WHERE user_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(id_array(users.iter().map(|u| u.as_i64())))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|(u, r)| (UserId::from_i64(u), RoomId::from_i64(r))).collect())
+    }
+
+    async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, i64)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, last_seq FROM rooms WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(id_array(rooms.iter().map(|r| r.as_i64())))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|(r, seq)| (RoomId::from_i64(r), seq)).collect())
     }
 
     async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {
@@ -559,4 +639,10 @@ impl SqliteStore {
         let mut newest = messages_by_id(&mut db, &ids).await?;
         rows.into_iter().map(|row| row.into_room(&mut newest)).collect()
     }
+}
+
+/// Ids as a JSON array, for `json_each`: SQLite has no array parameters.
+fn id_array(ids: impl Iterator<Item = i64>) -> String {
+    let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
+    format!("[{}]", ids.join(","))
 }

@@ -151,10 +151,10 @@ impl Writer {
     pub async fn close(&self) {
         self.closing.cancel();
         let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        if let Some(task) = task {
-            if let Err(error) = task.await {
-                tracing::error!(%error, "the writer task failed");
-            }
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "the writer task failed");
         }
     }
 
@@ -282,13 +282,14 @@ impl Erasure {
         if truncate_log(connection).await {
             self.since = None;
             self.warned = false;
-        } else if let Some(since) = self.since {
-            if !self.warned && since.elapsed() > ERASE_PATIENCE {
-                self.warned = true;
-                tracing::warn!(
-                    "a reader has kept the write-ahead log busy for over a minute; deleted messages stay in it until it lets go"
-                );
-            }
+        } else if let Some(since) = self.since
+            && !self.warned
+            && since.elapsed() > ERASE_PATIENCE
+        {
+            self.warned = true;
+            tracing::warn!(
+                "a reader has kept the write-ahead log busy for over a minute; deleted messages stay in it until it lets go"
+            );
         }
     }
 }

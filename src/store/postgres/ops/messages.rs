@@ -44,10 +44,8 @@ impl Write for InsertMessage {
         // A message with a reply or files checks and looks first, since the checks below
         // would refuse its retry (its files are attached already, its original may be gone).
         let looks_first = message.reply_to.is_some() || !message.attachments.is_empty();
-        if looks_first {
-            if let Some(existing) = members_retry(tx, message).await? {
-                return Ok(Done::Rollback(Inserted::Existing(existing)));
-            }
+        if looks_first && let Some(existing) = members_retry(tx, message).await? {
+            return Ok(Done::Rollback(Inserted::Existing(existing)));
         }
         let reply_to = match message.reply_to {
             Some(original) => {

@@ -155,10 +155,10 @@ impl Write for AddMember {
         if lock_room(tx.db(), self.room).await?.is_none() {
             return Err(refused(StoreError::NotMember));
         }
-        if let AddedBy::Member(by) = self.by {
-            if role_of(tx.db(), self.room, by).await?.is_none() {
-                return Err(refused(StoreError::NotMember));
-            }
+        if let AddedBy::Member(by) = self.by
+            && role_of(tx.db(), self.room, by).await?.is_none()
+        {
+            return Err(refused(StoreError::NotMember));
         }
         if !insert_membership(tx.db(), self.room, self.user, RoomRole::Member, self.now).await? {
             return Ok(Done::Rollback(false));

@@ -41,10 +41,8 @@ impl Operation for InsertMessage {
     ) -> Result<Inserted, ApplyError> {
         let message = &self.0;
         let looks_first = message.reply_to.is_some() || !message.attachments.is_empty();
-        if looks_first {
-            if let Some(existing) = members_retry(db, message).await? {
-                return Ok(Inserted::Existing(existing));
-            }
+        if looks_first && let Some(existing) = members_retry(db, message).await? {
+            return Ok(Inserted::Existing(existing));
         }
         let reply_to = match message.reply_to {
             Some(original) => {

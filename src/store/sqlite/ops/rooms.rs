@@ -118,10 +118,10 @@ impl Operation for AddMember {
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<bool, ApplyError> {
-        if let AddedBy::Member(by) = self.by {
-            if role_of(db, self.room, by).await?.is_none() {
-                return Err(refused(StoreError::NotMember));
-            }
+        if let AddedBy::Member(by) = self.by
+            && role_of(db, self.room, by).await?.is_none()
+        {
+            return Err(refused(StoreError::NotMember));
         }
         if !insert_membership(db, self.room, self.user, RoomRole::Member, self.now).await? {
             return Ok(false);
