@@ -8,6 +8,7 @@ mod bad_input;
 mod bench;
 mod binary;
 mod browser;
+mod cluster;
 mod concurrency;
 mod conversation;
 mod harness;

@@ -4,6 +4,7 @@
 //! PostgreSQL clusters.
 
 pub mod postgres;
+pub mod redis;
 pub mod store;
 
 pub use confab_test_macros::each_store;
@@ -637,5 +638,61 @@ pub async fn spawn_nodes() -> Vec<TestApp> {
         vec![first, second]
     } else {
         vec![first]
+    }
+}
+
+/// Nodes behind a load balancer: servers on one PostgreSQL database and one data
+/// directory, joined by a Redis of the test's own. `None` where PostgreSQL or Redis is
+/// missing (after a loud notice), except under `CI`, which must run them.
+pub struct Cluster {
+    pub nodes: Vec<TestApp>,
+    pub redis: redis::Redis,
+}
+
+pub async fn spawn_cluster(count: usize) -> Option<Cluster> {
+    if !postgres::available() || !redis::available() {
+        return None;
+    }
+    let redis = redis::Redis::start().await;
+    let database = Database::Postgres(postgres::shared().await.create_database().await);
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let shared_dir = data_dir.path().to_path_buf();
+    let mut nodes = Vec::new();
+    let mut data_dir = Some(data_dir);
+    for index in 0..count {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        // The first node owns the temporary directory; the others use the same path.
+        let dir = data_dir.take().unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
+        let (url, shared) = (redis.node_url(index).await, shared_dir.clone());
+        let node = start(listener, dir, database.clone(), move |settings| {
+            settings.redis_url = Some(url);
+            settings.data_dir = shared;
+        })
+        .await;
+        nodes.push(node);
+    }
+    for node in &nodes {
+        node.wait_until_ready().await;
+    }
+    Some(Cluster { nodes, redis })
+}
+
+impl TestApp {
+    /// Waits until `/readyz` says 200 (the database answers; Redis carries events).
+    pub async fn wait_until_ready(&self) {
+        let url = format!("http://{}/readyz", self.address);
+        eventually("the node is ready", || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await
+    }
+
+    /// `/readyz`'s status and body.
+    pub async fn readiness(&self) -> (StatusCode, Value) {
+        let url = format!("http://{}/readyz", self.address);
+        let response = self.http.get(url).send().await.expect("readyz");
+        let status = response.status();
+        (status, response.json().await.expect("json"))
     }
 }
