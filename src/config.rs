@@ -32,6 +32,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Proxies (addresses or networks, comma-separated: 10.0.0.0/8,127.0.0.1) whose
+    /// X-Forwarded-For header names the client. From anyone else the header is ignored,
+    /// and the client is the connection's far end.
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// The origin browsers use to reach Confab, e.g. https://chat.example.com. WebSocket
     /// upgrades and cookie-authenticated requests from any other origin are refused.
     /// [default: http:// + the listen address]
@@ -96,6 +102,8 @@ pub struct Settings {
     pub database: Database,
     /// The bus between nodes (`redis://` URL), if this node is one of several.
     pub redis_url: Option<String>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `scheme://host[:port]` as browsers send it in the Origin header.
     pub public_origin: String,
     /// Whether the session cookie needs `Secure` (the public origin is https).
@@ -215,10 +223,27 @@ impl Settings {
                 ));
             }
         }
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|text| text.trim())
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "CONFAB_TRUSTED_PROXIES holds addresses or networks such as \
+                             10.0.0.0/8, not {text:?}"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             data_dir: config.data_dir.clone(),
             database,
             redis_url,
+            trusted_proxies,
             secure_cookies: public_origin.starts_with("https://"),
             public_origin,
             heartbeat_interval,

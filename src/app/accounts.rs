@@ -66,6 +66,14 @@ impl App {
         self.throttle()
             .begin(name, &address, Instant::now())
             .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        if let Some(shared) = self.shared_throttle() {
+            match shared.begin(name, &address).await {
+                Ok(Ok(())) => {}
+                Ok(Err(retry_after)) => return Err(Error::RateLimited { retry_after }),
+                // This node's own throttle has counted the attempt already.
+                Err(error) => tracing::debug!(%error, "the shared login throttle is unreachable"),
+            }
+        }
 
         let credentials = match &username {
             Some(username) => self.store().credentials(username).await?,
@@ -75,7 +83,13 @@ impl App {
         let matches = self.inner.passwords.verify(password, stored_hash).await?;
         match credentials {
             Some(credentials) if matches => {
-                self.throttle().succeeded(credentials.user.username.as_str(), &address);
+                let username = credentials.user.username.as_str();
+                self.throttle().succeeded(username, &address);
+                if let Some(shared) = self.shared_throttle()
+                    && let Err(error) = shared.succeeded(username, &address).await
+                {
+                    tracing::debug!(%error, "the shared login throttle is unreachable");
+                }
                 self.start_session(credentials.user).await
             }
             _ => {

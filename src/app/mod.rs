@@ -27,7 +27,7 @@ pub use accounts::SignedIn;
 pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
 
-use crate::auth::{LoginThrottle, PasswordHasher, ThrottlePolicy};
+use crate::auth::{LoginThrottle, PasswordHasher, SharedThrottle, ThrottlePolicy};
 use crate::bus::Bus;
 use crate::config::Settings;
 use crate::domain::{RoomId, RoomKind, UserId, ValidationError};
@@ -85,6 +85,8 @@ struct Inner {
     settings: Settings,
     passwords: PasswordHasher,
     throttle: LoginThrottle,
+    /// The cluster's counts, with several nodes.
+    shared_throttle: Option<SharedThrottle>,
     /// Cancelled when the server shuts down; WebSocket connections watch it.
     shutdown: CancellationToken,
     /// WebSocket connection tasks, so that shutdown can wait for them to close.
@@ -100,6 +102,16 @@ impl App {
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self> {
+        let shared_throttle =
+            settings.redis_url.as_deref().and_then(|url| redis::Client::open(url).ok()).map(
+                |client| {
+                    SharedThrottle::new(
+                        client,
+                        ThrottlePolicy::PER_USERNAME,
+                        ThrottlePolicy::PER_ADDRESS,
+                    )
+                },
+            );
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -112,6 +124,7 @@ impl App {
                     ThrottlePolicy::PER_USERNAME,
                     ThrottlePolicy::PER_ADDRESS,
                 ),
+                shared_throttle,
                 shutdown,
                 connections: TaskTracker::new(),
             }),
@@ -144,6 +157,10 @@ impl App {
 
     pub fn connections(&self) -> &TaskTracker {
         &self.inner.connections
+    }
+
+    pub(crate) fn shared_throttle(&self) -> Option<&SharedThrottle> {
+        self.inner.shared_throttle.as_ref()
     }
 
     pub(crate) fn throttle(&self) -> &LoginThrottle {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use ipnet::IpNet;
 
 use crate::app::{App, Session};
 use crate::error::Error;
@@ -94,25 +95,82 @@ impl FromRequestParts<App> for Auth {
     }
 }
 
-/// The address of the client's end of the TCP connection.
+/// The client's address: the far end of the TCP connection, or, when that is a trusted
+/// proxy (`CONFAB_TRUSTED_PROXIES`), the address the proxies say they forwarded for.
 pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<App> for ClientAddr {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-        let address = parts
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Error> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(Self(address))
+        Ok(Self(client_address(peer, &parts.headers, &app.settings().trusted_proxies)))
     }
+}
+
+/// Who the client is, seen from `peer`: `X-Forwarded-For` is believed only as far as it
+/// was written by trusted proxies. Read from the right (the hop nearest to us), each
+/// address a trusted proxy vouches for is the next hop; the first that is not itself a
+/// trusted proxy is the client. Anything further left was written by the client, and
+/// could say anything.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(address) => {
+                client = address;
+                if !is_trusted(&address) {
+                    break;
+                }
+            }
+            // A hop we cannot read ends what we can believe: the last address vouched for
+            // stands.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> =
+            ["10.0.0.0/8", "127.0.0.1/32"].map(|n| n.parse().expect("net")).to_vec();
+        let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
+        let mut headers = HeaderMap::new();
+        headers
+            .insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.1.2.3"));
+        // From a trusted proxy: the nearest untrusted hop, not what the client wrote.
+        assert_eq!(client_address(ip("127.0.0.1"), &headers, &trusted), ip("203.0.113.9"));
+        // From anyone else: the header is the client's own words.
+        assert_eq!(client_address(ip("198.51.100.7"), &headers, &trusted), ip("198.51.100.7"));
+        assert_eq!(client_address(ip("127.0.0.1"), &headers, &[]), ip("127.0.0.1"));
+        // Every hop a trusted proxy: the farthest stands; garbage ends the belief.
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+        assert_eq!(client_address(ip("10.0.0.1"), &headers, &trusted), ip("10.9.9.9"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, junk"));
+        assert_eq!(client_address(ip("10.0.0.1"), &headers, &trusted), ip("10.0.0.1"));
+        headers.remove("x-forwarded-for");
+        assert_eq!(client_address(ip("10.0.0.1"), &headers, &trusted), ip("10.0.0.1"));
+    }
 
     #[test]
     fn bearer_wins_over_cookie() {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app, spawn_app_with};
 
 /// A response read in full, headers included.
 struct Reply {
@@ -592,4 +592,45 @@ async fn guesses_sent_all_at_once_are_throttled_like_guesses_in_a_row() {
         statuses.iter().filter(|s| **s == reqwest::StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!(checked, 6, "five free failures and the one that starts the wait: {statuses:?}");
     assert_eq!(throttled, 14);
+}
+
+/// A login attempt that says it was forwarded for `client`.
+async fn login_forwarded(app: &TestApp, client: &str, username: &str) -> StatusCode {
+    let request = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({ "username": username, "password": "guess" }));
+    request.send().await.expect("request sent").status()
+}
+
+/// Twenty-one failures under five-per-name: the address `client` is then throttled.
+async fn exhaust_address(app: &TestApp, client: &str) {
+    for attempt in 0..21 {
+        let name = format!("ghost{}", attempt / 5);
+        assert_eq!(login_forwarded(app, client, &name).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[each_store]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let app = spawn_app_with(|settings| {
+        settings.trusted_proxies = vec!["127.0.0.0/8".parse().expect("a network")];
+    })
+    .await;
+    exhaust_address(&app, "203.0.113.1").await;
+    assert_eq!(login_forwarded(&app, "203.0.113.1", "ghost9").await, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy is not held back by the first.
+    assert_eq!(login_forwarded(&app, "203.0.113.2", "ghost9").await, StatusCode::UNAUTHORIZED);
+    // A client cannot prepend its way out: the proxy's own hop is what counts.
+    let spoofed = "198.51.100.1, 203.0.113.1";
+    assert_eq!(login_forwarded(&app, spoofed, "ghost9").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[each_store]
+async fn a_forwarded_header_from_an_untrusted_peer_changes_nothing() {
+    let app = spawn_app().await;
+    exhaust_address(&app, "203.0.113.1").await;
+    // The header is the client's own words: a new one each time does not reset the count.
+    assert_eq!(login_forwarded(&app, "203.0.113.2", "ghost9").await, StatusCode::TOO_MANY_REQUESTS);
 }

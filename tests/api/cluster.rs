@@ -384,3 +384,29 @@ async fn a_second_server_on_one_sqlite_data_directory_refuses_to_start() {
     // The first goes on serving.
     first.register("still-here").await;
 }
+
+#[tokio::test]
+async fn guesses_spread_over_two_nodes_meet_one_budget() {
+    let Some(cluster) = spawn_cluster(2).await else { return };
+    cluster.nodes[0].register("bob").await;
+    // Five failures per username are free; then each waits. Twelve guesses alternating
+    // between two nodes are six per node: a throttle per node would never refuse one.
+    let mut refused = None;
+    for attempt in 0..12 {
+        let node = &cluster.nodes[attempt % 2];
+        let request = node.http.post(node.url("/auth/login"));
+        let response = request
+            .json(&json!({ "username": "bob", "password": "guess" }))
+            .send()
+            .await
+            .expect("request sent");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get("retry-after").is_some());
+            refused = Some(attempt + 1);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = refused.expect("the cluster throttles the username");
+    assert!(refused >= 7, "five free failures and a sixth that starts the wait: {refused}");
+}

@@ -1,0 +1,155 @@
+//! The login throttle's counts shared by every node, in Redis: with several nodes behind a
+//! load balancer, an attacker spreading guesses over them meets one budget per username
+//! and per address, not one per node.
+//!
+//! The same rule as [`super::LoginThrottle`] (a few free failures, then a wait that doubles
+//! with each further one, forgotten after a quiet hour), applied by one Lua script per
+//! attempt, so that the check and the count are one step for the whole cluster, and timed
+//! by Redis's clock, so that nodes whose clocks differ agree. Each node keeps its own
+//! throttle too: while Redis cannot be reached, a node still throttles what it sees.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Mutex;
+
+use super::ThrottlePolicy;
+
+/// How long an attempt waits for Redis before the node relies on its own throttle.
+const PATIENCE: Duration = Duration::from_secs(1);
+
+/// Checks both keys; if neither must wait, counts the attempt against both. Returns the
+/// wait in milliseconds (0: go ahead). KEYS: the username's (or an empty string for a
+/// name that cannot exist) and the address's. ARGV: each policy's free failures, first
+/// delay, longest delay and forgetting time (ms), username's then address's.
+const BEGIN: &str = r"
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local function wait(key, free, first, longest)
+  if key == '' then return 0 end
+  local failures = tonumber(redis.call('HGET', key, 'f') or '0')
+  local last = tonumber(redis.call('HGET', key, 't') or '0')
+  local excess = failures - free
+  if excess <= 0 then return 0 end
+  local delay = math.min(first * 2 ^ math.min(excess - 1, 20), longest)
+  return math.max(0, last + delay - now_ms)
+end
+local w = math.max(wait(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])),
+                   wait(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])))
+if w > 0 then return w end
+for i, key in ipairs(KEYS) do
+  if key ~= '' then
+    redis.call('HINCRBY', key, 'f', 1)
+    redis.call('HSET', key, 't', now_ms)
+    redis.call('PEXPIRE', key, ARGV[(i - 1) * 4 + 4])
+  end
+end
+return 0
+";
+
+/// The attempt succeeded: the username starts afresh, the address's count is taken back.
+const SUCCEEDED: &str = r"
+redis.call('DEL', KEYS[1])
+if redis.call('HGET', KEYS[2], 'f') then
+  if tonumber(redis.call('HINCRBY', KEYS[2], 'f', -1)) < 0 then redis.call('HSET', KEYS[2], 'f', 0) end
+end
+return 0
+";
+
+pub struct SharedThrottle {
+    client: redis::Client,
+    connection: Mutex<Option<MultiplexedConnection>>,
+    per_username: ThrottlePolicy,
+    per_address: ThrottlePolicy,
+    begin: redis::Script,
+    succeeded: redis::Script,
+}
+
+impl SharedThrottle {
+    pub fn new(
+        client: redis::Client,
+        per_username: ThrottlePolicy,
+        per_address: ThrottlePolicy,
+    ) -> Self {
+        Self {
+            client,
+            connection: Mutex::new(None),
+            per_username,
+            per_address,
+            begin: redis::Script::new(BEGIN),
+            succeeded: redis::Script::new(SUCCEEDED),
+        }
+    }
+
+    /// As [`super::LoginThrottle::begin`], for the whole cluster: `Ok(Err(wait))` if a key
+    /// must still wait. `Err` when Redis cannot say.
+    pub async fn begin(
+        &self,
+        username: Option<&str>,
+        address: &str,
+    ) -> Result<Result<(), Duration>, redis::RedisError> {
+        let mut invocation = self.begin.key(username.map(user_key).unwrap_or_default());
+        invocation.key(address_key(address));
+        for policy in [self.per_username, self.per_address] {
+            invocation
+                .arg(policy.free_failures)
+                .arg(policy.first_delay.as_millis() as u64)
+                .arg(policy.max_delay.as_millis() as u64)
+                .arg(policy.forget_after.as_millis() as u64);
+        }
+        let mut connection = self.connection().await?;
+        let waited =
+            tokio::time::timeout(PATIENCE, invocation.invoke_async::<u64>(&mut connection))
+                .await
+                .map_err(|_| timed_out())?;
+        let wait = self.forget_on_error(waited).await?;
+        Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_millis(wait)) })
+    }
+
+    /// As [`super::LoginThrottle::succeeded`], for the whole cluster.
+    pub async fn succeeded(&self, username: &str, address: &str) -> Result<(), redis::RedisError> {
+        let mut invocation = self.succeeded.key(user_key(username));
+        invocation.key(address_key(address));
+        let mut connection = self.connection().await?;
+        let done = tokio::time::timeout(PATIENCE, invocation.invoke_async::<()>(&mut connection))
+            .await
+            .map_err(|_| timed_out())?;
+        self.forget_on_error(done).await
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(PATIENCE))
+            .set_response_timeout(Some(PATIENCE));
+        let connection = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Drops the connection after an error, so that the next attempt makes a new one.
+    async fn forget_on_error<T>(
+        &self,
+        result: Result<T, redis::RedisError>,
+    ) -> Result<T, redis::RedisError> {
+        if result.is_err() {
+            *self.connection.lock().await = None;
+        }
+        result
+    }
+}
+
+fn user_key(username: &str) -> String {
+    format!("confab:login:user:{username}")
+}
+
+fn address_key(address: &str) -> String {
+    format!("confab:login:address:{address}")
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis timed out"))
+}
