@@ -43,7 +43,7 @@ pub enum ServerError {
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then closes every WebSocket with
-/// "going away" and returns once they are closed.
+/// "restarting: reconnect now" (1012) and returns once they are closed.
 pub async fn run(
     listener: TcpListener,
     settings: Settings,

@@ -16,8 +16,9 @@ use crate::store::Changed;
 
 /// Close codes the server uses, beside the standard ones.
 pub mod close_code {
-    /// The server is shutting down; reconnect shortly.
-    pub const GOING_AWAY: u16 = 1001;
+    /// This server is shutting down (a restart, or a node leaving the cluster): reconnect
+    /// now, to another node if there is one, and `sync`.
+    pub const RESTARTING: u16 = 1012;
     /// A frame was larger than 64 KiB.
     pub const TOO_BIG: u16 = 1009;
     /// The server failed; reconnect.

@@ -124,7 +124,7 @@ async fn sigterm_closes_websockets_and_exits_cleanly_within_seconds() {
 
     assert!(status.success(), "exit status after SIGTERM: {status}");
     assert!(took < SHUTDOWN_LIMIT, "exited {took:?} after SIGTERM");
-    assert_eq!(connection.expect_close().await, Some(1001), "websockets are told: going away");
+    assert_eq!(connection.expect_close().await, Some(1012), "websockets are told: reconnect now");
 }
 
 #[each_store]

@@ -62,7 +62,7 @@ async fn shutting_down_closes_websockets_with_going_away() {
     let alice = app.register("alice").await;
     let mut ws = app.connect(&alice).await;
     app.stop().await;
-    assert_eq!(ws.expect_close().await, Some(1001));
+    assert_eq!(ws.expect_close().await, Some(1012), "reconnect now");
 }
 
 #[each_store]

@@ -8,6 +8,9 @@
 const CLOSE_SESSION_ENDED = 4001;
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
+/** Close code 1012: the server is shutting down; reconnect at once. */
+const CLOSE_RESTARTING = 1012;
+const RESTART_SPREAD_MS = 1_000;
 /** How long a socket may take to answer a `ping` when the browser doubts the network. */
 const PROBE_MS = 5_000;
 
@@ -120,6 +123,12 @@ export class Connection {
       if (event.code === CLOSE_SESSION_ENDED) {
         this.stopped = true;
         this.onSessionEnded();
+        return;
+      }
+      // The server is going (a restart, or a node leaving): another is there now. Within
+      // a second, spread, so that a node's clients do not all land in the same instant.
+      if (event.code === CLOSE_RESTARTING) {
+        this.connectSoon(Math.random() * RESTART_SPREAD_MS);
         return;
       }
       this.connectSoon();
