@@ -11,6 +11,7 @@ mod browser;
 mod cluster;
 mod concurrency;
 mod conversation;
+mod faults;
 mod harness;
 mod lifecycle;
 mod media;

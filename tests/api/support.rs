@@ -276,6 +276,11 @@ impl WsClient {
         client
     }
 
+    /// A client on a stream whose `ready` frame was read already.
+    pub fn from_ready(stream: WebSocketStream<MaybeTlsStream<TcpStream>>, ready: Value) -> Self {
+        WsClient { stream, ready, ignored: vec!["presence", "presence.snapshot"] }
+    }
+
     /// This client also returns `presence` frames (but not snapshots).
     pub fn with_presence(mut self) -> Self {
         self.ignored.retain(|kind| *kind != "presence");
@@ -653,8 +658,14 @@ pub async fn spawn_cluster(count: usize) -> Option<Cluster> {
     if !postgres::available() || !redis::available() {
         return None;
     }
-    let redis = redis::Redis::start().await;
     let database = Database::Postgres(postgres::shared().await.create_database().await);
+    Some(spawn_cluster_on(count, database).await)
+}
+
+/// [`spawn_cluster`] on a database the test chose (on a private PostgreSQL cluster, to
+/// restart it, say). The caller has checked that PostgreSQL and Redis are available.
+pub async fn spawn_cluster_on(count: usize, database: Database) -> Cluster {
+    let redis = redis::Redis::start().await;
     let data_dir = tempfile::tempdir().expect("temp dir");
     let shared_dir = data_dir.path().to_path_buf();
     let mut nodes = Vec::new();
@@ -674,7 +685,7 @@ pub async fn spawn_cluster(count: usize) -> Option<Cluster> {
     for node in &nodes {
         node.wait_until_ready().await;
     }
-    Some(Cluster { nodes, redis })
+    Cluster { nodes, redis }
 }
 
 impl TestApp {

@@ -114,7 +114,8 @@ impl Closing {
     const INTERNAL: Self = Self::send(close_code::INTERNAL, "internal error: reconnect");
     const UNAVAILABLE: Self =
         Self::send(close_code::TRY_AGAIN_LATER, "database unavailable: reconnect later");
-    const SHUTDOWN: Self = Self::send(close_code::RESTARTING, "server shutting down: reconnect now");
+    const SHUTDOWN: Self =
+        Self::send(close_code::RESTARTING, "server shutting down: reconnect now");
 
     /// How to close after the store failed: later, if it is only out of reach for now.
     fn store_failed(error: &StoreError) -> Self {
