@@ -16,6 +16,7 @@ mod harness;
 mod lifecycle;
 mod media;
 mod messaging;
+mod nginx;
 mod postgres;
 mod presence;
 mod receipts;
