@@ -339,7 +339,7 @@ async fn postgresql_restarted_under_load_loses_nothing() {
     }
     let Some(database) = postgres::private_cluster().await else { return };
     let url = database.create_database().await;
-    let cluster: Cluster = spawn_cluster_on(2, confab::config::Database::Postgres(url)).await;
+    let cluster: Cluster = spawn_cluster_on(2, confab::config::Database::Postgres(url), None).await;
     let (users, room) = members(&cluster.nodes[0], 6).await;
     let spread = users.iter().cloned().enumerate().map(|(i, u)| (u, i % 2)).collect();
     let nodes: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.address).collect();

@@ -3,6 +3,7 @@
 //! `#[each_store]` runs a test once per store (`store.rs`); `postgres.rs` starts the
 //! PostgreSQL clusters.
 
+pub mod nginx;
 pub mod postgres;
 pub mod redis;
 pub mod store;
@@ -659,12 +660,22 @@ pub async fn spawn_cluster(count: usize) -> Option<Cluster> {
         return None;
     }
     let database = Database::Postgres(postgres::shared().await.create_database().await);
-    Some(spawn_cluster_on(count, database).await)
+    Some(spawn_cluster_on(count, database, None).await)
+}
+
+/// [`spawn_cluster`] whose nodes browsers reach at `origin` (a proxy in front of them).
+pub async fn spawn_cluster_behind(count: usize, origin: &str) -> Option<Cluster> {
+    if !postgres::available() || !redis::available() {
+        return None;
+    }
+    let database = Database::Postgres(postgres::shared().await.create_database().await);
+    Some(spawn_cluster_on(count, database, Some(origin.to_owned())).await)
 }
 
 /// [`spawn_cluster`] on a database the test chose (on a private PostgreSQL cluster, to
-/// restart it, say). The caller has checked that PostgreSQL and Redis are available.
-pub async fn spawn_cluster_on(count: usize, database: Database) -> Cluster {
+/// restart it, say), reached at `origin` if given. The caller has checked that PostgreSQL
+/// and Redis are available.
+pub async fn spawn_cluster_on(count: usize, database: Database, origin: Option<String>) -> Cluster {
     let redis = redis::Redis::start().await;
     let data_dir = tempfile::tempdir().expect("temp dir");
     let shared_dir = data_dir.path().to_path_buf();
@@ -675,9 +686,14 @@ pub async fn spawn_cluster_on(count: usize, database: Database) -> Cluster {
         // The first node owns the temporary directory; the others use the same path.
         let dir = data_dir.take().unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
         let (url, shared) = (redis.node_url(index).await, shared_dir.clone());
+        let origin = origin.clone();
         let node = start(listener, dir, database.clone(), move |settings| {
             settings.redis_url = Some(url);
             settings.data_dir = shared;
+            if let Some(origin) = origin {
+                settings.public_origin = origin;
+                settings.trusted_proxies = vec!["127.0.0.0/8".parse().expect("a network")];
+            }
         })
         .await;
         nodes.push(node);

@@ -6,6 +6,7 @@
 //! screenshot of each key screen is saved under `target/tmp/screenshots/` on every run.
 
 mod chat;
+mod cluster;
 mod keyboard;
 mod media;
 mod resilience;
