@@ -8,7 +8,7 @@
 //! by Redis's clock, so that nodes whose clocks differ agree. Each node keeps its own
 //! throttle too: while Redis cannot be reached, a node still throttles what it sees.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex;
@@ -17,6 +17,14 @@ use super::ThrottlePolicy;
 
 /// How long an attempt waits for Redis before the node relies on its own throttle.
 const PATIENCE: Duration = Duration::from_secs(1);
+/// After Redis failed, how long logins rely on the node's own throttle without trying it.
+const COOL_DOWN: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Link {
+    connection: Option<MultiplexedConnection>,
+    failed_at: Option<Instant>,
+}
 
 /// Checks both keys; if neither must wait, counts the attempt against both. Returns the
 /// wait in milliseconds (0: go ahead). KEYS: the username's (or an empty string for a
@@ -58,7 +66,7 @@ return 0
 
 pub struct SharedThrottle {
     client: redis::Client,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: Mutex<Link>,
     per_username: ThrottlePolicy,
     per_address: ThrottlePolicy,
     begin: redis::Script,
@@ -73,7 +81,7 @@ impl SharedThrottle {
     ) -> Self {
         Self {
             client,
-            connection: Mutex::new(None),
+            connection: Mutex::new(Link::default()),
             per_username,
             per_address,
             begin: redis::Script::new(BEGIN),
@@ -101,7 +109,7 @@ impl SharedThrottle {
         let waited =
             tokio::time::timeout(PATIENCE, invocation.invoke_async::<u64>(&mut connection))
                 .await
-                .map_err(|_| timed_out())?;
+                .unwrap_or_else(|_| Err(timed_out()));
         let wait = self.forget_on_error(waited).await?;
         Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_millis(wait)) })
     }
@@ -113,30 +121,51 @@ impl SharedThrottle {
         let mut connection = self.connection().await?;
         let done = tokio::time::timeout(PATIENCE, invocation.invoke_async::<()>(&mut connection))
             .await
-            .map_err(|_| timed_out())?;
+            .unwrap_or_else(|_| Err(timed_out()));
         self.forget_on_error(done).await
     }
 
+    /// The connection, made if there is none, unless Redis failed moments ago: then logins
+    /// do not each wait for it, and rely on the node's own throttle for [`COOL_DOWN`].
     async fn connection(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
+        {
+            let state = self.connection.lock().await;
+            if let Some(connection) = &state.connection {
+                return Ok(connection.clone());
+            }
+            if state.failed_at.is_some_and(|at| at.elapsed() < COOL_DOWN) {
+                return Err(timed_out());
+            }
         }
+        // Made without holding the lock: logins arriving meanwhile make their own rather
+        // than queue behind this one.
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(PATIENCE))
             .set_response_timeout(Some(PATIENCE));
-        let connection = self.client.get_multiplexed_async_connection_with_config(&config).await?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        let made = self.client.get_multiplexed_async_connection_with_config(&config).await;
+        let mut state = self.connection.lock().await;
+        match made {
+            Ok(connection) => {
+                state.failed_at = None;
+                Ok(state.connection.get_or_insert(connection).clone())
+            }
+            Err(error) => {
+                state.failed_at = Some(Instant::now());
+                Err(error)
+            }
+        }
     }
 
-    /// Drops the connection after an error, so that the next attempt makes a new one.
+    /// Drops the connection after an error, so that the next attempt makes a new one
+    /// (after [`COOL_DOWN`]).
     async fn forget_on_error<T>(
         &self,
         result: Result<T, redis::RedisError>,
     ) -> Result<T, redis::RedisError> {
         if result.is_err() {
-            *self.connection.lock().await = None;
+            let mut state = self.connection.lock().await;
+            state.connection = None;
+            state.failed_at = Some(Instant::now());
         }
         result
     }

@@ -42,8 +42,12 @@ const BATCH: usize = 512;
 const REDIS_PATIENCE: Duration = Duration::from_secs(5);
 /// How often a node says it is alive.
 pub const ALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// A node not heard from for this long is taken to be dead: its users' presence goes.
+/// A node not heard from for this long is taken to be dead: its users' presence goes. A
+/// node's word on a user not repeated for this long lapses too.
 pub const NODE_SILENCE: Duration = Duration::from_secs(20);
+/// Every node repeats what it says of its users' presence this often (in heartbeats):
+/// 10 s, twice within [`NODE_SILENCE`].
+const PRESENCE_REPEAT_BEATS: u32 = 2;
 /// A subscription that has not heard this node's own `Alive` for this long is dead.
 const SELF_SILENCE: Duration = Duration::from_secs(15);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -206,31 +210,53 @@ async fn publisher(
                 }
             },
         };
-        backoff = BACKOFF_MIN;
         first_failure = true;
         set_state(&link.publishing, true, "publishing", &link);
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let received = tokio::select! {
-                () = shutdown.cancelled() => return,
+                // What the node said last (its users going offline as it stops) still goes.
+                () = shutdown.cancelled() => {
+                    while batch.len() < BATCH && let Ok(bytes) = queued.try_recv() {
+                        batch.push(bytes);
+                    }
+                    let _ = publish(&mut connection, &mut batch).await;
+                    return;
+                }
                 received = queued.recv_many(&mut batch, BATCH) => received,
             };
             if received == 0 {
                 return; // The bus is gone.
             }
-            let mut pipe = redis::pipe();
-            for bytes in batch.drain(..) {
-                pipe.cmd("PUBLISH").arg(CHANNEL).arg(bytes.as_ref()).ignore();
+            if publish(&mut connection, &mut batch).await {
+                // Only a publish that went through ends an outage: a connection that is
+                // made and then refused every publish must not be made again at once.
+                backoff = BACKOFF_MIN;
+                continue;
             }
-            let sent =
-                tokio::time::timeout(REDIS_PATIENCE, pipe.query_async::<()>(&mut connection)).await;
-            if !matches!(sent, Ok(Ok(()))) {
-                link.dropped.fetch_add(received as u64, Ordering::Relaxed);
-                set_state(&link.publishing, false, "publishing", &link);
-                break;
+            link.dropped.fetch_add(received as u64, Ordering::Relaxed);
+            set_state(&link.publishing, false, "publishing", &link);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
             }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            break;
         }
     }
+}
+
+/// Sends `batch` as one pipeline (emptying it); whether Redis took it all.
+async fn publish(connection: &mut MultiplexedConnection, batch: &mut Vec<Bytes>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let mut pipe = redis::pipe();
+    for bytes in batch.drain(..) {
+        pipe.cmd("PUBLISH").arg(CHANNEL).arg(bytes.as_ref()).ignore();
+    }
+    let sent = tokio::time::timeout(REDIS_PATIENCE, pipe.query_async::<()>(connection)).await;
+    matches!(sent, Ok(Ok(())))
 }
 
 /// Receives every node's events on one subscription, and makes it again when it breaks.
@@ -266,8 +292,8 @@ async fn subscriber(client: redis::Client, bus: Arc<RedisBus>, shutdown: Cancell
                 continue;
             }
         };
-        backoff = BACKOFF_MIN;
         first_failure = true;
+        let made = Instant::now();
         set_state(&bus.link.subscribed, true, "subscription", &bus.link);
         // Everything published while this node was not listening is lost to it: say so
         // to the other nodes (they publish their presence again) and to the repairs.
@@ -294,19 +320,39 @@ async fn subscriber(client: redis::Client, bus: Arc<RedisBus>, shutdown: Cancell
             }
         }
         set_state(&bus.link.subscribed, false, "subscription", &bus.link);
+        // A subscription that lasted is made again at once; one that keeps breaking (Redis
+        // drops this node for reading too slowly, say) waits longer each time, or its
+        // `Hello`s would make the whole cluster repeat itself in a loop.
+        if made.elapsed() >= SELF_SILENCE {
+            backoff = BACKOFF_MIN;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
-/// Says every [`ALIVE_INTERVAL`] that this node is alive, and takes back the presence of
-/// nodes not heard from for [`NODE_SILENCE`].
+/// Says every [`ALIVE_INTERVAL`] that this node is alive, and every [`PRESENCE_REPEAT_BEATS`] heartbeats
+/// what its users' presence is; takes back the presence of nodes not heard from for
+/// [`NODE_SILENCE`], and any word on a user not repeated for as long. Saying it again is
+/// what makes presence right after anything was lost (a `Hello` itself, an announcement
+/// that a user left): a word not repeated lapses, a word repeated reaches a node that
+/// missed it.
 async fn heartbeat(bus: Arc<RedisBus>, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(ALIVE_INTERVAL);
+    let mut beats = 0u32;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
         bus.send(&Envelope::Alive);
+        beats = beats.wrapping_add(1);
+        if beats.is_multiple_of(PRESENCE_REPEAT_BEATS) {
+            bus.republish_presence();
+        }
         for node in bus.hub.forget_silent_nodes(NODE_SILENCE) {
             tracing::warn!(%node, "a node fell silent; its users' presence is taken back");
         }

@@ -106,7 +106,9 @@ impl FromRequestParts<App> for ClientAddr {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+            // On a dual-stack listener an IPv4 peer arrives as ::ffff:a.b.c.d.
+            .to_canonical();
         Ok(Self(client_address(peer, &parts.headers, &app.settings().trusted_proxies)))
     }
 }
@@ -130,7 +132,7 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAdd
         .collect::<Vec<_>>();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        match hop.parse::<IpAddr>().map(|address| address.to_canonical()) {
             Ok(address) => {
                 client = address;
                 if !is_trusted(&address) {

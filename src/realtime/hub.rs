@@ -268,8 +268,9 @@ impl Hub {
     }
 
     /// Takes back what nodes silent for `silence` said of their users (they are taken to
-    /// be dead), and forgets presence nobody has spoken of for as long. Returns the nodes
-    /// forgotten.
+    /// be dead), and what another node said of a user and has not said again for as long
+    /// (its word that the user left was lost), and forgets presence nobody has spoken of
+    /// for as long. Returns the nodes forgotten.
     pub fn forget_silent_nodes(&self, silence: Duration) -> Vec<NodeId> {
         let now = Instant::now();
         let mut silent = Vec::new();
@@ -283,7 +284,10 @@ impl Hub {
         self.presence.retain(|user, presences| {
             let (mut rooms, before) = (Vec::new(), presences.words.len());
             presences.words.retain(|node, word| {
-                let keep = !silent.contains(node);
+                let unsaid = *node != self.node
+                    && word.status != PresenceStatus::Offline
+                    && now.duration_since(word.at) >= silence;
+                let keep = !silent.contains(node) && !unsaid;
                 if !keep {
                     rooms.append(&mut word.rooms);
                 }
@@ -596,9 +600,15 @@ impl Hub {
     fn take_word(&self, node: NodeId, user: UserId, word: Word, seen: Option<Timestamp>) {
         let mut presences = self.presence.entry(user).or_default();
         if node != self.node
-            && presences.words.get(&node).is_some_and(|w| w.version >= word.version)
+            && let Some(held) = presences.words.get_mut(&node)
+            && held.version >= word.version
         {
-            return; // Older than what that node said already.
+            if held.version == word.version {
+                // Said again (every node repeats what it says, see `bus/redis.rs`): still
+                // true, so it is kept longer.
+                held.at = word.at;
+            }
+            return; // Otherwise older than what that node said already.
         }
         let rooms = word.rooms.clone();
         if node == self.node && word.status == PresenceStatus::Offline {

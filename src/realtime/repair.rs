@@ -81,7 +81,11 @@ async fn repair_heads(app: &App, suspects: &mut HashMap<RoomId, i64>, at_once: b
     }
     *suspects = next;
     if repaired > 0 {
-        tracing::info!(rooms = repaired, "read from the store room events the bus lost");
+        // Also a room newly followed here, whose connections have what they need already.
+        tracing::debug!(
+            rooms = repaired,
+            "rooms whose connections checked the store for lost events"
+        );
     }
 }
 

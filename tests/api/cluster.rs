@@ -14,7 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Cluster, PATIENCE, ServerProcess, TestApp, TestUser, WsClient, spawn_app, spawn_cluster,
+    Cluster, PATIENCE, ServerProcess, TestApp, TestUser, WsClient, eventually, spawn_app,
+    spawn_cluster,
 };
 
 /// How long a repair may take: `realtime::repair` promises a lost room event within two
@@ -409,4 +410,32 @@ async fn guesses_spread_over_two_nodes_meet_one_budget() {
     }
     let refused = refused.expect("the cluster throttles the username");
     assert!(refused >= 7, "five free failures and a sixth that starts the wait: {refused}");
+}
+
+#[tokio::test]
+async fn a_user_who_left_while_redis_was_away_goes_offline_for_everyone() {
+    let Some(mut cluster) = spawn_cluster(2).await else { return };
+    let (alice, bob, _room) = two_people(&cluster).await;
+    let mut alice_ws = cluster.nodes[0].connect(&alice).await.with_presence();
+    let bob_ws = cluster.nodes[1].connect(&bob).await;
+    let online = recv_within(&mut alice_ws, "presence", PATIENCE).await;
+    assert_eq!(online["status"], "online", "{online}");
+
+    // Bob leaves while nothing carries his going to Alice's node.
+    cluster.redis.stop();
+    drop(bob_ws);
+    eventually("bob's node has let him go", || async {
+        (cluster.nodes[1].connection_count().await == 0).then_some(())
+    })
+    .await;
+    cluster.redis.start_again().await;
+
+    // His node no longer repeats that he is around, so what it said lapses.
+    let started = tokio::time::Instant::now();
+    let offline = recv_within(&mut alice_ws, "presence", Duration::from_secs(90)).await;
+    assert_eq!(
+        (offline["user_id"].as_str(), offline["status"].as_str()),
+        (Some(bob.id.as_str()), Some("offline"))
+    );
+    eprintln!("a departure lost to an outage was seen after {:?}", started.elapsed());
 }
