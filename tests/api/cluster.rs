@@ -439,3 +439,44 @@ async fn a_user_who_left_while_redis_was_away_goes_offline_for_everyone() {
     );
     eprintln!("a departure lost to an outage was seen after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_redis_outage_is_logged_once_however_much_is_sent_meanwhile() {
+    let Some(mut cluster) = spawn_cluster(1).await else { return };
+    let a = &cluster.nodes[0];
+    let confab::config::Database::Postgres(url) = a.database().clone() else {
+        unreachable!("a cluster is on PostgreSQL")
+    };
+    let (data_dir, redis_url) = (a.data_path().to_path_buf(), cluster.redis.node_url(1).await);
+    let node = ServerProcess::start(|command| {
+        command.arg("--database-url").arg(&url).arg("--redis-url").arg(&redis_url);
+        command.arg("--data-dir").arg(&data_dir);
+    })
+    .await;
+    let b = TestApp::external(node.address);
+    b.wait_until_ready().await;
+    let alice = b.register("alice").await;
+    let room = b.create_room(&alice, "outage", "public", &[]).await;
+
+    cluster.redis.stop();
+    for n in 0..50 {
+        b.send(&alice, &room, &format!("during the outage {n}")).await;
+    }
+    eventually("readiness says redis is away", || async {
+        let (status, body) = b.readiness().await;
+        (status == reqwest::StatusCode::SERVICE_UNAVAILABLE && body["unreachable"] == "redis")
+            .then_some(())
+    })
+    .await;
+    cluster.redis.start_again().await;
+    b.wait_until_ready().await;
+
+    let lines: Vec<String> = node.stdout_lines().into_iter().chain(node.stderr_lines()).collect();
+    let warnings: Vec<&String> =
+        lines.iter().filter(|l| l.contains("WARN") && l.contains("redis")).collect();
+    // Publishing and the subscription each say once that they lost Redis (and, at most,
+    // once that they cannot reach it yet, and the subscription that its heartbeat stopped).
+    assert!(!warnings.is_empty() && warnings.len() <= 5, "{warnings:#?}");
+    let back = lines.iter().filter(|l| l.contains("redis") && l.contains("connected")).count();
+    assert!(back >= 2, "the end of the outage is logged too: {lines:#?}");
+}

@@ -44,6 +44,8 @@ struct Seen {
     /// The seqs of this client's own messages, as confirmed.
     confirmed: Vec<i64>,
     reconnects: u64,
+    /// `error` frames, by code.
+    errors: BTreeMap<String, u64>,
 }
 
 struct Client {
@@ -173,6 +175,11 @@ impl Client {
                                     seen.confirmed.push(frame["message"]["seq"].as_i64().expect("seq"));
                                 }
                             }
+                            // The send stays pending and goes again.
+                            Some("error") => {
+                                let code = frame["code"].as_str().unwrap_or("(none)").to_owned();
+                                *seen.errors.entry(code).or_default() += 1;
+                            }
                             _ => {}
                         }
                     }
@@ -195,6 +202,7 @@ struct Figures {
     duplicated: u64,
     out_of_order: u64,
     reconnects: u64,
+    errors: BTreeMap<String, u64>,
 }
 
 /// Runs the load with `users` (each with the node it starts on), calls `fault` once the
@@ -240,7 +248,13 @@ async fn load(
         duplicated: seens.iter().map(|s| s.duplicated).sum(),
         out_of_order: seens.iter().map(|s| s.out_of_order).sum(),
         reconnects: seens.iter().map(|s| s.reconnects).sum(),
+        errors: BTreeMap::new(),
     };
+    for seen in &seens {
+        for (code, count) in &seen.errors {
+            *figures.errors.entry(code.clone()).or_default() += count;
+        }
+    }
     for seen in &seens {
         for seq in &confirmed {
             if seen.seqs.contains(seq) {
@@ -256,13 +270,20 @@ async fn load(
 
 fn check(what: &str, figures: &Figures) {
     eprintln!(
-        "{what}: confirmed {}, delivered {}, lost {}, duplicated {}, out of order {}, reconnects {}",
+        "{what}: confirmed {}, delivered {}, lost {}, duplicated {}, out of order {}, reconnects {}, errors {:?}",
         figures.confirmed,
         figures.delivered,
         figures.lost,
         figures.duplicated,
         figures.out_of_order,
-        figures.reconnects
+        figures.reconnects,
+        figures.errors
+    );
+    // A send that fails does so with the one retryable code, and is then stored once.
+    assert!(
+        figures.errors.keys().all(|code| code == "unavailable"),
+        "{what}: {:?}",
+        figures.errors
     );
     assert_eq!((figures.lost, figures.duplicated, figures.out_of_order), (0, 0, 0), "{what}");
 }
