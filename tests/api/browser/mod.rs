@@ -128,14 +128,18 @@ impl Browser {
         self.client.goto(&format!("http://{}/", app.address)).await.expect("page opens");
     }
 
-    /// The first element matching a CSS selector, once it exists.
+    /// The first element matching a CSS selector, once it exists. When it never does, the
+    /// page is saved as `timeout-find-<selector>.png` first, to show what stood instead.
     pub async fn find(&self, css: &str) -> Element {
-        self.client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css:?}: {e}"))
+        match self.client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(error) => {
+                let name: String =
+                    css.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+                self.screenshot(&format!("timeout-find-{name}")).await;
+                panic!("no element {css:?}: {error}")
+            }
+        }
     }
 
     /// Waits until `script` (a JavaScript expression) is truthy in the page.
