@@ -201,11 +201,9 @@ async fn publisher(
                     while queued.try_recv().is_ok() {
                         link.dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
+                    if !back_off(&mut backoff, &shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
             },
@@ -236,14 +234,23 @@ async fn publisher(
             }
             link.dropped.fetch_add(received as u64, Ordering::Relaxed);
             set_state(&link.publishing, false, "publishing", &link);
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+            if !back_off(&mut backoff, &shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
             break;
         }
     }
+}
+
+/// Waits `backoff` before trying Redis again, and doubles it for the next time (up to
+/// [`BACKOFF_MAX`]); false if the node stops meanwhile.
+async fn back_off(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => return false,
+        () = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    true
 }
 
 /// Sends `batch` as one pipeline (emptying it); whether Redis took it all.
@@ -284,11 +291,9 @@ async fn subscriber(client: redis::Client, bus: Arc<RedisBus>, shutdown: Cancell
                     tracing::warn!(%error, "redis subscription: cannot subscribe; retrying");
                     first_failure = false;
                 }
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                if !back_off(&mut backoff, &shutdown).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
@@ -326,11 +331,9 @@ async fn subscriber(client: redis::Client, bus: Arc<RedisBus>, shutdown: Cancell
         if made.elapsed() >= SELF_SILENCE {
             backoff = BACKOFF_MIN;
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+        if !back_off(&mut backoff, &shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
