@@ -7,6 +7,8 @@
 #   bench/run.sh                       every scenario
 #   bench/run.sh fanout idle           only these (fanout, room, idle, writes, history)
 #   bench/run.sh --postgres writes     Confab on PostgreSQL instead of SQLite
+#   bench/run.sh --nodes 2 fanout      two Confab nodes on PostgreSQL and Redis, the
+#                                      connections spread over both
 #
 # With --postgres the script starts its own PostgreSQL cluster in a temporary directory on
 # a free loopback port (Debian's postgresql package; initdb and the server run as the
@@ -14,15 +16,26 @@
 # synchronous_commit=on (a confirmed message is on disk), a fresh database per server
 # start; its reports are named <scenario>-confab-postgres.json.
 #
+# With --nodes N the script also starts its own redis-server (Debian's redis-server, no
+# persistence) on a free loopback port, and runs N nodes on one fresh database, one shared
+# data directory and that Redis; confab-bench spreads each room's members over the nodes,
+# adds up the nodes' memory and CPU, and reports PostgreSQL's and Redis's CPU beside them.
+# Its reports are named <scenario>-confab-postgres-redis-N.json (N may be 1: one node with
+# its events going through Redis).
+#
 # Everything talks to 127.0.0.1 only, and every run is bounded by confab-bench --max-secs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 store=sqlite
-if [ "${1:-}" = --postgres ]; then
-  store=postgres
-  shift
-fi
+nodes=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --postgres) store=postgres; shift ;;
+    --nodes) store=postgres; nodes=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 
 cargo build --release --locked --bin confab --bin confab-ceiling --bin confab-bench
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -31,16 +44,29 @@ mkdir -p "$results"
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout room idle writes history)
 
-server_pid=
+server_pids=()
 pg_dir=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
+redis_dir=
+redis_pid=
+cleanup() {
+  [ ${#server_pids[@]} -gt 0 ] && kill "${server_pids[@]}" 2>/dev/null
+  server_pids=()
+  wait 2>/dev/null || true
+}
 stop_postgres() {
   if [ -n "$pg_dir" ]; then
     as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$pg_dir"
   fi
 }
-trap 'cleanup; stop_postgres' EXIT
+stop_redis() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+  [ -n "$redis_dir" ] && rm -rf "$redis_dir"
+}
+trap 'cleanup; stop_postgres; stop_redis' EXIT
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -62,14 +88,39 @@ start_postgres() {
     -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c synchronous_commit=on -c max_connections=200" >/dev/null
   echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (defaults, synchronous_commit=on)"
 }
-[ "$store" = postgres ] && start_postgres
-database=0
+# start_redis: a throwaway redis-server without persistence; sets redis_pid and redis_port.
+start_redis() {
+  redis_dir=$(mktemp -d)
+  redis_port=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$redis_dir" --save "" \
+    --appendonly no --logfile "$redis_dir/log" &
+  redis_pid=$!
+  wait_for_port "$redis_port"
+  echo "Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) on 127.0.0.1:$redis_port (no persistence)"
+}
 
-# start_server confab|ceiling: starts it on a free port; sets server_pid and url.
+wait_for_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  exit 1
+}
+
+[ "$store" = postgres ] && start_postgres
+[ "$nodes" -gt 0 ] && start_redis
+database=0
+# The ceiling is one process: it runs beside Confab on one node only.
+servers="ceiling confab"
+[ "$nodes" -gt 0 ] && servers=confab
+
+# start_server confab|ceiling: starts it (or, with --nodes, each node) on a free port;
+# sets server_pids and urls.
 start_server() {
   cleanup
-  local port data flags=()
-  port=$(free_port)
+  local port data flags=() count=1
+  urls=()
   if [ "$1" = confab ]; then
     data=$(mktemp -d)
     if [ "$store" = postgres ]; then
@@ -77,27 +128,43 @@ start_server() {
       "$(command -v psql || echo "$pg_bin/psql")" -qh 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE bench$database" postgres
       flags=(--database-url "postgres://postgres@127.0.0.1:$pg_port/bench$database")
     fi
-    "$bin/confab" --addr "127.0.0.1:$port" --data-dir "$data" --log warn "${flags[@]}" &
+    if [ "$nodes" -gt 0 ]; then
+      flags+=(--redis-url "redis://127.0.0.1:$redis_port")
+      count=$nodes
+    fi
+    for _ in $(seq "$count"); do
+      port=$(free_port)
+      "$bin/confab" --addr "127.0.0.1:$port" --data-dir "$data" --log warn "${flags[@]}" &
+      server_pids+=($!)
+      urls+=("http://127.0.0.1:$port")
+      # The first node migrates the new database before the others start.
+      wait_for_port "$port"
+    done
   else
+    port=$(free_port)
     "$bin/confab-ceiling" --addr "127.0.0.1:$port" >/dev/null &
+    server_pids+=($!)
+    urls+=("http://127.0.0.1:$port")
+    wait_for_port "$port"
   fi
-  server_pid=$!
-  url="http://127.0.0.1:$port"
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "server did not start" >&2
-  exit 1
 }
 
 # bench NAME SERVER ARGS...: one run, its table on the terminal, its JSON in results/.
 bench() {
   local name=$1 server=$2
   shift 2
-  local flags=(--url "$url" --server-pid "$server_pid" --max-secs 1200) report=$server
+  local flags=(--max-secs 1200) report=$server url pid
+  for url in "${urls[@]}"; do flags+=(--url "$url"); done
+  for pid in "${server_pids[@]}"; do flags+=(--server-pid "$pid"); done
   [ "$server" = ceiling ] && flags+=(--ceiling)
-  [ "$server" = confab ] && [ "$store" = postgres ] && report=confab-postgres
+  if [ "$server" = confab ] && [ "$store" = postgres ]; then
+    report=confab-postgres
+    flags+=(--other-pid "$(head -1 "$pg_dir/data/postmaster.pid")")
+    if [ "$nodes" -gt 0 ]; then
+      report=confab-postgres-redis-$nodes
+      flags+=(--other-pid "$redis_pid")
+    fi
+  fi
   echo "== $name on $report"
   "$bin/confab-bench" "${flags[@]}" --save "$results/$name-$report.json" "$@"
 }
@@ -106,14 +173,14 @@ for scenario in "${scenarios[@]}"; do
   case $scenario in
     fanout)
       # 10,000 connections in 100 rooms of 100, one sender per room.
-      for server in ceiling confab; do
+      for server in $servers; do
         start_server "$server"
         bench fanout "$server" fanout --connections 10000 --rooms 100 \
           --rates 5,10,15,20,30,40,60,80 --step-secs 10 --warmup-secs 2
       done ;;
     room)
       # One room of 5,000, one sender.
-      for server in ceiling confab; do
+      for server in $servers; do
         start_server "$server"
         bench room "$server" fanout --connections 5000 --rooms 1 \
           --rates 5,10,20,40 --step-secs 10 --warmup-secs 2 --max-p99-ms 2000
@@ -122,7 +189,7 @@ for scenario in "${scenarios[@]}"; do
       # As many idle connections as this machine's open-files limit allows.
       limit=$(ulimit -n)
       connections=$(( (limit - 200) / 1000 * 1000 ))
-      for server in ceiling confab; do
+      for server in $servers; do
         start_server "$server"
         bench idle "$server" idle --connections "$connections" --rooms 200 --hold-secs 20
       done ;;

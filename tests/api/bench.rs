@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{ServerProcess, each_store};
+use crate::support::{ServerProcess, each_store, spawn_cluster};
 
 /// Runs confab-bench with `args` and returns its JSON report.
 fn bench(args: &[&str]) -> Value {
@@ -163,4 +163,25 @@ fn the_load_generator_talks_to_loopback_only() {
         .expect("confab-bench runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"), "{output:?}");
+}
+
+/// Given two nodes' URLs, the generator spreads each room's members over both, and counts
+/// every delivery across them as on one node.
+#[tokio::test]
+async fn the_load_generator_spreads_its_connections_over_several_nodes() {
+    let Some(cluster) = spawn_cluster(2).await else { return };
+    let urls: Vec<String> =
+        cluster.nodes.iter().map(|node| format!("http://{}", node.address)).collect();
+    // The nodes run in this test's process.
+    let pid = std::process::id().to_string();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut args = fanout_args(&urls[0], &pid);
+        args.splice(0..0, ["--url", urls[1].as_str()]);
+        bench(&args)
+    })
+    .await
+    .expect("bench ran");
+    assert_clean_fanout(&report, "confab");
+    assert_eq!(report["nodes"], 2, "{report}");
+    assert_eq!(report["connections_per_node"], serde_json::json!([15, 15]), "{report}");
 }

@@ -66,11 +66,26 @@ impl Shared {
 /// Where to connect, and how.
 #[derive(Clone)]
 pub struct Target {
-    pub server: SocketAddr,
+    /// Each node's address; a connection goes to one of them by its seat.
+    pub servers: Vec<SocketAddr>,
     /// Source addresses to spread connections over (127.0.0.1, 127.0.0.2, …).
     pub sources: usize,
     /// Confab's WebSocket path, or the ceiling's (which takes the room in its query).
     pub ceiling: bool,
+    /// Connections opened to each node, in the order of `servers`.
+    pub opened: Arc<Vec<AtomicU64>>,
+}
+
+impl Target {
+    pub fn new(servers: Vec<SocketAddr>, ceiling: bool) -> Self {
+        let opened = Arc::new(servers.iter().map(|_| AtomicU64::new(0)).collect());
+        Self { servers, sources: 1, ceiling, opened }
+    }
+
+    /// How many connections were opened to each node.
+    pub fn opened(&self) -> Vec<u64> {
+        self.opened.iter().map(|count| count.load(Ordering::Relaxed)).collect()
+    }
 }
 
 /// A connection ready for the run: its task is reading; `outbox` takes frames to send.
@@ -106,11 +121,16 @@ async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
         tcp.set_reuseaddr(true)?;
         tcp.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
     }
-    let stream = tcp.connect(target.server).await.context("connecting")?;
+    // A room's members alternate between the nodes, and its sender is on node room mod N,
+    // so that every room's events cross from node to node.
+    let node = (seat.room + seat.rank) % target.servers.len();
+    let server = target.servers[node];
+    let stream = tcp.connect(server).await.context("connecting")?;
+    target.opened[node].fetch_add(1, Ordering::Relaxed);
     stream.set_nodelay(true)?;
     let path =
         if target.ceiling { format!("/ws?room={}", seat.room_id) } else { "/api/v1/ws".to_owned() };
-    let mut request = format!("ws://{}{path}", target.server).into_client_request()?;
+    let mut request = format!("ws://{server}{path}").into_client_request()?;
     if let Some(token) = &seat.token {
         request
             .headers_mut()

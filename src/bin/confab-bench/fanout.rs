@@ -11,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::clients::{Connection, Marker, Shared, send_frame};
-use crate::report::{Costs, Latency, Readings};
+use crate::report::{Costs, Latency};
 use crate::setup::Layout;
 use crate::stats::Tally;
 use crate::{Run, open_all, plan};
@@ -221,7 +221,7 @@ impl Fanout<'_> {
         let end_us = start_us + warmup_us + (options.step_secs * 1e6) as u64;
         tally.measure_from_us.store(start_us + warmup_us, Ordering::Relaxed);
         let interval_us = (1e6 / rate.max(0.001)) as u64;
-        let before = Readings::now(run.server_pid);
+        let before = run.readings();
 
         let schedules: Vec<_> = senders
             .iter()
@@ -267,7 +267,7 @@ impl Fanout<'_> {
                 sent_per_room[room] += sent;
             }
         }
-        let after = Readings::now(run.server_pid);
+        let after = run.readings();
         tokio::time::sleep(Duration::from_secs_f64(options.drain_secs)).await;
 
         let expected: u64 = sent_per_room

@@ -49,7 +49,7 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
     let shared = Shared::new(0);
     // Let the server settle after the setup's bursts before the baseline.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = Readings::now(run.server_pid);
+    let before = run.readings();
     let opening = std::time::Instant::now();
     // Half first, then the other half: what the second half adds is what a connection
     // costs, free of what the allocator held back from the setup (password hashing frees
@@ -57,11 +57,11 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
     let half = options.connections / 2;
     let mut connections = open_seats(run, &plan, 0..half, &shared, &[]).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let middle = Readings::now(run.server_pid);
+    let middle = run.readings();
     connections.extend(open_seats(run, &plan, half..options.connections, &shared, &[]).await?);
     let seconds_to_open = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs_f64(options.hold_secs)).await;
-    let held = Readings::now(run.server_pid);
+    let held = run.readings();
     let mb = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
     let per_connection = |from: &Readings, count: usize| {
         from.server_rss()

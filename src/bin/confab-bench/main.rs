@@ -22,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use clients::{Connection, Shared, Target};
+use report::{Readings, Watched};
 use setup::{Layout, Plan};
 
 /// Load generator for Confab.
@@ -36,15 +37,22 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct Common {
-    /// The server's base URL; it must be a loopback address.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// The server's base URL, on a loopback address. Given once per node, it spreads the
+    /// connections over the nodes (each room's members alternate between them); users and
+    /// rooms are made through the first.
+    #[arg(long = "url", global = true, default_value = "http://127.0.0.1:8080")]
+    urls: Vec<String>,
     /// The server is `confab-ceiling`: no accounts, rooms by number.
     #[arg(long, global = true)]
     ceiling: bool,
-    /// The server's process id, to report its memory and CPU time.
-    #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    /// The server's process id, to report its memory and CPU time; given once per node,
+    /// the figures are their sums.
+    #[arg(long = "server-pid", global = true)]
+    server_pids: Vec<u32>,
+    /// Another process to report the CPU time of beside the server's, with its children's:
+    /// the database, Redis. May be given several times; the figure is their sum.
+    #[arg(long = "other-pid", global = true)]
+    other_pids: Vec<u32>,
     /// Loopback source addresses to spread connections over (127.0.0.1 and up); one
     /// address has about 28,000 ports. [default: one per 25,000 connections]
     #[arg(long, global = true)]
@@ -76,18 +84,34 @@ enum Mode {
 /// What every mode starts from.
 pub struct Run {
     pub http: reqwest::Client,
-    pub base: String,
+    /// Each node's base URL; the first makes the users and rooms.
+    pub bases: Vec<String>,
     pub target: Target,
-    pub server_pid: Option<u32>,
+    pub watched: Watched,
     pub json: bool,
     pub save: Option<std::path::PathBuf>,
 }
 
 impl Run {
+    /// The first node's base URL.
+    pub fn base(&self) -> &str {
+        &self.bases[0]
+    }
+
+    /// What the watched processes have spent so far.
+    pub fn readings(&self) -> Readings {
+        Readings::now(&self.watched)
+    }
+
     /// Prints `report` as one JSON line if asked to (the caller prints its table
     /// otherwise), and saves it if asked to.
     pub fn report(&self, report: &impl serde::Serialize) -> Result<()> {
-        let line = serde_json::to_string(report)?;
+        let mut report = serde_json::to_value(report)?;
+        if let Some(fields) = report.as_object_mut() {
+            fields.insert("nodes".to_owned(), self.bases.len().into());
+            fields.insert("connections_per_node".to_owned(), self.target.opened().into());
+        }
+        let line = serde_json::to_string(&report)?;
         if self.json {
             println!("{line}");
         }
@@ -115,12 +139,15 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let server = loopback_address(&cli.common.url)?;
+    let servers = cli.common.urls.iter().map(|url| loopback_address(url)).collect::<Result<_>>()?;
+    if cli.common.ceiling && cli.common.urls.len() > 1 {
+        bail!("the ceiling is one process: give it one --url");
+    }
     let run = Run {
         http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
-        base: cli.common.url.trim_end_matches('/').to_owned(),
-        target: Target { server, sources: 1, ceiling: cli.common.ceiling },
-        server_pid: cli.common.server_pid,
+        bases: cli.common.urls.iter().map(|url| url.trim_end_matches('/').to_owned()).collect(),
+        target: Target::new(servers, cli.common.ceiling),
+        watched: Watched { servers: cli.common.server_pids, others: cli.common.other_pids },
         json: cli.common.json,
         save: cli.common.save,
     };
@@ -169,7 +196,7 @@ pub async fn plan(run: &Run, layout: Layout) -> Result<Plan> {
     if run.target.ceiling {
         Ok(setup::ceiling(layout))
     } else {
-        setup::confab(&run.http, &run.base, layout).await
+        setup::confab(&run.http, run.base(), layout).await
     }
 }
 

@@ -39,6 +39,51 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// The sum of `usages`; `None` if there are none or one cannot be read.
+    pub fn sum(usages: impl IntoIterator<Item = Option<Self>>) -> Option<Self> {
+        let mut total: Option<Self> = None;
+        for usage in usages {
+            let usage = usage?;
+            let sum = total.get_or_insert_with(Self::default);
+            sum.rss_bytes += usage.rss_bytes;
+            sum.cpu += usage.cpu;
+        }
+        total
+    }
+
+    /// `pid` and every process descended from it (PostgreSQL's backends are the
+    /// postmaster's children); `None` if `pid` cannot be read. Children that come and go
+    /// between two readings are missed: it suits processes that live through a run.
+    pub fn of_tree(pid: u32) -> Option<Self> {
+        let root = Self::of(Some(pid))?;
+        let mut parents: Vec<(u32, u32)> = Vec::new();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+                continue;
+            };
+            // The parent is field 4 of the whole line, the second after the name.
+            let parent = stat.rsplit_once(')').and_then(|(_, rest)| {
+                rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok())
+            });
+            if let Some(parent) = parent {
+                parents.push((child, parent));
+            }
+        }
+        let mut family = vec![pid];
+        let mut index = 0;
+        while let Some(&ancestor) = family.get(index) {
+            family.extend(parents.iter().filter(|(_, p)| *p == ancestor).map(|(c, _)| *c));
+            index += 1;
+        }
+        let descendants = family[1..].iter().filter_map(|&child| Self::of(Some(child)));
+        Self::sum(std::iter::once(Some(root)).chain(descendants.map(Some)))
+    }
+}
+
 /// CPU time spent between two readings, as a share of one core over `wall`.
 pub fn cpu_share(before: Option<Usage>, after: Option<Usage>, wall: Duration) -> Option<f64> {
     let spent = after?.cpu.checked_sub(before?.cpu)?;
@@ -53,5 +98,15 @@ mod tests {
     fn this_process_can_be_read() {
         let usage = Usage::of(None).expect("Linux /proc");
         assert!(usage.rss_bytes > 0);
+    }
+
+    #[test]
+    fn a_tree_counts_its_children() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+        let alone = Usage::of(None).expect("this process");
+        let tree = Usage::of_tree(std::process::id()).expect("this process and its child");
+        child.kill().expect("kill sleep");
+        child.wait().expect("reaped");
+        assert!(tree.rss_bytes > alone.rss_bytes, "the child's memory is added");
     }
 }

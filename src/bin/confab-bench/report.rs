@@ -39,27 +39,40 @@ impl Latency {
     pub const HEADER: &'static str = "  p50 ms   p90 ms   p99 ms p99.9 ms   max ms";
 }
 
-/// Memory and CPU of the server and of the generator over a span of wall time.
+/// Memory and CPU of the server (all its nodes), of the other processes watched (the
+/// database, Redis) and of the generator over a span of wall time.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Costs {
     pub server_rss_mb: Option<f64>,
     /// CPU time as a share of one core: 1.0 is one core busy all the time.
     pub server_cpu: Option<f64>,
+    pub others_cpu: Option<f64>,
     pub bench_cpu: Option<f64>,
 }
 
-/// Readings of both processes, to be compared with later ones.
+/// The processes whose costs a run reports.
+#[derive(Debug, Clone, Default)]
+pub struct Watched {
+    /// The server's nodes.
+    pub servers: Vec<u32>,
+    /// Other processes, each with its children (PostgreSQL's backends).
+    pub others: Vec<u32>,
+}
+
+/// Readings of the processes watched and of the generator, to be compared with later ones.
 #[derive(Clone, Copy)]
 pub struct Readings {
     server: Option<Usage>,
+    others: Option<Usage>,
     bench: Option<Usage>,
     at: std::time::Instant,
 }
 
 impl Readings {
-    pub fn now(server_pid: Option<u32>) -> Self {
+    pub fn now(watched: &Watched) -> Self {
         Self {
-            server: server_pid.and_then(|pid| Usage::of(Some(pid))),
+            server: Usage::sum(watched.servers.iter().map(|&pid| Usage::of(Some(pid)))),
+            others: Usage::sum(watched.others.iter().map(|&pid| Usage::of_tree(pid))),
             bench: Usage::of(None),
             at: std::time::Instant::now(),
         }
@@ -75,6 +88,7 @@ impl Readings {
         Costs {
             server_rss_mb: later.server_rss().map(|b| b as f64 / 1024.0 / 1024.0),
             server_cpu: crate::process::cpu_share(self.server, later.server, wall),
+            others_cpu: crate::process::cpu_share(self.others, later.others, wall),
             bench_cpu: crate::process::cpu_share(self.bench, later.bench, wall),
         }
     }
@@ -84,8 +98,14 @@ impl Costs {
     pub fn columns(&self) -> String {
         let share = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.0}%", v * 100.0));
         let rss = self.server_rss_mb.map_or("-".to_owned(), |v| format!("{v:.0}"));
-        format!("{:>6} {:>6} {:>7}", share(self.server_cpu), share(self.bench_cpu), rss)
+        format!(
+            "{:>6} {:>6} {:>6} {:>7}",
+            share(self.server_cpu),
+            share(self.others_cpu),
+            share(self.bench_cpu),
+            rss
+        )
     }
 
-    pub const HEADER: &'static str = "server  bench  rss MB";
+    pub const HEADER: &'static str = "server others  bench  rss MB";
 }

@@ -54,6 +54,8 @@ impl Layout {
 #[derive(Debug, Clone)]
 pub struct Seat {
     pub room: usize,
+    /// The connection's place among its room's connections (0 is the sender).
+    pub rank: usize,
     pub room_id: String,
     /// The user's session token (Confab only).
     pub token: Option<String>,
@@ -74,7 +76,12 @@ pub fn ceiling(layout: Layout) -> Plan {
     let seats = (0..layout.connections)
         .map(|i| {
             let room = layout.room_of(i);
-            Seat { room, room_id: room_ids[room].clone(), token: None }
+            Seat {
+                room,
+                rank: layout.rank_in_room(i),
+                room_id: room_ids[room].clone(),
+                token: None,
+            }
         })
         .collect();
     Plan { seats, room_tokens: vec![None; layout.rooms], room_ids }
@@ -125,6 +132,7 @@ pub async fn confab(http: &reqwest::Client, base: &str, layout: Layout) -> Resul
             let user = layout.rank_in_room(i) / layout.per_user;
             Seat {
                 room,
+                rank: layout.rank_in_room(i),
                 room_id: room_ids[room].clone(),
                 token: Some(token_of(room, user).clone()),
             }

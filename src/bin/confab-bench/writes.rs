@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::clients::{Connection, Marker, Shared, send_frame};
-use crate::report::{Costs, Latency, Readings};
+use crate::report::{Costs, Latency};
 use crate::setup::{Layout, Plan};
 use crate::stats::Tally;
 use crate::{Run, open_all, plan};
@@ -133,7 +133,7 @@ async fn write(
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(pace.secs);
     tally.measure_from_us.store(shared.clock.now_us() + 500_000, Ordering::Relaxed);
-    let before = Readings::now(run.server_pid);
+    let before = run.readings();
     let budget = Arc::new(AtomicU64::new(pace.limit));
     let tasks: Vec<_> = connections
         .iter()
@@ -180,7 +180,7 @@ async fn write(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let after = Readings::now(run.server_pid);
+    let after = run.readings();
     let confirmed = Tally::get(&tally.confirmed);
     Written {
         writers: connections.len(),
@@ -229,12 +229,13 @@ pub async fn run_history(run: &Run, options: HistoryOptions) -> Result<()> {
     };
     let last_seq = i64::try_from(options.messages).unwrap_or(i64::MAX);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let before = Readings::now(run.server_pid);
-    for _ in 0..options.requests {
+    let before = run.readings();
+    // The pages are asked of each node in turn.
+    for base in run.bases.iter().cycle().take(options.requests) {
         let before_seq = rand::random_range(options.page as i64 + 1..=last_seq + 1);
         let url = format!(
             "{}/api/v1/rooms/{room_id}/messages?before={before_seq}&limit={}",
-            run.base, options.page
+            base, options.page
         );
         let started = Instant::now();
         let reply = run.http.get(&url).bearer_auth(&token).send().await?;
@@ -247,7 +248,7 @@ pub async fn run_history(run: &Run, options: HistoryOptions) -> Result<()> {
         }
         latency.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
     }
-    let costs = before.costs_until(&Readings::now(run.server_pid));
+    let costs = before.costs_until(&run.readings());
     let pages = Latency::of(&latency);
     run.report(&json!({ "mode": "history", "room_id": room_id, "filled": written, "page": options.page, "pages": pages, "costs": costs }))?;
     if !run.json {
