@@ -49,9 +49,11 @@ pg_dir=
 redis_dir=
 redis_pid=
 cleanup() {
-  [ ${#server_pids[@]} -gt 0 ] && kill "${server_pids[@]}" 2>/dev/null
+  if [ ${#server_pids[@]} -gt 0 ]; then
+    kill "${server_pids[@]}" 2>/dev/null || true
+    wait "${server_pids[@]}" 2>/dev/null || true
+  fi
   server_pids=()
-  wait 2>/dev/null || true
 }
 stop_postgres() {
   if [ -n "$pg_dir" ]; then
