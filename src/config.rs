@@ -76,8 +76,49 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mb: u64,
 
+    /// The most connections (HTTP and WebSocket together) the node holds at once; beyond
+    /// it new ones are refused with 503 and readiness says the node is full.
+    /// [default: the open-files limit less a twentieth, kept for the database and files]
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// The most connections one client address (an IPv6 /64) may hold at once; beyond it
+    /// new ones are refused with 429. Trusted proxies are held to --max-connections only.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
+    /// Seconds a client has to send a request's headers once it starts, or to start the
+    /// next request on a keep-alive connection, before the connection is closed.
+    #[arg(long, env = "CONFAB_HEADER_TIMEOUT_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout_secs: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How many connections a node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// All connections together, HTTP and WebSocket; `None` for what the open-files limit
+    /// allows when the server starts.
+    pub total: Option<usize>,
+    /// From one client address (an IPv6 /64), trusted proxies excepted.
+    pub per_address: usize,
+}
+
+impl ConnectionLimits {
+    /// The overall limit: as configured, or the open-files limit less a twentieth (at
+    /// least 128) for the database's connections, files being read and written, and Redis.
+    pub fn total(&self) -> usize {
+        self.total.unwrap_or_else(|| {
+            let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map_or(1024, |(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX));
+            files.saturating_sub((files / 20).max(128)).max(1)
+        })
+    }
 }
 
 /// What to do instead of serving.
@@ -121,6 +162,10 @@ pub struct Settings {
     pub unattached_ttl: Duration,
     /// How often expired sessions, old login failures and unattached uploads are swept.
     pub housekeeping_interval: Duration,
+    pub connection_limits: ConnectionLimits,
+    /// How long a client may take to send a request's headers, or leave a keep-alive
+    /// connection idle.
+    pub header_timeout: Duration,
 }
 
 /// Where the server keeps its records.
@@ -253,6 +298,11 @@ impl Settings {
             max_upload_bytes: config.max_upload_mb * 1024 * 1024,
             unattached_ttl: Duration::from_secs(24 * 3600),
             housekeeping_interval: Duration::from_secs(3600),
+            connection_limits: ConnectionLimits {
+                total: config.max_connections.map(|n| n as usize),
+                per_address: config.max_connections_per_address as usize,
+            },
+            header_timeout: Duration::from_secs(config.header_timeout_secs),
         })
     }
 

@@ -4,15 +4,20 @@
 //! The listener and the shutdown signal come from outside, so tests bind port 0 and stop
 //! servers at will, and `main` wires them to the configured address and to Ctrl-C.
 
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::app::App;
 use crate::app::events::change_sink;
@@ -20,6 +25,7 @@ use crate::app::receipts::ReceiptBatcher;
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::{Settings, redact};
 use crate::domain::Timestamp;
+use crate::http::listener::{Capacity, Listener};
 use crate::media::blobs::LocalBlobs;
 use crate::realtime::Hub;
 use crate::store::StoreError;
@@ -86,34 +92,19 @@ pub async fn run(
         bus_tasks.spawn(crate::realtime::repair::run(app.clone(), redis, shutdown.clone()));
     }
     let receipts = tokio::spawn(receipts.run(bus, shutdown.clone()));
-    let address = listener.local_addr()?;
-    tracing::info!(%address, public_origin = %app.settings().public_origin, "confab listening");
+    let settings = app.settings();
+    let capacity = Capacity::new(&settings.connection_limits, settings.trusted_proxies.clone());
+    tracing::info!(
+        address = %listener.local_addr()?,
+        public_origin = %settings.public_origin,
+        max_connections = capacity.total(),
+        "confab listening"
+    );
+    let router = crate::http::router(app.clone(), capacity.clone());
+    serve(Listener::new(listener, capacity), router, app.settings(), &shutdown).await;
 
-    let service =
-        crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // tungstenite may write a frame's header and payload separately; with Nagle's
-    // algorithm the second write waits for the peer's delayed ACK (~40 ms on loopback).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let serving = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    // Graceful shutdown waits for requests in progress; a client that stalls must not keep
-    // the server from stopping.
-    let stalled = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(CLOSE_GRACE).await;
-    };
-    tokio::select! {
-        served = serving => served?,
-        () = stalled => tracing::warn!("requests still in progress at shutdown were dropped"),
-    }
-
-    // axum's graceful shutdown does not reach upgraded WebSockets; they watch the same
-    // signal and close themselves. Wait for them, but not forever.
+    // Graceful shutdown does not reach upgraded WebSockets; they watch the same signal and
+    // close themselves. Wait for them, but not forever.
     app.connections().close();
     if tokio::time::timeout(CLOSE_GRACE, app.connections().wait()).await.is_err() {
         tracing::warn!("some WebSocket connections did not close in time");
@@ -127,6 +118,45 @@ pub async fn run(
     bus_tasks.wait().await;
     tracing::info!("confab stopped");
     Ok(())
+}
+
+/// Serves HTTP/1.1 on every connection `listener` lets in until `shutdown`, then lets the
+/// requests in progress finish (for at most CLOSE_GRACE) and closes idle connections.
+///
+/// A connection that has not finished sending a request's headers within the header
+/// timeout is closed; the same deadline closes a keep-alive connection left idle that long.
+async fn serve(
+    mut listener: Listener,
+    router: axum::Router,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) {
+    let mut http = Builder::new(TokioExecutor::new()).http1_only();
+    http.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = http
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    // No new connections from here on.
+    drop(listener);
+    if tokio::time::timeout(CLOSE_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in progress at shutdown were dropped");
+    }
 }
 
 /// Periodic sweeping: expired sessions from the database, old failures from the login

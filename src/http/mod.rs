@@ -8,12 +8,14 @@ mod accounts;
 mod error;
 mod extract;
 mod health;
+pub mod listener;
 mod media;
 mod messages;
 mod rooms;
 mod web;
 mod ws;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -21,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{BoxError, Router};
+use axum::{BoxError, Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -30,6 +32,7 @@ use tracing::Span;
 
 use crate::app::App;
 use crate::error::Error;
+use listener::Capacity;
 
 /// The largest request body: a message of 4,000 characters fits several times over.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -39,7 +42,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a request body may go without sending anything.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn router(app: App) -> Router {
+/// Every route; readiness also looks at `capacity`, the connections the listener holds.
+pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
     // Every request but an upload must be answered within REQUEST_TIMEOUT.
     let quick = Router::new()
         .merge(accounts::routes())
@@ -62,7 +66,7 @@ pub fn router(app: App) -> Router {
         .nest("/api/v1", api)
         .merge(web::routes())
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz).layer(Extension(capacity)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Headers every response carries: the policy above; nothing sniffed as another type;

@@ -10,6 +10,7 @@ mod binary;
 mod browser;
 mod cluster;
 mod concurrency;
+mod connections;
 mod conversation;
 mod faults;
 mod harness;

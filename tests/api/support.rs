@@ -231,6 +231,17 @@ impl TestApp {
         let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
         WsClient::start(stream).await
     }
+
+    /// [`TestApp::connect`], or `None` if the server refuses the handshake.
+    pub async fn try_connect(&self, user: &TestUser) -> Option<WsClient> {
+        let mut request = self.ws_url().into_client_request().expect("ws request");
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        Some(WsClient::start(stream).await)
+    }
 }
 
 impl Drop for TestApp {

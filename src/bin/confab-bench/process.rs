@@ -53,23 +53,17 @@ impl Usage {
     }
 
     /// `pid` and every process descended from it (PostgreSQL's backends are the
-    /// postmaster's children); `None` if `pid` cannot be read. Children that come and go
-    /// between two readings are missed: it suits processes that live through a run.
+    /// postmaster's children), each with the CPU time of its children that have ended, so
+    /// that a backend or worker that exits between two readings still counts (in its
+    /// parent's share); `None` if `pid` cannot be read.
     pub fn of_tree(pid: u32) -> Option<Self> {
-        let root = Self::of(Some(pid))?;
         let mut parents: Vec<(u32, u32)> = Vec::new();
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-                continue;
-            };
-            // The parent is field 4 of the whole line, the second after the name.
-            let parent = stat.rsplit_once(')').and_then(|(_, rest)| {
-                rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok())
-            });
-            if let Some(parent) = parent {
+            if let Some(parent) = stat_fields(child).and_then(|fields| fields.get(1)?.parse().ok())
+            {
                 parents.push((child, parent));
             }
         }
@@ -79,9 +73,30 @@ impl Usage {
             family.extend(parents.iter().filter(|(_, p)| *p == ancestor).map(|(c, _)| *c));
             index += 1;
         }
-        let descendants = family[1..].iter().filter_map(|&child| Self::of(Some(child)));
+        let root = Self::with_ended_children(pid)?;
+        let descendants = family[1..].iter().filter_map(|&child| Self::with_ended_children(child));
         Self::sum(std::iter::once(Some(root)).chain(descendants.map(Some)))
     }
+
+    /// `pid`'s usage, its CPU time including that of its children it has waited for.
+    fn with_ended_children(pid: u32) -> Option<Self> {
+        let usage = Self::of(Some(pid))?;
+        let fields = stat_fields(pid)?;
+        // cutime and cstime are fields 16 and 17 of the whole line, 14 and 15 after the name.
+        let ticks: u64 =
+            fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+        Some(Self {
+            cpu: usage.cpu + Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND),
+            ..usage
+        })
+    }
+}
+
+/// The fields of /proc/<pid>/stat after the command name (field 3 of the line onwards).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
 
 /// CPU time spent between two readings, as a share of one core over `wall`.
