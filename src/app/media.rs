@@ -7,9 +7,12 @@
 //! belongs to its uploader until a message carries it, then to that message's room: only
 //! the room's members may download it, and to anyone else it does not exist.
 //!
-//! Picture work (reading a picture whole, decoding it, making its thumbnail or avatar)
-//! runs on the blocking pool, at most one job per core at once: each may take hundreds of
-//! megabytes, so a burst of uploads queues instead of exhausting memory.
+//! An avatar arrives the same way, into a staging file; nothing large is held while a
+//! request waits. Picture work (reading a picture whole, decoding it, making its thumbnail
+//! or avatar) runs on the blocking pool, at most one job per core at once, and only once
+//! the memory its decode takes (read from the picture's header) fits in a budget shared by
+//! every job: a burst of uploads, however many in parallel, queues instead of exhausting
+//! memory.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -38,16 +41,38 @@ static PICTURE_WORK: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     Arc::new(Semaphore::new(cores))
 });
 
-/// Runs picture work on the blocking pool once a permit is free. The permit moves into the
-/// job: if the request is abandoned, the work still runs to its end, and it keeps counting
-/// against the bound until then.
-async fn picture_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let permit = PICTURE_WORK.clone().acquire_owned().await.map_err(|_| Error::Unavailable)?;
-    let job = move || {
-        let _permit = permit;
-        work()
+/// Memory for picture work, in MiB: the decodes in progress together take at most this
+/// much (two of the largest pictures, 64 megapixels each), whatever the number of cores.
+const PICTURE_MEMORY_MIB: u32 = 2 * (images::MAX_DECODE_BYTES >> 20) as u32;
+static PICTURE_MEMORY: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(PICTURE_MEMORY_MIB as usize)));
+
+/// Runs picture work on the picture in `path` on the blocking pool once its share of the
+/// memory budget and a core are free; `None` if the picture's header cannot be read (or
+/// promises a picture too large to decode). The permits move into the job: if the request
+/// is abandoned, the work still runs to its end, and it keeps counting until then.
+async fn picture_work<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce(Vec<u8>) -> T + Send + 'static,
+) -> Result<Option<T>> {
+    let header_path = path.to_owned();
+    let decoded = tokio::task::spawn_blocking(move || images::decoded_size(&header_path))
+        .await
+        .map_err(Error::internal)?;
+    let Ok(decoded) = decoded else { return Ok(None) };
+    let file = tokio::fs::metadata(path).await.map_err(Error::internal)?.len();
+    // The file is read whole beside its decode.
+    let mib = (decoded + file).div_ceil(1 << 20).clamp(1, u64::from(PICTURE_MEMORY_MIB)) as u32;
+    let memory =
+        PICTURE_MEMORY.clone().acquire_many_owned(mib).await.map_err(|_| Error::Unavailable)?;
+    let core = PICTURE_WORK.clone().acquire_owned().await.map_err(|_| Error::Unavailable)?;
+    let path = path.to_owned();
+    let job = move || -> std::io::Result<T> {
+        let _permits = (memory, core);
+        Ok(work(std::fs::read(&path)?))
     };
-    tokio::task::spawn_blocking(job).await.map_err(Error::internal)
+    let done = tokio::task::spawn_blocking(job).await.map_err(Error::internal)?;
+    done.map(Some).map_err(Error::internal)
 }
 
 /// A file as it is served: its record and its bytes from some offset.
@@ -92,37 +117,10 @@ impl App {
         uploader: UserId,
         name: &str,
         duration_ms: Option<u64>,
-        mut chunks: impl Stream<Item = Result<Bytes>> + Unpin,
+        chunks: impl Stream<Item = Result<Bytes>> + Unpin,
     ) -> Result<Attachment> {
         let id = MediaId::generate();
-        let staged = Staged(Some(self.blobs().staging().join(id.as_str())));
-        let mut file = tokio::fs::File::create(staged.path()).await.map_err(Error::internal)?;
-        let limit = self.settings().max_upload_bytes;
-        let mut size: u64 = 0;
-        let mut head = Vec::with_capacity(SNIFF_BYTES);
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(self.upload_limit().exceeded());
-            }
-            if head.len() < SNIFF_BYTES {
-                let take = (SNIFF_BYTES - head.len()).min(chunk.len());
-                head.extend_from_slice(&chunk[..take]);
-            }
-            file.write_all(&chunk).await.map_err(Error::internal)?;
-        }
-        file.flush().await.map_err(Error::internal)?;
-        drop(file);
-        if size == 0 {
-            return Err(crate::domain::ValidationError::new(
-                "file",
-                "empty_file",
-                "The file is empty.",
-            )
-            .into());
-        }
-
+        let (staged, mut size, head) = self.stage(id.as_str(), chunks, self.upload_limit()).await?;
         let mut sniffed = sniff(&head);
         let mut picture = None;
         if sniffed.kind == MediaKind::Image {
@@ -177,6 +175,43 @@ impl App {
         Ok(view)
     }
 
+    /// Writes `chunks` to a staging file named `name`, refused with 413 as soon as they pass
+    /// `limit` and with 422 if there are none. Returns the file (removed unless kept), its
+    /// size and its first bytes, to sniff its type from.
+    async fn stage(
+        &self,
+        name: &str,
+        mut chunks: impl Stream<Item = Result<Bytes>> + Unpin,
+        limit: SizeLimit,
+    ) -> Result<(Staged, u64, Vec<u8>)> {
+        let staged = Staged(Some(self.blobs().staging().join(name)));
+        let mut file = tokio::fs::File::create(staged.path()).await.map_err(Error::internal)?;
+        let mut size: u64 = 0;
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > limit.bytes {
+                return Err(limit.exceeded());
+            }
+            if head.len() < SNIFF_BYTES {
+                let take = (SNIFF_BYTES - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            file.write_all(&chunk).await.map_err(Error::internal)?;
+        }
+        file.flush().await.map_err(Error::internal)?;
+        if size == 0 {
+            return Err(crate::domain::ValidationError::new(
+                "file",
+                "empty_file",
+                "The file is empty.",
+            )
+            .into());
+        }
+        Ok((staged, size, head))
+    }
+
     /// Decodes a picture (removing a JPEG's location data first, in place) and makes its
     /// thumbnail. Returns its new size and what it is, or `None` if it does not decode.
     async fn prepare_picture(
@@ -184,17 +219,19 @@ impl App {
         path: &Path,
         sniffed: Sniffed,
     ) -> Result<Option<(u64, images::Picture)>> {
-        let path = path.to_owned();
-        let work = move || -> std::io::Result<Option<(u64, images::Picture)>> {
-            let mut bytes = std::fs::read(&path)?;
+        let target = path.to_owned();
+        let work = move |mut bytes: Vec<u8>| -> std::io::Result<Option<(u64, images::Picture)>> {
             if sniffed.mime == "image/jpeg" {
                 let Some(cleaned) = images::strip_jpeg_metadata(&bytes) else { return Ok(None) };
-                std::fs::write(&path, &cleaned)?;
+                std::fs::write(&target, &cleaned)?;
                 bytes = cleaned;
             }
             Ok(images::inspect(&bytes).ok().map(|picture| (bytes.len() as u64, picture)))
         };
-        picture_work(work).await?.map_err(Error::internal)
+        match picture_work(path, work).await? {
+            Some(done) => done.map_err(Error::internal),
+            None => Ok(None),
+        }
     }
 
     /// A file (or its thumbnail) for `viewer`, from byte `offset` on: the uploader's own
@@ -263,9 +300,18 @@ impl App {
         Ok(self.store().update_profile(user, change).await?.0)
     }
 
-    /// Sets the caller's avatar from a picture: cropped to a centred square, scaled down.
-    pub async fn set_avatar(&self, user: UserId, picture: Bytes) -> Result<User> {
-        let square = picture_work(move || images::avatar(&picture)).await?.map_err(|_| {
+    /// Sets the caller's avatar from a picture, which arrives in `chunks` (refused with
+    /// 413 past [`AVATAR_LIMIT`]): cropped to a centred square, scaled down.
+    pub async fn set_avatar(
+        &self,
+        user: UserId,
+        chunks: impl Stream<Item = Result<Bytes>> + Unpin,
+    ) -> Result<User> {
+        let name = format!("avatar-{}", MediaId::generate());
+        let (staged, _, _) = self.stage(&name, chunks, AVATAR_LIMIT).await?;
+        let made = picture_work(staged.path(), |bytes| images::avatar(&bytes)).await?;
+        drop(staged);
+        let square = made.and_then(Result::ok).ok_or_else(|| {
             crate::domain::ValidationError::new(
                 "file",
                 "invalid_image",
@@ -310,26 +356,78 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn picture_work_runs_at_most_one_job_per_core_at_once() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// A PNG's header alone, claiming `width` × `height` grey pixels: what the budget
+    /// reads, without the pixels.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &byte in bytes {
+                crc ^= u32::from(byte);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                }
+            }
+            !crc
+        }
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+            let body = [kind, data].concat();
+            chunk.extend_from_slice(&body);
+            chunk.extend_from_slice(&crc32(&body).to_be_bytes());
+            chunk
+        };
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey, no interlace
+        [
+            b"\x89PNG\r\n\x1a\n".to_vec(),
+            chunk(b"IHDR", &ihdr),
+            chunk(b"IDAT", &[]),
+            chunk(b"IEND", &[]),
+        ]
+        .concat()
+    }
+
+    /// Runs `count` jobs on a picture of `width` × `height` at once; returns the most that
+    /// ran together.
+    async fn most_at_once(width: u32, height: u32, count: usize) -> usize {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("picture.png");
+        std::fs::write(&path, png_header(width, height)).expect("write");
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        let jobs: Vec<_> = (0..cores * 3)
+        let jobs: Vec<_> = (0..count)
             .map(|_| {
-                let (running, most) = (running.clone(), most.clone());
-                tokio::spawn(picture_work(move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(20));
-                    running.fetch_sub(1, Ordering::SeqCst);
-                }))
+                let (running, most, path) = (running.clone(), most.clone(), path.clone());
+                tokio::spawn(async move {
+                    picture_work(&path, move |_| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
             })
             .collect();
         for job in jobs {
-            job.await.expect("the task ends").expect("the job runs");
+            let done = job.await.expect("the task ends").expect("the job runs");
+            assert!(done.is_some(), "the header was read");
         }
-        let most = most.load(Ordering::SeqCst);
-        assert!((1..=cores).contains(&most), "{most} jobs at once on {cores} cores");
+        most.load(Ordering::SeqCst)
+    }
+
+    // One test, so that its two parts do not share the process's budget at once.
+    #[tokio::test]
+    async fn picture_work_runs_one_job_per_core_and_within_the_memory_budget() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let most = most_at_once(100, 100, cores * 3).await;
+        assert!((1..=cores).contains(&most), "{most} small jobs at once on {cores} cores");
+        // 12,000 × 12,000 grey is 138 MiB to decode: three fit in the budget of 512 (on
+        // fewer cores, the cores are the bound).
+        let most = most_at_once(12_000, 12_000, 8).await;
+        assert!((1..=3).contains(&most), "{most} large jobs at once");
+        let missing = picture_work(Path::new("/nonexistent/picture.png"), |_| ()).await;
+        assert!(matches!(missing, Ok(None)), "an unreadable picture is none");
     }
 }

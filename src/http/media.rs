@@ -4,12 +4,11 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -200,8 +199,8 @@ async fn set_avatar(
         multipart.map_err(|e| Error::bad_request("invalid_upload", e.body_text()))?;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error(AVATAR_LIMIT))? {
         if field.name() == Some("file") {
-            let picture = read_at_most(field, AVATAR_LIMIT).await?;
-            return Ok(Json(app.set_avatar(auth.session.user.id, picture).await?));
+            let chunks = field.map_err(multipart_error(AVATAR_LIMIT));
+            return Ok(Json(app.set_avatar(auth.session.user.id, chunks).await?));
         }
     }
     Err(ValidationError::new(
@@ -210,20 +209,6 @@ async fn set_avatar(
         "Send the picture in a multipart field named \"file\".",
     )
     .into())
-}
-
-/// A multipart field's bytes, refused with 413 as soon as they pass `limit`. The body
-/// limit around the route leaves room for the multipart framing, so it alone would let a
-/// slightly larger file through.
-async fn read_at_most(mut field: Field<'_>, limit: SizeLimit) -> Result<Bytes> {
-    let mut bytes = BytesMut::new();
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error(limit))? {
-        if (bytes.len() + chunk.len()) as u64 > limit.bytes {
-            return Err(limit.exceeded());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes.freeze())
 }
 
 async fn remove_avatar(State(app): State<App>, auth: Auth) -> Result<Json<User>> {

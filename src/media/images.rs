@@ -18,9 +18,9 @@ pub const AVATAR_SIZE: u32 = 256;
 /// Pictures larger than this (per side) are not decoded: a tiny file can claim to be huge
 /// and take all memory when unpacked.
 const MAX_SIDE: u32 = 12_000;
-/// The most memory one decode may take: a 48-megapixel photo in full colour, with room to
-/// spare. Callers bound how many decode at once.
-const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// The most memory one decode may take: a 64-megapixel photo in full colour. Callers
+/// bound how much decodes at once ([`decoded_size`]).
+pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the picture cannot be read: {0}")]
@@ -68,15 +68,37 @@ impl Decoded {
     }
 }
 
+/// The memory decoding the picture in `path` takes, read from its header alone (a few
+/// bytes, nothing decoded): what picture work waits to have before it starts. Refused as
+/// `decode` would refuse it: a side over MAX_SIDE, a decode over MAX_DECODE_BYTES.
+pub fn decoded_size(path: &std::path::Path) -> Result<u64, ImageError> {
+    let failed = |e: image::ImageError| ImageError(e.to_string());
+    let mut reader = ImageReader::open(path)
+        .and_then(ImageReader::with_guessed_format)
+        .map_err(|e| ImageError(e.to_string()))?;
+    reader.limits(limits());
+    let decoder = reader.into_decoder().map_err(failed)?;
+    let bytes = decoder.total_bytes();
+    if bytes > MAX_DECODE_BYTES {
+        return Err(ImageError(format!("it would take {bytes} bytes to decode")));
+    }
+    Ok(bytes)
+}
+
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits
+}
+
 fn decode(bytes: &[u8]) -> Result<Decoded, ImageError> {
     let failed = |e: image::ImageError| ImageError(e.to_string());
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError(e.to_string()))?;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut limits = limits();
     reader.limits(limits.clone());
     let mut decoder = reader.into_decoder().map_err(failed)?;
     // Unreadable Exif is no orientation, as browsers take it.
@@ -118,6 +140,19 @@ pub fn inspect(bytes: &[u8]) -> Result<Picture, ImageError> {
 pub fn avatar(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
     let decoded = decode(bytes)?;
     let image = &decoded.image;
+    // A large photo is first brought down, whole, to twice the avatar on its shorter side
+    // (quick, and small): its square cropped at full size would copy as much as the photo
+    // takes, beyond what the memory budget counts.
+    let shorter = image.width().min(image.height());
+    let small;
+    let image = if shorter > 2 * AVATAR_SIZE {
+        let scale =
+            |side: u32| (u64::from(side) * u64::from(2 * AVATAR_SIZE) / u64::from(shorter)) as u32;
+        small = image.thumbnail_exact(scale(image.width()).max(1), scale(image.height()).max(1));
+        &small
+    } else {
+        image
+    };
     let side = image.width().min(image.height());
     let square =
         image.crop_imm((image.width() - side) / 2, (image.height() - side) / 2, side, side);

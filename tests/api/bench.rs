@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::support::{ServerProcess, each_store, spawn_cluster};
 
 /// Runs confab-bench with `args` and returns its JSON report.
-fn bench(args: &[&str]) -> Value {
+pub(crate) fn bench(args: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_confab-bench"))
         .args(["--json", "--max-secs", "120"])
         .args(args)

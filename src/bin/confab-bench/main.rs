@@ -4,6 +4,7 @@
 //!
 //! It talks to loopback addresses only, and every run is bounded in time (`--max-secs`).
 
+mod avatars;
 mod clients;
 mod fanout;
 mod idle;
@@ -79,6 +80,8 @@ enum Mode {
     Writes(writes::WriteOptions),
     /// Fill a room with messages, then fetch pages of its history.
     History(writes::HistoryOptions),
+    /// Parallel avatar uploads of one huge picture: the server's peak memory.
+    Avatars(avatars::Options),
 }
 
 /// What every mode starts from.
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Mode::Writes(options) => writes::run_writes(&run, options).await,
         Mode::History(options) => writes::run_history(&run, options).await,
+        Mode::Avatars(options) => avatars::run(&run, options).await,
     }
 }
 

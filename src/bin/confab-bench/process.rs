@@ -99,6 +99,20 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
 
+/// A process's peak resident set since it started (VmHWM), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// CPU time spent between two readings, as a share of one core over `wall`.
 pub fn cpu_share(before: Option<Usage>, after: Option<Usage>, wall: Duration) -> Option<f64> {
     let spent = after?.cpu.checked_sub(before?.cpu)?;

@@ -142,7 +142,8 @@ pub async fn confab(http: &reqwest::Client, base: &str, layout: Layout) -> Resul
     Ok(Plan { seats, room_ids, room_tokens })
 }
 
-async fn register(http: &reqwest::Client, base: &str, username: String) -> Result<String> {
+/// Registers `username` and returns its session token.
+pub async fn register(http: &reqwest::Client, base: &str, username: String) -> Result<String> {
     let url = format!("{base}/api/v1/auth/register");
     let body = json!({ "username": username, "password": "bench password" });
     let reply = http.post(url).json(&body).send().await.context("registering")?;

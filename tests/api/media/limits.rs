@@ -110,3 +110,36 @@ async fn a_range_starting_past_the_end_is_416() {
         assert_eq!(reply.header("content-range"), format!("bytes */{size}"), "{range}");
     }
 }
+
+/// Many avatars of a 64-megapixel picture at once, from one user, cost the memory of two
+/// decodes (the picture work's budget), not one body and one decode per request: each
+/// body goes to disk as it arrives, and a decode waits for its share of the budget.
+/// confab-bench's `avatars` mode sends them and reads the server's peak memory.
+#[tokio::test]
+async fn parallel_avatar_uploads_of_a_huge_picture_keep_memory_bounded() {
+    // Two decodes of 192 MB at once (the budget, 512 MB, holds two), their files, what the
+    // decoder and the allocator hold beside them, and the process's own 50 MB. Before the
+    // bodies went to disk, 16 uploads took over 1 GB.
+    const BOUND_MB: f64 = 800.0;
+    let server = crate::support::ServerProcess::start(|_| {}).await;
+    let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        crate::bench::bench(&[
+            "--url",
+            &url,
+            "--server-pid",
+            &pid,
+            "avatars",
+            "--parallel",
+            "16",
+            "--side",
+            "8000",
+        ])
+    })
+    .await
+    .expect("bench ran");
+    assert_eq!(report["accepted"], 16, "every upload made an avatar: {report}");
+    assert!(report["picture_bytes"].as_u64() > Some(7_000_000), "{report}");
+    let peak = report["server_peak_mb"].as_f64().expect("the server's peak");
+    assert!(peak < BOUND_MB, "peak memory {peak:.0} MB, over {BOUND_MB} MB: {report}");
+}
