@@ -9,7 +9,7 @@
 //!
 //! An avatar arrives the same way, into a staging file; nothing large is held while a
 //! request waits. Picture work (reading a picture whole, decoding it, making its thumbnail
-//! or avatar) runs on the blocking pool, at most one job per core at once, and only once
+//! or avatar) runs on threads of its own, one per core (`media/workers.rs`), and only once
 //! the memory its decode takes (read from the picture's header) fits in a budget shared by
 //! every job: a burst of uploads, however many in parallel, queues instead of exhausting
 //! memory.
@@ -26,7 +26,7 @@ use super::App;
 use crate::domain::{Attachment, MediaId, MediaKind, Timestamp, User, UserId};
 use crate::error::{Error, Result, SizeLimit};
 use crate::media::blobs::BlobReader;
-use crate::media::{SNIFF_BYTES, Sniffed, images, safe_file_name, sniff};
+use crate::media::{SNIFF_BYTES, Sniffed, images, safe_file_name, sniff, workers};
 use crate::store::{MediaRecord, NewMedia, ProfileChange};
 
 /// The largest picture accepted as an avatar.
@@ -34,44 +34,36 @@ pub const MAX_AVATAR_BYTES: usize = 10 * 1024 * 1024;
 /// The same, as a 413 names it.
 pub const AVATAR_LIMIT: SizeLimit = SizeLimit { what: "Avatars", bytes: MAX_AVATAR_BYTES as u64 };
 
-/// Permits for picture work, one per core. The cores are the process's, shared by every
-/// `App` it runs (tests run many), so the bound is the process's too.
-static PICTURE_WORK: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Arc::new(Semaphore::new(cores))
-});
-
 /// Memory for picture work, in MiB: the decodes in progress together take at most this
 /// much (two of the largest pictures, 64 megapixels each), whatever the number of cores.
 const PICTURE_MEMORY_MIB: u32 = 2 * (images::MAX_DECODE_BYTES >> 20) as u32;
 static PICTURE_MEMORY: LazyLock<Arc<Semaphore>> =
     LazyLock::new(|| Arc::new(Semaphore::new(PICTURE_MEMORY_MIB as usize)));
 
-/// Runs picture work on the picture in `path` on the blocking pool once its share of the
-/// memory budget and a core are free; `None` if the picture's header cannot be read (or
-/// promises a picture too large to decode). The permits move into the job: if the request
-/// is abandoned, the work still runs to its end, and it keeps counting until then.
+/// Runs picture work on the picture in `path` on a picture thread (one per core) once its
+/// share of the memory budget is free; `None` if the picture's header cannot be read (or
+/// promises a picture too large to decode). The memory's permits move into the job: if the
+/// request is abandoned, the work still runs to its end, and counts until then.
 async fn picture_work<T: Send + 'static>(
     path: &Path,
     work: impl FnOnce(Vec<u8>) -> T + Send + 'static,
 ) -> Result<Option<T>> {
+    let lost = || Error::internal(std::io::Error::other("picture work failed"));
     let header_path = path.to_owned();
-    let decoded = tokio::task::spawn_blocking(move || images::decoded_size(&header_path))
-        .await
-        .map_err(Error::internal)?;
+    let decoded =
+        workers::run(move || images::decoded_size(&header_path)).await.ok_or_else(lost)?;
     let Ok(decoded) = decoded else { return Ok(None) };
     let file = tokio::fs::metadata(path).await.map_err(Error::internal)?.len();
     // The file is read whole beside its decode.
     let mib = (decoded + file).div_ceil(1 << 20).clamp(1, u64::from(PICTURE_MEMORY_MIB)) as u32;
     let memory =
         PICTURE_MEMORY.clone().acquire_many_owned(mib).await.map_err(|_| Error::Unavailable)?;
-    let core = PICTURE_WORK.clone().acquire_owned().await.map_err(|_| Error::Unavailable)?;
     let path = path.to_owned();
     let job = move || -> std::io::Result<T> {
-        let _permits = (memory, core);
+        let _memory = memory;
         Ok(work(std::fs::read(&path)?))
     };
-    let done = tokio::task::spawn_blocking(job).await.map_err(Error::internal)?;
+    let done = workers::run(job).await.ok_or_else(lost)?;
     done.map(Some).map_err(Error::internal)
 }
 

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod images;
 mod mp4;
 mod webm;
+pub mod workers;
 
 pub use crate::domain::{MediaId, MediaKind};
 

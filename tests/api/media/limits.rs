@@ -117,10 +117,11 @@ async fn a_range_starting_past_the_end_is_416() {
 /// confab-bench's `avatars` mode sends them and reads the server's peak memory.
 #[tokio::test]
 async fn parallel_avatar_uploads_of_a_huge_picture_keep_memory_bounded() {
-    // Two decodes of 192 MB at once (the budget, 512 MB, holds two), their files, what the
-    // decoder and the allocator hold beside them, and the process's own 50 MB. Before the
-    // bodies went to disk, 16 uploads took over 1 GB.
-    const BOUND_MB: f64 = 800.0;
+    // Two decodes of 192 MB at once (the budget, 512 MB, holds two), their files, the
+    // connections' buffers and the process's own 50 MB: about 500 MB is measured. Before
+    // the bodies went to disk and decodes kept to threads of their own, 16 uploads took
+    // over 1 GB.
+    const BOUND_MB: f64 = 650.0;
     let server = crate::support::ServerProcess::start(|_| {}).await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
     let report = tokio::task::spawn_blocking(move || {
@@ -141,5 +142,6 @@ async fn parallel_avatar_uploads_of_a_huge_picture_keep_memory_bounded() {
     assert_eq!(report["accepted"], 16, "every upload made an avatar: {report}");
     assert!(report["picture_bytes"].as_u64() > Some(7_000_000), "{report}");
     let peak = report["server_peak_mb"].as_f64().expect("the server's peak");
+    println!("16 parallel avatars of 8000 × 8000: {report}");
     assert!(peak < BOUND_MB, "peak memory {peak:.0} MB, over {BOUND_MB} MB: {report}");
 }
