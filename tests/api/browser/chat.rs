@@ -65,6 +65,15 @@ async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
     // Alice finds Bob in the user directory and starts a conversation.
     alice.click_button("+ Message").await;
     alice.type_into("dialog input[type=search]", "bo").await;
+    // The list shown before typing (everyone but Alice) is replaced once the search
+    // answers; a click while rows move could land where another row was.
+    alice
+        .until(
+            "bob alone in the list",
+            "(() => { const rows = document.querySelectorAll('dialog .pick-list li'); \
+             return rows.length === 1 && !!rows[0].querySelector(\"button[aria-label='Choose bob']\"); })()",
+        )
+        .await;
     alice.click("dialog button[aria-label='Choose bob']").await;
     alice.find(".composer textarea").await;
     alice.say("Hi Bob, how are you?").await;

@@ -136,7 +136,7 @@ export function openDmDialog(client) {
     } catch (error) {
       client.shell.toast(error.message);
     }
-  });
+  }, (user) => user.id === client.model.me.id);
   dialog = modal('Start a conversation', search.element);
   dialog.append(h('div', { class: 'dialog-actions' }, closeButton(dialog)));
   search.focus();
