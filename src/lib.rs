@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod media;
+pub mod private;
 pub mod realtime;
 pub mod server;
 pub mod store;

@@ -55,7 +55,7 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
+    crate::private::dir(&settings.data_dir).map_err(|source| ServerError::DataDir {
         path: settings.data_dir.display().to_string(),
         source,
     })?;

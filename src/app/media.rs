@@ -177,7 +177,13 @@ impl App {
         limit: SizeLimit,
     ) -> Result<(Staged, u64, Vec<u8>)> {
         let staged = Staged(Some(self.blobs().staging().join(name)));
-        let mut file = tokio::fs::File::create(staged.path()).await.map_err(Error::internal)?;
+        let mut file = crate::private::async_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(staged.path())
+            .await
+            .map_err(Error::internal)?;
         let mut size: u64 = 0;
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         while let Some(chunk) = chunks.next().await {

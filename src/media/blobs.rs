@@ -38,7 +38,8 @@ pub struct LocalBlobs {
 impl LocalBlobs {
     pub fn open(root: PathBuf) -> io::Result<Self> {
         let staging = root.join("staging");
-        std::fs::create_dir_all(&staging)?;
+        crate::private::dir(&root)?;
+        crate::private::dir(&staging)?;
         // Uploads cut off by a crash are not worth keeping.
         for entry in std::fs::read_dir(&staging)? {
             let _ = std::fs::remove_file(entry?.path());
@@ -65,7 +66,7 @@ impl BlobStore for LocalBlobs {
     async fn keep(&self, key: &str, file: &Path) -> io::Result<()> {
         let path = self.path(key)?;
         if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+            crate::private::dir_async(dir).await?;
         }
         tokio::fs::rename(file, path).await
     }
@@ -73,9 +74,9 @@ impl BlobStore for LocalBlobs {
     async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(key)?;
         if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+            crate::private::dir_async(dir).await?;
         }
-        tokio::fs::write(path, bytes).await
+        crate::private::write(&path, bytes).await
     }
 
     async fn open(&self, key: &str, offset: u64) -> io::Result<BlobReader> {

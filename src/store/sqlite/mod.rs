@@ -85,6 +85,18 @@ pub async fn migrate(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
+/// Makes the database's files private to the server's user: the database is created 0600
+/// before SQLite opens it (SQLite gives its `-wal` and `-shm` files the database's mode),
+/// and the files of an earlier version lose any wider mode.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    crate::private::file_options().write(true).create(true).truncate(false).open(path)?;
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    for file in [name.clone(), format!("{name}-wal"), format!("{name}-shm")] {
+        crate::private::narrow(&path.with_file_name(file), crate::private::FILE_MODE)?;
+    }
+    crate::private::narrow(&path.with_extension("lock"), crate::private::FILE_MODE)
+}
+
 /// Takes the exclusive lock on the database at `path` (a `.lock` file beside it, naming the
 /// process that holds it), or says which process holds it. The operating system releases
 /// it when the process ends, however it ends.
@@ -94,7 +106,7 @@ fn lock(path: &Path) -> StoreResult<std::fs::File> {
     let in_use = |detail: String| {
         StoreError::InUse(format!("cannot lock {}: {detail}", lock_path.display()))
     };
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = crate::private::file_options()
         .read(true)
         .write(true)
         .create(true)
@@ -115,6 +127,7 @@ fn lock(path: &Path) -> StoreResult<std::fs::File> {
         }
         Err(std::fs::TryLockError::Error(error)) => return Err(in_use(error.to_string())),
     }
+    private_files(path).map_err(|error| in_use(error.to_string()))?;
     let holder = format!("pid {}", std::process::id());
     let written = file
         .set_len(0)

@@ -260,3 +260,40 @@ async fn avatars_swapped_at_once_leave_one_picture_on_disk_the_current_one() {
     assert_eq!(names, [key.to_owned()], "each swap removed the picture it replaced");
     assert_eq!(fetch(app, &alice, url).await.status, StatusCode::OK);
 }
+
+/// Every directory and file the server makes under its data directory is its user's
+/// alone, whatever the umask: the database and its journal, the lock, uploads, thumbnails
+/// and avatars. A data directory an earlier version left open to others is closed.
+#[each_store]
+async fn the_data_directory_is_private_to_the_servers_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data_dir = parent.path().join("data");
+    std::fs::create_dir(&data_dir).expect("data dir");
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = data_dir.clone();
+    let app = crate::support::spawn_app_with(move |settings| settings.data_dir = dir).await;
+    let alice = app.register("alice").await;
+    crate::media::upload(&app, &alice, "photo.jpg", &fixtures::jpeg(400, 300)).await;
+    crate::media::upload(&app, &alice, "notes.txt", b"some notes").await;
+    let reply = set_avatar(&app, &alice, "me.png", &fixtures::png(300, 300)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+
+    let mut seen = Vec::new();
+    let mut pending = vec![data_dir.clone()];
+    while let Some(path) = pending.pop() {
+        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+        let relative = path.strip_prefix(&data_dir).expect("under the data dir").display();
+        if path.is_dir() {
+            assert_eq!(mode, 0o700, "directory {relative} is {mode:o}");
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                pending.push(entry.expect("entry").path());
+            }
+        } else {
+            assert_eq!(mode, 0o600, "file {relative} is {mode:o}");
+        }
+        seen.push(relative.to_string());
+    }
+    // Two uploads, a thumbnail and an avatar at least, besides the directories.
+    assert!(seen.len() >= 7, "the server wrote its files: {seen:?}");
+}
