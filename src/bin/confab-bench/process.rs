@@ -17,15 +17,7 @@ impl Usage {
     /// `pid`, or this process for `None`; `None` if it cannot be read (not Linux, gone).
     pub fn of(pid: Option<u32>) -> Option<Self> {
         let dir = pid.map_or_else(|| "/proc/self".to_owned(), |pid| format!("/proc/{pid}"));
-        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
-        let rss_kb: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
+        let rss_kb = status_kb(&dir, "VmRSS:")?;
         let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
         // The command name (field 2) may hold spaces; the fields after it are plain.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -101,16 +93,20 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 
 /// A process's peak resident set since it started (VmHWM), in bytes.
 pub fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
+    Some(status_kb(&format!("/proc/{pid}"), "VmHWM:")? * 1024)
+}
+
+/// A figure in kB from the `status` file of the process directory `dir`, by its label.
+fn status_kb(dir: &str, label: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(label))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    Some(kb * 1024)
+        .ok()
 }
 
 /// CPU time spent between two readings, as a share of one core over `wall`.
