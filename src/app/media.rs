@@ -3,9 +3,10 @@
 //! An upload is streamed to a staging file as it arrives, never held whole in memory, and
 //! cut off with 413 as soon as it passes the size limit. Its type is sniffed from its first
 //! bytes; a picture is then checked by decoding it (a file that only looks like one is a
-//! plain file), gets a thumbnail, and loses its location data if it is a JPEG. A file
-//! belongs to its uploader until a message carries it, then to that message's room: only
-//! the room's members may download it, and to anyone else it does not exist.
+//! plain file), gets a thumbnail, and loses its location and camera metadata
+//! (`media/metadata.rs`). A file belongs to its uploader until a message carries it, then
+//! to that message's room: only the room's members may download it, and to anyone else it
+//! does not exist.
 //!
 //! An avatar arrives the same way, into a staging file; nothing large is held while a
 //! request waits. Picture work (reading a picture whole, decoding it, making its thumbnail
@@ -26,7 +27,7 @@ use super::App;
 use crate::domain::{Attachment, MediaId, MediaKind, Timestamp, User, UserId};
 use crate::error::{Error, Result, SizeLimit};
 use crate::media::blobs::BlobReader;
-use crate::media::{SNIFF_BYTES, Sniffed, images, safe_file_name, sniff, workers};
+use crate::media::{SNIFF_BYTES, Sniffed, images, metadata, safe_file_name, sniff, workers};
 use crate::store::{MediaRecord, NewMedia, ProfileChange};
 
 /// The largest picture accepted as an avatar.
@@ -210,8 +211,8 @@ impl App {
         Ok((staged, size, head))
     }
 
-    /// Decodes a picture (removing a JPEG's location data first, in place) and makes its
-    /// thumbnail. Returns its new size and what it is, or `None` if it does not decode.
+    /// Decodes a picture (removing its metadata first, in place) and makes its thumbnail.
+    /// Returns its new size and what it is, or `None` if it does not decode.
     async fn prepare_picture(
         &self,
         path: &Path,
@@ -219,8 +220,8 @@ impl App {
     ) -> Result<Option<(u64, images::Picture)>> {
         let target = path.to_owned();
         let work = move |mut bytes: Vec<u8>| -> std::io::Result<Option<(u64, images::Picture)>> {
-            if sniffed.mime == "image/jpeg" {
-                let Some(cleaned) = images::strip_jpeg_metadata(&bytes) else { return Ok(None) };
+            let Some(cleaned) = metadata::strip(sniffed.mime, &bytes) else { return Ok(None) };
+            if cleaned != bytes {
                 std::fs::write(&target, &cleaned)?;
                 bytes = cleaned;
             }
@@ -357,23 +358,7 @@ mod tests {
     /// A PNG's header alone, claiming `width` × `height` grey pixels: what the budget
     /// reads, without the pixels.
     fn png_header(width: u32, height: u32) -> Vec<u8> {
-        fn crc32(bytes: &[u8]) -> u32 {
-            let mut crc = !0u32;
-            for &byte in bytes {
-                crc ^= u32::from(byte);
-                for _ in 0..8 {
-                    crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-                }
-            }
-            !crc
-        }
-        let chunk = |kind: &[u8], data: &[u8]| {
-            let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
-            let body = [kind, data].concat();
-            chunk.extend_from_slice(&body);
-            chunk.extend_from_slice(&crc32(&body).to_be_bytes());
-            chunk
-        };
+        let chunk = crate::media::metadata::png_chunk;
         let mut ihdr = width.to_be_bytes().to_vec();
         ihdr.extend_from_slice(&height.to_be_bytes());
         ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey, no interlace

@@ -1,5 +1,5 @@
-//! Pictures: their dimensions, a small thumbnail, location data removed from JPEGs, and
-//! avatars cropped square. All of it is CPU work for the blocking pool.
+//! Pictures: their dimensions, a small thumbnail, and avatars cropped square (their
+//! metadata is `metadata.rs`'s). All of it is CPU work for the blocking pool.
 //!
 //! A picture's Exif orientation (how a phone was held) is kept in the stored file, where
 //! browsers apply it, and applied here to everything made from the picture: thumbnails and
@@ -161,80 +161,10 @@ pub fn avatar(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
     encode(&decoded.turned(scaled))
 }
 
-/// A JPEG without the metadata that can locate or identify the photographer: every Exif
-/// and XMP segment is dropped (GPS position, camera serial, time). Only the orientation is
-/// kept, in a minimal Exif segment of its own, so the photo still shows the right way up.
-/// Returns `None` when the bytes are not a JPEG this can walk; they are then refused.
-pub fn strip_jpeg_metadata(jpeg: &[u8]) -> Option<Vec<u8>> {
-    if !jpeg.starts_with(&[0xff, 0xd8]) {
-        return None;
-    }
-    let orientation = exif::Reader::new()
-        .read_from_container(&mut Cursor::new(jpeg))
-        .ok()
-        .and_then(|exif| {
-            exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
-                .and_then(|field| field.value.get_uint(0))
-        })
-        .filter(|value| (2..=8).contains(value));
-
-    let mut out = Vec::with_capacity(jpeg.len());
-    out.extend_from_slice(&[0xff, 0xd8]);
-    if let Some(orientation) = orientation {
-        out.extend_from_slice(&orientation_segment(orientation as u16));
-    }
-    let mut at = 2;
-    loop {
-        if jpeg.get(at)? != &0xff {
-            return None;
-        }
-        let marker = *jpeg.get(at + 1)?;
-        // Markers without a length: padding and restart markers.
-        if marker == 0xff || (0xd0..=0xd7).contains(&marker) || marker == 0x01 {
-            out.push(0xff);
-            at += if marker == 0xff { 1 } else { 2 };
-            if marker != 0xff {
-                out.push(marker);
-            }
-            continue;
-        }
-        // A segment's length counts its own two bytes; less is not a JPEG.
-        let length = u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]) as usize;
-        if length < 2 {
-            return None;
-        }
-        let end = at.checked_add(2 + length)?;
-        let segment = jpeg.get(at..end)?;
-        // From the start of scan on, the rest is picture data: copy it as it is.
-        if marker == 0xda {
-            out.extend_from_slice(jpeg.get(at..)?);
-            return Some(out);
-        }
-        let payload = segment.get(4..)?;
-        let metadata = marker == 0xe1
-            && (payload.starts_with(b"Exif\0\0") || payload.starts_with(b"http://ns.adobe.com/"));
-        if !metadata {
-            out.extend_from_slice(segment);
-        }
-        at = end;
-    }
-}
-
-/// An Exif APP1 segment holding only an orientation.
-fn orientation_segment(orientation: u16) -> Vec<u8> {
-    let mut segment = vec![0xff, 0xe1, 0x00, 34];
-    segment.extend_from_slice(b"Exif\0\0");
-    segment.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF, IFD0 at offset 8
-    segment.extend_from_slice(&[0, 1]); // one entry
-    segment.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]); // Orientation, SHORT, 1
-    segment.extend_from_slice(&orientation.to_be_bytes());
-    segment.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // padding, then no next IFD
-    segment
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::metadata::strip_jpeg_metadata;
 
     fn encoded(image: &DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();

@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod images;
+pub mod metadata;
 mod mp4;
 mod webm;
 pub mod workers;

@@ -48,10 +48,9 @@ pub fn blue_red_blue(side: u32) -> Vec<u8> {
     encoded(&DynamicImage::ImageRgb8(image), ImageFormat::Png)
 }
 
-/// A JPEG with an Exif segment holding an orientation and a GPS position (latitude "N"),
-/// as a phone camera writes one.
-pub fn jpeg_with_location(orientation: u16) -> Vec<u8> {
-    let plain = jpeg(40, 20);
+/// An Exif record (big-endian TIFF) holding an orientation and a GPS position (latitude
+/// "N"), as a phone camera writes one.
+pub fn location_tiff(orientation: u16) -> Vec<u8> {
     let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
     // IFD0: Orientation, and a pointer to the GPS IFD.
     tiff.extend_from_slice(&[0, 2]);
@@ -64,13 +63,71 @@ pub fn jpeg_with_location(orientation: u16) -> Vec<u8> {
     tiff.extend_from_slice(&[0, 1]);
     tiff.extend_from_slice(&[0x00, 0x01, 0, 2, 0, 0, 0, 2, b'N', 0, 0, 0]);
     tiff.extend_from_slice(&[0, 0, 0, 0]);
-    let mut app1 = vec![0xff, 0xe1];
-    app1.extend_from_slice(&u16::try_from(tiff.len() + 8).expect("small").to_be_bytes());
-    app1.extend_from_slice(b"Exif\0\0");
-    app1.extend_from_slice(&tiff);
-    let mut out = plain[..2].to_vec();
-    out.extend_from_slice(&app1);
-    out.extend_from_slice(&plain[2..]);
+    tiff
+}
+
+/// `jpeg` with a segment (`marker`, `payload`) inserted after its start.
+pub fn jpeg_with_segment(jpeg: &[u8], marker: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xff, marker]);
+    out.extend_from_slice(&u16::try_from(payload.len() + 2).expect("small").to_be_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A JPEG with an Exif segment holding an orientation and a GPS position (latitude "N"),
+/// as a phone camera writes one.
+pub fn jpeg_with_location(orientation: u16) -> Vec<u8> {
+    let exif = [&b"Exif\0\0"[..], &location_tiff(orientation)].concat();
+    jpeg_with_segment(&jpeg(40, 20), 0xe1, &exif)
+}
+
+/// A PNG with a text chunk naming a place and an Exif chunk with a GPS position.
+pub fn png_with_location(orientation: u16) -> Vec<u8> {
+    let plain = png(40, 20);
+    let chunk = confab::media::metadata::png_chunk;
+    // The signature and IHDR (8 + 25 bytes), then the metadata, then the rest.
+    [
+        &plain[..33],
+        &chunk(b"tEXt", b"Location\0Rue de Rivoli, Paris"),
+        &chunk(b"eXIf", &location_tiff(orientation)),
+        &plain[33..],
+    ]
+    .concat()
+}
+
+/// A WebP in the extended layout (VP8X) with an Exif chunk holding a GPS position and an
+/// XMP chunk naming a place.
+pub fn webp_with_location(orientation: u16) -> Vec<u8> {
+    let (width, height) = (40u32, 20u32);
+    let plain = webp(width, height);
+    // The plain file's only chunk (VP8L or VP8), after "RIFF", its size and "WEBP".
+    let image = &plain[12..];
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut out = kind.to_vec();
+        out.extend_from_slice(&u32::try_from(data.len()).expect("small").to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    };
+    let mut vp8x = vec![0x08 | 0x04, 0, 0, 0]; // Exif and XMP present
+    vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let xmp = br#"<x:xmpmeta><photoshop:City>Paris</photoshop:City></x:xmpmeta>"#;
+    let body = [
+        &b"WEBP"[..],
+        &chunk(b"VP8X", &vp8x),
+        image,
+        &chunk(b"EXIF", &location_tiff(orientation)),
+        &chunk(b"XMP ", xmp),
+    ]
+    .concat();
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&u32::try_from(body.len()).expect("small").to_le_bytes());
+    out.extend_from_slice(&body);
     out
 }
 
