@@ -27,7 +27,7 @@ pub use accounts::SignedIn;
 pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
 
-use crate::auth::{LoginThrottle, PasswordHasher, SharedThrottle, ThrottlePolicy};
+use crate::auth::{LoginThrottle, PasswordHasher, Policies, SharedThrottle};
 use crate::bus::Bus;
 use crate::config::Settings;
 use crate::domain::{RoomId, RoomKind, UserId, ValidationError};
@@ -102,16 +102,11 @@ impl App {
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self> {
-        let shared_throttle =
-            settings.redis_url.as_deref().and_then(|url| redis::Client::open(url).ok()).map(
-                |client| {
-                    SharedThrottle::new(
-                        client,
-                        ThrottlePolicy::PER_USERNAME,
-                        ThrottlePolicy::PER_ADDRESS,
-                    )
-                },
-            );
+        let shared_throttle = settings
+            .redis_url
+            .as_deref()
+            .and_then(|url| redis::Client::open(url).ok())
+            .map(|client| SharedThrottle::new(client, Policies::DEFAULT));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -120,10 +115,7 @@ impl App {
                 hub,
                 settings,
                 passwords: PasswordHasher::new()?,
-                throttle: LoginThrottle::new(
-                    ThrottlePolicy::PER_USERNAME,
-                    ThrottlePolicy::PER_ADDRESS,
-                ),
+                throttle: LoginThrottle::new(Policies::DEFAULT),
                 shared_throttle,
                 shutdown,
                 connections: TaskTracker::new(),

@@ -11,5 +11,5 @@ mod token;
 
 pub use password::PasswordHasher;
 pub use shared::SharedThrottle;
-pub use throttle::{LoginThrottle, ThrottlePolicy};
+pub use throttle::{LoginThrottle, Policies, ThrottlePolicy};
 pub use token::{SessionToken, hash_token};

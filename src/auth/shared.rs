@@ -2,8 +2,9 @@
 //! load balancer, an attacker spreading guesses over them meets one budget per username
 //! and per address, not one per node.
 //!
-//! The same rule as [`super::LoginThrottle`] (a few free failures, then a wait that doubles
-//! with each further one, forgotten after a quiet hour), applied by one Lua script per
+//! The same rule as [`super::LoginThrottle`] (per username at an address, per address and
+//! per username: a few free failures, then a wait that doubles with each further one,
+//! forgotten after a quiet hour), applied by one Lua script per
 //! attempt, so that the check and the count are one step for the whole cluster, and timed
 //! by Redis's clock, so that nodes whose clocks differ agree. Each node keeps its own
 //! throttle too: while Redis cannot be reached, a node still throttles what it sees.
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex;
 
-use super::ThrottlePolicy;
+use super::throttle::Policies;
 
 /// How long an attempt waits for Redis before the node relies on its own throttle.
 const PATIENCE: Duration = Duration::from_secs(1);
@@ -26,10 +27,10 @@ struct Link {
     failed_at: Option<Instant>,
 }
 
-/// Checks both keys; if neither must wait, counts the attempt against both. Returns the
-/// wait in milliseconds (0: go ahead). KEYS: the username's (or an empty string for a
-/// name that cannot exist) and the address's. ARGV: each policy's free failures, first
-/// delay, longest delay and forgetting time (ms), username's then address's.
+/// Checks every key; if none must wait, counts the attempt against each. Returns the wait
+/// in milliseconds (0: go ahead). KEYS: the username at the address's, the username's (both
+/// empty strings for a name that cannot exist) and the address's. ARGV: each policy's free
+/// failures, first delay, longest delay and forgetting time (ms), in the keys' order.
 const BEGIN: &str = r"
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -42,8 +43,11 @@ local function wait(key, free, first, longest)
   local delay = math.min(first * 2 ^ math.min(excess - 1, 20), longest)
   return math.max(0, last + delay - now_ms)
 end
-local w = math.max(wait(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])),
-                   wait(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])))
+local w = 0
+for i, key in ipairs(KEYS) do
+  local at = (i - 1) * 4
+  w = math.max(w, wait(key, tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])))
+end
 if w > 0 then return w end
 for i, key in ipairs(KEYS) do
   if key ~= '' then
@@ -55,11 +59,14 @@ end
 return 0
 ";
 
-/// The attempt succeeded: the username starts afresh, the address's count is taken back.
+/// The attempt succeeded: the username at the address starts afresh, the username's and
+/// the address's counts are taken back. KEYS as for BEGIN.
 const SUCCEEDED: &str = r"
 redis.call('DEL', KEYS[1])
-if redis.call('HGET', KEYS[2], 'f') then
-  if tonumber(redis.call('HINCRBY', KEYS[2], 'f', -1)) < 0 then redis.call('HSET', KEYS[2], 'f', 0) end
+for i = 2, 3 do
+  if redis.call('HGET', KEYS[i], 'f') then
+    if tonumber(redis.call('HINCRBY', KEYS[i], 'f', -1)) < 0 then redis.call('HSET', KEYS[i], 'f', 0) end
+  end
 end
 return 0
 ";
@@ -67,23 +74,17 @@ return 0
 pub struct SharedThrottle {
     client: redis::Client,
     connection: Mutex<Link>,
-    per_username: ThrottlePolicy,
-    per_address: ThrottlePolicy,
+    policies: Policies,
     begin: redis::Script,
     succeeded: redis::Script,
 }
 
 impl SharedThrottle {
-    pub fn new(
-        client: redis::Client,
-        per_username: ThrottlePolicy,
-        per_address: ThrottlePolicy,
-    ) -> Self {
+    pub fn new(client: redis::Client, policies: Policies) -> Self {
         Self {
             client,
             connection: Mutex::new(Link::default()),
-            per_username,
-            per_address,
+            policies,
             begin: redis::Script::new(BEGIN),
             succeeded: redis::Script::new(SUCCEEDED),
         }
@@ -96,9 +97,12 @@ impl SharedThrottle {
         username: Option<&str>,
         address: &str,
     ) -> Result<Result<(), Duration>, redis::RedisError> {
-        let mut invocation = self.begin.key(username.map(user_key).unwrap_or_default());
+        let pair = username.map(|username| pair_key(username, address));
+        let mut invocation = self.begin.key(pair.unwrap_or_default());
+        invocation.key(username.map(user_key).unwrap_or_default());
         invocation.key(address_key(address));
-        for policy in [self.per_username, self.per_address] {
+        let Policies { pair, username, address } = self.policies;
+        for policy in [pair, username, address] {
             invocation
                 .arg(policy.free_failures)
                 .arg(policy.first_delay.as_millis() as u64)
@@ -116,7 +120,8 @@ impl SharedThrottle {
 
     /// As [`super::LoginThrottle::succeeded`], for the whole cluster.
     pub async fn succeeded(&self, username: &str, address: &str) -> Result<(), redis::RedisError> {
-        let mut invocation = self.succeeded.key(user_key(username));
+        let mut invocation = self.succeeded.key(pair_key(username, address));
+        invocation.key(user_key(username));
         invocation.key(address_key(address));
         let mut connection = self.connection().await?;
         let done = tokio::time::timeout(PATIENCE, invocation.invoke_async::<()>(&mut connection))
@@ -169,6 +174,10 @@ impl SharedThrottle {
         }
         result
     }
+}
+
+fn pair_key(username: &str, address: &str) -> String {
+    format!("confab:login:pair:{}", super::throttle::pair_key(username, address))
 }
 
 fn user_key(username: &str) -> String {

@@ -1,6 +1,11 @@
-//! The throttle on failed logins, per username and per client address.
+//! The throttle on failed logins, per username at one address, per client address, and
+//! per username from everywhere.
 //!
-//! A few failures are free (people mistype). After that each further failure doubles the
+//! Someone guessing at an account from one address slows only that address's attempts at
+//! that account (the pair): the owner, signing in from elsewhere, is not held up by a
+//! stranger's failures. The address's own count stops one address guessing across many
+//! accounts, and the account's count (far more generous) stops guesses spread over many
+//! addresses. A few failures are free (people mistype). After that each further failure doubles the
 //! wait before the next attempt is even checked, up to a ceiling: guessing slows to a crawl,
 //! while the owner of the account is delayed minutes at worst, never locked out for good.
 //! While a key waits, attempts are answered 429 with Retry-After without looking at the
@@ -30,8 +35,17 @@ pub struct ThrottlePolicy {
 }
 
 impl ThrottlePolicy {
-    pub const PER_USERNAME: Self = Self {
+    /// One username at one address: the guesser's own budget.
+    pub const PER_PAIR: Self = Self {
         free_failures: 5,
+        first_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(300),
+        forget_after: Duration::from_secs(3600),
+    };
+    /// One username from every address together: only guesses from a hundred places in an
+    /// hour reach it.
+    pub const PER_USERNAME: Self = Self {
+        free_failures: 100,
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(300),
         forget_after: Duration::from_secs(3600),
@@ -121,8 +135,30 @@ impl Records {
 }
 
 struct State {
+    pairs: Records,
     usernames: Records,
     addresses: Records,
+}
+
+/// The key of a username at an address.
+pub fn pair_key(username: &str, address: &str) -> String {
+    format!("{username}@{address}")
+}
+
+/// The three policies, in the order the throttle applies them.
+#[derive(Debug, Clone, Copy)]
+pub struct Policies {
+    pub pair: ThrottlePolicy,
+    pub username: ThrottlePolicy,
+    pub address: ThrottlePolicy,
+}
+
+impl Policies {
+    pub const DEFAULT: Self = Self {
+        pair: ThrottlePolicy::PER_PAIR,
+        username: ThrottlePolicy::PER_USERNAME,
+        address: ThrottlePolicy::PER_ADDRESS,
+    };
 }
 
 pub struct LoginThrottle {
@@ -130,9 +166,12 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    pub fn new(per_username: ThrottlePolicy, per_address: ThrottlePolicy) -> Self {
-        let state =
-            State { usernames: Records::new(per_username), addresses: Records::new(per_address) };
+    pub fn new(policies: Policies) -> Self {
+        let state = State {
+            pairs: Records::new(policies.pair),
+            usernames: Records::new(policies.username),
+            addresses: Records::new(policies.address),
+        };
         Self { state: Mutex::new(state) }
     }
 
@@ -142,10 +181,10 @@ impl LoginThrottle {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Begins a login attempt: `Err(wait)` if either key must still wait; otherwise the
-    /// attempt is counted as a failure until [`LoginThrottle::succeeded`] takes it back.
-    /// `username` is the canonical name, or `None` for a name that cannot exist (it then
-    /// counts against the address only).
+    /// Begins a login attempt: `Err(wait)` if any of its keys must still wait; otherwise
+    /// the attempt is counted as a failure until [`LoginThrottle::succeeded`] takes it
+    /// back. `username` is the canonical name, or `None` for a name that cannot exist (it
+    /// then counts against the address only).
     pub fn begin(
         &self,
         username: Option<&str>,
@@ -153,29 +192,39 @@ impl LoginThrottle {
         now: Instant,
     ) -> Result<(), Duration> {
         let mut state = self.state();
-        let user_wait = username.map_or(Duration::ZERO, |u| state.usernames.wait(u, now));
-        let wait = user_wait.max(state.addresses.wait(address, now));
+        let pair = username.map(|username| pair_key(username, address));
+        let wait = [
+            pair.as_deref().map_or(Duration::ZERO, |pair| state.pairs.wait(pair, now)),
+            username.map_or(Duration::ZERO, |username| state.usernames.wait(username, now)),
+            state.addresses.wait(address, now),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
         if !wait.is_zero() {
             return Err(wait);
         }
-        if let Some(username) = username {
+        if let (Some(pair), Some(username)) = (pair, username) {
+            state.pairs.record_failure(&pair, now);
             state.usernames.record_failure(username, now);
         }
         state.addresses.record_failure(address, now);
         Ok(())
     }
 
-    /// The attempt begun for these keys succeeded: the username starts afresh and the
-    /// address's count is taken back.
+    /// The attempt begun for these keys succeeded: the username at this address starts
+    /// afresh, and the username's and the address's counts are taken back.
     pub fn succeeded(&self, username: &str, address: &str) {
         let mut state = self.state();
-        state.usernames.map.remove(username);
+        state.pairs.map.remove(&pair_key(username, address));
+        state.usernames.take_back_failure(username);
         state.addresses.take_back_failure(address);
     }
 
     /// Drops records that have been quiet long enough to be forgotten.
     pub fn prune(&self, now: Instant) {
         let mut state = self.state();
+        state.pairs.prune(now);
         state.usernames.prune(now);
         state.addresses.prune(now);
     }
@@ -186,7 +235,7 @@ mod tests {
     use super::*;
 
     fn throttle() -> LoginThrottle {
-        LoginThrottle::new(ThrottlePolicy::PER_USERNAME, ThrottlePolicy::PER_ADDRESS)
+        LoginThrottle::new(Policies::DEFAULT)
     }
 
     #[test]
@@ -218,10 +267,32 @@ mod tests {
         let t = throttle();
         let now = Instant::now();
         for _ in 0..60 {
-            t.state().usernames.record_failure("alice", now);
+            t.state().pairs.record_failure(&pair_key("alice", "ip"), now);
         }
-        let wait = t.begin(Some("alice"), "elsewhere", now).err();
+        let wait = t.begin(Some("alice"), "ip", now).err();
         assert_eq!(wait, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn a_guesser_at_one_address_does_not_hold_up_the_owner_at_another() {
+        let t = throttle();
+        let now = Instant::now();
+        for _ in 0..6 {
+            assert_eq!(t.begin(Some("alice"), "attacker", now), Ok(()));
+        }
+        assert!(t.begin(Some("alice"), "attacker", now).is_err(), "the guesser waits");
+        assert_eq!(t.begin(Some("alice"), "home", now), Ok(()), "the owner does not");
+    }
+
+    #[test]
+    fn guesses_from_a_hundred_addresses_make_the_account_wait_everywhere() {
+        let t = throttle();
+        let now = Instant::now();
+        for i in 0..101 {
+            assert_eq!(t.begin(Some("alice"), &format!("10.0.0.{i}"), now), Ok(()), "{i}");
+        }
+        assert!(t.begin(Some("alice"), "home", now).is_err());
+        assert_eq!(t.begin(Some("bob"), "home", now), Ok(()), "other accounts go on");
     }
 
     #[test]
@@ -260,6 +331,7 @@ mod tests {
         assert_eq!(t.begin(Some("bob"), "ip3", much_later), Ok(()));
         t.prune(much_later + Duration::from_secs(3600));
         assert!(t.state().usernames.map.is_empty());
+        assert!(t.state().pairs.map.is_empty());
 
         for i in 0..(MAX_RECORDS + 10) {
             t.begin(None, &format!("10.0.{}.{}", i / 256, i % 256), now).ok();

@@ -594,14 +594,62 @@ async fn guesses_sent_all_at_once_are_throttled_like_guesses_in_a_row() {
     assert_eq!(throttled, 14);
 }
 
-/// A login attempt that says it was forwarded for `client`.
+/// A login attempt with a wrong password that says it was forwarded for `client`.
 async fn login_forwarded(app: &TestApp, client: &str, username: &str) -> StatusCode {
+    login_forwarded_with(app, client, username, "guess").await
+}
+
+async fn login_forwarded_with(
+    app: &TestApp,
+    client: &str,
+    username: &str,
+    password: &str,
+) -> StatusCode {
     let request = app
         .http
         .post(app.url("/auth/login"))
         .header("x-forwarded-for", client)
-        .json(&json!({ "username": username, "password": "guess" }));
+        .json(&json!({ "username": username, "password": password }));
     request.send().await.expect("request sent").status()
+}
+
+/// A server behind a trusted proxy on loopback, so that tests speak for many addresses.
+async fn behind_a_proxy() -> TestApp {
+    spawn_app_with(|settings| {
+        settings.trusted_proxies = vec!["127.0.0.0/8".parse().expect("a network")];
+    })
+    .await
+}
+
+#[each_store]
+async fn a_guesser_at_one_address_cannot_lock_the_owner_out_from_another() {
+    let app = behind_a_proxy().await;
+    app.register("carol").await;
+    // One wrong password each time the wait ends, as an attacker keeping the lock shut.
+    let mut refused = 0;
+    for _ in 0..12 {
+        if login_forwarded(&app, "203.0.113.66", "carol").await == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the guesser is made to wait");
+    let owner = login_forwarded_with(&app, "198.51.100.7", "carol", "password-carol").await;
+    assert_eq!(owner, StatusCode::OK, "the owner, elsewhere, signs in");
+}
+
+#[each_store]
+async fn guesses_at_one_account_from_a_hundred_addresses_make_it_wait_everywhere() {
+    let app = behind_a_proxy().await;
+    app.register("carol").await;
+    for i in 0..101 {
+        let client = format!("198.18.{}.{}", i / 200, i % 200 + 1);
+        assert_eq!(login_forwarded(&app, &client, "carol").await, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    let owner = login_forwarded_with(&app, "198.51.100.7", "carol", "password-carol").await;
+    assert_eq!(owner, StatusCode::TOO_MANY_REQUESTS, "the account waits");
+    app.register("dave").await;
+    let other = login_forwarded_with(&app, "198.51.100.7", "dave", "password-dave").await;
+    assert_eq!(other, StatusCode::OK, "other accounts do not");
 }
 
 /// Twenty-one failures under five-per-name: the address `client` is then throttled.
@@ -614,10 +662,7 @@ async fn exhaust_address(app: &TestApp, client: &str) {
 
 #[each_store]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
-    let app = spawn_app_with(|settings| {
-        settings.trusted_proxies = vec!["127.0.0.0/8".parse().expect("a network")];
-    })
-    .await;
+    let app = behind_a_proxy().await;
     exhaust_address(&app, "203.0.113.1").await;
     assert_eq!(login_forwarded(&app, "203.0.113.1", "ghost9").await, StatusCode::TOO_MANY_REQUESTS);
     // Another client behind the same proxy is not held back by the first.
