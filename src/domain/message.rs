@@ -154,8 +154,9 @@ impl fmt::Debug for ClientId {
     }
 }
 
-/// A reaction: an emoji (or a short code such as `:shipit:`), 1–32 bytes without spaces or
-/// control characters.
+/// A reaction: an emoji (or a short code such as `:shipit:`), 1–32 bytes without spaces,
+/// control characters or invisible ones (the joiners and variation selectors of emoji
+/// sequences aside).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Emoji(String);
@@ -166,7 +167,9 @@ impl Emoji {
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         let fine = !input.is_empty()
             && input.len() <= Self::MAX_BYTES
-            && !input.chars().any(|c| c.is_whitespace() || c.is_control());
+            && !input
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || super::is_invisible(c));
         if fine {
             Ok(Self(input.to_owned()))
         } else {

@@ -42,6 +42,46 @@ impl ValidationError {
     }
 }
 
+/// Whether `c` shows nothing itself yet can change how text reads, or make one name pass
+/// for another: Unicode's default-ignorable code points (zero-width characters, direction
+/// marks, overrides and isolates, the soft hyphen, fillers, the language tag…) and the line
+/// and paragraph separators. Allowed are what real text needs: the zero-width joiner and
+/// non-joiner (emoji sequences such as 👩‍💻, Persian spelling), variation selectors (❤️) and
+/// the tag characters of subdivision flags (🏴󠁧󠁢󠁳󠁣󠁴󠁿).
+pub fn is_invisible(c: char) -> bool {
+    use icu_properties::CodePointSetData;
+    use icu_properties::props::DefaultIgnorableCodePoint;
+    let needed = matches!(
+        c,
+        '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0020}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}'
+    );
+    !needed
+        && (matches!(c, '\u{2028}' | '\u{2029}')
+            || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c))
+}
+
+/// Whether `text` would show as nothing at all: only whitespace, invisible characters and
+/// characters drawn blank (the braille blank U+2800, the Hangul fillers).
+pub fn looks_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace()
+            || is_invisible(c)
+            || matches!(c, '\u{2800}' | '\u{3164}' | '\u{115F}' | '\u{1160}' | '\u{FFA0}')
+    })
+}
+
+/// What is wrong with a name (of a person or a room: `what`) that would hide characters or
+/// show nothing, if anything is.
+fn unshown_name(name: &str, what: &str) -> Option<String> {
+    if name.chars().any(is_invisible) {
+        return Some(format!(
+            "{what} must not contain invisible formatting characters (direction overrides, \
+             zero-width characters, line separators)."
+        ));
+    }
+    looks_blank(name).then(|| format!("{what} must show something."))
+}
+
 /// Control characters are refused everywhere except where a field explicitly allows line
 /// breaks and tabs.
 fn has_control_chars(text: &str, allow_newline_and_tab: bool) -> bool {

@@ -58,6 +58,9 @@ impl RoomName {
         if has_control_chars(trimmed, false) {
             return Err(invalid("Room name must not contain control characters."));
         }
+        if let Some(problem) = super::unshown_name(trimmed, "Room name") {
+            return Err(invalid(&problem));
+        }
         Ok(Self(trimmed.to_owned()))
     }
 

@@ -113,11 +113,8 @@ impl DisplayName {
         if has_control_chars(trimmed, false) {
             return Err(invalid("Display name must not contain control characters."));
         }
-        if trimmed.chars().any(is_invisible_format_char) {
-            return Err(invalid(
-                "Display name must not contain invisible formatting characters \
-                 (direction overrides, zero-width characters, line separators).",
-            ));
+        if let Some(problem) = super::unshown_name(trimmed, "Display name") {
+            return Err(invalid(&problem));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -134,19 +131,6 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Characters that show nothing themselves but change how text is laid out: direction
-/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the zero-width space
-/// and direction marks (U+200B, U+200E, U+200F), the byte order mark (U+FEFF), and the
-/// line and paragraph separators (U+2028, U+2029). The zero-width joiner and non-joiner
-/// (U+200D, U+200C) stay allowed: emoji sequences such as 👩‍💻 and Persian spelling need
-/// them.
-fn is_invisible_format_char(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
-    )
 }
 
 impl fmt::Debug for DisplayName {
@@ -240,9 +224,29 @@ mod tests {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
         }
         let invisible = [
-            '\u{200B}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}', '\u{202A}', '\u{202B}',
-            '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{200B}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
             '\u{FEFF}',
+            '\u{061C}',
+            '\u{206A}',
+            '\u{206F}',
+            '\u{2060}',
+            '\u{180E}',
+            '\u{E0001}',
+            '\u{00AD}',
+            '\u{3164}',
         ];
         for c in invisible {
             let name = format!("ad{c}min");
@@ -257,6 +261,8 @@ mod tests {
             "O'Brien-Smith",
             "dev 👩\u{200D}💻",
             "می\u{200C}خواهم",
+            "I \u{2764}\u{FE0F} Rust",
+            "Scot \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
         ] {
             assert!(DisplayName::parse(fine).is_ok(), "{fine:?}");
         }
@@ -265,5 +271,8 @@ mod tests {
             assert!(DisplayName::parse(&name).is_ok(), "U+{:04X} is allowed", neighbour as u32);
         }
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
+        for blank in ["\u{2800}", "\u{2800} \u{2800}", "\u{FFA0}"] {
+            assert!(DisplayName::parse(blank).is_err(), "{blank:?} shows nothing");
+        }
     }
 }

@@ -64,7 +64,9 @@ pub fn safe_file_name(name: &str, sniffed: Sniffed) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !"\"\\/:*?<>|;".contains(*c))
+        .filter(|c| {
+            !c.is_control() && !crate::domain::is_invisible(*c) && !"\"\\/:*?<>|;".contains(*c)
+        })
         .take(100)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').to_owned();

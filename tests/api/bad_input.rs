@@ -695,3 +695,43 @@ async fn a_search_holding_a_control_character_is_refused_not_searched() {
     assert_eq!(status, StatusCode::OK, "spaces around a prefix are trimmed: {found}");
     assert_eq!(found["users"][0]["username"], "alice");
 }
+
+/// Names that hide characters or show nothing are refused, as are reactions that do; a
+/// file name keeps only what shows (U+202E before "gnp.exe" would show it as "exe.png").
+#[each_store]
+async fn invisible_and_blank_names_and_reactions_are_refused_and_file_names_cleaned() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    for name in ["\u{3164}", "\u{2800}", "ad\u{00AD}min", "ad\u{2060}min", "x\u{E0001}"] {
+        let (status, body) = app
+            .call(Method::PATCH, "/me", Some(&alice), Some(json!({ "display_name": name })))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_display_name", "{name:?}");
+    }
+    for name in ["\u{202E}lareneg", "team\u{2066}", "gen\u{200B}eral", "\u{2800}\u{2800}"] {
+        let body = json!({ "name": name, "kind": "public" });
+        let (status, body) = app.post(&alice, "/rooms", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_room_name", "{name:?}");
+    }
+    let room = app.create_room(&alice, "general", "public", &[]).await;
+    let message = app.send(&alice, &room, "hello").await;
+    let id = message["id"].as_str().expect("an id");
+    for emoji in ["%E2%80%AE", "%F0%9F%91%8D%E2%80%8B"] {
+        let path = format!("/rooms/{room}/messages/{id}/reactions/{emoji}");
+        let (status, body) = app.call(Method::PUT, &path, Some(&alice), None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{emoji}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_emoji", "{emoji}");
+    }
+    // A heart with its variation selector is an emoji like any other.
+    let path = format!("/rooms/{room}/messages/{id}/reactions/%E2%9D%A4%EF%B8%8F");
+    let (status, body) = app.call(Method::PUT, &path, Some(&alice), None).await;
+    assert!(status.is_success(), "❤️: {status} {body}");
+
+    let reply =
+        crate::media::upload_claimed(&app, &alice, "\u{202E}gnp.exe", "text/plain", b"MZ").await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let file = reply.json();
+    assert_eq!(file["name"], "gnp.exe", "{file}");
+}

@@ -28,8 +28,8 @@ use crate::support::{TestApp, TestUser};
 const QUIET: Duration = Duration::from_millis(300);
 
 /// A response read in full: status, headers and the raw body.
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
     bytes: Vec<u8>,
 }
@@ -43,7 +43,7 @@ impl Reply {
     }
 
     /// The body as JSON; a string holding the text when it is not JSON.
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.bytes).into_owned()))
     }
@@ -68,7 +68,12 @@ const BOUNDARY: &str = "confab-test-boundary-7d1f";
 
 /// A multipart/form-data body with one part, `field`, holding a file: its Content-Type
 /// header and its bytes.
-fn multipart(field: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(
+    field: &str,
+    file_name: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> (String, Vec<u8>) {
     let mut body = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; \
          filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
@@ -103,7 +108,7 @@ async fn send_file(
 }
 
 /// `POST /media` with the file as a client claims it: a name and a Content-Type.
-async fn upload_claimed(
+pub(crate) async fn upload_claimed(
     app: &TestApp,
     user: &TestUser,
     file_name: &str,

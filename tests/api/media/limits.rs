@@ -118,10 +118,11 @@ async fn a_range_starting_past_the_end_is_416() {
 #[tokio::test]
 async fn parallel_avatar_uploads_of_a_huge_picture_keep_memory_bounded() {
     // Two decodes of 192 MB at once (the budget, 512 MB, holds two), their files, the
-    // connections' buffers and the process's own 50 MB: about 500 MB is measured. Before
-    // the bodies went to disk and decodes kept to threads of their own, 16 uploads took
-    // over 1 GB.
-    const BOUND_MB: f64 = 650.0;
+    // connections' buffers, what the allocator keeps between decodes, and the process's own
+    // 50 MB: 500 to 700 MB is measured, more when the machine is busy. Before the bodies
+    // went to disk and decodes kept to threads of their own, 16 uploads took over 1 GB,
+    // and each further upload held its body (16 MB) on top.
+    const BOUND_MB: f64 = 850.0;
     let server = crate::support::ServerProcess::start(|_| {}).await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
     let report = tokio::task::spawn_blocking(move || {
@@ -132,16 +133,16 @@ async fn parallel_avatar_uploads_of_a_huge_picture_keep_memory_bounded() {
             &pid,
             "avatars",
             "--parallel",
-            "16",
+            "32",
             "--side",
             "8000",
         ])
     })
     .await
     .expect("bench ran");
-    assert_eq!(report["accepted"], 16, "every upload made an avatar: {report}");
+    assert_eq!(report["accepted"], 32, "every upload made an avatar: {report}");
     assert!(report["picture_bytes"].as_u64() > Some(7_000_000), "{report}");
     let peak = report["server_peak_mb"].as_f64().expect("the server's peak");
-    println!("16 parallel avatars of 8000 × 8000: {report}");
+    println!("32 parallel avatars of 8000 × 8000: {report}");
     assert!(peak < BOUND_MB, "peak memory {peak:.0} MB, over {BOUND_MB} MB: {report}");
 }
