@@ -18,10 +18,10 @@ pub fn dir(dir: &Path) -> io::Result<()> {
     narrow(dir, DIR_MODE)
 }
 
-/// [`dir`], off the async runtime's threads.
-pub async fn dir_async(path: &Path) -> io::Result<()> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || dir(&path)).await.map_err(io::Error::other)?
+/// Creates `dir` and any missing parent as 0700 (one that exists keeps its mode: what
+/// lies under the data directory is already out of others' reach).
+pub async fn dir_async(dir: &Path) -> io::Result<()> {
+    tokio::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).await
 }
 
 /// Options that create a file as 0600 (an existing file keeps its mode).

@@ -15,6 +15,7 @@
 //! every job: a burst of uploads, however many in parallel, queues instead of exhausting
 //! memory.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -221,7 +222,9 @@ impl App {
         let target = path.to_owned();
         let work = move |mut bytes: Vec<u8>| -> std::io::Result<Option<(u64, images::Picture)>> {
             let Some(cleaned) = metadata::strip(sniffed.mime, &bytes) else { return Ok(None) };
-            if cleaned != bytes {
+            if let Cow::Owned(cleaned) = cleaned
+                && cleaned != bytes
+            {
                 std::fs::write(&target, &cleaned)?;
                 bytes = cleaned;
             }

@@ -119,8 +119,7 @@ impl FromRequestParts<App> for ClientAddr {
 /// trusted proxy is the client. Anything further left was written by the client, and
 /// could say anything.
 fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
-    if !is_trusted(&peer) {
+    if !is_trusted(&peer, trusted) {
         return peer;
     }
     let hops = headers
@@ -135,7 +134,7 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAdd
         match hop.parse::<IpAddr>().map(|address| address.to_canonical()) {
             Ok(address) => {
                 client = address;
-                if !is_trusted(&address) {
+                if !is_trusted(&address, trusted) {
                     break;
                 }
             }
@@ -145,6 +144,11 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAdd
         }
     }
     client
+}
+
+/// Whether `address` is one of the proxies in `trusted` (`--trusted-proxies`).
+pub fn is_trusted(address: &IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(address))
 }
 
 #[cfg(test)]

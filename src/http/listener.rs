@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::ConnectionLimits;
+use crate::http::extract::is_trusted;
 
 /// After the process last ran out of descriptors, how long readiness says it is full.
 const EXHAUSTION_MEMORY: Duration = Duration::from_secs(5);
@@ -130,7 +131,7 @@ impl Capacity {
     /// What `peer` is counted as: its /64 for IPv6, nothing for a trusted proxy.
     fn address_key(&self, peer: IpAddr) -> Option<IpAddr> {
         let peer = peer.to_canonical();
-        if self.trusted_proxies.iter().any(|net| net.contains(&peer)) {
+        if is_trusted(&peer, &self.trusted_proxies) {
             return None;
         }
         Some(match peer {
@@ -268,20 +269,24 @@ impl Listener {
                     }
                     if self.spare.is_none() {
                         // Something else took the descriptor: wait for some to close.
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        back_off(&mut backoff).await;
                     }
                 }
                 // The client gave up before it was accepted: nothing to do.
                 Err(error) if connection_error(&error) => {}
                 Err(error) => {
                     tracing::error!(%error, "accepting a connection failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    back_off(&mut backoff).await;
                 }
             }
         }
     }
+}
+
+/// Waits `backoff`, and doubles it for the next time (up to MAX_BACKOFF).
+async fn back_off(backoff: &mut Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
 
 fn spare_descriptor() -> Option<std::fs::File> {

@@ -6,7 +6,7 @@
 
 mod accounts;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod health;
 pub mod listener;
 mod media;

@@ -1,5 +1,6 @@
 //! Pictures: their dimensions, a small thumbnail, and avatars cropped square (their
-//! metadata is `metadata.rs`'s). All of it is CPU work for the blocking pool.
+//! metadata is `metadata.rs`'s). All of it is CPU work for the picture threads
+//! (`workers.rs`).
 //!
 //! A picture's Exif orientation (how a phone was held) is kept in the stored file, where
 //! browsers apply it, and applied here to everything made from the picture: thumbnails and

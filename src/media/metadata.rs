@@ -10,15 +10,17 @@
 //! write, with its own Exif) goes too. GIF has no place for a location and is kept as is.
 //! A file these walks cannot follow is refused as a picture (`None`).
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
-/// `bytes` (of type `mime`) without their metadata; `None` if they cannot be walked.
-pub fn strip(mime: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+/// `bytes` (of type `mime`) without their metadata, borrowed for a format that has none;
+/// `None` if they cannot be walked.
+pub fn strip<'a>(mime: &str, bytes: &'a [u8]) -> Option<Cow<'a, [u8]>> {
     match mime {
-        "image/jpeg" => strip_jpeg_metadata(bytes),
-        "image/png" => strip_png_metadata(bytes),
-        "image/webp" => strip_webp_metadata(bytes),
-        _ => Some(bytes.to_vec()),
+        "image/jpeg" => strip_jpeg_metadata(bytes).map(Cow::Owned),
+        "image/png" => strip_png_metadata(bytes).map(Cow::Owned),
+        "image/webp" => strip_webp_metadata(bytes).map(Cow::Owned),
+        _ => Some(Cow::Borrowed(bytes)),
     }
 }
 
@@ -264,5 +266,6 @@ mod tests {
         assert_eq!(strip("image/webp", b"RIFF\x04\0\0\0WAVE"), None);
         assert_eq!(strip("image/jpeg", b"\xff\xd8\x00"), None);
         assert_eq!(strip("image/gif", b"GIF89a").as_deref(), Some(&b"GIF89a"[..]));
+        assert!(matches!(strip("image/gif", b"GIF89a"), Some(Cow::Borrowed(_))));
     }
 }

@@ -16,7 +16,7 @@ type Job = Box<dyn FnOnce() + Send>;
 static JOBS: LazyLock<Option<mpsc::Sender<Job>>> = LazyLock::new(start);
 
 /// How many threads work on pictures: one per core.
-pub fn threads() -> usize {
+fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -17,21 +17,25 @@ impl Usage {
     /// `pid`, or this process for `None`; `None` if it cannot be read (not Linux, gone).
     pub fn of(pid: Option<u32>) -> Option<Self> {
         let dir = pid.map_or_else(|| "/proc/self".to_owned(), |pid| format!("/proc/{pid}"));
-        let rss_kb = status_kb(&dir, "VmRSS:")?;
-        let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
-        // The command name (field 2) may hold spaces; the fields after it are plain.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        Self::read(&dir, false)
+    }
+
+    /// The usage of the process whose /proc directory is `dir`; its CPU time includes that
+    /// of its children it has waited for if `with_ended_children`.
+    fn read(dir: &str, with_ended_children: bool) -> Option<Self> {
+        let rss_kb = status_kb(dir, "VmRSS:")?;
+        let fields = stat_fields(dir)?;
+        // utime and stime are fields 14 and 15 of the whole line, 11 and 12 here; cutime
+        // and cstime (the children waited for) are the two after them.
+        let last = if with_ended_children { 14 } else { 12 };
         let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            (11..=last).map(|i| fields.get(i)?.parse::<u64>().ok()).sum::<Option<u64>>()?;
         Some(Self {
             rss_bytes: rss_kb * 1024,
             cpu: Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND),
         })
     }
-}
 
-impl Usage {
     /// The sum of `usages`; `None` if there are none or one cannot be read.
     pub fn sum(usages: impl IntoIterator<Item = Option<Self>>) -> Option<Self> {
         let mut total: Option<Self> = None;
@@ -54,8 +58,8 @@ impl Usage {
             let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if let Some(parent) = stat_fields(child).and_then(|fields| fields.get(1)?.parse().ok())
-            {
+            let fields = stat_fields(&format!("/proc/{child}"));
+            if let Some(parent) = fields.and_then(|fields| fields.get(1)?.parse().ok()) {
                 parents.push((child, parent));
             }
         }
@@ -65,28 +69,18 @@ impl Usage {
             family.extend(parents.iter().filter(|(_, p)| *p == ancestor).map(|(c, _)| *c));
             index += 1;
         }
-        let root = Self::with_ended_children(pid)?;
-        let descendants = family[1..].iter().filter_map(|&child| Self::with_ended_children(child));
-        Self::sum(std::iter::once(Some(root)).chain(descendants.map(Some)))
-    }
-
-    /// `pid`'s usage, its CPU time including that of its children it has waited for.
-    fn with_ended_children(pid: u32) -> Option<Self> {
-        let usage = Self::of(Some(pid))?;
-        let fields = stat_fields(pid)?;
-        // cutime and cstime are fields 16 and 17 of the whole line, 14 and 15 after the name.
-        let ticks: u64 =
-            fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
-        Some(Self {
-            cpu: usage.cpu + Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND),
-            ..usage
-        })
+        let read = |pid: u32| Self::read(&format!("/proc/{pid}"), true);
+        let root = read(pid)?;
+        Self::sum(
+            std::iter::once(Some(root))
+                .chain(family[1..].iter().filter_map(|&c| read(c)).map(Some)),
+        )
     }
 }
 
-/// The fields of /proc/<pid>/stat after the command name (field 3 of the line onwards).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// The fields of `dir`/stat after the command name (field 3 of the line onwards).
+fn stat_fields(dir: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after it are plain.
     Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
