@@ -137,9 +137,11 @@ start_server() {
     for _ in $(seq "$count"); do
       port=$(free_port)
       # The generator connects from a few loopback addresses only, and measures how many
-      # connections a node serves: the connection limits are lifted.
+      # connections a node serves, and its users send as fast as the server takes: the
+      # connection and rate limits are lifted.
       "$bin/confab" --addr "127.0.0.1:$port" --data-dir "$data" --log warn "${flags[@]}" \
-        --max-connections 10000000 --max-connections-per-address 10000000 &
+        --max-connections 10000000 --max-connections-per-address 10000000 \
+        --limit all=off --max-sockets-per-user 0 &
       server_pids+=($!)
       urls+=("http://127.0.0.1:$port")
       # The first node migrates the new database before the others start.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::limits::LimitSettings;
+
 /// Confab: a self-hostable realtime chat server.
 ///
 /// With no configuration it serves HTTP and WebSocket on 127.0.0.1:8080 and keeps its data
@@ -95,6 +97,21 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub header_timeout_secs: u64,
 
+    /// Change how often one person or address may do something, as NAME=BURST/PERIOD
+    /// (BURST at once, refilled at BURST per PERIOD) or NAME=off, comma-separated:
+    /// message=30/10s,register=off. The names and defaults: register=20/1h and login=30/1m
+    /// per address; message=30/10s, reaction=30/10s, typing=20/10s, room=20/1m,
+    /// member=200/10m, upload=30/1m and upload_bytes=2G/1d per user. all=off turns every
+    /// one off.
+    #[arg(long = "limit", env = "CONFAB_LIMITS", value_delimiter = ',')]
+    pub limits: Vec<String>,
+
+    /// The most WebSocket connections one user may hold at once, over every node (0: no
+    /// cap); beyond it new ones are refused with 429.
+    #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_USER",
+          default_value_t = crate::limits::DEFAULT_SOCKETS_PER_USER as u32)]
+    pub max_sockets_per_user: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -166,6 +183,8 @@ pub struct Settings {
     /// How long a client may take to send a request's headers, or leave a keep-alive
     /// connection idle.
     pub header_timeout: Duration,
+    /// How often one person or address may act, and how many sockets a user may hold.
+    pub limits: LimitSettings,
 }
 
 /// Where the server keeps its records.
@@ -303,6 +322,7 @@ impl Settings {
                 per_address: config.max_connections_per_address as usize,
             },
             header_timeout: Duration::from_secs(config.header_timeout_secs),
+            limits: limit_settings(config)?,
         })
     }
 
@@ -315,6 +335,15 @@ impl Settings {
         settings.data_dir = data_dir;
         settings
     }
+}
+
+fn limit_settings(config: &Config) -> Result<LimitSettings, ConfigError> {
+    let mut limits = LimitSettings::default();
+    for setting in config.limits.iter().filter(|text| !text.trim().is_empty()) {
+        limits.apply(setting).map_err(|why| ConfigError(format!("CONFAB_LIMITS: {why}")))?;
+    }
+    limits.sockets_per_user = Some(config.max_sockets_per_user as usize).filter(|&cap| cap > 0);
+    Ok(limits)
 }
 
 /// The origin (`scheme://host[:port]`, lower case, default port left out) of an http or

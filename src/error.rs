@@ -45,8 +45,12 @@ pub enum Error {
     #[error("{}", too_large_message(*limit))]
     PayloadTooLarge { limit: Option<SizeLimit> },
     /// Too many attempts; try again after the given time (429).
-    #[error("{}", rate_limited_message(*retry_after))]
-    RateLimited { retry_after: Duration },
+    #[error("{}", rate_limited_message(what, *retry_after))]
+    RateLimited {
+        retry_after: Duration,
+        /// What was too much, as a sentence without its full stop.
+        what: &'static str,
+    },
     /// The server is shutting down or its database is unreachable (503).
     #[error("The service is unavailable. Try again shortly.")]
     Unavailable,
@@ -155,10 +159,26 @@ fn mb(bytes: u64) -> String {
     }
 }
 
-fn rate_limited_message(retry_after: Duration) -> String {
-    match retry_after.as_secs_f64().ceil() as u64 {
-        0 | 1 => "Too many failed attempts. Try again in a second.".to_owned(),
-        seconds => format!("Too many failed attempts. Try again in {seconds} seconds."),
+fn rate_limited_message(what: &str, retry_after: Duration) -> String {
+    match retry_after_secs(retry_after) {
+        1 => format!("{what}. Try again in a second."),
+        seconds => format!("{what}. Try again in {seconds} seconds."),
+    }
+}
+
+/// A wait in whole seconds, rounded up (a client that waits exactly this long must
+/// succeed), and at least one.
+pub fn retry_after_secs(retry_after: Duration) -> u64 {
+    (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)
+}
+
+impl Error {
+    /// For a 429: how many seconds to wait.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(retry_after_secs(*retry_after)),
+            _ => None,
+        }
     }
 }
 

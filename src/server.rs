@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use crate::app::App;
 use crate::app::events::change_sink;
 use crate::app::receipts::ReceiptBatcher;
+use crate::auth::{DEVICE_KEY_SECRET, DeviceKeys};
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::{Settings, redact};
 use crate::domain::Timestamp;
@@ -83,10 +84,22 @@ pub async fn run(
     let blobs = LocalBlobs::open(settings.data_dir.join("media")).map_err(|source| {
         ServerError::DataDir { path: settings.data_dir.join("media").display().to_string(), source }
     })?;
-    let app =
-        App::new(store.clone(), Arc::new(blobs), bus.clone(), hub, settings, shutdown.clone())?;
+    let device_key = store
+        .secret(DEVICE_KEY_SECRET, DeviceKeys::generate_key())
+        .await
+        .map_err(|error| ServerError::Store { database: settings.database.redacted(), error })?;
+    let app = App::new(
+        store.clone(),
+        Arc::new(blobs),
+        bus.clone(),
+        hub,
+        settings,
+        &device_key,
+        shutdown.clone(),
+    )?;
 
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
+    let tending = tokio::spawn(tend_limits(app.clone(), shutdown.clone()));
     if let Some(redis) = redis {
         tracing::info!(node = %app.hub().node(), "joining other nodes through redis");
         bus_tasks.spawn(crate::realtime::repair::run(app.clone(), redis, shutdown.clone()));
@@ -110,6 +123,8 @@ pub async fn run(
         tracing::warn!("some WebSocket connections did not close in time");
     }
     housekeeping.abort();
+    tending.abort();
+    app.limiter().leave().await;
     receipts.abort();
     // Writes already taken are finished and announced; none are taken after this.
     store.close().await;
@@ -158,6 +173,21 @@ async fn serve(
         tracing::warn!("requests still in progress at shutdown were dropped");
     }
 }
+
+/// Every few seconds: full rate buckets forgotten, and this node's share of the
+/// cluster's socket counts kept alive.
+async fn tend_limits(app: App, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(LIMITS_TENDING);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => app.limiter().tend().await,
+        }
+    }
+}
+
+/// How often the limits are tended: well within the node lease of the socket counts.
+const LIMITS_TENDING: Duration = Duration::from_secs(5);
 
 /// Periodic sweeping: expired sessions from the database, old failures from the login
 /// throttle, uploads never attached to a message.

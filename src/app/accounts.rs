@@ -7,6 +7,7 @@ use super::{App, Session};
 use crate::auth::{SessionToken, hash_token};
 use crate::domain::{DisplayName, Password, SessionId, Timestamp, User, UserId, Username};
 use crate::error::{Error, Result};
+use crate::limits::{Action, Subject};
 use crate::store::{NewSession, NewUser, StoreError};
 
 /// A new session: the user and the token that now stands for them.
@@ -14,7 +15,12 @@ pub struct SignedIn {
     pub user: User,
     pub token: SessionToken,
     pub expires_at: Timestamp,
+    /// The device cookie for the browser that signed in (`auth::device`).
+    pub device_cookie: String,
 }
+
+/// What the login throttle's 429 says.
+const FAILED_LOGINS: &str = "Too many failed attempts";
 
 /// The most users one search returns.
 pub const MAX_USER_SEARCH: u32 = 50;
@@ -25,6 +31,7 @@ impl App {
         username: &str,
         password: String,
         display_name: Option<&str>,
+        client: IpAddr,
     ) -> Result<SignedIn> {
         let username = Username::parse(username)?;
         let password = Password::parse(password, &username)?;
@@ -32,6 +39,7 @@ impl App {
             Some(name) => DisplayName::parse(name)?,
             None => DisplayName::from_username(&username),
         };
+        self.limiter().check(Action::Register, Subject::address(client), 1).await?;
         let password_hash = self.inner.passwords.hash(password.expose()).await?;
         let new_user = NewUser {
             id: UserId::generate(),
@@ -54,26 +62,30 @@ impl App {
         self.start_session(user).await
     }
 
-    /// Checks a username and password. Attempts are throttled per username and per client
-    /// address (see `auth::throttle`); a throttled attempt is refused before the password
-    /// is looked at.
-    pub async fn login(&self, username: &str, password: &str, client: IpAddr) -> Result<SignedIn> {
+    /// Checks a username and password. Attempts are limited per client address, and
+    /// failures throttled per username and per client address (see `auth::throttle`);
+    /// from a device the account signed in with before (`device_cookie`, see
+    /// `auth::device`), only that device's own failures count. A throttled attempt is
+    /// refused before the password is looked at.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+        device_cookie: Option<&str>,
+    ) -> Result<SignedIn> {
         // A name that cannot exist counts against the address only, so that junk names
         // cannot fill the throttle's memory.
         let username = Username::parse(username).ok();
         let name = username.as_ref().map(Username::as_str);
         let address = client.to_string();
-        self.throttle()
-            .begin(name, &address, Instant::now())
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
-        if let Some(shared) = self.shared_throttle() {
-            match shared.begin(name, &address).await {
-                Ok(Ok(())) => {}
-                Ok(Err(retry_after)) => return Err(Error::RateLimited { retry_after }),
-                // This node's own throttle has counted the attempt already.
-                Err(error) => tracing::debug!(%error, "the shared login throttle is unreachable"),
-            }
+        let device = name
+            .zip(device_cookie)
+            .and_then(|(name, cookie)| self.inner.devices.verify(cookie, name).map(str::to_owned));
+        if device.is_none() {
+            self.limiter().check(Action::Login, Subject::address(client), 1).await?;
         }
+        self.begin_attempt(name, &address, device.as_deref()).await?;
 
         let credentials = match &username {
             Some(username) => self.store().credentials(username).await?,
@@ -84,18 +96,67 @@ impl App {
         match credentials {
             Some(credentials) if matches => {
                 let username = credentials.user.username.as_str();
-                self.throttle().succeeded(username, &address);
-                if let Some(shared) = self.shared_throttle()
-                    && let Err(error) = shared.succeeded(username, &address).await
-                {
-                    tracing::debug!(%error, "the shared login throttle is unreachable");
-                }
+                self.attempt_succeeded(username, &address, device.as_deref()).await;
                 self.start_session(credentials.user).await
             }
             _ => {
                 tracing::info!(username = name.unwrap_or("(invalid)"), %client, "login failed");
                 Err(Error::InvalidCredentials)
             }
+        }
+    }
+
+    /// Counts a login attempt as a failure until it succeeds, or refuses it (429) while
+    /// one of its keys must wait: on this node, and in the cluster's shared counts.
+    async fn begin_attempt(
+        &self,
+        name: Option<&str>,
+        address: &str,
+        device: Option<&str>,
+    ) -> Result<()> {
+        let refused = |retry_after| Error::RateLimited { retry_after, what: FAILED_LOGINS };
+        let now = Instant::now();
+        match device {
+            Some(device) => self.throttle().begin_device(device, now),
+            None => self.throttle().begin(name, address, now),
+        }
+        .map_err(refused)?;
+        let Some(shared) = self.shared_throttle() else { return Ok(()) };
+        let shared = match device {
+            Some(device) => shared.begin_device(device).await,
+            None => shared.begin(name, address).await,
+        };
+        match shared {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(retry_after)) => Err(refused(retry_after)),
+            // This node's own throttle has counted the attempt already.
+            Err(error) => {
+                tracing::debug!(%error, "the shared login throttle is unreachable");
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes back the failure [`App::begin_attempt`] counted.
+    async fn attempt_succeeded(&self, username: &str, address: &str, device: Option<&str>) {
+        let shared = match device {
+            Some(device) => {
+                self.throttle().device_succeeded(device);
+                match self.shared_throttle() {
+                    Some(shared) => shared.device_succeeded(device).await,
+                    None => Ok(()),
+                }
+            }
+            None => {
+                self.throttle().succeeded(username, address);
+                match self.shared_throttle() {
+                    Some(shared) => shared.succeeded(username, address).await,
+                    None => Ok(()),
+                }
+            }
+        };
+        if let Err(error) = shared {
+            tracing::debug!(%error, "the shared login throttle is unreachable");
         }
     }
 
@@ -139,6 +200,7 @@ impl App {
                 expires_at,
             })
             .await?;
-        Ok(SignedIn { user, token, expires_at })
+        let device_cookie = self.inner.devices.issue(user.username.as_str());
+        Ok(SignedIn { user, token, expires_at, device_cookie })
     }
 }

@@ -3,6 +3,8 @@
 
 use crate::bus::BusEvent;
 use crate::domain::{PresenceStatus, RoomId, Timestamp, UserId};
+use crate::error::Result;
+use crate::limits::Action;
 use crate::realtime::PresenceChange;
 use crate::realtime::protocol::ServerFrame;
 
@@ -32,10 +34,13 @@ impl App {
         });
     }
 
-    /// Tells a room's other members that `user_id` is typing there. The caller checks
-    /// membership and paces the announcements.
-    pub fn announce_typing(&self, user_id: UserId, room_id: RoomId) {
+    /// Tells a room's other members that `user_id` is typing there, within the user's
+    /// typing rate over all their connections. The caller checks membership and paces
+    /// each connection's announcements.
+    pub async fn typing(&self, user_id: UserId, room_id: RoomId) -> Result<()> {
+        self.limit(Action::Typing, user_id).await?;
         let frame = ServerFrame::Typing { room_id, user_id }.to_text();
         self.bus().publish(BusEvent::RoomMoment { room_id, except: Some(user_id), frame });
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::{
     Timestamp, UserId, ValidationError,
 };
 use crate::error::{Error, Result};
+use crate::limits::Action;
 use crate::store::{Inserted, MAX_ATTACHMENTS, MessagePage, NewMessage, Page, StoreError};
 
 /// The most messages one history page returns.
@@ -71,6 +72,7 @@ impl App {
                 attachments.push(id);
             }
         }
+        self.limit(Action::Message, author).await?;
         let message = NewMessage {
             id: MessageId::generate(),
             room_id,
@@ -117,6 +119,7 @@ impl App {
         let (room, _) = self.joined(editor, room_id).await?;
         let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
         let body = MessageBody::parse(body)?;
+        self.limit(Action::Message, editor).await?;
         Ok(self.store().edit_message(room, message, editor, body, Timestamp::now()).await?)
     }
 
@@ -130,6 +133,7 @@ impl App {
     ) -> Result<Message> {
         let (room, _) = self.joined(by, room_id).await?;
         let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
+        self.limit(Action::Message, by).await?;
         let deleted = self.store().delete_message(room, message, by, Timestamp::now()).await?;
         self.erase_files(&deleted.media).await;
         Ok(deleted.message)
@@ -147,6 +151,7 @@ impl App {
         let (room, _) = self.joined(user, room_id).await?;
         let message = parse_message_id(message_id).map_err(|_| Error::NotFound("Message"))?;
         let emoji = Emoji::parse(emoji)?;
+        self.limit(Action::Reaction, user).await?;
         self.store().react(room, message, user, emoji, add, Timestamp::now()).await?;
         self.store().message(room, message).await?.ok_or(Error::NotFound("Message"))
     }

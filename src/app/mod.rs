@@ -27,11 +27,12 @@ pub use accounts::SignedIn;
 pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
 
-use crate::auth::{LoginThrottle, PasswordHasher, Policies, SharedThrottle};
+use crate::auth::{DeviceKeys, LoginThrottle, PasswordHasher, Policies, SharedThrottle};
 use crate::bus::Bus;
 use crate::config::Settings;
 use crate::domain::{RoomId, RoomKind, UserId, ValidationError};
 use crate::error::{Error, Result};
+use crate::limits::{Action, Limiter, Subject};
 use crate::media::blobs::BlobStore;
 use crate::realtime::Hub;
 use crate::store::{RoomAccess, SessionRecord, Store};
@@ -84,9 +85,13 @@ struct Inner {
     hub: Arc<Hub>,
     settings: Settings,
     passwords: PasswordHasher,
+    /// Signs and checks device cookies, with the server's key.
+    devices: DeviceKeys,
     throttle: LoginThrottle,
     /// The cluster's counts, with several nodes.
     shared_throttle: Option<SharedThrottle>,
+    /// How much one person or address may do.
+    limiter: Limiter,
     /// Cancelled when the server shuts down; WebSocket connections watch it.
     shutdown: CancellationToken,
     /// WebSocket connection tasks, so that shutdown can wait for them to close.
@@ -100,13 +105,13 @@ impl App {
         bus: Arc<dyn Bus>,
         hub: Arc<Hub>,
         settings: Settings,
+        device_key: &[u8],
         shutdown: CancellationToken,
     ) -> Result<Self> {
-        let shared_throttle = settings
-            .redis_url
-            .as_deref()
-            .and_then(|url| redis::Client::open(url).ok())
-            .map(|client| SharedThrottle::new(client, Policies::DEFAULT));
+        let redis = settings.redis_url.as_deref().and_then(|url| redis::Client::open(url).ok());
+        let shared_throttle =
+            redis.clone().map(|client| SharedThrottle::new(client, Policies::DEFAULT));
+        let limiter = Limiter::new(&settings.limits, redis, hub.node().to_string());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -115,8 +120,10 @@ impl App {
                 hub,
                 settings,
                 passwords: PasswordHasher::new()?,
+                devices: DeviceKeys::new(device_key),
                 throttle: LoginThrottle::new(Policies::DEFAULT),
                 shared_throttle,
+                limiter,
                 shutdown,
                 connections: TaskTracker::new(),
             }),
@@ -157,6 +164,15 @@ impl App {
 
     pub(crate) fn throttle(&self) -> &LoginThrottle {
         &self.inner.throttle
+    }
+
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
+    }
+
+    /// Takes one `action` from `user`'s budget, or refuses with 429.
+    async fn limit(&self, action: Action, user: UserId) -> Result<()> {
+        self.limiter().check(action, Subject::User(user), 1).await
     }
 
     /// A room the viewer may see: one they are a member of, or any public room. Anything

@@ -11,6 +11,7 @@ use crate::domain::{
     ValidationError,
 };
 use crate::error::{Error, Result};
+use crate::limits::{Action, Subject};
 use crate::store::{AddedBy, NewRoom, StoreError};
 
 /// The most members a room may be created with at once.
@@ -42,6 +43,11 @@ impl App {
             }
         };
         let members = self.existing_users(member_ids, creator.id).await?;
+        self.limit(Action::Room, creator.id).await?;
+        let added = members.len() as u64;
+        if added > 0 {
+            self.limiter().check(Action::Member, Subject::User(creator.id), added).await?;
+        }
         let room_id = RoomId::generate();
         let new_room = NewRoom {
             id: room_id,
@@ -94,6 +100,9 @@ impl App {
             return Err(dm_members_fixed());
         }
         // `visible` admits non-members only to public rooms.
+        if access.role.is_none() {
+            self.limit(Action::Room, user).await?;
+        }
         self.store().add_member(room, user, AddedBy::Themself, Timestamp::now()).await?;
         self.room_for(user, room).await
     }
@@ -112,6 +121,7 @@ impl App {
         if self.store().user(user).await?.is_none() {
             return Err(unknown_user("user_id"));
         }
+        self.limit(Action::Member, caller).await?;
         self.store().add_member(room, user, AddedBy::Member(caller), Timestamp::now()).await?;
         self.room_for(caller, room).await
     }
@@ -149,6 +159,7 @@ impl App {
     /// room and whether it was created now.
     pub async fn open_dm(&self, caller: UserId, other: &str) -> Result<(Room, bool)> {
         let other = self.user(other).await?.id;
+        self.limit(Action::Room, caller).await?;
         let (room_id, created) =
             self.store().dm_room(caller, other, RoomId::generate(), Timestamp::now()).await?;
         Ok((self.room_for(caller, room_id).await?, created))

@@ -1,14 +1,18 @@
-//! Credentials: password hashing, session tokens and the throttle on failed logins.
+//! Credentials: password hashing, session tokens, the throttle on failed logins, and the
+//! device cookies that let a browser the owner signed in with before pass a throttled
+//! account.
 //!
 //! This module knows nothing of HTTP or the database; the application layer combines it
 //! with the store. With several nodes the throttle's counts are shared through Redis
 //! (`shared.rs`).
 
+mod device;
 mod password;
 mod shared;
 mod throttle;
 mod token;
 
+pub use device::{DEVICE_KEY_SECRET, DeviceKeys};
 pub use password::PasswordHasher;
 pub use shared::SharedThrottle;
 pub use throttle::{LoginThrottle, Policies, ThrottlePolicy};

@@ -9,23 +9,10 @@
 //! by Redis's clock, so that nodes whose clocks differ agree. Each node keeps its own
 //! throttle too: while Redis cannot be reached, a node still throttles what it sees.
 
-use std::time::{Duration, Instant};
-
-use redis::aio::MultiplexedConnection;
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 use super::throttle::Policies;
-
-/// How long an attempt waits for Redis before the node relies on its own throttle.
-const PATIENCE: Duration = Duration::from_secs(1);
-/// After Redis failed, how long logins rely on the node's own throttle without trying it.
-const COOL_DOWN: Duration = Duration::from_secs(5);
-
-#[derive(Default)]
-struct Link {
-    connection: Option<MultiplexedConnection>,
-    failed_at: Option<Instant>,
-}
+use crate::limits::RedisLink;
 
 /// Checks every key; if none must wait, counts the attempt against each. Returns the wait
 /// in milliseconds (0: go ahead). KEYS: the username at the address's, the username's (both
@@ -72,8 +59,7 @@ return 0
 ";
 
 pub struct SharedThrottle {
-    client: redis::Client,
-    connection: Mutex<Link>,
+    redis: RedisLink,
     policies: Policies,
     begin: redis::Script,
     succeeded: redis::Script,
@@ -82,8 +68,7 @@ pub struct SharedThrottle {
 impl SharedThrottle {
     pub fn new(client: redis::Client, policies: Policies) -> Self {
         Self {
-            client,
-            connection: Mutex::new(Link::default()),
+            redis: RedisLink::new(client),
             policies,
             begin: redis::Script::new(BEGIN),
             succeeded: redis::Script::new(SUCCEEDED),
@@ -97,10 +82,28 @@ impl SharedThrottle {
         username: Option<&str>,
         address: &str,
     ) -> Result<Result<(), Duration>, redis::RedisError> {
-        let pair = username.map(|username| pair_key(username, address));
-        let mut invocation = self.begin.key(pair.unwrap_or_default());
-        invocation.key(username.map(user_key).unwrap_or_default());
-        invocation.key(address_key(address));
+        let pair = username.map(|username| pair_key(username, address)).unwrap_or_default();
+        let user = username.map(user_key).unwrap_or_default();
+        self.run_begin([pair, user, address_key(address)]).await
+    }
+
+    /// As [`super::LoginThrottle::begin_device`], for the whole cluster.
+    pub async fn begin_device(
+        &self,
+        device: &str,
+    ) -> Result<Result<(), Duration>, redis::RedisError> {
+        // Only the device's own count, kept with the pair's policy.
+        self.run_begin([device_key(device), String::new(), String::new()]).await
+    }
+
+    /// Runs BEGIN on the pair's, the username's and the address's keys (empty: none).
+    async fn run_begin(
+        &self,
+        keys: [String; 3],
+    ) -> Result<Result<(), Duration>, redis::RedisError> {
+        let [first, second, third] = keys;
+        let mut invocation = self.begin.key(first);
+        invocation.key(second).key(third);
         let Policies { pair, username, address } = self.policies;
         for policy in [pair, username, address] {
             invocation
@@ -109,13 +112,15 @@ impl SharedThrottle {
                 .arg(policy.max_delay.as_millis() as u64)
                 .arg(policy.forget_after.as_millis() as u64);
         }
-        let mut connection = self.connection().await?;
-        let waited =
-            tokio::time::timeout(PATIENCE, invocation.invoke_async::<u64>(&mut connection))
-                .await
-                .unwrap_or_else(|_| Err(timed_out()));
-        let wait = self.forget_on_error(waited).await?;
+        let wait: u64 = self.redis.invoke(&invocation).await?;
         Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_millis(wait)) })
+    }
+
+    /// As [`super::LoginThrottle::device_succeeded`], for the whole cluster.
+    pub async fn device_succeeded(&self, device: &str) -> Result<(), redis::RedisError> {
+        let mut invocation = self.succeeded.key(device_key(device));
+        invocation.key("").key("");
+        self.redis.invoke(&invocation).await
     }
 
     /// As [`super::LoginThrottle::succeeded`], for the whole cluster.
@@ -123,61 +128,16 @@ impl SharedThrottle {
         let mut invocation = self.succeeded.key(pair_key(username, address));
         invocation.key(user_key(username));
         invocation.key(address_key(address));
-        let mut connection = self.connection().await?;
-        let done = tokio::time::timeout(PATIENCE, invocation.invoke_async::<()>(&mut connection))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()));
-        self.forget_on_error(done).await
-    }
-
-    /// The connection, made if there is none, unless Redis failed moments ago: then logins
-    /// do not each wait for it, and rely on the node's own throttle for [`COOL_DOWN`].
-    async fn connection(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        {
-            let state = self.connection.lock().await;
-            if let Some(connection) = &state.connection {
-                return Ok(connection.clone());
-            }
-            if state.failed_at.is_some_and(|at| at.elapsed() < COOL_DOWN) {
-                return Err(timed_out());
-            }
-        }
-        // Made without holding the lock: logins arriving meanwhile make their own rather
-        // than queue behind this one.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(PATIENCE))
-            .set_response_timeout(Some(PATIENCE));
-        let made = self.client.get_multiplexed_async_connection_with_config(&config).await;
-        let mut state = self.connection.lock().await;
-        match made {
-            Ok(connection) => {
-                state.failed_at = None;
-                Ok(state.connection.get_or_insert(connection).clone())
-            }
-            Err(error) => {
-                state.failed_at = Some(Instant::now());
-                Err(error)
-            }
-        }
-    }
-
-    /// Drops the connection after an error, so that the next attempt makes a new one
-    /// (after [`COOL_DOWN`]).
-    async fn forget_on_error<T>(
-        &self,
-        result: Result<T, redis::RedisError>,
-    ) -> Result<T, redis::RedisError> {
-        if result.is_err() {
-            let mut state = self.connection.lock().await;
-            state.connection = None;
-            state.failed_at = Some(Instant::now());
-        }
-        result
+        self.redis.invoke(&invocation).await
     }
 }
 
 fn pair_key(username: &str, address: &str) -> String {
     format!("confab:login:pair:{}", super::throttle::pair_key(username, address))
+}
+
+fn device_key(device: &str) -> String {
+    format!("confab:login:{}", super::throttle::device_key(device))
 }
 
 fn user_key(username: &str) -> String {
@@ -186,8 +146,4 @@ fn user_key(username: &str) -> String {
 
 fn address_key(address: &str) -> String {
     format!("confab:login:address:{address}")
-}
-
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis timed out"))
 }

@@ -145,6 +145,11 @@ pub fn pair_key(username: &str, address: &str) -> String {
     format!("{username}@{address}")
 }
 
+/// The key of a trusted device, among the pairs (a device is one account at one place).
+pub fn device_key(device: &str) -> String {
+    format!("device:{device}")
+}
+
 /// The three policies, in the order the throttle applies them.
 #[derive(Debug, Clone, Copy)]
 pub struct Policies {
@@ -219,6 +224,25 @@ impl LoginThrottle {
         state.pairs.map.remove(&pair_key(username, address));
         state.usernames.take_back_failure(username);
         state.addresses.take_back_failure(address);
+    }
+
+    /// Begins a login attempt from a device the account's owner signed in with before
+    /// (`auth::device`): only that device's own failures count, as a username's at one
+    /// address do, so that nobody else's guesses hold it up.
+    pub fn begin_device(&self, device: &str, now: Instant) -> Result<(), Duration> {
+        let mut state = self.state();
+        let key = device_key(device);
+        let wait = state.pairs.wait(&key, now);
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        state.pairs.record_failure(&key, now);
+        Ok(())
+    }
+
+    /// The attempt begun by [`LoginThrottle::begin_device`] succeeded.
+    pub fn device_succeeded(&self, device: &str) {
+        self.state().pairs.map.remove(&device_key(device));
     }
 
     /// Drops records that have been quiet long enough to be forgotten.
@@ -318,6 +342,26 @@ mod tests {
         assert_eq!(t.begin(Some("alice"), "ip", now), Ok(()));
         t.succeeded("alice", "ip");
         assert_eq!(t.begin(Some("alice"), "ip", now), Ok(()), "the success did not count");
+    }
+
+    #[test]
+    fn a_trusted_device_passes_a_locked_account_and_address_but_not_its_own_failures() {
+        let t = throttle();
+        let now = Instant::now();
+        for i in 0..101 {
+            t.begin(Some("alice"), &format!("10.0.0.{i}"), now).ok();
+        }
+        for _ in 0..30 {
+            t.begin(None, "home", now).ok();
+        }
+        assert!(t.begin(Some("alice"), "home", now).is_err(), "account and address locked");
+        for _ in 0..6 {
+            assert_eq!(t.begin_device("laptop", now), Ok(()));
+        }
+        assert!(t.begin_device("laptop", now).is_err(), "its own failures count");
+        assert_eq!(t.begin_device("phone", now), Ok(()));
+        t.device_succeeded("phone");
+        assert_eq!(t.begin_device("phone", now), Ok(()));
     }
 
     #[test]

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Auth, ClientAddr, JsonBody, PathParams, QueryParams, SESSION_COOKIE};
+use super::extract::{
+    Auth, ClientAddr, DEVICE_COOKIE, JsonBody, PathParams, QueryParams, SESSION_COOKIE, cookie,
+};
 use crate::app::{App, SignedIn};
 use crate::domain::{Timestamp, User};
 use crate::error::Result;
@@ -45,19 +47,24 @@ struct SessionResponse<'a> {
 
 async fn register(
     State(app): State<App>,
+    ClientAddr(address): ClientAddr,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Response> {
+    let display_name = request.display_name.as_deref();
     let signed_in =
-        app.register(&request.username, request.password, request.display_name.as_deref()).await?;
+        app.register(&request.username, request.password, display_name, address).await?;
     Ok(session_response(&app, StatusCode::CREATED, &signed_in))
 }
 
 async fn login(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response> {
-    let signed_in = app.login(&request.username, &request.password, address).await?;
+    let device = cookie(&headers, DEVICE_COOKIE);
+    let signed_in =
+        app.login(&request.username, &request.password, address, device.as_deref()).await?;
     Ok(session_response(&app, StatusCode::OK, &signed_in))
 }
 
@@ -133,8 +140,24 @@ fn session_response(app: &App, status: StatusCode, signed_in: &SignedIn) -> Resp
     let mut headers = HeaderMap::new();
     headers
         .insert(header::SET_COOKIE, session_cookie(app, signed_in.token.as_str(), max_age.max(0)));
+    headers.append(header::SET_COOKIE, device_cookie(app, &signed_in.device_cookie));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     (status, headers, Json(body)).into_response()
+}
+
+/// How long a device stays known after it last signed in: a year.
+const DEVICE_COOKIE_MAX_AGE: u64 = 365 * 86_400;
+
+/// The device cookie: sent only to the sign-in endpoints (nothing else reads it), never to
+/// scripts, never with another site's requests. It outlives sessions and logouts.
+fn device_cookie(app: &App, value: &str) -> HeaderValue {
+    let secure = if app.settings().secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{DEVICE_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Strict; \
+         Max-Age={DEVICE_COOKIE_MAX_AGE}{secure}"
+    );
+    // The value is base64url and a dot.
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The session cookie: HttpOnly so scripts cannot read it, SameSite=Lax so other sites

@@ -39,13 +39,15 @@ impl IntoResponse for Error {
         if let Some(field) = self.field() {
             body["field"] = field.into();
         }
+        if let Some(seconds) = self.retry_after() {
+            body["retry_after"] = seconds.into();
+        }
         let mut response = (self.status(), Json(json!({ "error": body }))).into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::RateLimited { retry_after } => {
-                // Round up: a client that waits exactly this long must succeed.
-                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            Self::RateLimited { .. } => {
+                let seconds = self.retry_after().unwrap_or(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             Self::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -13,6 +13,8 @@ use crate::error::Error;
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "confab_session";
+/// The device cookie (`auth::device`): this browser signed in to an account before.
+pub const DEVICE_COOKIE: &str = "confab_device";
 
 /// A JSON request body; malformed bodies are answered with our error shape.
 #[derive(FromRequest)]
@@ -44,16 +46,19 @@ pub fn session_token(headers: &HeaderMap) -> Option<(String, TokenSource)> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|token| (token.trim().to_owned(), TokenSource::Bearer));
-    bearer.or_else(|| {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .map(|(_, value)| (value.to_owned(), TokenSource::Cookie))
-    })
+    bearer.or_else(|| cookie(headers, SESSION_COOKIE).map(|value| (value, TokenSource::Cookie)))
+}
+
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// Whether the request's Origin header, if it has one, is ours.

@@ -52,6 +52,8 @@ async fn upgrade(
             format!("This endpoint takes a WebSocket upgrade: {rejection}."),
         )
     })?;
+    // Counted from here until the connection ends, however it ends.
+    let slot = app.limiter().open_socket(session.user.id).await?;
     let tasks = app.connections().clone();
     Ok(upgrade
         .read_buffer_size(READ_BUFFER)
@@ -59,5 +61,10 @@ async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| tasks.track_future(connection::serve(app, socket, session))))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                connection::serve(app, socket, session).await;
+                drop(slot);
+            })
+        }))
 }

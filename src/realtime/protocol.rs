@@ -234,6 +234,9 @@ pub enum ServerFrame<'a> {
         client_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         room_id: Option<&'a str>,
+        /// For `rate_limited`: seconds to wait before trying again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
 }
 

@@ -363,6 +363,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a session (announcing `SessionEnded`); returns whether it existed.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+    /// The server's secret named `name`, made from `candidate` on first use and the same
+    /// for every start and every node after.
+    async fn secret(&self, name: &'static str, candidate: Vec<u8>) -> StoreResult<Vec<u8>>;
     /// Which of `sessions` still exist and have not expired at `now`.
     async fn live_sessions(
         &self,

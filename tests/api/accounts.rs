@@ -60,11 +60,16 @@ fn assert_invalid(reply: &Reply, code: &str, field: &str, input: &str) {
     assert_eq!(reply.body["error"]["field"], field, "{input}: {}", reply.body);
 }
 
-/// `(name, value)` and the attributes of the one Set-Cookie header.
+/// `(name, value)` and the attributes of the one Set-Cookie header of the session (the
+/// other is the device cookie).
 fn session_cookie(headers: &HeaderMap) -> (String, Vec<String>) {
-    let cookies: Vec<&str> =
-        headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().expect("ascii cookie")).collect();
-    assert_eq!(cookies.len(), 1, "one Set-Cookie: {cookies:?}");
+    let cookies: Vec<&str> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii cookie"))
+        .filter(|cookie| !cookie.starts_with("confab_device="))
+        .collect();
+    assert_eq!(cookies.len(), 1, "one session Set-Cookie: {cookies:?}");
     let mut parts = cookies[0].split(';').map(str::trim);
     let pair = parts.next().expect("name=value").to_owned();
     (pair, parts.map(str::to_owned).collect())
@@ -678,4 +683,133 @@ async fn a_forwarded_header_from_an_untrusted_peer_changes_nothing() {
     exhaust_address(&app, "203.0.113.1").await;
     // The header is the client's own words: a new one each time does not reset the count.
     assert_eq!(login_forwarded(&app, "203.0.113.2", "ghost9").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Signs in from `client` with `cookie` (a `confab_device` value) if given; returns the
+/// status and the device cookie the answer sets, if any.
+async fn login_from_device(
+    app: &TestApp,
+    client: &str,
+    username: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<String>) {
+    let mut request = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({ "username": username, "password": password }));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("confab_device={cookie}"));
+    }
+    let response = request.send().await.expect("request sent");
+    (response.status(), device_cookie_of(response.headers()))
+}
+
+/// The `confab_device` value a response sets.
+fn device_cookie_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.strip_prefix("confab_device="))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+}
+
+#[each_store]
+async fn a_browser_the_owner_signed_in_with_passes_an_account_under_attack() {
+    let app = behind_a_proxy().await;
+    app.register("carol").await;
+    let (status, device) =
+        login_from_device(&app, "198.51.100.7", "carol", "password-carol", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let device = device.expect("a device cookie");
+    // Guesses from a hundred addresses make the account wait everywhere, and guesses at
+    // made-up names from the owner's own address (a shared NAT) make the address wait.
+    for i in 0..101 {
+        let client = format!("198.18.{}.{}", i / 200, i % 200 + 1);
+        assert_eq!(login_forwarded(&app, &client, "carol").await, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    exhaust_address(&app, "198.51.100.7").await;
+    let (without, _) =
+        login_from_device(&app, "198.51.100.7", "carol", "password-carol", None).await;
+    assert_eq!(without, StatusCode::TOO_MANY_REQUESTS, "a new browser waits");
+    let (with, renewed) =
+        login_from_device(&app, "198.51.100.7", "carol", "password-carol", Some(&device)).await;
+    assert_eq!(with, StatusCode::OK, "the owner's browser signs in");
+    assert!(renewed.is_some_and(|renewed| renewed != device), "a new device id each time");
+}
+
+#[each_store]
+async fn a_device_cookie_counts_its_own_failures_and_serves_its_account_only() {
+    let app = behind_a_proxy().await;
+    app.register("dave").await;
+    app.register("erin").await;
+    let (_, device) = login_from_device(&app, "198.51.100.8", "dave", "password-dave", None).await;
+    let device = device.expect("a device cookie");
+    // Someone holding the cookie guesses: five failures are free, then the device waits.
+    for attempt in 0..6 {
+        let (status, _) =
+            login_from_device(&app, "203.0.113.9", "dave", "guess", Some(&device)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{attempt}");
+    }
+    let (status, _) =
+        login_from_device(&app, "203.0.113.9", "dave", "password-dave", Some(&device)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the device waits, whatever the password");
+    // Its failures did not count against the account: Dave signs in elsewhere.
+    let (status, _) = login_from_device(&app, "198.51.100.99", "dave", "password-dave", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // For another account the cookie is nothing: Erin's guesser is throttled as anyone is.
+    for _ in 0..6 {
+        login_from_device(&app, "203.0.113.10", "erin", "guess", Some(&device)).await;
+    }
+    let (status, _) =
+        login_from_device(&app, "203.0.113.10", "erin", "password-erin", Some(&device)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // A forged cookie is nothing either.
+    let forged = format!("{}.AAAA", device.split('.').next().expect("an id"));
+    let (status, _) =
+        login_from_device(&app, "203.0.113.10", "erin", "password-erin", Some(&forged)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[each_store]
+async fn the_device_cookie_is_for_the_sign_in_endpoints_only_and_outlives_logout() {
+    let app = spawn_app().await;
+    let body = json!({ "username": "frank", "password": "password-frank" });
+    let response =
+        app.http.post(app.url("/auth/register")).json(&body).send().await.expect("register");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let set_cookie: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let device = set_cookie
+        .iter()
+        .find(|value| value.starts_with("confab_device="))
+        .expect("registering trusts the browser that did it");
+    for attribute in ["Path=/api/v1/auth", "HttpOnly", "SameSite=Strict", "Max-Age=31536000"] {
+        assert!(device.contains(attribute), "{attribute} in {device}");
+    }
+    assert!(set_cookie.iter().any(|value| value.starts_with("confab_session=")));
+}
+
+#[each_store]
+async fn device_cookies_hold_across_a_restart() {
+    let app = behind_a_proxy().await;
+    app.register("gina").await;
+    let (_, device) = login_from_device(&app, "198.51.100.7", "gina", "password-gina", None).await;
+    let device = device.expect("a device cookie");
+    // Restarted with default settings, the server trusts no proxy: every request comes
+    // from loopback, which is made to wait; the cookie signed before the restart still
+    // passes, because the key is kept in the database.
+    let app = app.restart().await;
+    exhaust_address(&app, "ignored").await;
+    let (status, _) = login_from_device(&app, "ignored", "gina", "password-gina", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) =
+        login_from_device(&app, "ignored", "gina", "password-gina", Some(&device)).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -15,6 +15,7 @@ mod conversation;
 mod faults;
 mod harness;
 mod lifecycle;
+mod limits;
 mod media;
 mod messaging;
 mod nginx;

@@ -49,7 +49,7 @@ impl Reply {
     }
 
     /// A header as text, or "" when absent.
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(|v| v.to_str().expect("an ASCII header")).unwrap_or("")
     }
 }

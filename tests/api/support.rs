@@ -16,6 +16,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use confab::config::{Database, Settings};
+use confab::limits::LimitSettings;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -53,9 +54,14 @@ pub struct TestApp {
     server: Option<JoinHandle<()>>,
 }
 
-/// A server with default settings.
+/// A server with default settings, but no rate limits.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// A server as shipped: default settings and limits.
+pub async fn spawn_app_as_shipped() -> TestApp {
+    spawn_app_with(|settings| settings.limits = LimitSettings::default()).await
 }
 
 /// A server whose settings `configure` may change first. Its database is the test's store
@@ -78,6 +84,9 @@ async fn start(
     let origin = format!("http://{address}");
     let mut settings = Settings::with_defaults(data_dir.path().to_path_buf(), &origin);
     settings.database = database;
+    // Tests of other things send faster than people do; the limits' own tests, and the
+    // browser's, which use the client as people do, run with the limits as shipped.
+    settings.limits = LimitSettings::off();
     configure(&mut settings);
     let database = Some(settings.database.clone());
     let shutdown = CancellationToken::new();
@@ -453,6 +462,8 @@ impl ServerProcess {
                 command.env_remove(name);
             }
         }
+        // Without rate limits, as `spawn_app`; a flag from `configure` overrides these.
+        command.env("CONFAB_LIMITS", "all=off").env("CONFAB_MAX_SOCKETS_PER_USER", "0");
         command
             .arg("--addr")
             .arg(address.to_string())
@@ -687,6 +698,27 @@ pub async fn spawn_cluster_behind(count: usize, origin: &str) -> Option<Cluster>
 /// restart it, say), reached at `origin` if given. The caller has checked that PostgreSQL
 /// and Redis are available.
 pub async fn spawn_cluster_on(count: usize, database: Database, origin: Option<String>) -> Cluster {
+    spawn_cluster_configured(count, database, origin, |_| {}).await
+}
+
+/// [`spawn_cluster`] whose nodes' settings `configure` changes first.
+pub async fn spawn_cluster_with(
+    count: usize,
+    configure: impl Fn(&mut Settings) + Clone + Send + 'static,
+) -> Option<Cluster> {
+    if !postgres::available() || !redis::available() {
+        return None;
+    }
+    let database = Database::Postgres(postgres::shared().await.create_database().await);
+    Some(spawn_cluster_configured(count, database, None, configure).await)
+}
+
+async fn spawn_cluster_configured(
+    count: usize,
+    database: Database,
+    origin: Option<String>,
+    configure: impl Fn(&mut Settings) + Clone + Send + 'static,
+) -> Cluster {
     let redis = redis::Redis::start().await;
     let data_dir = tempfile::tempdir().expect("temp dir");
     let shared_dir = data_dir.path().to_path_buf();
@@ -697,8 +729,9 @@ pub async fn spawn_cluster_on(count: usize, database: Database, origin: Option<S
         // The first node owns the temporary directory; the others use the same path.
         let dir = data_dir.take().unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
         let (url, shared) = (redis.node_url(index).await, shared_dir.clone());
-        let origin = origin.clone();
+        let (origin, configure) = (origin.clone(), configure.clone());
         let node = start(listener, dir, database.clone(), move |settings| {
+            configure(settings);
             settings.redis_url = Some(url);
             settings.data_dir = shared;
             if let Some(origin) = origin {

@@ -151,7 +151,13 @@ impl Connection {
                 if let Error::Internal(cause) = &error {
                     tracing::error!(error = %cause, "a request failed");
                 }
-                self.push_error_for(client_id.as_deref(), error.code(), &error.public_message());
+                self.push(ServerFrame::Error {
+                    code: error.code(),
+                    message: &error.public_message(),
+                    client_id: client_id.as_deref(),
+                    room_id: None,
+                    retry_after: error.retry_after(),
+                });
             }
         }
     }
@@ -165,7 +171,9 @@ impl Connection {
         let due = self.typing_sent.get(&room_id).is_none_or(|sent| now >= *sent + TYPING_PACE);
         if due {
             self.typing_sent.insert(room_id, now);
-            self.app.announce_typing(self.user.id, room_id);
+            let (app, user) = (self.app.clone(), self.user.id);
+            let client_id = client_id.map(str::to_owned);
+            self.request(client_id, async move { app.typing(user, room_id).await.map(|_| None) });
         }
     }
 
@@ -186,6 +194,7 @@ impl Connection {
                     message: "Room not found.",
                     client_id: client_id.as_deref(),
                     room_id: Some(&room),
+                    retry_after: None,
                 });
                 continue;
             };
@@ -218,7 +227,13 @@ impl Connection {
     }
 
     pub(super) fn push_error_for(&mut self, client_id: Option<&str>, code: &str, message: &str) {
-        self.push(ServerFrame::Error { code, message, client_id, room_id: None });
+        self.push(ServerFrame::Error {
+            code,
+            message,
+            client_id,
+            room_id: None,
+            retry_after: None,
+        });
     }
 }
 

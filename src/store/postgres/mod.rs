@@ -31,8 +31,8 @@ use self::erasure::Eraser;
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
     AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
-    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, MarkRead,
-    OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
+    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
+    MarkRead, OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
 };
 use self::writes::Writes;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
@@ -338,6 +338,10 @@ impl Store for PostgresStore {
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         self.writes.submit(DeleteExpiredSessions(now)).await
+    }
+
+    async fn secret(&self, name: &'static str, candidate: Vec<u8>) -> StoreResult<Vec<u8>> {
+        self.writes.submit(KeepSecret { name, candidate }).await
     }
 
     async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()> {

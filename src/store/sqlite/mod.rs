@@ -26,8 +26,8 @@ use sqlx::{ConnectOptions, SqliteConnection};
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
     AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
-    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, MarkRead,
-    OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
+    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
+    MarkRead, OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
 };
 use self::writer::Writer;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
@@ -313,6 +313,10 @@ impl Store for SqliteStore {
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         self.writer.submit(DeleteExpiredSessions(now)).await
+    }
+
+    async fn secret(&self, name: &'static str, candidate: Vec<u8>) -> StoreResult<Vec<u8>> {
+        self.writer.submit(KeepSecret { name, candidate }).await
     }
 
     async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Browser, Driver, driver};
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, each_store, spawn_app_as_shipped};
 
 pub(super) const DESKTOP: (u32, u32) = (1280, 860);
 pub(super) const PHONE: (u32, u32) = (390, 844);
@@ -53,7 +53,7 @@ pub(super) async fn two_in_a_dm(
 #[each_store]
 async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let alice = driver.browser(DESKTOP.0, DESKTOP.1).await;
     let bob = driver.browser(DESKTOP.0, DESKTOP.1).await;
     alice.open(&app).await;
@@ -98,7 +98,7 @@ async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
 #[each_store]
 async fn typing_and_presence_appear_and_disappear() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
     alice.open_room(&room).await;
     bob.open_room(&room).await;
@@ -142,7 +142,7 @@ async fn typing_and_presence_appear_and_disappear() {
 #[each_store]
 async fn a_read_receipt_turns_blue_when_the_other_side_reads() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, alice_user, bob_user, room) = two_in_a_dm(&app, &mut driver).await;
     // Bob looks at another room while Alice writes.
     let elsewhere = app.create_room(&alice_user, "elsewhere", "private", &[&bob_user]).await;
@@ -176,7 +176,7 @@ async fn a_read_receipt_turns_blue_when_the_other_side_reads() {
 #[each_store]
 async fn the_unread_badge_and_the_tab_title_count_up_and_clear() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, alice_user, bob_user, room) = two_in_a_dm(&app, &mut driver).await;
     // Bob looks at another room while Alice writes.
     let elsewhere = app.create_room(&alice_user, "elsewhere", "private", &[&bob_user]).await;
@@ -204,7 +204,7 @@ async fn the_unread_badge_and_the_tab_title_count_up_and_clear() {
 #[each_store]
 async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     let Some(mut driver) = driver().await else { return };
-    let mut app = spawn_app().await;
+    let mut app = spawn_app_as_shipped().await;
     let (alice, bob, alice_user, _, room) = two_in_a_dm(&app, &mut driver).await;
     bob.open_room(&room).await;
     app.send(&alice_user, &room, "before the restart").await;
@@ -243,7 +243,7 @@ async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
 #[each_store]
 async fn html_in_a_message_is_shown_as_text_and_links_are_safe() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
     alice.open_room(&room).await;
     bob.open_room(&room).await;
@@ -270,7 +270,7 @@ async fn html_in_a_message_is_shown_as_text_and_links_are_safe() {
 #[each_store]
 async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let alice = app.register_displayed("alice", "Alice").await;
     let bob = app.register_displayed("bob", "Bob").await;
     let room = app.open_dm(&alice, &bob).await;

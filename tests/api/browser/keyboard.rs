@@ -5,7 +5,7 @@ use fantoccini::key::Key;
 
 use super::chat::two_in_a_dm;
 use super::{Browser, driver};
-use crate::support::{each_store, spawn_app};
+use crate::support::{each_store, spawn_app_as_shipped};
 
 impl Browser {
     /// Presses a key in whatever has the focus. The list re-renders as receipts come, and
@@ -43,7 +43,7 @@ const FOCUS: &str = "[document.activeElement.getAttribute('aria-label'), documen
 #[each_store]
 async fn a_message_s_actions_are_reached_by_keyboard_and_keep_the_focus_as_messages_arrive() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, alice_user, _, room) = two_in_a_dm(&app, &mut driver).await;
     app.send(&alice_user, &room, "first").await;
     let second = app.send(&alice_user, &room, "second").await;

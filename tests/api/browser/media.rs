@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::chat::two_in_a_dm;
 use super::driver;
-use crate::support::{each_store, spawn_app};
+use crate::support::{each_store, spawn_app_as_shipped};
 
 /// A picture file on disk for the browser to pick: a 600×300 gradient PNG.
 fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -18,7 +18,7 @@ fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 #[each_store]
 async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
     alice.open_room(&room).await;
     bob.open_room(&room).await;
@@ -75,7 +75,7 @@ async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
 #[each_store]
 async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let files = tempfile::tempdir().expect("dir");
     let picture = picture_file(files.path(), "sunset.png");
     let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
@@ -114,7 +114,7 @@ async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
 #[each_store]
 async fn an_avatar_change_is_seen_live_by_the_other_side() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let files = tempfile::tempdir().expect("dir");
     let picture = picture_file(files.path(), "me.png");
     let (alice, bob, alice_user, _, room) = two_in_a_dm(&app, &mut driver).await;
@@ -150,7 +150,7 @@ async fn an_avatar_change_is_seen_live_by_the_other_side() {
 #[each_store]
 async fn the_member_list_shows_pictures_and_bios_and_follows_changes_while_open() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, alice_user, _, room) = two_in_a_dm(&app, &mut driver).await;
     bob.open_room(&room).await;
     bob.click_button("Members").await;

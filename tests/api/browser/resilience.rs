@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::chat::{DESKTOP, PHONE, two_in_a_dm};
 use super::{Browser, driver};
-use crate::support::{each_store, eventually, spawn_app, spawn_app_with};
+use crate::support::{each_store, eventually, spawn_app, spawn_app_as_shipped, spawn_app_with};
 
 /// Makes the page's next `send` frames be refused, one per code in `codes`, as the server
 /// would refuse them (an `error` frame echoing the client_id), without them reaching it.
@@ -37,7 +37,7 @@ impl Browser {
 #[each_store]
 async fn a_send_refused_for_now_goes_again_by_itself_and_one_refused_for_good_can_be_retried() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
     alice.open_room(&room).await;
     bob.open_room(&room).await;
@@ -69,7 +69,7 @@ async fn a_send_refused_for_now_goes_again_by_itself_and_one_refused_for_good_ca
 #[each_store]
 async fn the_conversation_says_when_the_connection_is_down() {
     let Some(mut driver) = driver().await else { return };
-    let mut app = spawn_app().await;
+    let mut app = spawn_app_as_shipped().await;
     let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
     bob.open_room(&room).await;
     let bar = "document.querySelector('[data-testid=connection-bar]')";
@@ -92,7 +92,7 @@ async fn the_conversation_says_when_the_connection_is_down() {
 #[each_store]
 async fn dm_messages_that_came_while_away_are_marked_delivered_when_the_page_loads() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let alice = app.register_displayed("alice", "Alice").await;
     let bob = app.register_displayed("bob", "Bob").await;
     let room = app.open_dm(&alice, &bob).await;
@@ -115,7 +115,7 @@ async fn dm_messages_that_came_while_away_are_marked_delivered_when_the_page_loa
 #[each_store]
 async fn an_author_who_left_the_room_is_named_not_unknown() {
     let Some(mut driver) = driver().await else { return };
-    let app = spawn_app().await;
+    let app = spawn_app_as_shipped().await;
     let alice = app.register_displayed("alice", "Alice").await;
     let bob = app.register_displayed("bob", "Bob").await;
     let carol = app.register_displayed("carol", "Carol").await;
@@ -172,7 +172,7 @@ async fn a_file_over_the_upload_limit_is_refused_with_the_limit_and_the_next_one
 #[each_store]
 async fn a_room_first_opened_after_a_reconnect_has_no_gap_in_its_history() {
     let Some(mut driver) = driver().await else { return };
-    let mut app = spawn_app().await;
+    let mut app = spawn_app_as_shipped().await;
     let alice = app.register_displayed("alice", "Alice").await;
     let bob = app.register_displayed("bob", "Bob").await;
     let room = app.create_room(&alice, "busy", "private", &[&bob]).await;
@@ -241,6 +241,7 @@ const HOLD_NEWEST_PAGE: &str = "
 #[each_store]
 async fn scrolling_up_before_a_rooms_first_page_comes_leaves_no_gap() {
     let Some(mut driver) = driver().await else { return };
+    // The history is seeded faster than anyone types: without rate limits.
     let app = spawn_app().await;
     let alice = app.register_displayed("alice", "Alice").await;
     let bob = app.register_displayed("bob", "Bob").await;

@@ -215,3 +215,34 @@ impl Write for UpdateProfile {
         Ok(Done::Commit((user, if replacing { previous_avatar } else { None })))
     }
 }
+
+/// The secret named `name`: `candidate` if there was none yet, kept from then on. Nodes
+/// starting at once agree: the first insert wins and every node reads it back.
+pub(in crate::store::postgres) struct KeepSecret {
+    pub name: &'static str,
+    pub candidate: Vec<u8>,
+}
+
+#[async_trait]
+impl Write for KeepSecret {
+    type Output = Vec<u8>;
+
+    fn gate(&self) -> Gate {
+        Gate::Free
+    }
+
+    async fn apply(&mut self, tx: &mut Tx, _: &mut Vec<Change>) -> Result<Done<Vec<u8>>, Failed> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.name)
+        .bind(&self.candidate)
+        .execute(tx.db())
+        .await?;
+        let value = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(self.name)
+            .fetch_one(tx.db())
+            .await?;
+        Ok(Done::Commit(value))
+    }
+}

@@ -211,3 +211,32 @@ impl Operation for UpdateProfile {
         Ok((user, replaced))
     }
 }
+
+/// The secret named `name`: `candidate` if there was none yet, kept from then on.
+pub(in crate::store::sqlite) struct KeepSecret {
+    pub name: &'static str,
+    pub candidate: Vec<u8>,
+}
+
+#[async_trait]
+impl Operation for KeepSecret {
+    type Output = Vec<u8>;
+
+    async fn apply(
+        &mut self,
+        db: &mut SqliteConnection,
+        _: &mut Vec<Change>,
+    ) -> Result<Vec<u8>, ApplyError> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.name)
+        .bind(&self.candidate)
+        .execute(&mut *db)
+        .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?1")
+            .bind(self.name)
+            .fetch_one(&mut *db)
+            .await?)
+    }
+}

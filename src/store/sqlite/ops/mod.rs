@@ -12,7 +12,8 @@ mod messages;
 mod rooms;
 
 pub(super) use accounts::{
-    CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, TouchLastSeen, UpdateProfile,
+    CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
+    UpdateProfile,
 };
 pub(super) use markers::MarkRead;
 pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
