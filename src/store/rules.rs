@@ -1,6 +1,7 @@
 //! The rules a write applies inside its transaction, written once for both backends: each
 //! backend reads what a rule needs under its own locks, asks the rule, and writes what it
-//! says. Pure functions; no IO.
+//! says. Pure functions and, for the rules a statement must apply itself (blocks), SQL
+//! conditions both databases take as written; no IO.
 
 use std::collections::HashMap;
 
