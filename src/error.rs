@@ -201,6 +201,13 @@ impl From<StoreError> for Error {
             StoreError::MessageDeleted => {
                 Self::conflict("message_deleted", "That message has been deleted.")
             }
+            StoreError::Blocked => Self::forbidden(
+                "blocked",
+                "This user does not accept messages or invitations from you.",
+            ),
+            StoreError::Blocking => {
+                Self::forbidden("blocking", "You block this user; unblock them first.")
+            }
             StoreError::TooManyReactions => Self::Validation(ValidationError::new(
                 "emoji",
                 "too_many_reactions",

@@ -80,6 +80,10 @@ pub struct Room {
     /// For a DM, the other user (the viewer themself in a DM with oneself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<User>,
+    /// The member who added the viewer, when someone else did (not when the viewer joined
+    /// or created the room, nor in a DM), so that people can see how they got there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<UserId>,
 }
 
 /// A member of a room, for member lists.

@@ -5,6 +5,7 @@
 //! malformed bodies, is answered in the shape documented in docs/api.md.
 
 mod accounts;
+mod blocks;
 mod error;
 pub(crate) mod extract;
 mod health;
@@ -47,6 +48,7 @@ pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
     // Every request but an upload must be answered within REQUEST_TIMEOUT.
     let quick = Router::new()
         .merge(accounts::routes())
+        .merge(blocks::routes())
         .merge(rooms::routes())
         .merge(messages::routes())
         .merge(media::routes())

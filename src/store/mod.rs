@@ -91,6 +91,12 @@ pub enum StoreError {
     /// A message has as many different reactions as it may.
     #[error("too many different reactions")]
     TooManyReactions,
+    /// The other user blocks the actor: no DM with them, no adding them to a room.
+    #[error("blocked by the other user")]
+    Blocked,
+    /// The actor blocks the other user, so a DM with them stays closed until unblocked.
+    #[error("the actor blocks the other user")]
+    Blocking,
     /// The store is shutting down and takes no more writes.
     #[error("the store is closed")]
     Closed,
@@ -275,8 +281,19 @@ pub struct RoomAccess {
 pub enum AddedBy {
     /// The user joins by themself (a public room; the caller checked).
     Themself,
-    /// A member adds them; refused with `NotMember` if `by` is not (or no longer) one.
+    /// A member adds them; refused with `NotMember` if `by` is not (or no longer) one, and
+    /// with `Blocked` if the user blocks `by`. Remembered as the membership's `added_by`.
     Member(UserId),
+}
+
+impl AddedBy {
+    /// The adder to remember, if someone else added the member.
+    pub fn adder(self) -> Option<UserId> {
+        match self {
+            Self::Themself => None,
+            Self::Member(by) => Some(by),
+        }
+    }
 }
 
 /// A window of a room's messages, by seq.
@@ -373,12 +390,15 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Vec<SessionId>>;
 
-    /// Creates a room with its creator as owner and `members` as members, announcing each
-    /// membership. Fails with `Conflict("room_name")` when a public room of that name (any
-    /// case) exists.
+    /// Creates a room with its creator as owner and `members` as members (added by the
+    /// creator), announcing each membership. Fails with `Conflict("room_name")` when a public
+    /// room of that name (any case) exists, and with `Blocked`, creating nothing, when one of
+    /// `members` blocks the creator.
     async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()>;
     /// The one DM room of a pair of users, created with `new_id` if there is none yet (and
     /// then both memberships are announced). Returns the room id and whether it was created.
+    /// While `b` blocks `a` it fails with `Blocked`, and while `a` blocks `b` with
+    /// `Blocking` (the DM is hidden from `a`), whether the room exists or not.
     async fn dm_room(
         &self,
         a: UserId,
@@ -387,6 +407,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<(RoomId, bool)>;
     /// A room as `viewer` sees it, whether or not they are a member; `None` if no such room.
+    /// A DM whose peer the viewer blocks is seen as if the viewer were not a member, here
+    /// and in every read of the viewer's memberships below (rooms, cursors, access,
+    /// memberships): it is hidden until unblocked.
     async fn room(&self, room: RoomId, viewer: UserId) -> StoreResult<Option<Room>>;
     /// What a user may do in a room; `None` if no such room. Cheap: for permission checks.
     async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>>;
@@ -427,7 +450,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a message under the room's next seq (announcing it and whom it mentions),
     /// unless the author already stored one with the same client id in that room. Fails
-    /// with `NotMember` if the author is not a member, `MessageNotFound`/`MessageDeleted`
+    /// with `NotMember` if the author is not a member (or hides the DM: they block its
+    /// other member), `Blocked` in a DM whose other member blocks the author, `MessageNotFound`/`MessageDeleted`
     /// for a reply to a message that is not there. Sending counts as reading up to the new
     /// seq.
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted>;
@@ -506,4 +530,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(User, Option<String>)>;
     /// The blob key of a user's avatar.
     async fn avatar(&self, user: UserId) -> StoreResult<Option<String>>;
+
+    /// `blocker` blocks `blocked` (never themself: the caller checks); false if they did
+    /// already. Their DM, if any, leaves the blocker's view: announced as the blocker's
+    /// `MemberRemoved`, so the blocker's connections drop it.
+    async fn block(&self, blocker: UserId, blocked: UserId, now: Timestamp) -> StoreResult<bool>;
+    /// Ends a block; false if there was none. Their DM, if any, comes back into the
+    /// blocker's view: announced as the blocker's `MemberAdded`.
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// The users `blocker` blocks, most recently blocked first.
+    async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<User>>;
 }

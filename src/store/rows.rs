@@ -77,6 +77,8 @@ pub(super) struct RoomRow {
     pub last_seq: i64,
     pub member_count: i64,
     pub role: Option<String>,
+    /// Who added the viewer, if a member someone else added.
+    pub added_by: Option<i64>,
     pub last_read_seq: Option<i64>,
     pub unread_count: Option<i64>,
     pub mention_count: Option<i64>,
@@ -142,6 +144,7 @@ impl RoomRow {
             mention_count: self.mention_count.filter(|_| joined),
             last_message,
             peer,
+            added_by: self.added_by.filter(|_| joined).map(UserId::from_i64),
         })
     }
 }

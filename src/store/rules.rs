@@ -1,6 +1,7 @@
 //! The rules a write applies inside its transaction, written once for both backends: each
 //! backend reads what a rule needs under its own locks, asks the rule, and writes what it
-//! says. Pure functions; no IO.
+//! says. Pure functions and, for the rules a statement must apply itself (blocks), SQL
+//! conditions both databases take as written; no IO.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,27 @@ use super::rows::REPLY_PREVIEW_CHARS;
 
 /// The most different emoji one message may collect.
 pub const MAX_REACTIONS_PER_MESSAGE: i64 = 20;
+
+/// A condition on a membership row `m` (both databases take the same SQL): true unless it
+/// is a DM whose member blocks the other member. A blocked person's DM leaves the blocker's
+/// view (room list, `ready`, subscriptions, access) while the rows stay, so that unblocking
+/// brings it back whole; the other member still sees it. Every read of someone's own
+/// memberships puts this beside its join.
+pub(super) const SHOWN_TO_MEMBER: &str = "NOT EXISTS (
+    SELECT 1 FROM dm_pairs hd
+    JOIN blocks hb ON hb.blocked IN (hd.user_low, hd.user_high)
+    WHERE hd.room_id = m.room_id AND hb.blocker = m.user_id)";
+
+/// A condition on a membership row `m` (both databases take the same SQL): true unless its
+/// room is a DM one of whose two members blocks the other. Nobody sends in such a DM: the
+/// blocked one is refused (`Blocked`) and the blocker no longer sees it (`NotMember`). It
+/// sits in the insert of a message itself, where membership is checked, so a block that
+/// committed before the insert began is always seen.
+pub(super) const DM_UNBLOCKED: &str = "NOT EXISTS (
+    SELECT 1 FROM dm_pairs bd
+    JOIN blocks bb ON bb.blocker IN (bd.user_low, bd.user_high)
+                  AND bb.blocked IN (bd.user_low, bd.user_high)
+    WHERE bd.room_id = m.room_id)";
 
 /// A member's read and delivered markers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -482,3 +482,40 @@ async fn a_redis_outage_is_logged_once_however_much_is_sent_meanwhile() {
     let back = lines.iter().filter(|l| l.contains("redis") && l.contains("connected")).count();
     assert!(back >= 2, "the end of the outage is logged too: {lines:#?}");
 }
+
+#[tokio::test]
+async fn a_block_made_on_one_node_holds_on_the_other_at_once() {
+    let Some(cluster) = spawn_cluster(2).await else { return };
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let dm = b.open_dm(&bob, &alice).await;
+    let mut alice_on_b = b.connect(&alice).await;
+    let mut bob_on_b = b.connect(&bob).await;
+
+    let (status, body) =
+        a.call(reqwest::Method::PUT, &format!("/me/blocks/{}", bob.id), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "block: {body}");
+    // No waiting: the other node reads the block from the database.
+    let sent = b.post(&bob, &format!("/rooms/{dm}/messages"), json!({ "body": "hi" })).await;
+    assert_eq!((sent.0, &sent.1["error"]["code"]), (StatusCode::FORBIDDEN, &json!("blocked")));
+    bob_on_b
+        .send_json(json!({ "type": "send", "room_id": dm, "body": "hi", "client_id": "c1" }))
+        .await;
+    assert_eq!(recv_within(&mut bob_on_b, "error", PATIENCE).await["code"], "blocked");
+    let created = b
+        .post(&bob, "/rooms", json!({ "name": "g", "kind": "private", "member_ids": [alice.id] }))
+        .await;
+    assert_eq!(created.1["error"]["code"], "blocked", "{}", created.1);
+    let (_, rooms) = b.get(&alice, "/rooms").await;
+    assert_eq!(rooms["rooms"], json!([]), "the DM is out of Alice's list on node 2 too");
+    // Alice's socket on the other node drops the DM through the bus.
+    let removed = recv_within(&mut alice_on_b, "room.removed", PATIENCE).await;
+    assert_eq!(removed["room_id"], dm.as_str());
+
+    let unblocked = a.delete(&alice, &format!("/me/blocks/{}", bob.id)).await;
+    assert_eq!(unblocked.0, StatusCode::NO_CONTENT);
+    let added = recv_within(&mut alice_on_b, "room.added", PATIENCE).await;
+    assert_eq!(added["room_id"], dm.as_str());
+    b.send(&bob, &dm, "hello again").await;
+}

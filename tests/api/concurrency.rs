@@ -1,7 +1,7 @@
 //! The checks that guard a write, with requests that arrive at once: many senders in one
 //! room, the owner and the next in line leaving together, reactions racing the limit, both
 //! people opening their DM, read markers arriving out of order, a deletion racing
-//! reactions and edits. On PostgreSQL the requests are spread over two servers on one
+//! reactions and edits, a block racing the opening of the DM it hides. On PostgreSQL the requests are spread over two servers on one
 //! database, as over two nodes behind a balancer; on SQLite they all go to its one server.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -284,5 +284,44 @@ async fn a_deletion_racing_reactions_and_edits_leaves_a_tombstone_with_nothing_o
         assert_eq!(tombstone["mentions"], json!([]), "round {round}: {tombstone}");
         let (_, mentioned) = app.get(&others[1], &format!("/rooms/{room}")).await;
         assert_eq!(mentioned["mention_count"], 0, "round {round}: no mention outlives it");
+    }
+}
+
+#[each_store]
+async fn a_dm_opened_while_its_member_is_blocked_ends_hidden_from_the_blocker() {
+    let nodes = &spawn_nodes().await;
+    // One node: its hub hears both writes' announcements (two nodes without Redis would
+    // not hear each other's); the race is between the two transactions.
+    let app = &nodes[0];
+    for round in 0..8 {
+        let alice = app.register(&format!("alice{round}")).await;
+        let bob = app.register(&format!("bob{round}")).await;
+        let mut alice_ws = app.connect(&alice).await;
+        let block_path = format!("/me/blocks/{}", bob.id);
+        let dm_path = format!("/dm/{}", alice.id);
+        let (blocked, opened) = tokio::join!(
+            app.call(Method::PUT, &block_path, Some(&alice), None),
+            app.post(&bob, &dm_path, json!({})),
+        );
+        assert_eq!(blocked.0, StatusCode::NO_CONTENT, "{}", blocked.1);
+        // Either the block came first and the DM was refused, or the DM came first and
+        // the block hid it: never a DM the blocker still follows.
+        match opened.0 {
+            StatusCode::CREATED => {}
+            StatusCode::FORBIDDEN => assert_eq!(opened.1["error"]["code"], "blocked"),
+            other => panic!("open dm: {other} {}", opened.1),
+        }
+        let mut following = 0;
+        while let Ok(Some(frame)) = alice_ws.next_frame(std::time::Duration::from_millis(300)).await
+        {
+            match frame["type"].as_str() {
+                Some("room.added") => following += 1,
+                Some("room.removed") => following -= 1,
+                _ => {}
+            }
+        }
+        assert_eq!(following, 0, "round {round}: alice's socket follows the hidden DM");
+        let (_, rooms) = app.get(&alice, "/rooms").await;
+        assert_eq!(rooms["rooms"], json!([]), "round {round}");
     }
 }

@@ -7,6 +7,7 @@ mod accounts;
 mod bad_input;
 mod bench;
 mod binary;
+mod blocks;
 mod browser;
 mod cluster;
 mod concurrency;

@@ -55,6 +55,7 @@ class Client {
 
   async run() {
     await this.refreshRooms();
+    this.loadBlocks();
     this.connection.start();
     this.watchAttention();
     // A wide screen opens the most recent room; a phone starts on the room list.
@@ -322,6 +323,44 @@ class Client {
     if (!this.connection.send({ type: 'read', room_id: room.id, seq: newest })) {
       post(`/rooms/${room.id}/read`, { seq: newest }).catch(() => {});
     }
+  }
+
+  async loadBlocks() {
+    try {
+      const { users } = await get('/me/blocks');
+      this.model.setBlocked(users);
+    } catch (error) {
+      this.shell.toast(error.message);
+    }
+  }
+
+  /** Blocks a user: the server hides your DM with them (its `room.removed` reaches every
+   *  connection; the room list is read again too, in case this one is down). Rejects with
+   *  the server's error. */
+  async block(user) {
+    await api('PUT', `/me/blocks/${encodeURIComponent(user.id)}`);
+    this.model.blocked.set(user.id, user);
+    this.model.changed('blocks');
+    this.shell.toast(`You blocked ${user.display_name}.`);
+    await this.refreshRooms();
+    if (this.activeRoom && !this.model.room(this.activeRoom)) this.openRoom(null);
+  }
+
+  /** Unblocks a user; your DM with them, if any, comes back. */
+  async unblock(user) {
+    await api('DELETE', `/me/blocks/${encodeURIComponent(user.id)}`);
+    this.model.blocked.delete(user.id);
+    this.model.changed('blocks');
+    this.shell.toast(`You unblocked ${user.display_name}.`);
+    await this.refreshRooms();
+  }
+
+  /** Leaves a room (its `room.removed` closes it here and on your other devices). */
+  async leave(roomId) {
+    await post(`/rooms/${roomId}/leave`);
+    this.model.rooms.delete(roomId);
+    this.model.changed('rooms');
+    if (this.activeRoom === roomId) this.openRoom(null);
   }
 
   async saveProfile(changes) {

@@ -17,6 +17,8 @@ export class Model {
     this.rooms = new Map();
     this.users = new Map([[me.id, me]]);
     this.presence = new Map();
+    /** The users this user blocks, by id (GET /me/blocks, then kept by the client). */
+    this.blocked = new Map();
     /** Sends not yet confirmed, by client_id: {clientId, roomId, body, replyTo, failed}. */
     this.outbox = new Map();
     this.listeners = new Set();
@@ -67,6 +69,11 @@ export class Model {
     for (const id of this.rooms.keys()) if (!ids.has(id)) this.rooms.delete(id);
     for (const room of rooms) this.addRoom(room);
     this.changed('rooms');
+  }
+
+  setBlocked(users) {
+    this.blocked = new Map(users.map((user) => [user.id, user]));
+    this.changed('blocks');
   }
 
   setMembers(roomId, members) {

@@ -30,13 +30,13 @@ use tokio_util::sync::CancellationToken;
 use self::erasure::Eraser;
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
-    AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
+    AddMember, Block, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
     DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
-    MarkRead, OpenDm, React, RemoveMember, TouchLastSeen, UpdateProfile,
+    MarkRead, OpenDm, React, RemoveMember, TouchLastSeen, Unblock, UpdateProfile,
 };
 use self::writes::Writes;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
-use super::rules::prefix_range;
+use super::rules::{SHOWN_TO_MEMBER, prefix_range};
 use super::{
     AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, MediaRecord,
     MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
@@ -212,14 +212,14 @@ fn room_view_select() -> String {
     format!(
         "SELECT r.id, r.kind, r.name, r.created_by, r.created_at, r.last_seq,
                 (SELECT COUNT(*) FROM memberships c WHERE c.room_id = r.id) AS member_count,
-                m.role, m.last_read_seq, {UNREAD_COLUMNS},
+                m.role, m.added_by, m.last_read_seq, {UNREAD_COLUMNS},
                 p.id AS peer_id, p.username AS peer_username,
                 p.display_name AS peer_display_name, p.created_at AS peer_created_at,
                 p.bio AS peer_bio, p.avatar AS peer_avatar,
                 (SELECT x.id FROM messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1)
                     AS lm_id
          FROM rooms r
-         LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
+         LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1 AND {SHOWN_TO_MEMBER}
          LEFT JOIN dm_pairs d ON d.room_id = r.id
          LEFT JOIN users p ON p.id = CASE WHEN d.user_low = $1 THEN d.user_high ELSE d.user_low END"
     )
@@ -407,7 +407,7 @@ impl Store for PostgresStore {
         let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(&format!(
             "SELECT r.id, r.last_seq, m.last_read_seq, {UNREAD_COLUMNS}
              FROM memberships m JOIN rooms r ON r.id = m.room_id
-             WHERE m.user_id = $1"
+             WHERE m.user_id = $1 AND {SHOWN_TO_MEMBER}"
         ))
         .bind(user.as_i64())
         .fetch_all(&self.pool)
@@ -423,21 +423,24 @@ impl Store for PostgresStore {
     }
 
     async fn member_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
-        let rooms: Vec<i64> =
-            sqlx::query_scalar("SELECT room_id FROM memberships WHERE user_id = $1")
-                .bind(user.as_i64())
-                .fetch_all(&self.pool)
-                .await?;
+        let rooms: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT m.room_id FROM memberships m WHERE m.user_id = $1 AND {SHOWN_TO_MEMBER}"
+        ))
+        .bind(user.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rooms.into_iter().map(RoomId::from_i64).collect())
     }
 
     async fn memberships(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, RoomId)>> {
         let users: Vec<i64> = users.iter().map(|u| u.as_i64()).collect();
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT user_id, room_id FROM memberships WHERE user_id = ANY($1)")
-                .bind(&users)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT m.user_id, m.room_id FROM memberships m
+             WHERE m.user_id = ANY($1) AND {SHOWN_TO_MEMBER}"
+        ))
+        .bind(&users)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(|(u, r)| (UserId::from_i64(u), RoomId::from_i64(r))).collect())
     }
 
@@ -452,11 +455,11 @@ impl Store for PostgresStore {
     }
 
     async fn room_access(&self, room: RoomId, user: UserId) -> StoreResult<Option<RoomAccess>> {
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
+        let row: Option<(String, Option<String>)> = sqlx::query_as(&format!(
             "SELECT r.kind, m.role FROM rooms r
-             LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2
-             WHERE r.id = $1",
-        )
+             LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2 AND {SHOWN_TO_MEMBER}
+             WHERE r.id = $1"
+        ))
         .bind(room.as_i64())
         .bind(user.as_i64())
         .fetch_optional(&self.pool)
@@ -670,9 +673,45 @@ impl Store for PostgresStore {
                 .await?;
         Ok(avatar.flatten())
     }
+
+    async fn block(&self, blocker: UserId, blocked: UserId, now: Timestamp) -> StoreResult<bool> {
+        let dm = self.dm_of(blocker, blocked).await?;
+        self.writes.submit(Block { blocker, blocked, dm, now }).await
+    }
+
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        let dm = self.dm_of(blocker, blocked).await?;
+        self.writes.submit(Unblock { blocker, blocked, dm }).await
+    }
+
+    async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.username, u.display_name, u.bio, u.avatar, u.created_at
+             FROM blocks b JOIN users u ON u.id = b.blocked
+             WHERE b.blocker = $1 ORDER BY b.created_at DESC, u.id",
+        )
+        .bind(blocker.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(UserRow::into_user).collect())
+    }
 }
 
 impl PostgresStore {
+    /// The DM room of a pair, read before a block or unblock so that the write can wait for
+    /// the room's turn (a DM created meanwhile is found by the write itself).
+    async fn dm_of(&self, a: UserId, b: UserId) -> StoreResult<Option<RoomId>> {
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        let room: Option<i64> = sqlx::query_scalar(
+            "SELECT room_id FROM dm_pairs WHERE user_low = $1 AND user_high = $2",
+        )
+        .bind(low.as_i64())
+        .bind(high.as_i64())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(room.map(RoomId::from_i64))
+    }
+
     /// Rooms from their rows, with their newest messages loaded whole in one go.
     async fn complete_rooms(&self, rows: Vec<RoomRow>) -> StoreResult<Vec<Room>> {
         let ids: Vec<i64> = rows.iter().filter_map(|r| r.lm_id).collect();

@@ -6,7 +6,7 @@
 import { dayLabel, h, initials, keepingFocus, replace, richText, timeLabel } from '../dom.js';
 import { attachmentList, filesSummary } from './attachments.js';
 import { Composer } from './composer.js';
-import { openMembersDialog } from './dialogs.js';
+import { openBlockDialog, openMembersDialog } from './dialogs.js';
 
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 const GROUP_WITHIN_MS = 5 * 60_000;
@@ -25,9 +25,16 @@ export class Conversation {
     this.title = h('h2', { id: 'room-title' });
     this.meta = h('span', { class: 'meta', attrs: { 'data-testid': 'room-meta' } });
     this.membersButton = h('button', { class: 'btn', text: 'Members', on: { click: () => openMembersDialog(this.model, this.client, this.roomId) } });
+    // Who added you to a group, beside the way out: built once, so that re-rendering the
+    // header keeps the focus on Leave.
+    this.adderName = h('bdi');
+    this.leaveButton = h('button', { class: 'btn danger', type: 'button', text: 'Leave', on: { click: () => this.leave() } });
+    this.addedBy = h('span', { class: 'added-by', hidden: true, attrs: { 'data-testid': 'added-by' } },
+      h('span', {}, 'Added by ', this.adderName), this.leaveButton);
+    this.blockButton = h('button', { class: 'btn danger', type: 'button', text: 'Block', hidden: true, on: { click: () => this.blockPeer() } });
     this.header = h('header', { class: 'room-head' },
       h('button', { class: 'icon-btn menu-toggle', text: '☰', attrs: { 'aria-label': 'Show rooms' }, on: { click: openSidebar } }),
-      this.title, this.meta, h('span', { class: 'spacer' }), this.membersButton);
+      this.title, this.meta, this.addedBy, h('span', { class: 'spacer' }), this.blockButton, this.membersButton);
     this.connectionBar = h('div', { class: 'connection-bar', attrs: { role: 'status', 'data-testid': 'connection-bar' } });
     this.list = h('div', { class: 'messages', attrs: { role: 'log', 'aria-labelledby': 'room-title', tabindex: '0' }, on: { scroll: () => this.onScroll(), keydown: (event) => this.onListKey(event) } });
     this.newMessages = h('button', { class: 'btn primary new-messages', text: 'New messages ↓', hidden: true, on: { click: () => this.scrollToBottom() } });
@@ -62,6 +69,8 @@ export class Conversation {
       this.title.textContent = 'Confab';
       this.meta.textContent = '';
       this.membersButton.hidden = true;
+      this.addedBy.hidden = true;
+      this.blockButton.hidden = true;
       return;
     }
     if (changedRoom || this.element.firstChild === this.empty || !this.element.contains(this.list)) {
@@ -79,7 +88,8 @@ export class Conversation {
   update(what) {
     if (!this.roomId) return;
     if (!this.model.room(this.roomId)) return this.show(null);
-    if (what.has('rooms') || what.has('presence') || what.has('members')) this.renderHeader();
+    // 'messages' too: a user looked up (who added you) arrives as one.
+    if (what.has('rooms') || what.has('presence') || what.has('members') || what.has('messages')) this.renderHeader();
     if (what.has('messages') || what.has('receipts') || what.has('members')) this.renderMessages();
     if (what.has('typing') || what.has('messages')) this.renderTyping();
   }
@@ -106,6 +116,11 @@ export class Conversation {
     const room = this.model.room(this.roomId);
     const info = room.info;
     this.title.textContent = (info.kind === 'public' ? '# ' : '') + info.name;
+    const adder = info.kind !== 'dm' && info.added_by;
+    this.addedBy.hidden = !adder;
+    if (adder) this.adderName.textContent = this.nameOf(info.added_by, 'someone');
+    this.blockButton.hidden = !(info.kind === 'dm' && info.peer && info.peer.id !== this.model.me.id);
+    if (!this.blockButton.hidden) this.blockButton.setAttribute('aria-label', 'Block ' + info.peer.display_name);
     if (info.kind === 'dm' && info.peer) {
       const status = this.model.presence.get(info.peer.id) || 'offline';
       this.meta.textContent = status === 'online' ? 'Online' : status === 'away' ? 'Away' : 'Offline';
@@ -114,6 +129,19 @@ export class Conversation {
       const online = members.filter((m) => (this.model.presence.get(m.id) || m.presence.status) !== 'offline').length;
       this.meta.textContent = members.length ? `${members.length} members · ${online} online` : '';
     }
+  }
+
+  async leave() {
+    try {
+      await this.client.leave(this.roomId);
+    } catch (error) {
+      this.client.shell.toast(error.message);
+    }
+  }
+
+  blockPeer() {
+    const peer = this.model.room(this.roomId)?.info.peer;
+    if (peer) openBlockDialog(this.client, peer);
   }
 
   renderTyping() {

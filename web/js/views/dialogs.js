@@ -1,5 +1,5 @@
 // Dialogs: create a room or group (and invite people), browse public rooms, find people and
-// start a direct conversation, see and manage a room's members.
+// start a direct conversation, see and manage a room's members, block or unblock someone.
 
 import { ApiError, api, get, post, uploadAvatar } from '../api.js';
 import { h, keepingFocus, replace } from '../dom.js';
@@ -156,6 +156,7 @@ export function openMembersDialog(model, client, roomId) {
         h('div', { text: `${member.display_name} (@${member.username})${member.role === 'owner' ? ' · owner' : ''}` }),
         member.bio ? h('div', { class: 'bio', text: member.bio }) : null),
       h('span', { class: 'sub', text: status }),
+      member.id === model.me.id ? null : blockToggle(model, client, member),
       owner && member.id !== model.me.id && room.info.kind !== 'dm' ? h('button', {
         class: 'btn danger', type: 'button', text: 'Remove',
         on: { click: async () => {
@@ -173,7 +174,7 @@ export function openMembersDialog(model, client, roomId) {
   // Names, pictures, presence and the list itself change while it is open.
   let queued = false;
   const stop = model.subscribe((what) => {
-    if (queued || !['members', 'presence', 'rooms'].includes(what)) return;
+    if (queued || !['members', 'presence', 'rooms', 'blocks'].includes(what)) return;
     queued = true;
     requestAnimationFrame(() => {
       queued = false;
@@ -208,6 +209,48 @@ export function openMembersDialog(model, client, roomId) {
     } },
   });
   dialog.append(h('div', { class: 'dialog-actions' }, leave, closeButton(dialog)));
+}
+
+/** A Block button for `user`, or Unblock if you block them already. Blocking asks first. */
+export function blockToggle(model, client, user) {
+  const blocked = model.blocked.has(user.id);
+  return h('button', {
+    class: 'btn' + (blocked ? '' : ' danger'), type: 'button', text: blocked ? 'Unblock' : 'Block',
+    attrs: { 'aria-label': (blocked ? 'Unblock ' : 'Block ') + user.display_name },
+    on: { click: () => (blocked ? client.unblock(user).catch((error) => client.shell.toast(error.message)) : openBlockDialog(client, user)) },
+  });
+}
+
+/** Asks before blocking `user`, saying what it does. */
+export function openBlockDialog(client, user) {
+  let dialog;
+  const confirm = h('button', { class: 'btn danger', type: 'button', text: 'Block', on: { click: async () => {
+    try {
+      await client.block(user);
+      dialog.close();
+    } catch (error) {
+      client.shell.toast(error.message);
+    }
+  } } });
+  dialog = modal('Block this person?',
+    h('p', {}, h('bdi', { text: user.display_name }), ' will no longer be able to message you or add you to groups, and your conversation with them will be hidden until you unblock them. Groups you share stay as they are.'),
+    h('div', { class: 'dialog-actions' },
+      h('button', { class: 'btn', type: 'button', text: 'Cancel', on: { click: () => dialog.close() } }), confirm));
+  confirm.focus();
+}
+
+/** The people you block, each with Unblock; kept up to date while shown. */
+function blockedList(model, client) {
+  const list = h('ul', { class: 'pick-list', attrs: { 'data-testid': 'blocked-users' } });
+  const render = () => keepingFocus(list, 'user', () => replace(list, model.blocked.size === 0
+    ? h('li', { class: 'sub', text: 'You block nobody.' })
+    : [...model.blocked.values()].map((user) => h('li', { attrs: { 'data-user': user.id } },
+      avatar(user, user.display_name),
+      h('span', { class: 'grow' }, h('bdi', { text: user.display_name }), h('div', { class: 'sub', text: '@' + user.username })),
+      blockToggle(model, client, user)))));
+  render();
+  const stop = model.subscribe((what) => { if (what === 'blocks') render(); });
+  return { element: list, stop };
 }
 
 /** Your profile: display name, a few words about you, and your picture. */
@@ -270,6 +313,8 @@ export function openProfileDialog(model, client) {
   h('div', { class: 'dialog-actions' },
     h('button', { class: 'btn', type: 'button', text: 'Cancel', on: { click: () => dialog.close() } }),
     h('button', { class: 'btn primary', type: 'submit', text: 'Save' })));
-  dialog = modal('Your profile', form);
+  const blocked = blockedList(model, client);
+  dialog = modal('Your profile', form, h('h3', { text: 'Blocked people' }), blocked.element);
+  dialog.addEventListener('close', blocked.stop);
   name.focus();
 }

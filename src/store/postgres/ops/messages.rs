@@ -3,6 +3,7 @@
 //! membership, its messages' state and its reactions cannot change under the checks.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 
@@ -15,6 +16,20 @@ use crate::store::driver::violated_unique;
 use crate::store::rows::MessageRow;
 use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
+
+/// Stores a plain message if its author is a member (and the room is not a DM closed by a
+/// block), under the seq taken just before.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO messages
+             (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
+         SELECT $1, $2, $2, $3, $4, $5, $6, $7, $8
+         FROM memberships m WHERE m.room_id = $1 AND m.user_id = $4 AND {}
+         ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+         RETURNING seq",
+        rules::DM_UNBLOCKED
+    )
+});
 
 pub(in crate::store::postgres) struct InsertMessage(pub NewMessage);
 
@@ -57,32 +72,25 @@ impl Write for InsertMessage {
             None => None,
         };
 
-        let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO messages
-                 (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
-             SELECT $1, $2, $2, $3, $4, $5, $6, $7, $8
-             FROM memberships WHERE room_id = $1 AND user_id = $4
-             ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
-             RETURNING seq",
-        )
-        .bind(message.room_id.as_i64())
-        .bind(seq)
-        .bind(message.id.as_i64())
-        .bind(message.author_id.as_i64())
-        .bind(message.body.as_str())
-        .bind(message.client_id.as_ref().map(|c| c.as_str()))
-        .bind(message.reply_to.map(MessageId::as_i64))
-        .bind(message.created_at.as_millis())
-        .fetch_optional(tx.db())
-        .await;
+        let inserted = sqlx::query_scalar::<_, i64>(&INSERT)
+            .bind(message.room_id.as_i64())
+            .bind(seq)
+            .bind(message.id.as_i64())
+            .bind(message.author_id.as_i64())
+            .bind(message.body.as_str())
+            .bind(message.client_id.as_ref().map(|c| c.as_str()))
+            .bind(message.reply_to.map(MessageId::as_i64))
+            .bind(message.created_at.as_millis())
+            .fetch_optional(tx.db())
+            .await;
         match inserted {
             Ok(Some(_)) => {}
-            // No row: not a member, or the client id is taken by a retry. Which one is asked
-            // only now, membership first.
+            // No row: not a member, a DM closed by a block, or the client id is taken by a
+            // retry. Which one is asked only now, membership first.
             Ok(None) => {
                 return match members_retry(tx, message).await? {
                     Some(existing) => Ok(Done::Rollback(Inserted::Existing(existing))),
-                    None => Err(refused(StoreError::NotMember)),
+                    None => Err(refused(refusal(tx, message).await?)),
                 };
             }
             // A random 63-bit id can collide with an existing one, very rarely; draw again.
@@ -371,6 +379,22 @@ async fn whole_message(tx: &mut Tx, room: RoomId, id: MessageId) -> Result<Messa
 /// The message stored earlier by the same author in the same room under this message's
 /// client id, if any; refused first if the author is not a member, so that a non-member
 /// learns nothing of what is stored.
+/// Why a member's message was refused without a retry to return: `Blocked` if it is a DM
+/// whose other member blocks the author, otherwise `NotMember` (a DM whose author blocks
+/// the other member is hidden from the author, as if they were not in it).
+async fn refusal(tx: &mut Tx, message: &NewMessage) -> Result<StoreError, Failed> {
+    let blocked: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM dm_pairs d
+         JOIN blocks b ON b.blocked = $2 AND b.blocker IN (d.user_low, d.user_high)
+         WHERE d.room_id = $1",
+    )
+    .bind(message.room_id.as_i64())
+    .bind(message.author_id.as_i64())
+    .fetch_optional(tx.db())
+    .await?;
+    Ok(if blocked.is_some() { StoreError::Blocked } else { StoreError::NotMember })
+}
+
 async fn members_retry(tx: &mut Tx, message: &NewMessage) -> Result<Option<Message>, Failed> {
     if role_of(tx.db(), message.room_id, message.author_id).await?.is_none() {
         return Err(refused(StoreError::NotMember));

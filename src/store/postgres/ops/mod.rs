@@ -9,6 +9,7 @@
 //! seq it took included.
 
 mod accounts;
+mod blocks;
 mod markers;
 mod media;
 mod messages;
@@ -18,6 +19,7 @@ pub(super) use accounts::{
     CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
     UpdateProfile,
 };
+pub(super) use blocks::{Block, Unblock};
 pub(super) use markers::MarkRead;
 pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
 pub(super) use messages::{DeleteMessage, EditMessage, InsertMessage, React};
@@ -64,26 +66,82 @@ async fn role_of(
     Ok(role.as_deref().map(parse_role).transpose()?)
 }
 
-/// Adds a membership; false if it existed. A new member has read everything before they
-/// joined: their read marker starts at the room's last seq (exact: the caller holds the
-/// room's lock).
+/// Adds a membership, remembering who added the member (`None` for themself); false if it
+/// existed. A new member has read everything before they joined: their read marker starts
+/// at the room's last seq (exact: the caller holds the room's lock).
 async fn insert_membership(
     db: &mut PgConnection,
     room: RoomId,
     user: UserId,
     role: RoomRole,
+    added_by: Option<UserId>,
     now: Timestamp,
 ) -> Result<bool, Failed> {
     let done = sqlx::query(
-        "INSERT INTO memberships (room_id, user_id, role, joined_at, last_read_seq, delivered_seq)
-         SELECT $1, $2, $3, $4, last_seq, last_seq FROM rooms WHERE id = $1
+        "INSERT INTO memberships
+             (room_id, user_id, role, joined_at, last_read_seq, delivered_seq, added_by)
+         SELECT $1, $2, $3, $4, last_seq, last_seq, $5 FROM rooms WHERE id = $1
          ON CONFLICT (room_id, user_id) DO NOTHING",
     )
     .bind(room.as_i64())
     .bind(user.as_i64())
     .bind(role.as_str())
     .bind(now.as_millis())
+    .bind(added_by.map(UserId::as_i64))
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether `blocker` blocks `blocked`, as this statement sees it.
+async fn blocks(db: &mut PgConnection, blocker: UserId, blocked: UserId) -> Result<bool, Failed> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM blocks WHERE blocker = $1 AND blocked = $2")
+            .bind(blocker.as_i64())
+            .bind(blocked.as_i64())
+            .fetch_optional(&mut *db)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Refuses with `Blocked` if any of `users` blocks `actor`: someone who blocks a person is
+/// not added to rooms by them.
+async fn refuse_if_blocked_by_any(
+    db: &mut PgConnection,
+    users: &[UserId],
+    actor: UserId,
+) -> Result<(), Failed> {
+    let users: Vec<i64> = users.iter().map(|u| u.as_i64()).collect();
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM blocks WHERE blocker = ANY($1) AND blocked = $2 LIMIT 1")
+            .bind(&users)
+            .bind(actor.as_i64())
+            .fetch_optional(&mut *db)
+            .await?;
+    if found.is_some() { Err(refused(StoreError::Blocked)) } else { Ok(()) }
+}
+
+/// Locks a pair of users' rows until the transaction ends, so that a block between them
+/// and the creation of their DM take turns: either the DM's creation sees the block, or the
+/// block sees the DM and hides it. `NO KEY UPDATE`, so that messages and memberships, which
+/// only reference the rows, never wait for it.
+async fn lock_pair(db: &mut PgConnection, a: UserId, b: UserId) -> Result<(), Failed> {
+    sqlx::query("SELECT id FROM users WHERE id IN ($1, $2) ORDER BY id FOR NO KEY UPDATE")
+        .bind(a.as_i64())
+        .bind(b.as_i64())
+        .execute(&mut *db)
+        .await?;
+    Ok(())
+}
+
+/// The DM room of a pair of users, if they have one.
+async fn dm_of(db: &mut PgConnection, a: UserId, b: UserId) -> Result<Option<RoomId>, Failed> {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    let room: Option<i64> =
+        sqlx::query_scalar("SELECT room_id FROM dm_pairs WHERE user_low = $1 AND user_high = $2")
+            .bind(low.as_i64())
+            .bind(high.as_i64())
+            .fetch_optional(&mut *db)
+            .await?;
+    Ok(room.map(RoomId::from_i64))
 }

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 
 use super::super::gate::Gate;
 use super::super::writes::{Done, Failed, Tx, Write};
-use super::{insert_membership, lock_room, refused, role_of};
+use super::{
+    blocks, dm_of, insert_membership, lock_pair, lock_room, refuse_if_blocked_by_any, refused,
+    role_of,
+};
 use crate::domain::{RoomId, RoomRole, Timestamp, UserId};
 use crate::store::driver::violated_unique;
 use crate::store::rows::parse_role;
@@ -27,6 +30,7 @@ impl Write for CreateRoom {
 
     async fn apply(&mut self, tx: &mut Tx, changes: &mut Vec<Change>) -> Result<Done<()>, Failed> {
         let room = &self.room;
+        refuse_if_blocked_by_any(tx.db(), &self.members, room.created_by).await?;
         let inserted = sqlx::query(
             "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -45,10 +49,10 @@ impl Write for CreateRoom {
             }
             other => other?,
         };
-        let creator = std::iter::once((room.created_by, RoomRole::Owner));
-        let others = self.members.iter().map(|&m| (m, RoomRole::Member));
-        for (user, role) in creator.chain(others) {
-            if insert_membership(tx.db(), room.id, user, role, room.created_at).await? {
+        let creator = std::iter::once((room.created_by, RoomRole::Owner, None));
+        let others = self.members.iter().map(|&m| (m, RoomRole::Member, Some(room.created_by)));
+        for (user, role, added_by) in creator.chain(others) {
+            if insert_membership(tx.db(), room.id, user, role, added_by, room.created_at).await? {
                 changes.push(Change::MemberAdded { room_id: room.id, user_id: user });
             }
         }
@@ -80,13 +84,22 @@ impl Write for OpenDm {
     /// Two requests for the same pair at once (from both people, on two nodes) both insert
     /// the pair; the primary key lets one through and makes the other wait for it to
     /// commit, find the pair taken, roll its room back and answer with the first one's.
+    /// The pair's rows are locked first, so a block between them commits before this
+    /// looks (and refuses) or after this commits (and hides the new DM).
     async fn apply(
         &mut self,
         tx: &mut Tx,
         changes: &mut Vec<Change>,
     ) -> Result<Done<(RoomId, bool)>, Failed> {
         let (low, high) = self.pair();
-        if let Some(room) = existing_dm(tx, low, high).await? {
+        lock_pair(tx.db(), low, high).await?;
+        if blocks(tx.db(), self.b, self.a).await? {
+            return Err(refused(StoreError::Blocked));
+        }
+        if blocks(tx.db(), self.a, self.b).await? {
+            return Err(refused(StoreError::Blocking));
+        }
+        if let Some(room) = dm_of(tx.db(), low, high).await? {
             return Ok(Done::Rollback((room, false)));
         }
         let room = self.new_id;
@@ -108,28 +121,18 @@ impl Write for OpenDm {
         .execute(tx.db())
         .await?;
         if paired.rows_affected() == 0 {
-            let Some(theirs) = existing_dm(tx, low, high).await? else {
+            let Some(theirs) = dm_of(tx.db(), low, high).await? else {
                 return Err(Failed::Retry);
             };
             return Ok(Done::Rollback((theirs, false)));
         }
         for user in [low, high] {
-            if insert_membership(tx.db(), room, user, RoomRole::Member, self.now).await? {
+            if insert_membership(tx.db(), room, user, RoomRole::Member, None, self.now).await? {
                 changes.push(Change::MemberAdded { room_id: room, user_id: user });
             }
         }
         Ok(Done::Commit((room, true)))
     }
-}
-
-async fn existing_dm(tx: &mut Tx, low: UserId, high: UserId) -> Result<Option<RoomId>, Failed> {
-    let room: Option<i64> =
-        sqlx::query_scalar("SELECT room_id FROM dm_pairs WHERE user_low = $1 AND user_high = $2")
-            .bind(low.as_i64())
-            .bind(high.as_i64())
-            .fetch_optional(tx.db())
-            .await?;
-    Ok(room.map(RoomId::from_i64))
 }
 
 pub(in crate::store::postgres) struct AddMember {
@@ -155,12 +158,16 @@ impl Write for AddMember {
         if lock_room(tx.db(), self.room).await?.is_none() {
             return Err(refused(StoreError::NotMember));
         }
-        if let AddedBy::Member(by) = self.by
-            && role_of(tx.db(), self.room, by).await?.is_none()
-        {
-            return Err(refused(StoreError::NotMember));
+        if let AddedBy::Member(by) = self.by {
+            if role_of(tx.db(), self.room, by).await?.is_none() {
+                return Err(refused(StoreError::NotMember));
+            }
+            refuse_if_blocked_by_any(tx.db(), &[self.user], by).await?;
         }
-        if !insert_membership(tx.db(), self.room, self.user, RoomRole::Member, self.now).await? {
+        let (user, added_by) = (self.user, self.by.adder());
+        if !insert_membership(tx.db(), self.room, user, RoomRole::Member, added_by, self.now)
+            .await?
+        {
             return Ok(Done::Rollback(false));
         }
         changes.push(Change::MemberAdded { room_id: self.room, user_id: self.user });

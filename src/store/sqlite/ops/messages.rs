@@ -1,6 +1,7 @@
 //! Messages and everything that changes them: sending, editing, deleting, reacting.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
@@ -15,6 +16,22 @@ use crate::store::driver::is_unique_violation;
 use crate::store::rows::MessageRow;
 use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
+
+/// Stores a plain message if its author is a member (and the room is not a DM closed by a
+/// block), taking the room's next seq, in one statement.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO messages
+             (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
+         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6
+         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
+         WHERE r.id = ?7 AND {}
+         ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
+             DO NOTHING
+         RETURNING seq",
+        rules::DM_UNBLOCKED
+    )
+});
 
 pub(in crate::store::sqlite) struct InsertMessage(pub NewMessage);
 
@@ -60,34 +77,26 @@ impl Operation for InsertMessage {
         // A random 63-bit id can collide with an existing one, very rarely; draw again.
         let mut id = message.id;
         let seq = loop {
-            let inserted = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO messages
-                     (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
-                 SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6
-                 FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
-                 WHERE r.id = ?7
-                 ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
-                     DO NOTHING
-                 RETURNING seq",
-            )
-            .bind(id.as_i64())
-            .bind(message.author_id.as_i64())
-            .bind(message.body.as_str())
-            .bind(message.client_id.as_ref().map(|c| c.as_str()))
-            .bind(message.reply_to.map(MessageId::as_i64))
-            .bind(message.created_at.as_millis())
-            .bind(message.room_id.as_i64())
-            .fetch_optional(&mut *db)
-            .await;
+            let inserted = sqlx::query_scalar::<_, i64>(&INSERT)
+                .bind(id.as_i64())
+                .bind(message.author_id.as_i64())
+                .bind(message.body.as_str())
+                .bind(message.client_id.as_ref().map(|c| c.as_str()))
+                .bind(message.reply_to.map(MessageId::as_i64))
+                .bind(message.created_at.as_millis())
+                .bind(message.room_id.as_i64())
+                .fetch_optional(&mut *db)
+                .await;
             match inserted {
                 Ok(Some(seq)) => break seq,
-                // No row: not a member, or the client id is taken by a retry. Which one is
-                // asked only now, membership first, so a non-member learns nothing.
+                // No row: not a member, a DM closed by a block, or the client id is taken by
+                // a retry. Which one is asked only now, membership first, so a non-member
+                // learns nothing.
                 Ok(None) => {
-                    return members_retry(db, message)
-                        .await?
-                        .map(Inserted::Existing)
-                        .ok_or(refused(StoreError::NotMember));
+                    if let Some(existing) = members_retry(db, message).await? {
+                        return Ok(Inserted::Existing(existing));
+                    }
+                    return Err(refused(refusal(db, message).await?));
                 }
                 // SQLite names no constraint; the client id conflict is handled above, so a
                 // uniqueness error here is the id's, if the id is taken.
@@ -396,6 +405,25 @@ async fn members_retry(
         Some(row) => Ok(complete(db, vec![row]).await?.pop().map(|(_, message)| message)),
         None => Ok(None),
     }
+}
+
+/// Why a member's message was refused without a retry to return: `Blocked` if it is a DM
+/// whose other member blocks the author, otherwise `NotMember` (a DM whose author blocks
+/// the other member is hidden from the author, as if they were not in it).
+async fn refusal(
+    db: &mut SqliteConnection,
+    message: &NewMessage,
+) -> Result<StoreError, ApplyError> {
+    let blocked: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM dm_pairs d
+         JOIN blocks b ON b.blocked = ?2 AND b.blocker IN (d.user_low, d.user_high)
+         WHERE d.room_id = ?1",
+    )
+    .bind(message.room_id.as_i64())
+    .bind(message.author_id.as_i64())
+    .fetch_optional(&mut *db)
+    .await?;
+    Ok(if blocked.is_some() { StoreError::Blocked } else { StoreError::NotMember })
 }
 
 /// Records the members a message's body names (the author aside), and returns them. An

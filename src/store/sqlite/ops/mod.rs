@@ -6,6 +6,7 @@
 //! request; and it refuses before writing anything, so a refusal never leaves half a change.
 
 mod accounts;
+mod blocks;
 mod markers;
 mod media;
 mod messages;
@@ -15,6 +16,7 @@ pub(super) use accounts::{
     CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
     UpdateProfile,
 };
+pub(super) use blocks::{Block, Unblock};
 pub(super) use markers::MarkRead;
 pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
 pub(super) use messages::{DeleteMessage, EditMessage, InsertMessage, React};
@@ -68,25 +70,75 @@ pub(super) async fn role_of(
     role.as_deref().map(parse_role).transpose().map_err(ApplyError::Batch)
 }
 
-/// Adds a membership; false if it existed. A new member has read everything before they
-/// joined: their read marker starts at the room's last seq.
+/// Adds a membership, remembering who added the member (`None` for themself); false if it
+/// existed. A new member has read everything before they joined: their read marker starts
+/// at the room's last seq.
 pub(super) async fn insert_membership(
     db: &mut SqliteConnection,
     room: RoomId,
     user: UserId,
     role: RoomRole,
+    added_by: Option<UserId>,
     now: Timestamp,
 ) -> Result<bool, ApplyError> {
     let done = sqlx::query(
-        "INSERT INTO memberships (room_id, user_id, role, joined_at, last_read_seq, delivered_seq)
-         SELECT ?1, ?2, ?3, ?4, last_seq, last_seq FROM rooms WHERE id = ?1
+        "INSERT INTO memberships
+             (room_id, user_id, role, joined_at, last_read_seq, delivered_seq, added_by)
+         SELECT ?1, ?2, ?3, ?4, last_seq, last_seq, ?5 FROM rooms WHERE id = ?1
          ON CONFLICT (room_id, user_id) DO NOTHING",
     )
     .bind(room.as_i64())
     .bind(user.as_i64())
     .bind(role.as_str())
     .bind(now.as_millis())
+    .bind(added_by.map(UserId::as_i64))
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether `blocker` blocks `blocked`, as the transaction sees it.
+pub(super) async fn blocks(
+    db: &mut SqliteConnection,
+    blocker: UserId,
+    blocked: UserId,
+) -> Result<bool, ApplyError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2")
+            .bind(blocker.as_i64())
+            .bind(blocked.as_i64())
+            .fetch_optional(&mut *db)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Refuses with `Blocked` if any of `users` blocks `actor`: someone who blocks a person is
+/// not added to rooms by them.
+pub(super) async fn refuse_if_blocked_by_any(
+    db: &mut SqliteConnection,
+    users: &[UserId],
+    actor: UserId,
+) -> Result<(), ApplyError> {
+    for &user in users {
+        if blocks(db, user, actor).await? {
+            return Err(refused(StoreError::Blocked));
+        }
+    }
+    Ok(())
+}
+
+/// The DM room of a pair of users, if they have one.
+pub(super) async fn dm_of(
+    db: &mut SqliteConnection,
+    a: UserId,
+    b: UserId,
+) -> Result<Option<RoomId>, ApplyError> {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    let room: Option<i64> =
+        sqlx::query_scalar("SELECT room_id FROM dm_pairs WHERE user_low = ?1 AND user_high = ?2")
+            .bind(low.as_i64())
+            .bind(high.as_i64())
+            .fetch_optional(&mut *db)
+            .await?;
+    Ok(room.map(RoomId::from_i64))
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use super::super::writer::{ApplyError, Operation};
-use super::{insert_membership, refused, role_of};
+use super::{blocks, dm_of, insert_membership, refuse_if_blocked_by_any, refused, role_of};
 use crate::domain::{RoomId, RoomRole, Timestamp, UserId};
 use crate::store::rows::parse_role;
 use crate::store::{AddedBy, Change, NewRoom, StoreError};
@@ -24,6 +24,8 @@ impl Operation for CreateRoom {
         changes: &mut Vec<Change>,
     ) -> Result<(), ApplyError> {
         let room = &self.room;
+        // Before anything is written: a refusal creates nothing, not even the room.
+        refuse_if_blocked_by_any(db, &self.members, room.created_by).await?;
         let inserted = sqlx::query(
             "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -40,10 +42,10 @@ impl Operation for CreateRoom {
         if inserted.rows_affected() == 0 {
             return Err(refused(StoreError::Conflict("room_name")));
         }
-        let creator = std::iter::once((room.created_by, RoomRole::Owner));
-        let others = self.members.iter().map(|&m| (m, RoomRole::Member));
-        for (user, role) in creator.chain(others) {
-            if insert_membership(db, room.id, user, role, room.created_at).await? {
+        let creator = std::iter::once((room.created_by, RoomRole::Owner, None));
+        let others = self.members.iter().map(|&m| (m, RoomRole::Member, Some(room.created_by)));
+        for (user, role, added_by) in creator.chain(others) {
+            if insert_membership(db, room.id, user, role, added_by, room.created_at).await? {
                 changes.push(Change::MemberAdded { room_id: room.id, user_id: user });
             }
         }
@@ -68,15 +70,16 @@ impl Operation for OpenDm {
         changes: &mut Vec<Change>,
     ) -> Result<(RoomId, bool), ApplyError> {
         let (low, high) = if self.a <= self.b { (self.a, self.b) } else { (self.b, self.a) };
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT room_id FROM dm_pairs WHERE user_low = ?1 AND user_high = ?2",
-        )
-        .bind(low.as_i64())
-        .bind(high.as_i64())
-        .fetch_optional(&mut *db)
-        .await?;
-        if let Some(room) = existing {
-            return Ok((RoomId::from_i64(room), false));
+        // Checked for an existing DM too: it is hidden from a blocker, and closed to the
+        // one they block.
+        if blocks(db, self.b, self.a).await? {
+            return Err(refused(StoreError::Blocked));
+        }
+        if blocks(db, self.a, self.b).await? {
+            return Err(refused(StoreError::Blocking));
+        }
+        if let Some(room) = dm_of(db, low, high).await? {
+            return Ok((room, false));
         }
         let room = self.new_id;
         sqlx::query(
@@ -94,7 +97,7 @@ impl Operation for OpenDm {
             .execute(&mut *db)
             .await?;
         for user in [low, high] {
-            if insert_membership(db, room, user, RoomRole::Member, self.now).await? {
+            if insert_membership(db, room, user, RoomRole::Member, None, self.now).await? {
                 changes.push(Change::MemberAdded { room_id: room, user_id: user });
             }
         }
@@ -118,12 +121,16 @@ impl Operation for AddMember {
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<bool, ApplyError> {
-        if let AddedBy::Member(by) = self.by
-            && role_of(db, self.room, by).await?.is_none()
-        {
-            return Err(refused(StoreError::NotMember));
+        if let AddedBy::Member(by) = self.by {
+            if role_of(db, self.room, by).await?.is_none() {
+                return Err(refused(StoreError::NotMember));
+            }
+            refuse_if_blocked_by_any(db, &[self.user], by).await?;
         }
-        if !insert_membership(db, self.room, self.user, RoomRole::Member, self.now).await? {
+        let added_by = self.by.adder();
+        if !insert_membership(db, self.room, self.user, RoomRole::Member, added_by, self.now)
+            .await?
+        {
             return Ok(false);
         }
         changes.push(Change::MemberAdded { room_id: self.room, user_id: self.user });
