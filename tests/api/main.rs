@@ -17,6 +17,7 @@ mod harness;
 mod lifecycle;
 mod media;
 mod messaging;
+mod names;
 mod nginx;
 mod postgres;
 mod presence;
