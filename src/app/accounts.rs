@@ -53,7 +53,7 @@ impl App {
                 return Err(Error::conflict_on(
                     "username",
                     "username_taken",
-                    "That username is taken.",
+                    "That username is taken, or looks too much like one that is.",
                 ));
             }
             other => other?,

@@ -61,7 +61,7 @@ impl App {
                 return Err(Error::conflict_on(
                     "name",
                     "room_name_taken",
-                    "A public room with that name exists.",
+                    "A public room with that name, or one that looks too much like it, exists.",
                 ));
             }
             other => other?,

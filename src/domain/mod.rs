@@ -5,6 +5,7 @@
 
 mod id;
 mod links;
+mod lookalike;
 mod media;
 mod message;
 mod model;
@@ -13,6 +14,7 @@ mod time;
 mod user;
 
 pub use id::{InvalidId, MessageId, RoomId, SessionId, UserId};
+pub use lookalike::lookalike_key;
 pub use media::{MediaId, MediaKind};
 pub use message::{ClientId, Emoji, Mention, MessageBody};
 pub use model::{

@@ -67,6 +67,12 @@ impl RoomName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What public rooms' names are unique under, besides case: no two look alike
+    /// (`general` and `gеneral` with a Cyrillic `е`). See [`super::lookalike_key`].
+    pub fn lookalike_key(&self) -> String {
+        super::lookalike_key(&self.0)
+    }
 }
 
 impl fmt::Debug for RoomName {

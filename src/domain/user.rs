@@ -41,6 +41,12 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What the name is unique under: no two accounts have names that look alike
+    /// (`alice1` and `alicel`, `modern` and `rnodern`). See [`super::lookalike_key`].
+    pub fn lookalike_key(&self) -> String {
+        super::lookalike_key(&self.0)
+    }
 }
 
 impl fmt::Debug for Username {

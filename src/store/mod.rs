@@ -8,7 +8,8 @@
 //! its SQL.
 //!
 //! What both must do alike is written once: row decoding in `rows`, the rules applied
-//! inside a write's transaction in `rules`, the meaning of the driver's errors in `driver`.
+//! inside a write's transaction in `rules`, the meaning of the driver's errors in `driver`,
+//! and how names stored before their look-alike keys get them in `skeletons`.
 //!
 //! Architecture invariant: a message's `seq` is assigned here, inside the transaction that
 //! stores it. Every committed change that others must learn of (a message, a membership, an
@@ -21,6 +22,7 @@ mod driver;
 pub mod postgres;
 mod rows;
 mod rules;
+mod skeletons;
 pub mod sqlite;
 
 use std::path::Path;
@@ -159,6 +161,14 @@ pub struct NewRoom {
     pub name: RoomName,
     pub created_by: UserId,
     pub created_at: Timestamp,
+}
+
+impl NewRoom {
+    /// The look-alike key its name is unique under: public rooms' only, since only their
+    /// names must be told apart (groups may share names; DMs have none).
+    fn name_skeleton(&self) -> Option<String> {
+        (self.kind == RoomKind::Public).then(|| self.name.lookalike_key())
+    }
 }
 
 /// A message to store. Its seq is assigned by the store.
@@ -363,7 +373,8 @@ pub trait Store: Send + Sync + 'static {
     /// hand, and closes the database. Called once, at shutdown.
     async fn close(&self);
 
-    /// Fails with `Conflict("username")` when the name is taken.
+    /// Fails with `Conflict("username")` when the name is taken, or another one looks like
+    /// it (the same look-alike key).
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn credentials(&self, username: &Username) -> StoreResult<Option<Credentials>>;
@@ -392,8 +403,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a room with its creator as owner and `members` as members (added by the
     /// creator), announcing each membership. Fails with `Conflict("room_name")` when a public
-    /// room of that name (any case) exists, and with `Blocked`, creating nothing, when one of
-    /// `members` blocks the creator.
+    /// room of that name (any case), or of one that looks like it (the same look-alike key),
+    /// exists, and with `Blocked`, creating nothing, when one of `members` blocks the creator.
     async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()>;
     /// The one DM room of a pair of users, created with `new_id` if there is none yet (and
     /// then both memberships are announced). Returns the room id and whether it was created.

@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod media;
 mod messaging;
+mod names;
 mod nginx;
 mod postgres;
 mod presence;

@@ -1,5 +1,9 @@
 // Building DOM nodes. User content only ever becomes text nodes or attribute values set
 // through the DOM, never HTML: nothing here parses markup.
+//
+// And it is isolated from the text around it: a name set among other text goes in a
+// <bdi> (`bdi`), a block of someone's text (a message, a bio) gets `dir="auto"`, so that a
+// right-to-left name, or one ending in digits, cannot reorder what follows it.
 
 /** Creates an element. `props` may hold `class`, `text`, `on` (event handlers), `attrs`
  *  (set with setAttribute), and any other element property; children are nodes, strings
@@ -16,6 +20,20 @@ export function h(tag, props = {}, ...children) {
   }
   append(element, children);
   return element;
+}
+
+/** User-provided text set inline among other text (a name, a file name, an emoji):
+ *  isolated in a <bdi>, which takes its direction from its own first strong letter and
+ *  leaves the line around it as it was. */
+export function bdi(text, props = {}) {
+  return h('bdi', { ...props, text });
+}
+
+/** The same isolation in plain text, for what is drawn outside the page (a notification's
+ *  title): FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE, the characters a <bdi> stands
+ *  for. */
+export function isolated(text) {
+  return '\u2068' + text + '\u2069';
 }
 
 function append(element, children) {

@@ -3,6 +3,7 @@
 
 import { ApiError, api, get, post } from './api.js';
 import { Connection } from './connection.js';
+import { isolated } from './dom.js';
 import { Model } from './state.js';
 import { showAuth } from './views/auth.js';
 import { Shell } from './views/shell.js';
@@ -420,7 +421,9 @@ class Client {
     if (!this.notificationsAllowed() || document.visibilityState === 'visible') return;
     const room = this.model.room(message.room_id);
     const author = this.model.users.get(message.author_id);
-    const title = (mention ? 'Mentioned by ' : '') + (author ? author.display_name : 'Someone') + (room && room.info.kind !== 'dm' ? ' in ' + room.info.name : '');
+    // A notification is drawn outside the page, as plain text: names are isolated with
+    // the characters a <bdi> stands for.
+    const title = (mention ? 'Mentioned by ' : '') + (author ? isolated(author.display_name) : 'Someone') + (room && room.info.kind !== 'dm' ? ' in ' + isolated(room.info.name) : '');
     const notification = new Notification(title, { body: message.body.slice(0, 200), tag: message.id });
     notification.onclick = () => {
       window.focus();

@@ -17,6 +17,7 @@ mod erasure;
 mod gate;
 mod messages;
 mod ops;
+mod skeletons;
 mod writes;
 
 use std::str::FromStr;
@@ -108,9 +109,10 @@ impl PostgresStore {
     }
 }
 
-/// Applies pending migrations, and nothing else. Nodes starting at once take turns under
-/// sqlx's advisory lock; a migration may take as long as it needs (building an index on a
-/// large table, say), so this connection has no statement timeout.
+/// Applies pending migrations and fills in what SQL could not (the look-alike keys of
+/// names stored before them, `skeletons.rs`), and nothing else. Nodes starting at once
+/// take turns under sqlx's advisory lock; a migration may take as long as it needs
+/// (building an index on a large table, say), so this connection has no statement timeout.
 pub async fn migrate(url: &str) -> StoreResult<()> {
     let options = connect_options(url)?;
     let mut connection = tokio::time::timeout(OPEN_TIMEOUT, options.connect())
@@ -118,6 +120,7 @@ pub async fn migrate(url: &str) -> StoreResult<()> {
         .map_err(|_| StoreError::Unavailable("no answer within 30 s".into()))??;
     check_server(&mut connection).await?;
     MIGRATOR.run_direct(&mut connection).await?;
+    skeletons::fill_in(&mut connection).await?;
     connection.close().await?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod messages;
 mod ops;
+mod skeletons;
 mod writer;
 
 use std::path::Path;
@@ -61,13 +62,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file, applies pending migrations, and starts
+    /// Opens (creating if needed) the database file, applies pending migrations (and fills
+    /// in the look-alike keys of names stored before them), and starts
     /// the writer, which announces every committed change to `sink`.
     pub async fn open(path: &Path, sink: ChangeSink) -> StoreResult<Self> {
         let lock = lock(path)?;
         let options = connect_options(path)?;
         let mut write = options.clone().create_if_missing(true).connect().await?;
         MIGRATOR.run_direct(&mut write).await?;
+        skeletons::fill_in(&mut write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)
@@ -76,11 +79,13 @@ impl SqliteStore {
     }
 }
 
-/// Creates the database file if needed and applies pending migrations.
+/// Creates the database file if needed and applies pending migrations (filling in what
+/// SQL could not: look-alike keys).
 pub async fn migrate(path: &Path) -> StoreResult<()> {
     let _lock = lock(path)?;
     let mut connection = connect_options(path)?.create_if_missing(true).connect().await?;
     MIGRATOR.run_direct(&mut connection).await?;
+    skeletons::fill_in(&mut connection).await?;
     sqlx::Connection::close(connection).await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 // Files in messages: pictures and videos inline (a picture opens larger on click), sound
 // with a player and its length, anything else as a named download with its size.
 
-import { h } from '../dom.js';
+import { bdi, h } from '../dom.js';
 
 /** The box a picture is shown in, at most this big. */
 const BOX = { width: 320, height: 240 };
@@ -32,7 +32,7 @@ function attachment(file) {
         file.duration_ms ? h('span', { class: 'duration', text: duration(file.duration_ms) }) : null);
     default:
       return h('a', { class: 'attachment file', href: file.url, download: file.name },
-        h('span', { class: 'file-name', text: file.name }), h('span', { class: 'file-size', text: size(file.size) }));
+        bdi(file.name, { class: 'file-name' }), h('span', { class: 'file-size', text: size(file.size) }));
   }
 }
 

@@ -5,7 +5,7 @@
 // room it was started in.
 
 import { upload } from '../api.js';
-import { h, replace } from '../dom.js';
+import { bdi, h, replace } from '../dom.js';
 import { filesSummary, size } from './attachments.js';
 import { Recorder } from './recorder.js';
 
@@ -31,7 +31,7 @@ export class Composer {
     this.context = h('div', { class: 'composer-context', hidden: true });
     this.input = h('textarea', {
       rows: 1, placeholder: 'Write a message…',
-      attrs: { 'aria-label': 'Message', 'aria-autocomplete': 'list', 'aria-controls': 'mention-suggestions', 'data-testid': 'composer' },
+      attrs: { dir: 'auto', 'aria-label': 'Message', 'aria-autocomplete': 'list', 'aria-controls': 'mention-suggestions', 'data-testid': 'composer' },
       on: { keydown: (event) => this.onKey(event), input: () => this.onInput() },
     });
     this.input.addEventListener('paste', (event) => {
@@ -83,7 +83,7 @@ export class Composer {
   renderFiles() {
     this.fileList.hidden = this.files.length === 0;
     replace(this.fileList, this.files.map((entry) => h('span', { class: 'chip file-chip' + (entry.error ? ' failed' : '') },
-      entry.name, ' ',
+      bdi(entry.name), ' ',
       h('span', { class: 'sub', text: entry.error ? entry.error : entry.attachment ? size(entry.size) : `${Math.round(entry.progress * 100)}%` }),
       h('button', { class: 'icon-btn', text: '×', attrs: { 'aria-label': 'Remove ' + entry.name }, on: { click: () => { this.files = this.files.filter((f) => f !== entry); this.renderFiles(); } } }))));
     const uploading = this.files.some((entry) => !entry.attachment && !entry.error);
@@ -168,8 +168,8 @@ export class Composer {
   showContext() {
     const { kind, message } = this.mode;
     const author = this.model.users.get(message.author_id)?.display_name || 'someone';
-    const what = kind === 'reply' ? `Replying to ${author}: ${message.body.slice(0, 80) || filesSummary(message)}` : 'Editing your message';
-    replace(this.context, h('span', { class: 'what', text: what }),
+    const what = kind === 'reply' ? ['Replying to ', bdi(author), ': ', bdi(message.body.slice(0, 80) || filesSummary(message))] : 'Editing your message';
+    replace(this.context, h('span', { class: 'what' }, what),
       h('button', { class: 'icon-btn', text: 'Cancel (Esc)', on: { click: () => { this.cancel(); this.focus(); } } }));
     this.context.hidden = false;
   }
@@ -255,10 +255,10 @@ export class Composer {
 
   renderSuggestions() {
     replace(this.list, this.suggestions.map((member, index) => h('li', {
-      id: 'mention-' + member.id, text: `${member.display_name} (@${member.username})`,
+      id: 'mention-' + member.id,
       attrs: { role: 'option', 'aria-selected': index === this.selected },
       on: { mousedown: (event) => { event.preventDefault(); this.accept(member); } },
-    })));
+    }, bdi(member.display_name), ` (@${member.username})`)));
     this.list.hidden = false;
     this.input.setAttribute('aria-activedescendant', 'mention-' + this.suggestions[this.selected].id);
   }

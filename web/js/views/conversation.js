@@ -3,7 +3,7 @@
 // who is typing, and the composer. Each message takes the focus (Tab into the list, then
 // the arrow keys), which shows its actions.
 
-import { dayLabel, h, initials, keepingFocus, replace, richText, timeLabel } from '../dom.js';
+import { bdi, dayLabel, h, initials, keepingFocus, replace, richText, timeLabel } from '../dom.js';
 import { attachmentList, filesSummary } from './attachments.js';
 import { Composer } from './composer.js';
 import { openBlockDialog, openMembersDialog } from './dialogs.js';
@@ -115,7 +115,7 @@ export class Conversation {
   renderHeader() {
     const room = this.model.room(this.roomId);
     const info = room.info;
-    this.title.textContent = (info.kind === 'public' ? '# ' : '') + info.name;
+    replace(this.title, info.kind === 'public' ? '# ' : '', bdi(info.name));
     const adder = info.kind !== 'dm' && info.added_by;
     this.addedBy.hidden = !adder;
     if (adder) this.adderName.textContent = this.nameOf(info.added_by, 'someone');
@@ -148,12 +148,13 @@ export class Conversation {
     if (!this.roomId) return;
     const names = this.model.typingIn(this.roomId).map((id) => this.nameOf(id, 'Someone'));
     const line =
-      names.length === 0 ? '' :
-      names.length === 1 ? `${names[0]} is typing…` :
-      names.length === 2 ? `${names[0]} and ${names[1]} are typing…` :
-      'Several people are typing…';
+      names.length === 0 ? [] :
+      names.length === 1 ? [bdi(names[0]), ' is typing…'] :
+      names.length === 2 ? [bdi(names[0]), ' and ', bdi(names[1]), ' are typing…'] :
+      ['Several people are typing…'];
     // Checked every second: writing the same text again would be announced again.
-    if (this.typing.textContent !== line) this.typing.textContent = line;
+    const text = line.map((part) => (typeof part === 'string' ? part : part.textContent)).join('');
+    if (this.typing.textContent !== text) replace(this.typing, line);
   }
 
   /** Re-renders the list, keeping the view where it was: at the bottom if it was there,
@@ -169,8 +170,8 @@ export class Conversation {
     const nodes = [];
     if (room.hasMore && room.loaded) nodes.push(h('div', { class: 'loading-older', text: 'Scroll up for older messages' }));
     if (room.loaded && !room.hasMore) {
-      const start = room.info.kind === 'dm' ? `This is the beginning of your conversation with ${room.info.name}.` : `This is the beginning of ${room.info.name}.`;
-      nodes.push(h('div', { class: 'loading-older', text: start }));
+      const start = room.info.kind === 'dm' ? 'This is the beginning of your conversation with ' : 'This is the beginning of ';
+      nodes.push(h('div', { class: 'loading-older' }, start, bdi(room.info.name), '.'));
     }
     let previous = null;
     this.rendered = new Set();
@@ -213,14 +214,14 @@ export class Conversation {
     const head = first ? [
       avatar(author, name),
       h('div', { class: 'head' },
-        h('span', { class: 'author', text: name }),
+        bdi(name, { class: 'author' }),
         h('time', { class: 'time', text: timeLabel(date), dateTime: message.created_at, title: date.toLocaleString() })),
     ] : [];
     const quote = message.reply_to ? h('div', { class: 'quote' },
-      this.nameOf(message.reply_to.author_id, 'Someone') + ': ', this.quoted(room, message.reply_to)) : null;
+      bdi(this.nameOf(message.reply_to.author_id, 'Someone')), ': ', bdi(this.quoted(room, message.reply_to))) : null;
     const body = message.deleted
       ? h('div', { class: 'body', text: 'This message was deleted.' })
-      : message.body ? h('div', { class: 'body' }, richText(message.body, usernames, me.username)) : null;
+      : message.body ? h('div', { class: 'body', attrs: { dir: 'auto' } }, richText(message.body, usernames, me.username)) : null;
     const meta = [];
     if (message.edited_at && !message.deleted) meta.push(h('span', { class: 'edited', text: ' (edited)' }));
     if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : message.retrying ? 'Trying again…' : 'Sending…' }));
@@ -229,10 +230,10 @@ export class Conversation {
       const mine = reaction.user_ids.includes(me.id);
       const who = reaction.user_ids.map((id) => this.nameOf(id, 'someone')).join(', ');
       return h('button', {
-        class: 'reaction' + (mine ? ' mine' : ''), text: `${reaction.emoji} ${reaction.count}`, title: who,
+        class: 'reaction' + (mine ? ' mine' : ''), title: who,
         attrs: { 'aria-pressed': mine, 'aria-label': `${reaction.emoji} ${reaction.count}: ${who}` },
         on: { click: () => this.client.toggleReaction(room.id, message.id, reaction.emoji) },
-      });
+      }, bdi(reaction.emoji), ` ${reaction.count}`);
     })) : null;
     return h('article', {
       class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}`, tabindex: '0' },

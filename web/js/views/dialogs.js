@@ -2,7 +2,7 @@
 // start a direct conversation, see and manage a room's members, block or unblock someone.
 
 import { ApiError, api, get, post, uploadAvatar } from '../api.js';
-import { h, keepingFocus, replace } from '../dom.js';
+import { bdi, h, keepingFocus, replace } from '../dom.js';
 import { size } from './attachments.js';
 // A cycle (conversation.js opens the members dialog), harmless: both sides only call each
 // other's functions once the page runs, long after both modules are loaded.
@@ -12,9 +12,11 @@ import { avatar } from './conversation.js';
  *  checked here so that a large photo is refused at once, not after its upload. */
 const MAX_AVATAR_BYTES = 10 * 1024 * 1024;
 
-/** Opens a modal <dialog> holding `content`; it removes itself when closed. */
+/** Opens a modal <dialog> holding `content`; it removes itself when closed. `title` is
+ *  text, or nodes when it holds a name (isolated in a <bdi>). */
 function modal(title, ...content) {
-  const dialog = h('dialog', { attrs: { 'aria-label': title } }, h('h2', { text: title }), content);
+  const heading = h('h2', {}, title);
+  const dialog = h('dialog', { attrs: { 'aria-label': heading.textContent } }, heading, content);
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
@@ -35,7 +37,7 @@ function userSearch(onPick, exclude = () => false) {
       const { users } = await get('/users?q=' + encodeURIComponent(input.value.trim()));
       replace(results, users.filter((user) => !exclude(user)).map((user) => h('li', {},
         avatar(user, user.display_name),
-        h('span', { class: 'grow' }, h('div', { text: user.display_name }), h('div', { class: 'sub', text: '@' + user.username })),
+        h('span', { class: 'grow' }, h('div', { text: user.display_name, attrs: { dir: 'auto' } }), h('div', { class: 'sub', text: '@' + user.username })),
         h('button', { class: 'btn', type: 'button', text: 'Choose', attrs: { 'aria-label': 'Choose ' + user.display_name }, on: { click: () => onPick(user) } }))));
     } catch (error) {
       replace(results, h('li', { text: error.message }));
@@ -52,9 +54,9 @@ function userSearch(onPick, exclude = () => false) {
 export function openCreateDialog(model, client) {
   const invited = new Map();
   const chips = h('div', { class: 'chips' });
-  const renderChips = () => replace(chips, [...invited.values()].map((user) => h('span', { class: 'chip', text: user.display_name })));
+  const renderChips = () => replace(chips, [...invited.values()].map((user) => bdi(user.display_name, { class: 'chip' })));
   const nameError = h('div', { class: 'field-error', attrs: { role: 'alert' } });
-  const name = h('input', { id: 'room-name', required: true, maxLength: 64, attrs: { 'aria-describedby': 'room-name-error' } });
+  const name = h('input', { id: 'room-name', required: true, maxLength: 64, attrs: { dir: 'auto', 'aria-describedby': 'room-name-error' } });
   nameError.id = 'room-name-error';
   const kind = h('select', { id: 'room-kind' },
     h('option', { value: 'public', text: 'Public room: anyone can find and join it' }),
@@ -100,7 +102,7 @@ export async function openBrowseDialog(client) {
     try {
       const { rooms } = await get('/rooms/public?q=' + encodeURIComponent(input.value.trim()));
       replace(list, rooms.length ? rooms.map((room) => h('li', {},
-        h('span', { class: 'grow' }, h('div', { text: '# ' + room.name }), h('div', { class: 'sub', text: `${room.member_count} members` })),
+        h('span', { class: 'grow' }, h('div', {}, '# ', bdi(room.name)), h('div', { class: 'sub', text: `${room.member_count} members` })),
         h('button', {
           class: 'btn' + (room.joined ? '' : ' primary'), type: 'button', text: room.joined ? 'Open' : 'Join',
           on: { click: async () => {
@@ -153,8 +155,8 @@ export function openMembersDialog(model, client, roomId) {
       avatar(member, member.display_name),
       h('span', { class: 'presence-dot', attrs: { 'data-status': status, 'aria-hidden': 'true' } }),
       h('span', { class: 'grow' },
-        h('div', { text: `${member.display_name} (@${member.username})${member.role === 'owner' ? ' · owner' : ''}` }),
-        member.bio ? h('div', { class: 'bio', text: member.bio }) : null),
+        h('div', {}, bdi(member.display_name), ` (@${member.username})${member.role === 'owner' ? ' · owner' : ''}`),
+        member.bio ? h('div', { class: 'bio', text: member.bio, attrs: { dir: 'auto' } }) : null),
       h('span', { class: 'sub', text: status }),
       member.id === model.me.id ? null : blockToggle(model, client, member),
       owner && member.id !== model.me.id && room.info.kind !== 'dm' ? h('button', {
@@ -195,7 +197,7 @@ export function openMembersDialog(model, client, roomId) {
     }, (user) => room.members.has(user.id));
     parts.push(h('h3', { text: 'Invite people' }), search.element);
   }
-  dialog = modal(`Members of ${room.info.name}`, parts);
+  dialog = modal(['Members of ', bdi(room.info.name)], parts);
   dialog.addEventListener('close', stop);
   const leave = room.info.kind === 'dm' ? null : h('button', {
     class: 'btn danger', type: 'button', text: 'Leave room',
@@ -264,8 +266,8 @@ export function openProfileDialog(model, client) {
     input.setAttribute('aria-describedby', error.id);
     return h('div', { class: 'field' }, h('label', { htmlFor: input.id, text: label }), input, error);
   };
-  const name = h('input', { value: me.display_name, maxLength: 64 });
-  const bio = h('textarea', { value: me.bio || '', maxLength: 300, rows: 3 });
+  const name = h('input', { value: me.display_name, maxLength: 64, attrs: { dir: 'auto' } });
+  const bio = h('textarea', { value: me.bio || '', maxLength: 300, rows: 3, attrs: { dir: 'auto' } });
   const preview = h('span', { class: 'avatar-preview' });
   const showPicture = (user) => replace(preview, user.avatar_url ? h('img', { src: user.avatar_url, alt: 'Your picture' }) : h('span', { text: 'No picture' }));
   showPicture(me);

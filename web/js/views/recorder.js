@@ -1,7 +1,7 @@
 // Voice messages: records from the microphone with MediaRecorder, showing the time so far
 // and the room it is for, until the user sends or cancels. One recording at a time.
 
-import { h, replace } from '../dom.js';
+import { bdi, h, replace } from '../dom.js';
 import { duration } from './attachments.js';
 
 const MAX_MS = 5 * 60_000;
@@ -50,7 +50,7 @@ export class Recorder {
     // The time is for the eyes: read out every second, it would drown everything else.
     const time = h('span', { class: 'elapsed', text: '0:00', attrs: { 'aria-live': 'off' } });
     replace(this.element,
-      h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }), label ? `Recording for ${label} ` : 'Recording ', time,
+      h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }), label ? ['Recording for ', bdi(label), ' '] : 'Recording ', time,
       h('button', { class: 'btn', text: 'Cancel', on: { click: () => { cancelled = true; recorder.stop(); } } }),
       h('button', { class: 'btn primary', text: 'Send voice message', on: { click: () => recorder.stop() } }));
     this.element.hidden = false;

@@ -2,7 +2,7 @@
 // (public rooms, groups, direct messages) with unread and mention badges, a preview of the
 // last message and, for direct messages, the other person's presence.
 
-import { h, initials, replace } from '../dom.js';
+import { bdi, h, initials, replace } from '../dom.js';
 import { filesSummary } from './attachments.js';
 import { openBrowseDialog, openCreateDialog, openDmDialog, openProfileDialog } from './dialogs.js';
 
@@ -17,7 +17,7 @@ export function renderSidebar(container, model, client, { active, connection }) 
   const me = model.me;
   const head = h('div', { class: 'sidebar-head' },
     h('div', { class: 'me' },
-      h('button', { class: 'me-name', text: me.display_name, title: 'Your profile', attrs: { 'aria-label': 'Your profile: ' + me.display_name }, on: { click: () => openProfileDialog(model, client) } }),
+      h('button', { class: 'me-name', title: 'Your profile', attrs: { 'aria-label': 'Your profile: ' + me.display_name }, on: { click: () => openProfileDialog(model, client) } }, bdi(me.display_name)),
       h('div', { class: 'connection', text: CONNECTION_LABELS[connection] || connection, attrs: { 'data-state': connection, role: 'status', 'data-testid': 'connection' } })),
     h('button', { class: 'icon-btn', text: 'Sign out', attrs: { 'aria-label': 'Sign out' }, on: { click: () => client.signOut() } }));
 
@@ -56,7 +56,7 @@ function roomItem(room, model, client, current) {
     presenceText = ', ' + status;
   }
   const last = info.last_message;
-  const preview = last ? (last.deleted ? 'Message deleted' : authorPrefix(last, model) + (last.body.split('\n')[0] || filesSummary(last))) : '';
+  const preview = last ? (last.deleted ? 'Message deleted' : [authorPrefix(last, model), bdi(last.body.split('\n')[0] || filesSummary(last))]) : '';
   const badges = h('span', { class: 'badges' },
     room.mentions > 0 ? h('span', { class: 'badge mention', text: '@' + room.mentions, attrs: { 'aria-label': room.mentions + ' mentions' } }) : null,
     room.unread > 0 ? h('span', { class: 'badge', text: String(room.unread), attrs: { 'aria-label': room.unread + ' unread', 'data-testid': 'unread' } }) : null);
@@ -65,11 +65,11 @@ function roomItem(room, model, client, current) {
     class: 'room-item' + (room.unread ? ' unread' : ''),
     attrs: { 'aria-current': current ? 'true' : 'false', 'aria-label': label, 'data-room': info.id },
     on: { click: () => client.openRoom(info.id) },
-  }, glyph, h('span', { class: 'name', text: info.name }), badges, h('span', { class: 'preview', text: preview }));
+  }, glyph, bdi(info.name, { class: 'name' }), badges, h('span', { class: 'preview' }, preview));
 }
 
 function authorPrefix(message, model) {
   if (message.author_id === model.me.id) return 'You: ';
   const author = model.users.get(message.author_id);
-  return author ? author.display_name + ': ' : '';
+  return author ? [bdi(author.display_name), ': '] : '';
 }

@@ -23,11 +23,14 @@ impl Write for CreateUser {
     async fn apply(&mut self, tx: &mut Tx, _: &mut Vec<Change>) -> Result<Done<User>, Failed> {
         let user = &self.0;
         let inserted = sqlx::query(
-            "INSERT INTO users (id, username, display_name, display_key, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users
+                 (id, username, username_skeleton, display_name, display_key, password_hash,
+                  created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(user.id.as_i64())
         .bind(user.username.as_str())
+        .bind(user.username.lookalike_key())
         .bind(user.display_name.as_str())
         .bind(user.display_name.as_str().to_lowercase())
         .bind(&user.password_hash)
@@ -43,7 +46,13 @@ impl Write for CreateUser {
                 avatar: None,
                 created_at: user.created_at,
             })),
-            Err(e) if violated_unique(&e) == Some("users_username") => {
+            // The unique indexes decide: the name itself, and its look-alike key.
+            Err(e)
+                if matches!(
+                    violated_unique(&e),
+                    Some("users_username" | "users_username_skeleton")
+                ) =>
+            {
                 Err(refused(StoreError::Conflict("username")))
             }
             Err(e) => Err(e.into()),

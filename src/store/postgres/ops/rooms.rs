@@ -32,19 +32,27 @@ impl Write for CreateRoom {
         let room = &self.room;
         refuse_if_blocked_by_any(tx.db(), &self.members, room.created_by).await?;
         let inserted = sqlx::query(
-            "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO rooms (id, kind, name, name_key, name_skeleton, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(room.id.as_i64())
         .bind(room.kind.as_str())
         .bind(room.name.as_str())
         .bind(room.name.as_str().to_lowercase())
+        .bind(room.name_skeleton())
         .bind(room.created_by.as_i64())
         .bind(room.created_at.as_millis())
         .execute(tx.db())
         .await;
         match inserted {
-            Err(e) if violated_unique(&e) == Some("rooms_public_name") => {
+            // The unique indexes decide, among public rooms: the name in lower case, and its
+            // look-alike key.
+            Err(e)
+                if matches!(
+                    violated_unique(&e),
+                    Some("rooms_public_name" | "rooms_public_name_skeleton")
+                ) =>
+            {
                 return Err(refused(StoreError::Conflict("room_name")));
             }
             other => other?,

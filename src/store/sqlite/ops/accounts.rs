@@ -21,13 +21,18 @@ impl Operation for CreateUser {
         _: &mut Vec<Change>,
     ) -> Result<User, ApplyError> {
         let user = &self.0;
+        // The unique indexes decide: the name itself, and its look-alike key.
         let inserted = sqlx::query(
-            "INSERT INTO users (id, username, display_name, display_key, password_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (username) DO NOTHING",
+            "INSERT INTO users
+                 (id, username, username_skeleton, display_name, display_key, password_hash,
+                  created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (username) DO NOTHING
+             ON CONFLICT (username_skeleton) DO NOTHING",
         )
         .bind(user.id.as_i64())
         .bind(user.username.as_str())
+        .bind(user.username.lookalike_key())
         .bind(user.display_name.as_str())
         .bind(user.display_name.as_str().to_lowercase())
         .bind(&user.password_hash)

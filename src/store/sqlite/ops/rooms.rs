@@ -26,15 +26,19 @@ impl Operation for CreateRoom {
         let room = &self.room;
         // Before anything is written: a refusal creates nothing, not even the room.
         refuse_if_blocked_by_any(db, &self.members, room.created_by).await?;
+        // The unique indexes decide, among public rooms: the name in lower case, and its
+        // look-alike key.
         let inserted = sqlx::query(
-            "INSERT INTO rooms (id, kind, name, name_key, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (name_key) WHERE kind = 'public' DO NOTHING",
+            "INSERT INTO rooms (id, kind, name, name_key, name_skeleton, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name_key) WHERE kind = 'public' DO NOTHING
+             ON CONFLICT (name_skeleton) WHERE kind = 'public' DO NOTHING",
         )
         .bind(room.id.as_i64())
         .bind(room.kind.as_str())
         .bind(room.name.as_str())
         .bind(room.name.as_str().to_lowercase())
+        .bind(room.name_skeleton())
         .bind(room.created_by.as_i64())
         .bind(room.created_at.as_millis())
         .execute(&mut *db)
