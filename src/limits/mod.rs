@@ -246,7 +246,10 @@ impl Limiter {
         if let Some(shared) = &self.shared {
             match shared.take(action, subject, buckets.rate(), cost).await {
                 Ok(Ok(())) => {}
-                Ok(Err(retry_after)) => return Err(refused(retry_after)),
+                Ok(Err(retry_after)) => {
+                    buckets.give_back(&subject, cost);
+                    return Err(refused(retry_after));
+                }
                 // This node's own bucket has counted it already.
                 Err(error) => tracing::debug!(%error, "the cluster's limits are unreachable"),
             }

@@ -142,13 +142,20 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let tat = self.rate.take(tats.get(subject).copied(), cost, now)?;
         if tats.len() >= MAX_SUBJECTS && !tats.contains_key(subject) {
-            tats.retain(|_, tat| *tat > now);
-            if tats.len() > MAX_SUBJECTS / 2 {
-                tats.clear();
-            }
+            make_room(&mut tats, now);
         }
         tats.insert(subject.clone(), tat);
         Ok(())
+    }
+
+    /// Gives back what [`Buckets::take`] took, when the action was refused after all (by
+    /// the cluster's count).
+    pub fn give_back(&self, subject: &K, cost: u64) {
+        let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(tat) = tats.get_mut(subject) {
+            let taken = nanos(self.rate.interval_nanos() * u128::from(self.rate.clamp(cost)));
+            *tat = tat.checked_sub(taken).unwrap_or(*tat);
+        }
     }
 
     /// Drops the subjects whose bucket is full again: they are as if never seen.
@@ -160,6 +167,20 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.tats.lock().map_or(0, |tats| tats.len())
+    }
+}
+
+/// Drops the subjects whose bucket is full again; if half the map is still taken, keeps
+/// the half furthest from full (those a flood of new subjects must not set free).
+fn make_room<K: Hash + Eq>(tats: &mut HashMap<K, Instant>, now: Instant) {
+    tats.retain(|_, tat| *tat > now);
+    let keep = MAX_SUBJECTS / 2;
+    if tats.len() > keep {
+        let mut all: Vec<Instant> = tats.values().copied().collect();
+        let at = all.len() - keep;
+        let (_, threshold, _) = all.select_nth_unstable(at);
+        let threshold = *threshold;
+        tats.retain(|_, tat| *tat >= threshold);
     }
 }
 
@@ -242,9 +263,14 @@ mod tests {
         buckets.take(&1u32, 1, now).expect("first");
         buckets.prune(now + Duration::from_secs(1));
         assert_eq!(buckets.len(), 0);
+        // One subject far from full, then a flood of fresh ones: it stays held.
+        buckets.take(&u32::MAX, 2, now).expect("its burst");
         for subject in 0..(MAX_SUBJECTS as u32 + 10) {
             buckets.take(&subject, 1, now).expect("fresh subjects");
         }
         assert!(buckets.len() <= MAX_SUBJECTS);
+        assert!(buckets.take(&u32::MAX, 1, now).is_err(), "the flood did not set it free");
+        buckets.give_back(&u32::MAX, 1);
+        assert_eq!(buckets.take(&u32::MAX, 1, now), Ok(()), "given back");
     }
 }

@@ -7,8 +7,10 @@
 //! is the same single number as in `rate.rs` (its theoretical arrival time, in
 //! microseconds of Redis's clock), which expires once the bucket is full again.
 //!
-//! A user's socket count is a hash of one count per node. Each node keeps a key of its own
-//! alive (refreshed every few seconds, removed when it stops); counts of a node whose key
+//! A user's sockets are a hash with a field per socket, named by its node and a number the
+//! node gave it, so that counting one in and out can each be repeated without harm (a
+//! reply lost to a timeout leaves no doubt to resolve). Each node keeps a key of its own
+//! alive (refreshed every few seconds, removed when it stops); sockets of a node whose key
 //! has lapsed, because it died without saying so, are left out and removed by the next
 //! check, so a crashed node's sockets are not held against anyone for more than
 //! [`NODE_LEASE`]. (The script names the node keys it reads itself, which a single Redis
@@ -36,36 +38,32 @@ if tat < now_us then tat = now_us end
 local new_tat = tat + interval * cost
 local horizon = now_us + interval * burst
 if new_tat > horizon then return math.ceil(new_tat - horizon) end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1)
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1)
 return 0
 ";
 
-/// Counts a socket of the user whose counts are KEYS[1] on node ARGV[1], unless the live
-/// nodes' counts together reach ARGV[2]. Node keys are ARGV[3] .. node. Returns 1 if
-/// counted.
+/// Counts the socket ARGV[1] (`node:number`) of the user whose sockets are KEYS[1] on
+/// node ARGV[4], unless the live nodes' sockets number ARGV[2] already. Node keys are
+/// ARGV[3] .. node. Returns 1 if counted (or counted already).
 const OPEN_SOCKET: &str = r"
-local counts = redis.call('HGETALL', KEYS[1])
 local total = 0
-for i = 1, #counts, 2 do
-  local node = counts[i]
-  if node == ARGV[1] or redis.call('EXISTS', ARGV[3] .. node) == 1 then
-    total = total + tonumber(counts[i + 1])
+local alive = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local node = string.match(field, '^([^:]+):')
+  if node ~= nil and alive[node] == nil then
+    alive[node] = node == ARGV[4] or redis.call('EXISTS', ARGV[3] .. node) == 1
+  end
+  if node ~= nil and alive[node] then
+    if field == ARGV[1] then return 1 end
+    total = total + 1
   else
-    redis.call('HDEL', KEYS[1], node)
+    redis.call('HDEL', KEYS[1], field)
   end
 end
 if total >= tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HSET', KEYS[1], ARGV[1], 1)
 redis.call('PEXPIRE', KEYS[1], 86400000)
 return 1
-";
-
-/// Takes back a socket counted by OPEN_SOCKET.
-const CLOSE_SOCKET: &str = r"
-if tonumber(redis.call('HINCRBY', KEYS[1], ARGV[1], -1)) <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
 ";
 
 pub struct SharedLimits {
@@ -74,7 +72,6 @@ pub struct SharedLimits {
     node: String,
     take: redis::Script,
     open_socket: redis::Script,
-    close_socket: redis::Script,
 }
 
 impl SharedLimits {
@@ -84,7 +81,6 @@ impl SharedLimits {
             node,
             take: redis::Script::new(TAKE),
             open_socket: redis::Script::new(OPEN_SOCKET),
-            close_socket: redis::Script::new(CLOSE_SOCKET),
         }
     }
 
@@ -97,25 +93,39 @@ impl SharedLimits {
         rate: Rate,
         cost: u64,
     ) -> Result<Result<(), Duration>, redis::RedisError> {
-        let interval_us = u64::try_from(rate.interval_nanos() / 1000).unwrap_or(u64::MAX).max(1);
+        // In microseconds with a fraction: a byte's share of a large budget is far less
+        // than one.
+        let interval_us = format!("{:.6}", rate.interval_nanos() as f64 / 1000.0);
         let mut invocation = self.take.key(format!("confab:limit:{}:{subject}", action.name()));
         invocation.arg(interval_us).arg(rate.burst).arg(cost);
         let wait: u64 = self.redis.invoke(&invocation).await?;
         Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_micros(wait)) })
     }
 
-    /// Counts a socket of `user` unless the cluster holds `cap` of theirs already.
-    pub async fn open_socket(&self, user: UserId, cap: usize) -> Result<bool, redis::RedisError> {
+    /// Counts this node's socket `number` of `user` unless the cluster holds `cap` of
+    /// theirs already.
+    pub async fn open_socket(
+        &self,
+        user: UserId,
+        number: u64,
+        cap: usize,
+    ) -> Result<bool, redis::RedisError> {
         let mut invocation = self.open_socket.key(sockets_key(user));
-        invocation.arg(&self.node).arg(cap).arg(NODE_KEY_PREFIX);
+        invocation.arg(self.socket_field(number)).arg(cap).arg(NODE_KEY_PREFIX).arg(&self.node);
         let counted: u8 = self.redis.invoke(&invocation).await?;
         Ok(counted == 1)
     }
 
-    pub async fn close_socket(&self, user: UserId) -> Result<(), redis::RedisError> {
-        let mut invocation = self.close_socket.key(sockets_key(user));
-        invocation.arg(&self.node);
-        self.redis.invoke(&invocation).await
+    /// Takes back this node's socket `number` of `user`; taking back one that was not
+    /// counted changes nothing.
+    pub async fn close_socket(&self, user: UserId, number: u64) -> Result<(), redis::RedisError> {
+        let mut pipeline = redis::pipe();
+        pipeline.hdel(sockets_key(user), self.socket_field(number)).ignore();
+        self.redis.run(&pipeline).await
+    }
+
+    fn socket_field(&self, number: u64) -> String {
+        format!("{}:{number}", self.node)
     }
 
     /// Keeps this node's share of the socket counts alive for another [`NODE_LEASE`].

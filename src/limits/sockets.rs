@@ -3,6 +3,7 @@
 //! dropping it gives the place back, here at once and in Redis soon after.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +20,10 @@ pub struct Sockets {
     /// This node's connections per user; a user with none has no entry.
     local: Arc<Mutex<HashMap<UserId, usize>>>,
     shared: Option<Arc<SharedLimits>>,
-    /// Slots dropped whose count Redis could not take back yet; retried by `tend`.
-    unreleased: Arc<Mutex<Vec<UserId>>>,
+    /// Numbers this node's sockets in the cluster's counts.
+    numbers: AtomicU64,
+    /// Sockets closed that Redis could not be told of yet; retried by `tend`.
+    unreleased: Arc<Mutex<Vec<(UserId, u64)>>>,
 }
 
 impl Sockets {
@@ -29,6 +32,7 @@ impl Sockets {
             cap,
             local: Arc::default(),
             shared: shared.filter(|_| cap.is_some()),
+            numbers: AtomicU64::new(0),
             unreleased: Arc::default(),
         }
     }
@@ -45,19 +49,24 @@ impl Sockets {
             }
             *count += 1;
         }
+        let number = self.numbers.fetch_add(1, Ordering::Relaxed);
         let mut slot = SocketSlot {
             user: Some(user),
+            number,
             local: Some(self.local.clone()),
             shared: None,
             unreleased: self.unreleased.clone(),
         };
         if let Some(shared) = &self.shared {
-            match shared.open_socket(user, cap).await {
+            match shared.open_socket(user, number, cap).await {
                 Ok(true) => slot.shared = Some(shared.clone()),
                 // Dropping the slot gives back the local count.
                 Ok(false) => return Err(too_many()),
                 Err(error) => {
-                    tracing::debug!(%error, "the cluster's socket counts are unreachable")
+                    tracing::debug!(%error, "the cluster's socket counts are unreachable");
+                    // It may have been counted all the same (a reply that came too late):
+                    // take it back when it closes, which is harmless if it was not.
+                    slot.shared = Some(shared.clone());
                 }
             }
         }
@@ -73,8 +82,8 @@ impl Sockets {
             return;
         }
         let pending = std::mem::take(&mut *lock(&self.unreleased));
-        for (at, user) in pending.iter().enumerate() {
-            if shared.close_socket(*user).await.is_err() {
+        for (at, (user, number)) in pending.iter().enumerate() {
+            if shared.close_socket(*user, *number).await.is_err() {
                 lock(&self.unreleased).extend_from_slice(&pending[at..]);
                 return;
             }
@@ -105,15 +114,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One counted connection; its place is given back when dropped.
 pub struct SocketSlot {
     user: Option<UserId>,
+    /// Its number in this node's share of the cluster's counts.
+    number: u64,
     local: Option<Arc<Mutex<HashMap<UserId, usize>>>>,
     /// Set when the cluster counted it too.
     shared: Option<Arc<SharedLimits>>,
-    unreleased: Arc<Mutex<Vec<UserId>>>,
+    unreleased: Arc<Mutex<Vec<(UserId, u64)>>>,
 }
 
 impl SocketSlot {
     fn untracked() -> Self {
-        Self { user: None, local: None, shared: None, unreleased: Arc::default() }
+        Self { user: None, number: 0, local: None, shared: None, unreleased: Arc::default() }
     }
 }
 
@@ -130,12 +141,12 @@ impl Drop for SocketSlot {
             }
         }
         if let Some(shared) = self.shared.take() {
-            let unreleased = self.unreleased.clone();
+            let (unreleased, number) = (self.unreleased.clone(), self.number);
             // Dropped outside a runtime only when the server is gone, and its lease with it.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    if shared.close_socket(user).await.is_err() {
-                        lock(&unreleased).push(user);
+                    if shared.close_socket(user, number).await.is_err() {
+                        lock(&unreleased).push((user, number));
                     }
                 });
             }

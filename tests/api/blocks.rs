@@ -279,3 +279,40 @@ async fn a_membership_remembers_who_added_the_member() {
     let (_, dm_room) = app.get(&carol, &format!("/rooms/{dm}")).await;
     assert!(dm_room.get("added_by").is_none(), "a DM's members are not added: {dm_room}");
 }
+
+#[each_store]
+async fn someone_who_blocks_the_author_is_not_mentioned_by_them() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let group = app.create_room(&bob, "Team", "private", &[&alice, &carol]).await;
+    let dm = app.open_dm(&bob, &alice).await;
+    let old = app.send(&bob, &dm, "before").await;
+    blocks(&app, &alice, &bob).await;
+    let mut alice_ws = app.connect(&alice).await;
+
+    app.send(&bob, &group, "@alice @carol look").await;
+    // Bob may still edit his own words in the DM; naming Alice there reaches her no more.
+    let edit = format!("/rooms/{dm}/messages/{}", old["id"].as_str().expect("id"));
+    let (status, body) =
+        app.call(Method::PATCH, &edit, Some(&bob), Some(json!({ "body": "@alice hey" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mention_count = |user| {
+        let (app, group) = (&app, &group);
+        async move { app.get(user, &format!("/rooms/{group}")).await.1["mention_count"].clone() }
+    };
+    assert_eq!(mention_count(&carol).await, 1, "others are mentioned as ever");
+    assert_eq!(mention_count(&alice).await, 0);
+    // Her socket hears the group's message, and no mention before or after it.
+    loop {
+        let frame = alice_ws.recv().await;
+        assert_ne!(frame["type"], "mention", "{frame}");
+        if frame["type"] == "message.created" {
+            break;
+        }
+    }
+    app.send(&carol, &group, "@alice from carol").await;
+    let mention = alice_ws.recv_type("mention").await;
+    assert_eq!(mention["message"]["author_id"], carol.id.as_str(), "{mention}");
+}

@@ -127,6 +127,8 @@ class Client {
     if (SYNC_ERRORS.has(frame.code)) return this.reloadRooms(this.model.syncing());
     const entry = frame.client_id && this.model.outbox.get(frame.client_id);
     if (!entry) return this.shell.toast(frame.message);
+    // Sending faster than the server takes: wait as long as it says, as often as it says.
+    if (frame.code === 'rate_limited' && frame.retry_after) return this.resendAfter(entry, frame.retry_after * 1000);
     if (TRANSIENT.has(frame.code) && (entry.resends || 0) < RESENDS) return this.resendLater(entry);
     // Refused for good, or failing again and again: show it as failed, with Retry.
     entry.failed = frame.message;
@@ -144,6 +146,25 @@ class Client {
     clearTimeout(entry.resendTimer);
     const wait = FIRST_RESEND_MS * 2 ** (entry.resends - 1) * (0.5 + Math.random() / 2);
     entry.resendTimer = setTimeout(() => this.sendFrame(entry), wait);
+  }
+
+  /** Sends a message again once the server's rate limit lets it, without using up the
+   *  tries a failing message gets: it is held back, not refused. Every message held back
+   *  goes again at once, in the order they were written, so that none overtakes another. */
+  resendAfter(entry, wait) {
+    entry.retrying = true;
+    entry.heldBack = true;
+    clearTimeout(entry.resendTimer);
+    this.model.changed('messages');
+    clearTimeout(this.heldBackTimer);
+    this.heldBackTimer = setTimeout(() => {
+      for (const held of this.model.outbox.values()) {
+        if (held.heldBack) {
+          held.heldBack = false;
+          this.sendFrame(held);
+        }
+      }
+    }, wait);
   }
 
   /** A sync that did not finish leaves its rooms with unknown gaps: fetch them afresh over

@@ -332,3 +332,30 @@ async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
     assert_eq!(overflow, serde_json::json!(true), "nothing wider than the screen");
     phone.close().await;
 }
+
+/// Past the sending rate, the client holds messages back for as long as the server says
+/// and then sends them: none is shown as failed, and all arrive, in order.
+#[each_store]
+async fn messages_sent_faster_than_the_rate_wait_and_then_go() {
+    let Some(mut driver) = driver().await else { return };
+    let app = crate::support::spawn_app_with(|settings| {
+        settings.limits = confab::limits::LimitSettings::default();
+        settings.limits.set(confab::limits::Action::Message, Some("2/2s".parse().expect("a rate")));
+    })
+    .await;
+    let (alice, bob, _, _, room) = two_in_a_dm(&app, &mut driver).await;
+    alice.open_room(&room).await;
+    bob.open_room(&room).await;
+    for n in 1..=5 {
+        alice.say(&format!("quick {n}")).await;
+    }
+    for n in 1..=5 {
+        bob.shows_message(&format!("quick {n}")).await;
+    }
+    let order = "[...document.querySelectorAll('.message .body')].map(b => b.textContent)\
+                 .filter(t => t.startsWith('quick ')).join(',') === 'quick 1,quick 2,quick 3,quick 4,quick 5'";
+    bob.until("the five in order", order).await;
+    alice.until("none failed", "document.querySelectorAll('.message.failed').length === 0").await;
+    alice.close().await;
+    bob.close().await;
+}

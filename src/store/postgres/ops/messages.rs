@@ -429,13 +429,16 @@ async fn record_mentions(
     if mentions.is_empty() {
         return Ok(Vec::new());
     }
+    // Someone who blocks the author hears nothing from them, mentions included.
     let named: Vec<(String, i64)> = sqlx::query_as(
         "SELECT u.username, u.id FROM users u
          JOIN memberships m ON m.user_id = u.id AND m.room_id = $1
-         WHERE u.username = ANY($2)",
+         WHERE u.username = ANY($2)
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = u.id AND b.blocked = $3)",
     )
     .bind(room.as_i64())
     .bind(rules::mention_candidates(&mentions))
+    .bind(author.as_i64())
     .fetch_all(tx.db())
     .await?;
     let named: HashMap<String, i64> = named.into_iter().collect();

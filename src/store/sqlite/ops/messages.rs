@@ -443,7 +443,12 @@ async fn record_mentions(
     let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "SELECT u.username, u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ",
     );
-    query.push_bind(room.as_i64()).push(" WHERE u.username IN (");
+    // Someone who blocks the author hears nothing from them, mentions included.
+    query
+        .push_bind(room.as_i64())
+        .push(" WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = u.id AND b.blocked = ")
+        .push_bind(author.as_i64())
+        .push(") AND u.username IN (");
     let mut list = query.separated(", ");
     for name in rules::mention_candidates(&mentions) {
         list.push_bind(name);
