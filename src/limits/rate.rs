@@ -176,11 +176,11 @@ fn make_room<K: Hash + Eq>(tats: &mut HashMap<K, Instant>, now: Instant) {
     tats.retain(|_, tat| *tat > now);
     let keep = MAX_SUBJECTS / 2;
     if tats.len() > keep {
-        let mut all: Vec<Instant> = tats.values().copied().collect();
-        let at = all.len() - keep;
-        let (_, threshold, _) = all.select_nth_unstable(at);
-        let threshold = *threshold;
-        tats.retain(|_, tat| *tat >= threshold);
+        let mut all: Vec<(K, Instant)> = tats.drain().collect();
+        // Furthest from full first; ties cut anywhere.
+        all.select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1));
+        all.truncate(keep);
+        tats.extend(all);
     }
 }
 
