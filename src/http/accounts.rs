@@ -156,8 +156,7 @@ fn device_cookie(app: &App, value: &str) -> HeaderValue {
         "{DEVICE_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Strict; \
          Max-Age={DEVICE_COOKIE_MAX_AGE}{secure}"
     );
-    // The value is base64url and a dot.
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&cookie).expect("a device cookie is base64url, a dot and ASCII")
 }
 
 /// The session cookie: HttpOnly so scripts cannot read it, SameSite=Lax so other sites

@@ -286,6 +286,16 @@ pub struct RoomAccess {
     pub role: Option<RoomRole>,
 }
 
+/// What a block or an unblock announces: the blocker leaving their DM with the other, or
+/// joining it again, so that open connections drop or take it up like any membership.
+pub(crate) fn block_change(blocking: bool, room_id: RoomId, blocker: UserId) -> Change {
+    if blocking {
+        Change::MemberRemoved { room_id, user_id: blocker }
+    } else {
+        Change::MemberAdded { room_id, user_id: blocker }
+    }
+}
+
 /// Who adds a member to a room.
 #[derive(Debug, Clone, Copy)]
 pub enum AddedBy {

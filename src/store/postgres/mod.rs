@@ -31,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 use self::erasure::Eraser;
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
-    AddMember, Block, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
+    AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
     DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
-    MarkRead, OpenDm, React, RemoveMember, TouchLastSeen, Unblock, UpdateProfile,
+    MarkRead, OpenDm, React, RemoveMember, SetBlock, TouchLastSeen, UpdateProfile,
 };
 use self::writes::Writes;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
@@ -679,12 +679,13 @@ impl Store for PostgresStore {
 
     async fn block(&self, blocker: UserId, blocked: UserId, now: Timestamp) -> StoreResult<bool> {
         let dm = self.dm_of(blocker, blocked).await?;
-        self.writes.submit(Block { blocker, blocked, dm, now }).await
+        self.writes.submit(SetBlock { blocker, blocked, blocking: true, dm, now }).await
     }
 
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
         let dm = self.dm_of(blocker, blocked).await?;
-        self.writes.submit(Unblock { blocker, blocked, dm }).await
+        let now = Timestamp::now();
+        self.writes.submit(SetBlock { blocker, blocked, blocking: false, dm, now }).await
     }
 
     async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<User>> {
@@ -704,15 +705,7 @@ impl PostgresStore {
     /// The DM room of a pair, read before a block or unblock so that the write can wait for
     /// the room's turn (a DM created meanwhile is found by the write itself).
     async fn dm_of(&self, a: UserId, b: UserId) -> StoreResult<Option<RoomId>> {
-        let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        let room: Option<i64> = sqlx::query_scalar(
-            "SELECT room_id FROM dm_pairs WHERE user_low = $1 AND user_high = $2",
-        )
-        .bind(low.as_i64())
-        .bind(high.as_i64())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(room.map(RoomId::from_i64))
+        Ok(self::ops::dm_of(&self.pool, a, b).await?)
     }
 
     /// Rooms from their rows, with their newest messages loaded whole in one go.

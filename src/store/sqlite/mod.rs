@@ -26,9 +26,9 @@ use sqlx::{ConnectOptions, SqliteConnection};
 
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
-    AddMember, Block, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
+    AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
     DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
-    MarkRead, OpenDm, React, RemoveMember, TouchLastSeen, Unblock, UpdateProfile,
+    MarkRead, OpenDm, React, RemoveMember, SetBlock, TouchLastSeen, UpdateProfile,
 };
 use self::writer::Writer;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
@@ -654,11 +654,12 @@ impl Store for SqliteStore {
     }
 
     async fn block(&self, blocker: UserId, blocked: UserId, now: Timestamp) -> StoreResult<bool> {
-        self.writer.submit(Block { blocker, blocked, now }).await
+        self.writer.submit(SetBlock { blocker, blocked, blocking: true, now }).await
     }
 
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
-        self.writer.submit(Unblock { blocker, blocked }).await
+        let now = Timestamp::now();
+        self.writer.submit(SetBlock { blocker, blocked, blocking: false, now }).await
     }
 
     async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<User>> {

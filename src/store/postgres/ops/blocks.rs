@@ -14,16 +14,20 @@ use super::{dm_of, lock_pair, lock_room};
 use crate::domain::{RoomId, Timestamp, UserId};
 use crate::store::Change;
 
-pub(in crate::store::postgres) struct Block {
+/// Blocks (`blocking`) or unblocks: false if it already was so.
+pub(in crate::store::postgres) struct SetBlock {
     pub blocker: UserId,
     pub blocked: UserId,
+    /// True to block, false to unblock.
+    pub blocking: bool,
     /// Their DM as read before the write, for its turn.
     pub dm: Option<RoomId>,
+    /// When a block is made (an unblock leaves no trace to date).
     pub now: Timestamp,
 }
 
 #[async_trait]
-impl Write for Block {
+impl Write for SetBlock {
     type Output = bool;
 
     fn gate(&self) -> Gate {
@@ -36,56 +40,28 @@ impl Write for Block {
         changes: &mut Vec<Change>,
     ) -> Result<Done<bool>, Failed> {
         let dm = lock_dm(tx, self.blocker, self.blocked).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO blocks (blocker, blocked, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (blocker, blocked) DO NOTHING",
-        )
-        .bind(self.blocker.as_i64())
-        .bind(self.blocked.as_i64())
-        .bind(self.now.as_millis())
-        .execute(tx.db())
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Ok(Done::Rollback(false));
-        }
-        if let Some(room_id) = dm {
-            changes.push(Change::MemberRemoved { room_id, user_id: self.blocker });
-        }
-        Ok(Done::Commit(true))
-    }
-}
-
-pub(in crate::store::postgres) struct Unblock {
-    pub blocker: UserId,
-    pub blocked: UserId,
-    /// Their DM as read before the write, for its turn.
-    pub dm: Option<RoomId>,
-}
-
-#[async_trait]
-impl Write for Unblock {
-    type Output = bool;
-
-    fn gate(&self) -> Gate {
-        self.dm.map_or(Gate::Free, Gate::Room)
-    }
-
-    async fn apply(
-        &mut self,
-        tx: &mut Tx,
-        changes: &mut Vec<Change>,
-    ) -> Result<Done<bool>, Failed> {
-        let dm = lock_dm(tx, self.blocker, self.blocked).await?;
-        let deleted = sqlx::query("DELETE FROM blocks WHERE blocker = $1 AND blocked = $2")
+        let done = if self.blocking {
+            sqlx::query(
+                "INSERT INTO blocks (blocker, blocked, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (blocker, blocked) DO NOTHING",
+            )
             .bind(self.blocker.as_i64())
             .bind(self.blocked.as_i64())
+            .bind(self.now.as_millis())
             .execute(tx.db())
-            .await?;
-        if deleted.rows_affected() == 0 {
+            .await?
+        } else {
+            sqlx::query("DELETE FROM blocks WHERE blocker = $1 AND blocked = $2")
+                .bind(self.blocker.as_i64())
+                .bind(self.blocked.as_i64())
+                .execute(tx.db())
+                .await?
+        };
+        if done.rows_affected() == 0 {
             return Ok(Done::Rollback(false));
         }
         if let Some(room_id) = dm {
-            changes.push(Change::MemberAdded { room_id, user_id: self.blocker });
+            changes.push(crate::store::block_change(self.blocking, room_id, self.blocker));
         }
         Ok(Done::Commit(true))
     }

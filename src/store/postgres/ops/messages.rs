@@ -376,9 +376,6 @@ async fn whole_message(tx: &mut Tx, room: RoomId, id: MessageId) -> Result<Messa
         .ok_or_else(|| refused(StoreError::Corrupt(format!("message {id} vanished while written"))))
 }
 
-/// The message stored earlier by the same author in the same room under this message's
-/// client id, if any; refused first if the author is not a member, so that a non-member
-/// learns nothing of what is stored.
 /// Why a member's message was refused without a retry to return: `Blocked` if it is a DM
 /// whose other member blocks the author, otherwise `NotMember` (a DM whose author blocks
 /// the other member is hidden from the author, as if they were not in it).
@@ -395,6 +392,9 @@ async fn refusal(tx: &mut Tx, message: &NewMessage) -> Result<StoreError, Failed
     Ok(if blocked.is_some() { StoreError::Blocked } else { StoreError::NotMember })
 }
 
+/// The message stored earlier by the same author in the same room under this message's
+/// client id, if any; refused first if the author is not a member, so that a non-member
+/// learns nothing of what is stored.
 async fn members_retry(tx: &mut Tx, message: &NewMessage) -> Result<Option<Message>, Failed> {
     if role_of(tx.db(), message.room_id, message.author_id).await?.is_none() {
         return Err(refused(StoreError::NotMember));

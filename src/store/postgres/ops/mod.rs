@@ -19,7 +19,7 @@ pub(super) use accounts::{
     CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
     UpdateProfile,
 };
-pub(super) use blocks::{Block, Unblock};
+pub(super) use blocks::SetBlock;
 pub(super) use markers::MarkRead;
 pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
 pub(super) use messages::{DeleteMessage, EditMessage, InsertMessage, React};
@@ -135,13 +135,17 @@ async fn lock_pair(db: &mut PgConnection, a: UserId, b: UserId) -> Result<(), Fa
 }
 
 /// The DM room of a pair of users, if they have one.
-async fn dm_of(db: &mut PgConnection, a: UserId, b: UserId) -> Result<Option<RoomId>, Failed> {
+pub(super) async fn dm_of<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    a: UserId,
+    b: UserId,
+) -> Result<Option<RoomId>, sqlx::Error> {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     let room: Option<i64> =
         sqlx::query_scalar("SELECT room_id FROM dm_pairs WHERE user_low = $1 AND user_high = $2")
             .bind(low.as_i64())
             .bind(high.as_i64())
-            .fetch_optional(&mut *db)
+            .fetch_optional(db)
             .await?;
     Ok(room.map(RoomId::from_i64))
 }

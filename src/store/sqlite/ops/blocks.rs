@@ -10,14 +10,18 @@ use super::dm_of;
 use crate::domain::{Timestamp, UserId};
 use crate::store::Change;
 
-pub(in crate::store::sqlite) struct Block {
+/// Blocks (`blocking`) or unblocks: false if it already was so.
+pub(in crate::store::sqlite) struct SetBlock {
     pub blocker: UserId,
     pub blocked: UserId,
+    /// True to block, false to unblock.
+    pub blocking: bool,
+    /// When a block is made (an unblock leaves no trace to date).
     pub now: Timestamp,
 }
 
 #[async_trait]
-impl Operation for Block {
+impl Operation for SetBlock {
     type Output = bool;
 
     async fn apply(
@@ -25,49 +29,28 @@ impl Operation for Block {
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<bool, ApplyError> {
-        let inserted = sqlx::query(
-            "INSERT INTO blocks (blocker, blocked, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (blocker, blocked) DO NOTHING",
-        )
-        .bind(self.blocker.as_i64())
-        .bind(self.blocked.as_i64())
-        .bind(self.now.as_millis())
-        .execute(&mut *db)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if let Some(room_id) = dm_of(db, self.blocker, self.blocked).await? {
-            changes.push(Change::MemberRemoved { room_id, user_id: self.blocker });
-        }
-        Ok(true)
-    }
-}
-
-pub(in crate::store::sqlite) struct Unblock {
-    pub blocker: UserId,
-    pub blocked: UserId,
-}
-
-#[async_trait]
-impl Operation for Unblock {
-    type Output = bool;
-
-    async fn apply(
-        &mut self,
-        db: &mut SqliteConnection,
-        changes: &mut Vec<Change>,
-    ) -> Result<bool, ApplyError> {
-        let deleted = sqlx::query("DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2")
+        let done = if self.blocking {
+            sqlx::query(
+                "INSERT INTO blocks (blocker, blocked, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (blocker, blocked) DO NOTHING",
+            )
             .bind(self.blocker.as_i64())
             .bind(self.blocked.as_i64())
+            .bind(self.now.as_millis())
             .execute(&mut *db)
-            .await?;
-        if deleted.rows_affected() == 0 {
+            .await?
+        } else {
+            sqlx::query("DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2")
+                .bind(self.blocker.as_i64())
+                .bind(self.blocked.as_i64())
+                .execute(&mut *db)
+                .await?
+        };
+        if done.rows_affected() == 0 {
             return Ok(false);
         }
         if let Some(room_id) = dm_of(db, self.blocker, self.blocked).await? {
-            changes.push(Change::MemberAdded { room_id, user_id: self.blocker });
+            changes.push(crate::store::block_change(self.blocking, room_id, self.blocker));
         }
         Ok(true)
     }

@@ -16,7 +16,7 @@ pub(super) use accounts::{
     CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
     UpdateProfile,
 };
-pub(super) use blocks::{Block, Unblock};
+pub(super) use blocks::SetBlock;
 pub(super) use markers::MarkRead;
 pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
 pub(super) use messages::{DeleteMessage, EditMessage, InsertMessage, React};
