@@ -34,6 +34,11 @@ async fn two_browsers_on_two_nodes_behind_nginx_chat_live() {
         if settled(&cluster.nodes).await == [1, 1] {
             break;
         }
+        // A page load makes the same number of requests each time: with an even number,
+        // round robin would put its socket on the same node every time. One request of
+        // our own in between shifts which node the next load's socket lands on.
+        let health = format!("http://{address}/healthz");
+        front.http.get(health).send().await.expect("nginx answers");
         bob_page.open(&front).await;
         bob_page.find(".sidebar .connection[data-state=connected]").await;
     }
