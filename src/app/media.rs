@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use super::App;
 use crate::domain::{Attachment, MediaId, MediaKind, Timestamp, User, UserId};
 use crate::error::{Error, Result, SizeLimit};
-use crate::limits::{Action, Subject};
+use crate::limits::Action;
 use crate::media::blobs::BlobReader;
 use crate::media::{SNIFF_BYTES, Sniffed, images, metadata, safe_file_name, sniff, workers};
 use crate::store::{MediaRecord, NewMedia, ProfileChange};
@@ -117,7 +117,9 @@ impl App {
         self.limit(Action::Upload, uploader).await?;
         let id = MediaId::generate();
         let (staged, mut size, head) = self.stage(id.as_str(), chunks, self.upload_limit()).await?;
-        self.limit_bytes(uploader, size).await?;
+        // Counted once received: a body's length is only known then. Refused, the staged
+        // file goes.
+        self.limit_by(Action::UploadBytes, uploader, size).await?;
         let mut sniffed = sniff(&head);
         let mut picture = None;
         if sniffed.kind == MediaKind::Image {
@@ -170,12 +172,6 @@ impl App {
         };
         self.store().create_media(media).await?;
         Ok(view)
-    }
-
-    /// Counts `bytes` received against the uploader's budget. They are counted once
-    /// received (a body's length is only known then); refused, the staged file goes.
-    async fn limit_bytes(&self, uploader: UserId, bytes: u64) -> Result<()> {
-        self.limiter().check(Action::UploadBytes, Subject::User(uploader), bytes).await
     }
 
     /// Writes `chunks` to a staging file named `name`, refused with 413 as soon as they pass
@@ -321,7 +317,7 @@ impl App {
         self.limit(Action::Upload, user).await?;
         let name = format!("avatar-{}", MediaId::generate());
         let (staged, size, _) = self.stage(&name, chunks, AVATAR_LIMIT).await?;
-        self.limit_bytes(user, size).await?;
+        self.limit_by(Action::UploadBytes, user, size).await?;
         let made = picture_work(staged.path(), |bytes| images::avatar(&bytes)).await?;
         drop(staged);
         let square = made.and_then(Result::ok).ok_or_else(|| {

@@ -173,7 +173,12 @@ impl App {
 
     /// Takes one `action` from `user`'s budget, or refuses with 429.
     async fn limit(&self, action: Action, user: UserId) -> Result<()> {
-        self.limiter().check(action, Subject::User(user), 1).await
+        self.limit_by(action, user, 1).await
+    }
+
+    /// Takes `cost` (people added, bytes uploaded) from `user`'s budget for `action`.
+    async fn limit_by(&self, action: Action, user: UserId, cost: u64) -> Result<()> {
+        self.limiter().check(action, Subject::User(user), cost).await
     }
 
     /// A room the viewer may see: one they are a member of, or any public room. Anything

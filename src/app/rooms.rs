@@ -11,7 +11,7 @@ use crate::domain::{
     ValidationError,
 };
 use crate::error::{Error, Result};
-use crate::limits::{Action, Subject};
+use crate::limits::Action;
 use crate::store::{AddedBy, NewRoom, StoreError};
 
 /// The most members a room may be created with at once.
@@ -44,9 +44,8 @@ impl App {
         };
         let members = self.existing_users(member_ids, creator.id).await?;
         self.limit(Action::Room, creator.id).await?;
-        let added = members.len() as u64;
-        if added > 0 {
-            self.limiter().check(Action::Member, Subject::User(creator.id), added).await?;
+        if !members.is_empty() {
+            self.limit_by(Action::Member, creator.id, members.len() as u64).await?;
         }
         let room_id = RoomId::generate();
         let new_room = NewRoom {

@@ -172,24 +172,18 @@ impl Connection {
         if due {
             self.typing_sent.insert(room_id, now);
             let (app, user) = (self.app.clone(), self.user.id);
-            match client_id {
-                // The client asked to hear how it went.
-                Some(client_id) => {
-                    let client_id = Some(client_id.to_owned());
-                    self.request(client_id, async move {
-                        app.typing(user, room_id).await.map(|_| None)
-                    });
-                }
-                // A notice past the user's typing rate is dropped: nobody misses it.
-                None => {
-                    self.request(None, async move {
-                        if let Err(error) = app.typing(user, room_id).await {
-                            tracing::debug!(%error, "a typing notice was not relayed");
-                        }
+            // Only a client that asked (a `client_id`) hears of a refusal; otherwise a
+            // notice past the user's typing rate is dropped: nobody misses it.
+            let answered = client_id.is_some();
+            self.request(client_id.map(str::to_owned), async move {
+                match app.typing(user, room_id).await {
+                    Err(error) if !answered => {
+                        tracing::debug!(%error, "a typing notice was not relayed");
                         Ok(None)
-                    });
+                    }
+                    done => done.map(|()| None),
                 }
-            }
+            });
         }
     }
 
