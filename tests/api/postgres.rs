@@ -1,6 +1,7 @@
 //! What only a server on PostgreSQL meets: nodes starting at once against an empty
 //! database, migrating without serving, a database that is not there at start, one that
-//! restarts under a stream of sends, and a deleted body's old row version pruned. (Every
+//! restarts under a stream of sends, and a deleted body's old row version pruned (even past
+//! a reader that holds the horizon back for a while). (Every
 //! other server test runs on PostgreSQL too, through `#[each_store]`.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -330,6 +331,77 @@ async fn a_deleted_message_body_leaves_every_row_version() {
         })
         .await;
         assert_eq!(row_versions_holding(&url, kept).await, 1, "the others stay");
+    })
+    .await;
+}
+
+/// A reader that began after the deletion committed, while an older transaction was still
+/// open, inherits that transaction's horizon: its snapshot holds the old row version as
+/// surely as the older transaction did. The pass waits for it too, and the body goes once
+/// it ends.
+#[tokio::test]
+async fn a_reader_holding_the_horizon_past_an_older_transaction_delays_erasure_but_not_for_good() {
+    on_store(Store::Postgres, async {
+        let app = spawn_app().await;
+        let Database::Postgres(url) = app.database().clone() else { unreachable!("PostgreSQL") };
+        let alice = app.register("alice").await;
+        let room = app.create_room(&alice, "notes", "private", &[]).await;
+        let secret: String = (0..30).map(|i| format!("held-line-{i:02}-9a41f7 ")).collect();
+        let doomed = app.send(&alice, &room, secret.trim_end()).await;
+
+        // An older transaction, with an id, open across the deletion.
+        let mut older = PgConnection::connect(&url).await.expect("connect");
+        sqlx::query("BEGIN").execute(&mut older).await.expect("begin");
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut older).await.expect("an id");
+        let path = format!("/rooms/{room}/messages/{}", doomed["id"].as_str().expect("id"));
+        assert_eq!(app.delete(&alice, &path).await.0, StatusCode::OK);
+
+        // A reader that begins after the deletion, while the older transaction is open.
+        let mut reader = PgConnection::connect(&url).await.expect("connect");
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut reader)
+            .await
+            .expect("begin");
+        sqlx::query("SELECT 1").execute(&mut reader).await.expect("a snapshot");
+        sqlx::query("COMMIT").execute(&mut older).await.expect("commit");
+        let ended: f64 = sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+            .fetch_one(&mut older)
+            .await
+            .expect("the time");
+
+        // The server has looked at who holds snapshots, or vacuumed, since the older
+        // transaction ended.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        // (The pattern is split so that this query does not match itself.)
+        loop {
+            let looked: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND query LIKE '%FROM pg_stat_activity%' || 'backend' || '_xmin%'
+                       AND query_start > to_timestamp($1))
+                 OR EXISTS (SELECT 1 FROM pg_stat_user_tables
+                     WHERE relname = 'messages' AND last_vacuum > to_timestamp($1))",
+            )
+            .bind(ended)
+            .fetch_one(&mut older)
+            .await
+            .expect("the sessions");
+            if looked {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the eraser never looked again nor vacuumed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(row_versions_holding(&url, &secret[..40]).await, 1, "held by the reader");
+        sqlx::query("COMMIT").execute(&mut reader).await.expect("commit");
+
+        eventually("no version of the row holds the deleted body", || async {
+            (row_versions_holding(&url, &secret[..40]).await == 0).then_some(())
+        })
+        .await;
     })
     .await;
 }

@@ -589,7 +589,7 @@ impl Store for PostgresStore {
         by: UserId,
         now: Timestamp,
     ) -> StoreResult<Deleted> {
-        self.writes.submit(DeleteMessage { room, message, by, now, erased_at: None }).await
+        self.writes.submit(DeleteMessage { room, message, by, now, erased_by: None }).await
     }
 
     async fn react(

@@ -148,10 +148,9 @@ pub(super) trait Write: Send + 'static {
         Ok(())
     }
 
-    /// When the write removed content that must not linger in the tables (the database's
-    /// clock, seconds since the epoch), if it did; the eraser then vacuums them once it has
-    /// committed.
-    fn erased_at(&self) -> Option<f64> {
+    /// The transaction (its full id) in which the write removed content that must not
+    /// linger in the tables, if it did; the eraser then vacuums them once it has committed.
+    fn erased_by(&self) -> Option<i64> {
         None
     }
 }
@@ -216,31 +215,32 @@ impl Writes {
     ) {
         let mut changes = Vec::new();
         let outcome = self.attempts(&mut write, &mut changes).await;
-        let erased = match outcome {
-            Ok(Attempted::Committed(_)) => write.erased_at(),
-            _ => None,
-        };
         // The caller may have gone away; the write stands regardless.
-        match outcome {
+        let committed = match outcome {
             Ok(Attempted::Committed(output)) => {
                 let _ = reply.send(self.complete(&mut write, output, &mut changes).await);
+                true
             }
             Ok(Attempted::Unchanged(output)) => {
                 let _ = reply.send(Ok(output));
+                false
             }
             Ok(Attempted::InDoubt { xid, error }) => {
                 // The caller may retry; meanwhile, keep the turn until the outcome is known.
                 let _ = reply.send(Err(error));
-                if self.committed(&xid).await {
+                let committed = self.committed(&xid).await;
+                if committed {
                     self.announce(&changes);
                 }
+                committed
             }
             Err(error) => {
                 let _ = reply.send(Err(error));
+                false
             }
-        }
-        if let Some(at) = erased {
-            self.eraser.request(at);
+        };
+        if let Some(xid) = write.erased_by().filter(|_| committed) {
+            self.eraser.request(xid);
         }
     }
 

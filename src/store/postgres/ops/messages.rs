@@ -199,8 +199,8 @@ pub(in crate::store::postgres) struct DeleteMessage {
     pub message: MessageId,
     pub by: UserId,
     pub now: Timestamp,
-    /// When the body was removed, by the database's clock, once it was.
-    pub erased_at: Option<f64>,
+    /// The transaction that removed the body (its full id), once it did.
+    pub erased_by: Option<i64>,
 }
 
 #[async_trait]
@@ -211,8 +211,8 @@ impl Write for DeleteMessage {
         Gate::Room(self.room)
     }
 
-    fn erased_at(&self) -> Option<f64> {
-        self.erased_at
+    fn erased_by(&self) -> Option<i64> {
+        self.erased_by
     }
 
     /// Under the room's lock, so no reaction, mention or edit can slip in beside the
@@ -237,16 +237,16 @@ impl Write for DeleteMessage {
             return Ok(Done::Rollback(Deleted { message: original, media: Vec::new() }));
         }
         let seq = take_seq(tx, self.room).await?;
-        let erased_at: f64 = sqlx::query_scalar(
+        let erased_by: i64 = sqlx::query_scalar(
             "UPDATE messages SET body = '', deleted_at = $1, changed_seq = $2 WHERE id = $3
-             RETURNING extract(epoch FROM clock_timestamp())::float8",
+             RETURNING pg_current_xact_id()::text::bigint",
         )
         .bind(self.now.as_millis())
         .bind(seq)
         .bind(self.message.as_i64())
         .fetch_one(tx.db())
         .await?;
-        self.erased_at = Some(erased_at);
+        self.erased_by = Some(erased_by);
         // Its files go too; their bytes are the caller's to remove once this commits.
         let media: Vec<String> =
             sqlx::query_scalar("DELETE FROM media WHERE message_id = $1 RETURNING id")
