@@ -56,6 +56,9 @@ fn publish(bus: &dyn Bus, hub: &Hub, receipts: &ReceiptBatcher, change: &Change)
         }
         &Change::MemberAdded { room_id, user_id } => {
             bus.publish(BusEvent::Joined { user_id, room_id });
+            // The others' member lists and counts follow.
+            let frame = ServerFrame::MemberJoined { room_id, user_id }.to_text();
+            bus.publish(BusEvent::RoomMoment { room_id, except: Some(user_id), frame });
             // The room's members now share a room with this user: tell them whether the
             // user is around (they learn nothing else until the user's presence changes).
             let status = hub.presence_of(user_id);
@@ -67,6 +70,14 @@ fn publish(bus: &dyn Bus, hub: &Hub, receipts: &ReceiptBatcher, change: &Change)
         }
         &Change::MemberRemoved { room_id, user_id } => {
             bus.publish(BusEvent::Left { user_id, room_id });
+            let frame = ServerFrame::MemberLeft { room_id, user_id }.to_text();
+            bus.publish(BusEvent::RoomMoment { room_id, except: Some(user_id), frame });
+        }
+        &Change::DmHidden { room_id, user_id, hidden: true } => {
+            bus.publish(BusEvent::Left { user_id, room_id });
+        }
+        &Change::DmHidden { room_id, user_id, hidden: false } => {
+            bus.publish(BusEvent::Joined { user_id, room_id });
         }
         Change::ProfileChanged { user, rooms } => {
             let frame = ServerFrame::UserUpdated { user }.to_text();

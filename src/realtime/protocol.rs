@@ -205,6 +205,15 @@ pub enum ServerFrame<'a> {
         #[serde(flatten)]
         unread: Unread,
     },
+    /// Someone joined or was added to one of your rooms (not sent to them: they get
+    /// `room.added`). Not part of the room's seq'd events: a client that was away reads
+    /// the member list again.
+    #[serde(rename = "member.joined")]
+    MemberJoined { room_id: RoomId, user_id: UserId },
+    /// Someone left or was removed from one of your rooms (not sent to them: they get
+    /// `room.removed`).
+    #[serde(rename = "member.left")]
+    MemberLeft { room_id: RoomId, user_id: UserId },
     /// A user you share a room with (or you) changed their profile.
     #[serde(rename = "user.updated")]
     UserUpdated { user: &'a User },

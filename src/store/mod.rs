@@ -268,6 +268,9 @@ pub enum Change {
     MemberAdded { room_id: RoomId, user_id: UserId },
     /// A user stopped being a member of a room.
     MemberRemoved { room_id: RoomId, user_id: UserId },
+    /// A DM left its member's view (they blocked the other) or came back (they unblocked):
+    /// their connections drop it or take it up, and the other member learns nothing.
+    DmHidden { room_id: RoomId, user_id: UserId, hidden: bool },
     /// A session was ended by a logout.
     SessionEnded { session_id: SessionId, user_id: UserId },
     /// A user's profile changed; `rooms` are the rooms they are in.
@@ -286,14 +289,11 @@ pub struct RoomAccess {
     pub role: Option<RoomRole>,
 }
 
-/// What a block or an unblock announces: the blocker leaving their DM with the other, or
-/// joining it again, so that open connections drop or take it up like any membership.
+/// What a block or an unblock announces: the DM leaving the blocker's view, or coming
+/// back, so that open connections drop or take it up like a membership (the other member
+/// is told nothing).
 pub(crate) fn block_change(blocking: bool, room_id: RoomId, blocker: UserId) -> Change {
-    if blocking {
-        Change::MemberRemoved { room_id, user_id: blocker }
-    } else {
-        Change::MemberAdded { room_id, user_id: blocker }
-    }
+    Change::DmHidden { room_id, user_id: blocker, hidden: blocking }
 }
 
 /// Who adds a member to a room.
@@ -553,11 +553,11 @@ pub trait Store: Send + Sync + 'static {
     async fn avatar(&self, user: UserId) -> StoreResult<Option<String>>;
 
     /// `blocker` blocks `blocked` (never themself: the caller checks); false if they did
-    /// already. Their DM, if any, leaves the blocker's view: announced as the blocker's
-    /// `MemberRemoved`, so the blocker's connections drop it.
+    /// already. Their DM, if any, leaves the blocker's view: announced as `DmHidden`, so
+    /// the blocker's connections drop it.
     async fn block(&self, blocker: UserId, blocked: UserId, now: Timestamp) -> StoreResult<bool>;
     /// Ends a block; false if there was none. Their DM, if any, comes back into the
-    /// blocker's view: announced as the blocker's `MemberAdded`.
+    /// blocker's view: announced as `DmHidden` with `hidden: false`.
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
     /// The users `blocker` blocks, most recently blocked first.
     async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<User>>;

@@ -743,3 +743,61 @@ async fn leaving_a_room_sends_room_removed_to_the_leavers_connections() {
     let next = bob_ws.recv().await;
     assert_eq!(next["message"]["id"], in_dm["id"], "nothing from the room bob left: {next}");
 }
+
+/// The others in a room hear who comes and goes (for their member lists and counts); the
+/// one who comes or goes hears `room.added` or `room.removed` instead, and the other
+/// member of a DM hears nothing of a block.
+#[each_store]
+async fn members_hear_who_joins_and_leaves_and_nothing_of_a_block() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let room = app.create_room(&alice, "General", "public", &[]).await;
+    let group = app.create_room(&alice, "crew", "private", &[]).await;
+    let dm = app.open_dm(&alice, &bob).await;
+    let mut alice_ws = app.connect(&alice).await.with_member_news();
+    let mut bob_ws = app.connect(&bob).await.with_member_news();
+
+    app.post(&bob, &format!("/rooms/{room}/join"), json!({})).await;
+    let joined = alice_ws.recv().await;
+    assert_eq!(joined["type"], "member.joined", "{joined}");
+    assert_eq!(
+        (joined["room_id"].as_str(), joined["user_id"].as_str()),
+        (Some(room.as_str()), Some(bob.id.as_str()))
+    );
+    assert_eq!(bob_ws.recv().await["type"], "room.added", "the joiner hears room.added only");
+
+    let (status, body) =
+        app.post(&alice, &format!("/rooms/{group}/members"), json!({"user_id": carol.id})).await;
+    assert!(status.is_success(), "add carol: {body}");
+    let added = alice_ws.recv().await;
+    assert_eq!(
+        (added["type"].as_str(), added["user_id"].as_str()),
+        (Some("member.joined"), Some(carol.id.as_str())),
+        "{added}"
+    );
+
+    app.post(&bob, &format!("/rooms/{room}/leave"), json!({})).await;
+    let left = alice_ws.recv().await;
+    assert_eq!(
+        (left["type"].as_str(), left["user_id"].as_str()),
+        (Some("member.left"), Some(bob.id.as_str())),
+        "{left}"
+    );
+    assert_eq!(bob_ws.recv().await["type"], "room.removed", "the leaver hears room.removed only");
+
+    let (status, _) =
+        app.call(reqwest::Method::PUT, &format!("/me/blocks/{}", alice.id), Some(&bob), None).await;
+    assert!(status.is_success(), "bob blocks alice");
+    assert_eq!(bob_ws.recv().await["type"], "room.removed", "the DM leaves bob's view");
+    let (status, _) = app.delete(&bob, &format!("/me/blocks/{}", alice.id)).await;
+    assert!(status.is_success(), "bob unblocks alice");
+    let back = bob_ws.recv().await;
+    assert_eq!(
+        (back["type"].as_str(), back["room_id"].as_str()),
+        (Some("room.added"), Some(dm.as_str())),
+        "{back}"
+    );
+    alice_ws.expect_silence(Duration::from_millis(300)).await;
+}

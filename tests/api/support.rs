@@ -270,11 +270,15 @@ pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// The `ready` frame this connection started with.
     pub ready: Value,
-    /// Frame types this client skips: presence comes and goes around every test, so only
-    /// the tests about it see it (after [`WsClient::with_presence`] and
-    /// [`WsClient::with_presence_snapshots`]).
+    /// Frame types this client skips: presence and membership news come and go around
+    /// every test, so only the tests about them see them (after
+    /// [`WsClient::with_presence`], [`WsClient::with_presence_snapshots`] and
+    /// [`WsClient::with_member_news`]).
     ignored: Vec<&'static str>,
 }
+
+/// The frame types a client skips unless a test asks for them.
+const SKIPPED: [&str; 4] = ["presence", "presence.snapshot", "member.joined", "member.left"];
 
 /// What came instead of a text frame.
 #[derive(Debug)]
@@ -289,8 +293,7 @@ pub enum Ended {
 impl WsClient {
     /// A client on an upgraded stream, once it has read its `ready` frame.
     pub async fn start(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
-        let ignored = vec!["presence", "presence.snapshot"];
-        let mut client = WsClient { stream, ready: Value::Null, ignored };
+        let mut client = WsClient { stream, ready: Value::Null, ignored: SKIPPED.to_vec() };
         let ready = client.recv().await;
         assert_eq!(ready["type"], "ready", "first frame is ready: {ready}");
         client.ready = ready;
@@ -299,7 +302,13 @@ impl WsClient {
 
     /// A client on a stream whose `ready` frame was read already.
     pub fn from_ready(stream: WebSocketStream<MaybeTlsStream<TcpStream>>, ready: Value) -> Self {
-        WsClient { stream, ready, ignored: vec!["presence", "presence.snapshot"] }
+        WsClient { stream, ready, ignored: SKIPPED.to_vec() }
+    }
+
+    /// This client also returns `member.joined` and `member.left` frames.
+    pub fn with_member_news(mut self) -> Self {
+        self.ignored.retain(|kind| !kind.starts_with("member."));
+        self
     }
 
     /// This client also returns `presence` frames (but not snapshots).
