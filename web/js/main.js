@@ -19,6 +19,12 @@ const RESENDS = 5;
 const FIRST_RESEND_MS = 1_000;
 /** Errors that mean a `sync` did not finish: what it should have sent is fetched over HTTP. */
 const SYNC_ERRORS = new Set(['sync_failed', 'too_many_syncs']);
+/** Messages per page of history, and the most pages a room opening goes back for its
+ *  first unread message. */
+const PAGE = 50;
+const PAGES_BACK = 10;
+/** How often a moving read marker goes to the server. */
+const READ_EVERY_MS = 250;
 
 async function boot() {
   try {
@@ -43,6 +49,8 @@ class Client {
     this.activeRoom = null;
     this.typingSent = new Map();
     this.deliveredSent = new Map();
+    /** Read markers waiting to go to the server, by room. */
+    this.readsDue = new Map();
     /** Users looked up by id (authors no member list holds), so that each is asked once. */
     this.lookups = new Map();
     this.connection = new Connection({
@@ -94,11 +102,13 @@ class Client {
       this.model.updateUser(frame.user);
       return;
     }
-    const notable = this.model.apply(frame);
-    if (frame.type === 'message.created' || frame.type === 'sync.done') {
-      if (notable && notable.message) this.onIncoming(notable.message);
-      this.markReadIfLooking();
+    if (frame.type === 'member.joined' || frame.type === 'member.left') {
+      // The open room's member list is read again; another's, when it is next opened.
+      if (frame.room_id === this.activeRoom) this.loadMembers(frame.room_id);
+      return;
     }
+    const notable = this.model.apply(frame);
+    if (notable && notable.message) this.onIncoming(notable.message);
     if (notable && notable.mention) this.notify(notable.mention, true);
     if (frame.type === 'room.removed' && frame.room_id === this.activeRoom) this.openRoom(null);
   }
@@ -190,13 +200,12 @@ class Client {
     const room = this.model.room(roomId);
     if (room && !room.loaded) await this.loadNewest(roomId);
     this.loadMembers(roomId);
-    this.markReadIfLooking();
   }
 
   /** A room's newest page of history: its first, or after catching up failed. */
   async loadNewest(roomId) {
     try {
-      const page = await get(`/rooms/${roomId}/messages?limit=50`);
+      const page = await get(`/rooms/${roomId}/messages?limit=${PAGE}`);
       this.model.addHistory(roomId, page.messages, page.has_more, false);
     } catch (error) {
       this.shell.toast(error.message);
@@ -208,17 +217,38 @@ class Client {
    *  and paging back from it would skip what lies between. */
   async loadOlder(roomId) {
     const room = this.model.room(roomId);
-    if (!room || !room.loaded || !room.hasMore || room.loadingOlder) return;
-    const oldest = [...room.messages.values()].reduce((min, m) => Math.min(min, m.seq), Infinity);
-    if (!Number.isFinite(oldest)) return;
-    room.loadingOlder = true;
-    try {
-      const page = await get(`/rooms/${roomId}/messages?before=${oldest}&limit=50`);
-      this.model.addHistory(roomId, page.messages, page.has_more, true);
-    } catch (error) {
-      this.shell.toast(error.message);
-    } finally {
-      room.loadingOlder = false;
+    if (!room || !room.loaded || !room.hasMore) return false;
+    if (room.loadingOlder) return room.loadingOlder;
+    const oldest = this.oldestHeld(room);
+    if (!Number.isFinite(oldest)) return false;
+    room.loadingOlder = get(`/rooms/${roomId}/messages?before=${oldest}&limit=${PAGE}`)
+      .then((page) => {
+        this.model.addHistory(roomId, page.messages, page.has_more, true);
+        return page.messages.length > 0;
+      })
+      .catch((error) => {
+        this.shell.toast(error.message);
+        return false;
+      })
+      .finally(() => {
+        room.loadingOlder = null;
+      });
+    return room.loadingOlder;
+  }
+
+  oldestHeld(room) {
+    let oldest = Infinity;
+    for (const message of room.messages.values()) oldest = Math.min(oldest, message.seq);
+    return oldest;
+  }
+
+  /** Pages back until the message of `seq` is held (a room opens at its first unread
+   *  message), a few pages at most: further back, the room opens at the oldest held. */
+  async loadBack(roomId, seq) {
+    for (let page = 0; page < PAGES_BACK; page++) {
+      const room = this.model.room(roomId);
+      if (!room || !room.loaded || !room.hasMore || this.oldestHeld(room) <= seq) return;
+      if (!(await this.loadOlder(roomId))) return;
     }
   }
 
@@ -331,20 +361,36 @@ class Client {
     if (this.connection.send({ type: 'delivered', room_id: roomId, seq })) this.deliveredSent.set(roomId, seq);
   }
 
-  /** Marks the open room read when the user can see it: it is open and the page is visible
-   *  (then again whenever the window comes back into view or focus). */
-  markReadIfLooking() {
-    const room = this.activeRoom && this.model.room(this.activeRoom);
-    if (!room || document.visibilityState !== 'visible') return;
-    const newest = Math.max(room.lastSeq, room.seen);
-    if (newest <= room.lastReadSeq && room.unread === 0) return;
-    room.lastReadSeq = newest;
-    room.unread = 0;
-    room.mentions = 0;
-    this.model.changed('rooms');
-    if (!this.connection.send({ type: 'read', room_id: room.id, seq: newest })) {
-      post(`/rooms/${room.id}/read`, { seq: newest }).catch(() => {});
+  /** Moves a room's read marker up to `seq`: the conversation calls this for what has
+   *  been on screen. The counts drop at once by what is held (the server's `unread` frame
+   *  then says exactly); the marker goes to the server at most every READ_EVERY_MS. */
+  markRead(roomId, seq) {
+    const room = this.model.room(roomId);
+    if (!room || seq <= room.lastReadSeq) return;
+    room.lastReadSeq = seq;
+    const me = this.model.me.id;
+    let unread = 0;
+    let mentions = 0;
+    for (const message of room.messages.values()) {
+      if (message.seq <= seq || message.author_id === me || message.deleted) continue;
+      unread += 1;
+      if (message.mentions.includes(me)) mentions += 1;
     }
+    room.unread = Math.min(room.unread, unread);
+    room.mentions = Math.min(room.mentions, mentions);
+    this.model.changed('rooms');
+    this.readsDue.set(roomId, seq);
+    if (!this.readTimer) this.readTimer = setTimeout(() => this.sendReads(), READ_EVERY_MS);
+  }
+
+  sendReads() {
+    this.readTimer = null;
+    for (const [roomId, seq] of this.readsDue) {
+      if (!this.connection.send({ type: 'read', room_id: roomId, seq })) {
+        post(`/rooms/${roomId}/read`, { seq }).catch(() => {});
+      }
+    }
+    this.readsDue.clear();
   }
 
   async loadBlocks() {
@@ -405,7 +451,7 @@ class Client {
   watchAttention() {
     const back = () => {
       this.setAway(false);
-      this.markReadIfLooking();
+      this.shell.conversation.noteSeen();
     };
     window.addEventListener('focus', back);
     document.addEventListener('visibilitychange', () => {

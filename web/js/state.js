@@ -10,6 +10,8 @@
 const TYPING_LAPSES_MS = 6_000;
 /** Reaction events for messages not loaded yet, kept per room until history arrives. */
 const MAX_EARLY_REACTIONS = 200;
+/** Older messages kept for the replies that quote them, per room. */
+const MAX_ORIGINALS = 500;
 
 export class Model {
   constructor(me) {
@@ -49,6 +51,10 @@ export class Model {
       seen: room.last_seq,
       liveFrom: room.last_seq,
       earlyReactions: [],
+      /** Messages older than those held, known for the replies that quote them. */
+      originals: new Map(),
+      /** The ids of `messages` in seq order, or null until next asked for. */
+      order: null,
       members: new Map(),
       receipts: new Map(),
       typing: new Map(),
@@ -120,6 +126,7 @@ export class Model {
     for (const [id, message] of room.messages) {
       if (message.seq <= newest && !fetched.has(id)) room.messages.delete(id);
     }
+    room.order = null;
   }
 
   /** Forgets that a room's history is loaded, so that it is fetched afresh over HTTP when
@@ -140,11 +147,13 @@ export class Model {
     this.changed('typing');
   }
 
-  /** Messages of a room in seq order, then the pending ones. */
+  /** Messages of a room in seq order, then the pending ones. The order is kept between
+   *  calls: a room may hold thousands, and a new message usually goes last. */
   messagesOf(roomId) {
     const room = this.rooms.get(roomId);
     if (!room) return [];
-    const stored = [...room.messages.values()].sort((a, b) => a.seq - b.seq);
+    if (!room.order) room.order = [...room.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => m.id);
+    const stored = room.order.map((id) => room.messages.get(id));
     const pending = [...this.outbox.values()]
       .filter((entry) => entry.roomId === roomId)
       .map((entry) => ({
@@ -166,7 +175,13 @@ export class Model {
 
   upsert(room, message) {
     if (message.author_id === this.me.id && message.client_id) this.outbox.delete(message.client_id);
+    if (!room.messages.has(message.id) && room.order) {
+      const last = room.order.length ? room.messages.get(room.order[room.order.length - 1]) : null;
+      if (!last || last.seq < message.seq) room.order.push(message.id);
+      else room.order = null;
+    }
     room.messages.set(message.id, message);
+    if (room.originals.has(message.id)) room.originals.set(message.id, message);
     if (!room.info.last_message || room.info.last_message.seq <= message.seq) room.info.last_message = message;
   }
 
@@ -326,8 +341,24 @@ export class Model {
     return notify;
   }
 
+  /** Whether a change to `message` concerns one older than those held: it is kept apart,
+   *  for the replies that quote it, rather than among them with a gap between. */
+  olderThanHeld(room, message) {
+    if (room.messages.has(message.id)) return false;
+    let oldest = Infinity;
+    for (const held of room.messages.values()) oldest = Math.min(oldest, held.seq);
+    return message.seq < oldest;
+  }
+
+  keepOriginal(room, message) {
+    room.originals.set(message.id, message);
+    if (room.originals.size > MAX_ORIGINALS) room.originals.delete(room.originals.keys().next().value);
+    this.changed('messages');
+  }
+
   /** An edit may add or remove a mention of me in a message I have not read. */
   updated(room, message, seq) {
+    if (this.olderThanHeld(room, message)) return this.keepOriginal(room, message);
     const before = room.messages.get(message.id);
     if (before && !message.deleted && this.countsAsUnread(room, message, seq)) {
       const was = before.mentions.includes(this.me.id);
@@ -341,6 +372,7 @@ export class Model {
   }
 
   deleted(room, tombstone, seq) {
+    if (this.olderThanHeld(room, tombstone)) return this.keepOriginal(room, tombstone);
     const before = room.messages.get(tombstone.id);
     const counted = before && !before.deleted && this.countsAsUnread(room, before, seq);
     if (counted) {

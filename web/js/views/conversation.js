@@ -1,16 +1,25 @@
-// The open conversation: its header, the message list (older messages load as you scroll
-// up, without jumping; the view follows new messages only when you are at the bottom),
-// who is typing, and the composer. Each message takes the focus (Tab into the list, then
-// the arrow keys), which shows its actions.
+// The open conversation: its header, the message list, who is typing, and the composer.
+// A room opens where its reader left off (a "New" divider above the first unread
+// message); older messages load as you scroll up, without jumping; the view follows new
+// messages only when you are at the bottom. A message counts as read once it has been on
+// screen while the page is visible and focused. Each message takes the focus (Tab into
+// the list, then the arrow keys), which shows its actions.
 
-import { bdi, dayLabel, h, initials, keepingFocus, replace, richText, timeLabel } from '../dom.js';
-import { attachmentList, filesSummary } from './attachments.js';
+import { bdi, dayLabel, h, keepingFocus, replace } from '../dom.js';
 import { Composer } from './composer.js';
 import { openBlockDialog, openMembersDialog } from './dialogs.js';
+import { messageElement, messageKey, receiptOf } from './message.js';
 
-const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+export { avatar } from './message.js';
+
 const GROUP_WITHIN_MS = 5 * 60_000;
 const NEAR_EDGE_PX = 80;
+/** The most messages the page holds at once, and how many it takes in as you scroll. */
+const WINDOW_MAX = 150;
+const WINDOW_PAGE = 50;
+/** Messages shown above the first unread when a room opens there, and the gap above it. */
+const CONTEXT_ABOVE = 10;
+const LANDING_MARGIN_PX = 12;
 /** What the bar over the conversation says while the connection is down. */
 const CONNECTION_NOTICES = {
   reconnecting: 'Reconnecting… Messages you write will be sent when the connection is back.',
@@ -38,6 +47,9 @@ export class Conversation {
     this.connectionBar = h('div', { class: 'connection-bar', attrs: { role: 'status', 'data-testid': 'connection-bar' } });
     this.list = h('div', { class: 'messages', attrs: { role: 'log', 'aria-labelledby': 'room-title', tabindex: '0' }, on: { scroll: () => this.onScroll(), keydown: (event) => this.onListKey(event) } });
     this.newMessages = h('button', { class: 'btn primary new-messages', text: 'New messages ↓', hidden: true, on: { click: () => this.scrollToBottom() } });
+    this.jumpButton = h('button', { class: 'btn primary jump-unread', text: '↑ Jump to first unread', hidden: true, attrs: { 'data-testid': 'jump-unread' }, on: { click: () => this.jumpToUnread() } });
+    this.divider = h('div', { class: 'unread-divider', attrs: { role: 'separator', 'data-testid': 'unread-divider' } }, h('span', { text: 'New' }));
+    this.olderMarker = h('div', { class: 'loading-older', text: 'Scroll up for older messages' });
     this.typing = h('div', { class: 'typing', attrs: { 'aria-live': 'polite', 'data-testid': 'typing' } });
     this.composer = new Composer(model, client);
     this.empty = h('div', { class: 'empty', text: 'Pick a room, or start a conversation.' });
@@ -52,12 +64,23 @@ export class Conversation {
       this.composer.addFiles([...event.dataTransfer.files]);
     });
     this.lastRendered = null;
-    // Each message's files, built once and moved into every re-render of the list: a
-    // receipt or a new message must not restart a playing voice message or video, or
-    // reload a picture.
+    /** The elements of the messages in the window, by id: {message, key, element}. */
+    this.views = new Map();
+    /** Each message's files, built once and moved into every element built for it. */
     this.fileViews = new Map();
+    /** Day separators, by the id of the message they stand above and their label. */
+    this.days = new Map();
     /** The message whose reaction picker is open, kept open across re-renders. */
     this.pickerFor = null;
+    /** The window: from `fromSeq` (null: the newest page) to `toSeq`, or to the end. */
+    this.fromSeq = null;
+    this.toSeq = null;
+    this.atEnd = true;
+    /** The seq of the first unread message when the room opened, where "New" stands. */
+    this.unreadFrom = null;
+    /** The message elements at least half on screen. */
+    this.onScreen = new Set();
+    this.seen = new IntersectionObserver((entries) => this.onVisibility(entries), { root: this.list, threshold: [0, 0.5, 1] });
   }
 
   show(roomId) {
@@ -74,9 +97,18 @@ export class Conversation {
       return;
     }
     if (changedRoom || this.element.firstChild === this.empty || !this.element.contains(this.list)) {
-      replace(this.element, this.header, this.connectionBar, this.list, this.newMessages, this.typing, this.composer.element);
+      replace(this.element, this.header, this.connectionBar, this.jumpButton, this.list, this.newMessages, this.typing, this.composer.element);
       this.composer.setRoom(roomId);
+    }
+    if (changedRoom) {
       this.stickToBottom = true;
+      this.landing = true;
+      this.unreadFrom = null;
+      this.fromSeq = null;
+      this.toSeq = null;
+      this.atEnd = true;
+      this.lastRendered = null;
+      this.newMessages.hidden = true;
     }
     this.membersButton.hidden = false;
     this.renderHeader();
@@ -127,7 +159,8 @@ export class Conversation {
     } else {
       const members = [...room.members.values()];
       const online = members.filter((m) => (this.model.presence.get(m.id) || m.presence.status) !== 'offline').length;
-      this.meta.textContent = members.length ? `${members.length} members · ${online} online` : '';
+      const count = `${members.length} ${members.length === 1 ? 'member' : 'members'} · ${online} online`;
+      this.meta.textContent = members.length ? count : '';
     }
   }
 
@@ -157,147 +190,226 @@ export class Conversation {
     if (this.typing.textContent !== text) replace(this.typing, line);
   }
 
-  /** Re-renders the list, keeping the view where it was: at the bottom if it was there,
+  // The message list. The model may hold thousands of a room's messages; the page holds a
+  // window of at most WINDOW_MAX of them around what is on screen, each element built once
+  // and again only when what it shows changed (`messageKey`). Scrolling near an edge of
+  // the window moves it by a page (at the oldest held, older history is fetched), keeping
+  // the message on screen where it was.
+
+  /** Renders the window, keeping the view where it was: at the bottom if it was there,
    *  otherwise on the same message at the same height. */
   renderMessages() {
     const room = this.model.room(this.roomId);
-    const messages = this.model.messagesOf(this.roomId);
+    if (!room) return;
+    if (this.landing && room.loaded) return this.land(room);
+    const all = this.model.messagesOf(this.roomId);
+    const stored = storedCount(all);
     const atBottom = this.stickToBottom || this.isAtBottom();
     const anchor = atBottom ? null : this.firstVisible();
-    const newestBefore = this.lastRendered;
-
-    const usernames = this.model.usernames();
-    const nodes = [];
-    if (room.hasMore && room.loaded) nodes.push(h('div', { class: 'loading-older', text: 'Scroll up for older messages' }));
-    if (room.loaded && !room.hasMore) {
-      const start = room.info.kind === 'dm' ? 'This is the beginning of your conversation with ' : 'This is the beginning of ';
-      nodes.push(h('div', { class: 'loading-older' }, start, bdi(room.info.name), '.'));
-    }
-    let previous = null;
-    this.rendered = new Set();
-    for (const message of messages) {
+    const [start, end] = this.windowOf(all, stored, atBottom);
+    const nodes = [this.topMarker(room, start)];
+    const views = new Map();
+    for (let i = start; i < end; i++) {
+      const message = all[i];
+      const previous = i > 0 ? all[i - 1] : null;
       const date = new Date(message.created_at);
       const newDay = !previous || dayLabel(new Date(previous.created_at)) !== dayLabel(date);
-      if (newDay) nodes.push(h('div', { class: 'day', attrs: { role: 'separator' } }, dayLabel(date)));
-      const grouped = !newDay && previous && previous.author_id === message.author_id && !previous.deleted &&
+      if (newDay) nodes.push(this.daySeparator(message, date));
+      const divided = !message.pending && message.seq === this.unreadFrom;
+      if (divided) nodes.push(this.divider);
+      const grouped = !newDay && !divided && previous.author_id === message.author_id && !previous.deleted &&
         date - new Date(previous.created_at) < GROUP_WITHIN_MS;
-      nodes.push(this.messageElement(room, message, !grouped, usernames));
-      previous = message;
+      const next = all[i + 1];
+      const own = message.author_id === this.model.me.id;
+      const lastOfRun = own && !message.pending && !message.deleted && (!next || next.pending || next.author_id !== message.author_id);
+      const place = { first: !grouped, receipt: lastOfRun ? receiptOf(this, room, message) : null };
+      const key = messageKey(this, room, message, place);
+      let view = this.views.get(message.id);
+      if (!view || view.key !== key || (!message.pending && view.message !== message)) {
+        view = { message, key, element: messageElement(this, room, message, place) };
+      }
+      views.set(message.id, view);
+      nodes.push(view.element);
     }
-    keepingFocus(this.list, 'id', () => replace(this.list, nodes));
-    for (const id of this.fileViews.keys()) if (!this.rendered.has(id)) this.fileViews.delete(id);
+    keepingFocus(this.list, 'id', () => this.reconcile(nodes));
+    for (const id of this.views.keys()) if (!views.has(id)) this.fileViews.delete(id);
+    this.views = views;
 
-    const newest = messages.length ? messages[messages.length - 1].id : null;
+    const newest = stored ? all[stored - 1].id : null;
+    const newestBefore = this.lastRendered;
     this.lastRendered = newest;
-    if (atBottom) {
+    if (atBottom && this.atEnd) {
       this.scrollToBottom();
-    } else if (anchor) {
-      const element = this.list.querySelector(`[data-id="${CSS.escape(anchor.id)}"]`);
-      if (element) this.list.scrollTop += element.getBoundingClientRect().top - anchor.top;
-      if (newest !== newestBefore) this.newMessages.hidden = false;
+    } else {
+      if (anchor) this.restore(anchor);
+      if (newest !== newestBefore && newestBefore !== null) this.newMessages.hidden = false;
+    }
+    this.showJump();
+  }
+
+  /** Which of `all` the page shows, [start, end): from `fromSeq` (or the newest
+   *  WINDOW_MAX) to `toSeq` (or the end, pending messages included), trimmed to
+   *  WINDOW_MAX on the side away from the reader. */
+  windowOf(all, stored, atBottom) {
+    let end = this.atEnd ? all.length : Math.min(stored, indexAfter(all, stored, this.toSeq));
+    let start = this.fromSeq === null ? Math.max(0, Math.min(end, stored) - WINDOW_PAGE * 2) : indexOf(all, stored, this.fromSeq);
+    if (this.olderWanted) {
+      start = Math.max(0, start - WINDOW_PAGE);
+      this.olderWanted = false;
+    }
+    if (end - start > WINDOW_MAX) {
+      // Reading up, or new messages arriving while reading above: the bottom goes. At the
+      // bottom, or reading down: the top.
+      if (!atBottom && this.trimming === 'bottom') end = start + WINDOW_MAX;
+      else start = end - WINDOW_MAX;
+    }
+    this.fromSeq = start < stored ? all[start].seq : null;
+    this.atEnd = end >= all.length;
+    this.toSeq = this.atEnd || end === 0 ? null : all[Math.min(end, stored) - 1].seq;
+    this.window = { start, end, length: all.length, stored };
+    return [start, end];
+  }
+
+  /** Puts `nodes` in the list, moving only what moved: the message elements that stay are
+   *  left where they are (a playing video plays on), those that go stop being watched. */
+  reconcile(nodes) {
+    const wanted = new Set(nodes);
+    for (const child of [...this.list.children]) {
+      if (wanted.has(child)) continue;
+      this.seen.unobserve(child);
+      this.onScreen.delete(child);
+      child.remove();
+    }
+    let cursor = this.list.firstElementChild;
+    for (const node of nodes) {
+      if (node === cursor) {
+        cursor = cursor.nextElementSibling;
+        continue;
+      }
+      this.list.insertBefore(node, cursor);
+      if (node.dataset.id) this.seen.observe(node);
     }
   }
 
-  messageElement(room, message, first, usernames) {
-    const me = this.model.me;
-    const author = this.model.users.get(message.author_id);
-    const name = this.nameOf(message.author_id, 'Unknown');
-    const own = message.author_id === me.id;
-    const classes = ['message'];
-    if (first) classes.push('first');
-    if (own) classes.push('own');
-    if (message.deleted) classes.push('deleted');
-    if (message.pending) classes.push('pending');
-    if (message.failed) classes.push('failed');
-    if (!own && message.mentions.includes(me.id)) classes.push('mentions-me');
-    const date = new Date(message.created_at);
-    const head = first ? [
-      avatar(author, name),
-      h('div', { class: 'head' },
-        bdi(name, { class: 'author' }),
-        h('time', { class: 'time', text: timeLabel(date), dateTime: message.created_at, title: date.toLocaleString() })),
-    ] : [];
-    const quote = message.reply_to ? h('div', { class: 'quote' },
-      bdi(this.nameOf(message.reply_to.author_id, 'Someone')), ': ', bdi(this.quoted(room, message.reply_to))) : null;
-    const body = message.deleted
-      ? h('div', { class: 'body', text: 'This message was deleted.' })
-      : message.body ? h('div', { class: 'body', attrs: { dir: 'auto' } }, richText(message.body, usernames, me.username)) : null;
-    const meta = [];
-    if (message.edited_at && !message.deleted) meta.push(h('span', { class: 'edited', text: ' (edited)' }));
-    if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : message.retrying ? 'Trying again…' : 'Sending…' }));
-    else if (own && !message.deleted) meta.push(this.receiptStatus(room, message));
-    const reactions = message.reactions.length ? h('div', { class: 'reactions' }, message.reactions.map((reaction) => {
-      const mine = reaction.user_ids.includes(me.id);
-      const who = reaction.user_ids.map((id) => this.nameOf(id, 'someone')).join(', ');
-      return h('button', {
-        class: 'reaction' + (mine ? ' mine' : ''), title: who,
-        attrs: { 'aria-pressed': mine, 'aria-label': `${reaction.emoji} ${reaction.count}: ${who}` },
-        on: { click: () => this.client.toggleReaction(room.id, message.id, reaction.emoji) },
-      }, bdi(reaction.emoji), ` ${reaction.count}`);
-    })) : null;
-    return h('article', {
-      class: classes.join(' '), attrs: { 'data-id': message.id, 'aria-label': `${name}, ${timeLabel(date)}`, tabindex: '0' },
-    }, head, quote, body, this.filesOf(message), meta, reactions, this.actions(room, message, own));
-  }
-
-  /** The text of a reply's quote: the original's first words, or, for a message of files
-   *  only, what it carries (the quote itself holds no files: the original says). */
-  quoted(room, replyTo) {
-    if (replyTo.deleted) return 'Message deleted';
-    if (replyTo.preview) return replyTo.preview;
-    const original = room.messages.get(replyTo.message_id);
-    return (original && filesSummary(original)) || 'Attachment';
-  }
-
-  filesOf(message) {
-    if (message.deleted || !message.attachments?.length) return null;
-    this.rendered.add(message.id);
-    let view = this.fileViews.get(message.id);
-    if (!view) {
-      view = attachmentList(message.attachments);
-      this.fileViews.set(message.id, view);
+  topMarker(room, start) {
+    if (start > 0 || (room.hasMore && room.loaded)) return this.olderMarker;
+    const name = room.info.name;
+    if (this.beginning?.dataset.name !== name) {
+      const opening = room.info.kind === 'dm' ? 'This is the beginning of your conversation with ' : 'This is the beginning of ';
+      this.beginning = h('div', { class: 'loading-older', attrs: { 'data-name': name } }, opening, bdi(name), '.');
     }
-    return view;
+    return this.beginning;
   }
 
-  /** ✓ sent, ✓✓ delivered, blue ✓✓ read in a DM; "Read by N" in a group. */
-  receiptStatus(room, message) {
-    const others = [...room.receipts.entries()].filter(([id]) => id !== this.model.me.id);
-    if (room.info.kind === 'dm') {
-      const peer = room.info.peer && room.receipts.get(room.info.peer.id);
-      const state = peer && peer.read_seq >= message.seq ? 'read' : peer && peer.delivered_seq >= message.seq ? 'delivered' : 'sent';
-      const marks = state === 'sent' ? '✓' : '✓✓';
-      return h('span', { class: 'status' + (state === 'read' ? ' read' : ''), text: marks, title: state[0].toUpperCase() + state.slice(1), attrs: { 'aria-label': state, 'data-receipt': state } });
+  daySeparator(message, date) {
+    const label = dayLabel(date);
+    const key = message.id + label;
+    let separator = this.days.get(key);
+    if (!separator) {
+      separator = h('div', { class: 'day', attrs: { role: 'separator' } }, label);
+      this.days.set(key, separator);
+      if (this.days.size > WINDOW_MAX) this.days.delete(this.days.keys().next().value);
     }
-    const readers = others.filter(([, r]) => r.read_seq >= message.seq).map(([id]) => this.nameOf(id, 'someone'));
-    if (readers.length === 0) return h('span', { class: 'status', text: '✓', title: 'Sent', attrs: { 'data-receipt': 'sent' } });
-    return h('span', { class: 'status', text: `Read by ${readers.length}`, title: readers.join(', '), attrs: { 'data-receipt': 'read' } });
+    return separator;
   }
 
-  actions(room, message, own) {
-    if (message.pending) {
-      if (!message.failed) return null;
-      const clientId = message.id.slice('pending-'.length);
-      return h('div', { class: 'actions' },
-        h('button', { class: 'icon-btn', text: 'Retry', on: { click: () => this.client.retryPending(clientId) } }),
-        h('button', { class: 'icon-btn', text: 'Discard', on: { click: () => this.client.discardPending(clientId) } }));
+  /** Opens a room where its reader left off: with a "New" divider above the first message
+   *  they have not read (fetching back to it, a few pages at most) and that message near
+   *  the top, or at the bottom when everything unread fits on screen. */
+  async land(room) {
+    this.landing = false;
+    const roomId = room.id;
+    if (room.unread > 0) {
+      await this.client.loadBack(roomId, room.lastReadSeq + 1);
+      if (this.roomId !== roomId) return;
+      const all = this.model.messagesOf(roomId);
+      const me = this.model.me.id;
+      const first = all.find((m) => !m.pending && m.seq > room.lastReadSeq && m.author_id !== me && !m.deleted);
+      this.unreadFrom = first ? first.seq : null;
     }
-    if (message.deleted) return null;
-    const canDelete = own || (room.info.role === 'owner' && room.info.kind !== 'dm');
-    const picker = h('span', { class: 'picker', hidden: this.pickerFor !== message.id }, QUICK_REACTIONS.map((emoji) => h('button', {
-      class: 'icon-btn', text: emoji, attrs: { 'aria-label': 'React ' + emoji },
-      on: { click: () => { this.pickerFor = null; picker.hidden = true; this.client.toggleReaction(room.id, message.id, emoji); } },
-    })));
-    const togglePicker = () => {
-      picker.hidden = !picker.hidden;
-      this.pickerFor = picker.hidden ? null : message.id;
-    };
-    return h('div', { class: 'actions' },
-      h('button', { class: 'icon-btn', text: '↩', title: 'Reply', attrs: { 'aria-label': 'Reply' }, on: { click: () => this.composer.replyTo(message) } }),
-      h('button', { class: 'icon-btn', text: '☺', title: 'React', attrs: { 'aria-label': 'Add reaction', 'aria-expanded': String(this.pickerFor === message.id) }, on: { click: (event) => { togglePicker(); event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden)); } } }),
-      picker,
-      own ? h('button', { class: 'icon-btn', text: '✎', title: 'Edit', attrs: { 'aria-label': 'Edit' }, on: { click: () => this.composer.edit(message) } }) : null,
-      canDelete ? h('button', { class: 'icon-btn', text: '🗑', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) this.client.remove(room.id, message.id); } } }) : null);
+    if (this.unreadFrom === null) {
+      this.stickToBottom = true;
+      return this.renderMessages();
+    }
+    this.showAround(this.unreadFrom, this.divider);
+  }
+
+  /** Renders the window around the message of `seq` and scrolls `target` (that message,
+   *  or the divider above it) near the top of the list, or to the bottom if what follows
+   *  it fits on screen. */
+  showAround(seq, target) {
+    const all = this.model.messagesOf(this.roomId);
+    const stored = storedCount(all);
+    const index = indexOf(all, stored, seq);
+    const start = Math.max(0, index - CONTEXT_ABOVE);
+    this.fromSeq = start < stored ? all[start].seq : null;
+    this.atEnd = all.length - start <= WINDOW_MAX;
+    this.toSeq = this.atEnd ? null : all[start + WINDOW_MAX - 1].seq;
+    this.stickToBottom = false;
+    this.trimming = 'bottom';
+    this.list.scrollTop = 0;
+    this.renderMessages();
+    const element = target || this.list.querySelector(`[data-seq="${seq}"]`);
+    if (!element?.isConnected) return;
+    const offset = element.getBoundingClientRect().top - this.list.getBoundingClientRect().top - LANDING_MARGIN_PX;
+    const bottom = this.list.scrollHeight - this.list.clientHeight;
+    if (this.atEnd && this.list.scrollTop + offset >= bottom) {
+      this.stickToBottom = true;
+      this.scrollToBottom();
+    } else {
+      this.list.scrollTop += offset;
+    }
+    this.showJump();
+  }
+
+  /** The "Jump to first unread" control shows while the "New" divider is above the view
+   *  and something is still unread. */
+  showJump() {
+    const room = this.model.room(this.roomId);
+    let above = false;
+    if (room && this.unreadFrom !== null && room.unread > 0) {
+      if (!this.divider.isConnected) above = this.fromSeq !== null && this.fromSeq > this.unreadFrom;
+      else above = this.divider.getBoundingClientRect().bottom < this.list.getBoundingClientRect().top;
+    }
+    if (this.jumpButton.hidden === above) this.jumpButton.hidden = !above;
+  }
+
+  jumpToUnread() {
+    if (this.unreadFrom !== null) this.showAround(this.unreadFrom, this.divider);
+  }
+
+  /** Scrolls the list so that the anchor message is where it was on screen. */
+  restore(anchor) {
+    const element = this.views.get(anchor.id)?.element;
+    if (element?.isConnected) this.list.scrollTop += element.getBoundingClientRect().top - anchor.top;
+  }
+
+  /** Notes which messages are on screen (at least half of one, or half the list's height
+   *  for a tall one), and marks read up to the newest of them. */
+  onVisibility(entries) {
+    for (const entry of entries) {
+      const half = (entry.rootBounds?.height || 0) / 2;
+      const shown = entry.isIntersecting && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= half);
+      if (shown && entry.target.isConnected) this.onScreen.add(entry.target);
+      else this.onScreen.delete(entry.target);
+    }
+    this.noteSeen();
+  }
+
+  /** A message is read once it has been on screen while the page is visible and has the
+   *  focus: the read marker moves to the newest message on screen (and past every event
+   *  after it, if that is the room's newest message). Called again when the page comes
+   *  back into view or focus. */
+  noteSeen() {
+    if (!this.roomId || document.visibilityState !== 'visible' || !document.hasFocus()) return;
+    const room = this.model.room(this.roomId);
+    if (!room) return;
+    let newest = 0;
+    for (const element of this.onScreen) newest = Math.max(newest, Number(element.dataset.seq) || 0);
+    if (!newest) return;
+    const latest = room.info.last_message;
+    if (this.atEnd && latest && newest >= latest.seq) newest = Math.max(newest, room.lastSeq, room.seen);
+    this.client.markRead(this.roomId, newest);
   }
 
   /** Up and down move between messages, Home and End go to the first and last, and a
@@ -319,31 +431,93 @@ export class Conversation {
 
   firstVisible() {
     const top = this.list.getBoundingClientRect().top;
-    for (const element of this.list.querySelectorAll('[data-id]')) {
+    for (const element of this.list.children) {
+      if (!element.dataset.id) continue;
       const rect = element.getBoundingClientRect();
       if (rect.bottom > top) return { id: element.dataset.id, top: rect.top };
     }
     return null;
   }
 
+  /** To the newest message: the window moves there if it is elsewhere. */
   scrollToBottom() {
+    if (!this.atEnd) {
+      this.fromSeq = null;
+      this.atEnd = true;
+      this.stickToBottom = true;
+      return this.renderMessages();
+    }
     this.list.scrollTop = this.list.scrollHeight;
     this.newMessages.hidden = true;
-    this.client.markReadIfLooking();
   }
 
   onScroll() {
     this.stickToBottom = false;
-    if (this.list.scrollTop < NEAR_EDGE_PX) this.client.loadOlder(this.roomId);
-    if (this.isAtBottom()) {
-      this.newMessages.hidden = true;
-      this.client.markReadIfLooking();
+    const { scrollTop, scrollHeight, clientHeight } = this.list;
+    if (scrollTop < NEAR_EDGE_PX) this.readUp();
+    else if (scrollHeight - scrollTop - clientHeight < NEAR_EDGE_PX && !this.atEnd) this.readDown();
+    if (this.atEnd && this.isAtBottom()) this.newMessages.hidden = true;
+    this.showJump();
+  }
+
+  /** Near the top: the window takes in the page above, or older history is fetched. */
+  async readUp() {
+    const { start } = this.window || { start: 0 };
+    this.trimming = 'bottom';
+    if (start > 0) {
+      this.olderWanted = true;
+      return this.renderMessages();
     }
+    const roomId = this.roomId;
+    if (this.fetchingOlder) return;
+    this.fetchingOlder = true;
+    try {
+      const more = await this.client.loadOlder(roomId);
+      if (more && this.roomId === roomId) {
+        this.olderWanted = true;
+        this.renderMessages();
+      }
+    } finally {
+      this.fetchingOlder = false;
+    }
+  }
+
+  /** Near the bottom of a window that ends before the newest: it takes in the page below. */
+  readDown() {
+    const all = this.model.messagesOf(this.roomId);
+    const stored = storedCount(all);
+    const end = Math.min(stored, indexAfter(all, stored, this.toSeq));
+    this.trimming = 'top';
+    if (end + WINDOW_PAGE >= all.length) {
+      this.atEnd = true;
+      this.toSeq = null;
+    } else {
+      this.toSeq = all[end + WINDOW_PAGE - 1].seq;
+    }
+    this.renderMessages();
   }
 }
 
-/** A user's picture, or their initials. */
-export function avatar(user, name) {
-  if (user && user.avatar_url) return h('img', { class: 'avatar', src: user.avatar_url, alt: '', attrs: { 'aria-hidden': 'true' } });
-  return h('span', { class: 'avatar', text: initials(name), attrs: { 'aria-hidden': 'true' } });
+/** How many of a room's messages (stored first, then pending) are stored. */
+function storedCount(all) {
+  let count = all.length;
+  while (count > 0 && all[count - 1].pending) count--;
+  return count;
+}
+
+/** The index of the first stored message with a seq of at least `seq`. */
+function indexOf(all, stored, seq) {
+  let low = 0;
+  let high = stored;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (all[middle].seq < seq) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The index after the last stored message with a seq of at most `seq`. */
+function indexAfter(all, stored, seq) {
+  return seq === null ? stored : indexOf(all, stored, seq + 1);
 }
