@@ -11,6 +11,7 @@ mod chat;
 mod cluster;
 mod keyboard;
 mod media;
+mod reading;
 mod resilience;
 
 use std::path::PathBuf;

@@ -50,6 +50,7 @@ export class Conversation {
     this.jumpButton = h('button', { class: 'btn primary jump-unread', text: '↑ Jump to first unread', hidden: true, attrs: { 'data-testid': 'jump-unread' }, on: { click: () => this.jumpToUnread() } });
     this.divider = h('div', { class: 'unread-divider', attrs: { role: 'separator', 'data-testid': 'unread-divider' } }, h('span', { text: 'New' }));
     this.olderMarker = h('div', { class: 'loading-older', text: 'Scroll up for older messages' });
+    this.loadingMarker = h('div', { class: 'loading-older', text: 'Loading…' });
     this.typing = h('div', { class: 'typing', attrs: { 'aria-live': 'polite', 'data-testid': 'typing' } });
     this.composer = new Composer(model, client);
     this.empty = h('div', { class: 'empty', text: 'Pick a room, or start a conversation.' });
@@ -103,6 +104,7 @@ export class Conversation {
     if (changedRoom) {
       this.stickToBottom = true;
       this.landing = true;
+      this.landingNow = false;
       this.unreadFrom = null;
       this.fromSeq = null;
       this.toSeq = null;
@@ -201,12 +203,16 @@ export class Conversation {
   renderMessages() {
     const room = this.model.room(this.roomId);
     if (!room) return;
-    if (this.landing && room.loaded) return this.land(room);
+    if (this.landing) {
+      // Nothing shows (so nothing is read) until the room opens where its reader left off.
+      if (room.loaded && !this.landingNow) this.land(room);
+      return this.reconcile([this.loadingMarker]);
+    }
     const all = this.model.messagesOf(this.roomId);
     const stored = storedCount(all);
     const atBottom = this.stickToBottom || this.isAtBottom();
     const anchor = atBottom ? null : this.firstVisible();
-    const [start, end] = this.windowOf(all, stored, atBottom);
+    const [start, end] = this.windowOf(room, all, stored, atBottom);
     const nodes = [this.topMarker(room, start)];
     const views = new Map();
     for (let i = start; i < end; i++) {
@@ -250,9 +256,13 @@ export class Conversation {
   /** Which of `all` the page shows, [start, end): from `fromSeq` (or the newest
    *  WINDOW_MAX) to `toSeq` (or the end, pending messages included), trimmed to
    *  WINDOW_MAX on the side away from the reader. */
-  windowOf(all, stored, atBottom) {
+  windowOf(room, all, stored, atBottom) {
     let end = this.atEnd ? all.length : Math.min(stored, indexAfter(all, stored, this.toSeq));
-    let start = this.fromSeq === null ? Math.max(0, Math.min(end, stored) - WINDOW_PAGE * 2) : indexOf(all, stored, this.fromSeq);
+    const newest = Math.max(0, Math.min(end, stored) - WINDOW_PAGE * 2);
+    let start = this.fromSeq === null ? newest : indexOf(all, stored, this.fromSeq);
+    // At the bottom, at least the newest pages show (the window may have started with
+    // what the room held before its history came).
+    if (atBottom && this.atEnd) start = Math.min(start, newest);
     if (this.olderWanted) {
       start = Math.max(0, start - WINDOW_PAGE);
       this.olderWanted = false;
@@ -263,7 +273,7 @@ export class Conversation {
       if (!atBottom && this.trimming === 'bottom') end = start + WINDOW_MAX;
       else start = end - WINDOW_MAX;
     }
-    this.fromSeq = start < stored ? all[start].seq : null;
+    this.fromSeq = start < stored && room.loaded ? all[start].seq : null;
     this.atEnd = end >= all.length;
     this.toSeq = this.atEnd || end === 0 ? null : all[Math.min(end, stored) - 1].seq;
     this.window = { start, end, length: all.length, stored };
@@ -317,7 +327,7 @@ export class Conversation {
    *  they have not read (fetching back to it, a few pages at most) and that message near
    *  the top, or at the bottom when everything unread fits on screen. */
   async land(room) {
-    this.landing = false;
+    this.landingNow = true;
     const roomId = room.id;
     if (room.unread > 0) {
       await this.client.loadBack(roomId, room.lastReadSeq + 1);
@@ -327,6 +337,9 @@ export class Conversation {
       const first = all.find((m) => !m.pending && m.seq > room.lastReadSeq && m.author_id !== me && !m.deleted);
       this.unreadFrom = first ? first.seq : null;
     }
+    this.landing = false;
+    this.landingNow = false;
+    this.fromSeq = null;
     if (this.unreadFrom === null) {
       this.stickToBottom = true;
       return this.renderMessages();
