@@ -9,6 +9,7 @@ mod bidi;
 mod blocking;
 mod chat;
 mod cluster;
+mod conversation;
 mod keyboard;
 mod media;
 mod reading;
