@@ -6,6 +6,7 @@
 //! screenshot of each key screen is saved under `target/tmp/screenshots/` on every run.
 
 mod bidi;
+mod big_room;
 mod blocking;
 mod chat;
 mod cluster;

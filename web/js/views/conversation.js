@@ -211,7 +211,9 @@ export class Conversation {
     const all = this.model.messagesOf(this.roomId);
     const stored = storedCount(all);
     const atBottom = this.stickToBottom || this.isAtBottom();
-    const anchor = atBottom ? null : this.firstVisible();
+    // At the bottom of a window that ends before the newest, the view still keeps its
+    // place: only at the very end does it follow what comes.
+    const anchor = atBottom && this.atEnd ? null : this.firstVisible();
     const [start, end] = this.windowOf(room, all, stored, atBottom);
     const nodes = [this.topMarker(room, start)];
     const views = new Map();
