@@ -7,6 +7,7 @@ import { bdi, dayLabel, h, initials, keepingFocus, replace, richText, timeLabel 
 import { attachmentList, filesSummary } from './attachments.js';
 import { Composer } from './composer.js';
 import { openBlockDialog, openMembersDialog } from './dialogs.js';
+import { quickEmoji, rememberEmoji } from './emoji-recent.js';
 
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 const GROUP_WITHIN_MS = 5 * 60_000;
@@ -284,10 +285,19 @@ export class Conversation {
     }
     if (message.deleted) return null;
     const canDelete = own || (room.info.role === 'owner' && room.info.kind !== 'dm');
-    const picker = h('span', { class: 'picker', hidden: this.pickerFor !== message.id }, QUICK_REACTIONS.map((emoji) => h('button', {
+    // The quick row is the emoji used most recently (today's six until there are some);
+    // "More reactions" opens the full picker, loaded then.
+    const react = (emoji) => { this.pickerFor = null; picker.hidden = true; rememberEmoji(emoji); this.client.toggleReaction(room.id, message.id, emoji); };
+    const more = (event) => {
+      const button = event.currentTarget;
+      // A re-render while the picker was open replaced its button: Escape goes back to the new one.
+      const refocus = (reason) => { if (reason === 'escape' && !button.isConnected) this.list.querySelector(`.message[data-id="${CSS.escape(message.id)}"] [data-testid=more-reactions]`)?.focus(); };
+      import('./emoji.js').then(({ pickEmoji }) => pickEmoji(button, { onPick: react, onClose: refocus })).catch((error) => this.client.shell.toast(error.message));
+    };
+    const picker = h('span', { class: 'picker', hidden: this.pickerFor !== message.id }, quickEmoji(QUICK_REACTIONS).map((emoji) => h('button', {
       class: 'icon-btn', text: emoji, attrs: { 'aria-label': 'React ' + emoji },
-      on: { click: () => { this.pickerFor = null; picker.hidden = true; this.client.toggleReaction(room.id, message.id, emoji); } },
-    })));
+      on: { click: () => react(emoji) },
+    })), h('button', { class: 'icon-btn', text: '＋', title: 'More reactions', attrs: { 'aria-label': 'More reactions', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'more-reactions' }, on: { click: more } }));
     const togglePicker = () => {
       picker.hidden = !picker.hidden;
       this.pickerFor = picker.hidden ? null : message.id;
