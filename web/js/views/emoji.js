@@ -209,6 +209,7 @@ class Picker {
     document.body.append(this.element);
     this.anchor.setAttribute('aria-expanded', 'true');
     this.place();
+    this.markTab();
     this.search.focus({ preventScroll: true });
   }
 
