@@ -108,6 +108,18 @@ async fn the_picker_is_used_by_keyboard_and_escape_gives_the_focus_back() {
     alice.press(Key::Enter).await;
     alice.composer_is("🙃").await;
 
+    // Enter in the search box takes the best match.
+    alice.open_picker().await;
+    alice.type_into("[data-testid=emoji-search]", "party popper").await;
+    alice
+        .until(
+            "the party popper found",
+            "document.querySelector('[data-testid=emoji-results] .emoji-cell')?.getAttribute('aria-label') === 'party popper'",
+        )
+        .await;
+    alice.press(Key::Enter).await;
+    alice.composer_is("🙃🎉").await;
+
     alice.open_picker().await;
     alice.press(Key::Escape).await;
     alice.until("the picker closed", "!document.querySelector('.emoji-picker')").await;

@@ -262,7 +262,7 @@ class Picker {
   }
 
   filter() {
-    const query = this.search.value.trim();
+    const query = this.search.value.trim().replace(/^:+|:+$/g, '');
     if (!query) {
       this.body.scrollTop = 0;
       return this.showCategories();
@@ -322,9 +322,10 @@ class Picker {
         event.preventDefault();
         this.focusCell(0, 0);
       } else if (event.key === 'Enter') {
+        // Enter in the search box takes the best match.
         event.preventDefault();
         const section = this.sections[0];
-        if (section && section.cells && section.cells[0]) this.pick(section.cells[0]);
+        if (this.search.value.trim() && section && section.cells && section.cells[0]) this.pick(section.cells[0]);
       }
       return;
     }
