@@ -245,6 +245,7 @@ async fn a_reaction_chosen_in_the_picker_reaches_the_other_side_and_joins_the_qu
     );
     bob.click(&format!("{actions} [data-testid=more-reactions]")).await;
     bob.find(".emoji-picker .emoji-cell").await;
+    bob.screenshot("desktop-emoji-reaction-picker").await;
     bob.pick("avocado", "avocado").await;
 
     let reaction =
