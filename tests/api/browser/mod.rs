@@ -11,6 +11,7 @@ mod blocking;
 mod chat;
 mod cluster;
 mod conversation;
+mod emoji;
 mod keyboard;
 mod media;
 mod reading;

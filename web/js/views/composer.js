@@ -1,12 +1,15 @@
 // Writing: Enter sends, Shift+Enter starts a new line, Esc cancels an edit or a reply, the
-// Up arrow in an empty composer edits your last message, and `@` suggests the room's
-// members. The composer is one element kept across renders, so nothing typed is lost:
+// Up arrow in an empty composer edits your last message, `@` suggests the room's members,
+// and `:` and two letters suggest emoji by shortcode (a whole `:shortcode:` becomes its
+// emoji); the emoji button opens the picker. The emoji module and its data are loaded on
+// first use. The composer is one element kept across renders, so nothing typed is lost:
 // each room keeps its own draft and its own picked files, and a recording goes to the
 // room it was started in.
 
 import { upload } from '../api.js';
 import { bdi, h, replace } from '../dom.js';
 import { filesSummary, size } from './attachments.js';
+import { rememberEmoji } from './emoji-recent.js';
 import { Recorder } from './recorder.js';
 
 const SUGGESTIONS = 6;
@@ -26,8 +29,12 @@ export class Composer {
      *  files as large are refused here, before their upload. The server names its limit
      *  only in that refusal. */
     this.refused = { size: Infinity, message: '' };
+    /** What the list under the caret offers: { id, content, accept() }, members or emoji. */
     this.suggestions = [];
     this.selected = 0;
+    /** The emoji module and its data once loaded ({ module, data }), and the loading. */
+    this.emoji = null;
+    this.emojiLoading = null;
     this.context = h('div', { class: 'composer-context', hidden: true });
     this.input = h('textarea', {
       rows: 1, placeholder: 'Write a message…',
@@ -50,8 +57,9 @@ export class Composer {
     this.recorder = new Recorder((message) => client.shell.toast(message));
     const attach = h('button', { class: 'icon-btn', text: '📎', title: 'Attach files', attrs: { 'aria-label': 'Attach files' }, on: { click: () => this.picker.click() } });
     const record = h('button', { class: 'icon-btn', text: '🎤', title: 'Record a voice message', attrs: { 'aria-label': 'Record a voice message', 'data-testid': 'record' }, on: { click: () => this.record() } });
+    this.emojiButton = h('button', { class: 'icon-btn', text: '😊', title: 'Emoji', attrs: { 'aria-label': 'Insert emoji', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'emoji-button' }, on: { click: () => this.openEmoji() } });
     this.element = h('footer', { class: 'composer' }, this.list, this.context, this.fileList, this.recorder.element,
-      h('div', { class: 'composer-row' }, attach, record, this.input, this.sendButton, this.picker));
+      h('div', { class: 'composer-row' }, attach, record, this.emojiButton, this.input, this.sendButton, this.picker));
   }
 
   /** Uploads files for the next message, showing their progress. */
@@ -205,7 +213,7 @@ export class Composer {
       }
       if (event.key === 'Enter' || event.key === 'Tab') {
         event.preventDefault();
-        return this.accept(this.suggestions[this.selected]);
+        return this.suggestions[this.selected].accept();
       }
       if (event.key === 'Escape') {
         event.preventDefault();
@@ -238,29 +246,87 @@ export class Composer {
     this.input.style.height = Math.min(this.input.scrollHeight, 200) + 'px';
   }
 
-  /** Suggests members when the word before the caret starts with `@`. */
+  /** Suggests members when the word before the caret starts with `@`, and emoji when it
+   *  starts with `:`; turns a whole `:shortcode:` into its emoji. */
   suggest() {
     const before = this.input.value.slice(0, this.input.selectionStart);
-    const match = before.match(/(^|\s)@([a-z0-9_.-]*)$/i);
+    const mention = before.match(/(^|\s)@([a-z0-9_.-]*)$/i);
+    if (mention) return this.suggestMembers(mention[2].toLowerCase());
+    const shortcode = before.match(/(^|\s):([a-z0-9_+-]+):$/i);
+    if (shortcode && this.replaceShortcode(before, shortcode[2])) return this.hideSuggestions();
+    const partial = before.match(/(^|\s):([a-z0-9_+-]{2,})$/i);
+    if (partial) return this.suggestEmoji(partial[2].toLowerCase());
+    this.hideSuggestions();
+  }
+
+  suggestMembers(prefix) {
     const room = this.roomId && this.model.room(this.roomId);
-    if (!match || !room) return this.hideSuggestions();
-    const prefix = match[2].toLowerCase();
-    this.suggestions = [...room.members.values()]
+    if (!room) return this.hideSuggestions();
+    const members = [...room.members.values()]
       .filter((m) => m.id !== this.model.me.id && (m.username.startsWith(prefix) || m.display_name.toLowerCase().startsWith(prefix)))
       .slice(0, SUGGESTIONS);
+    this.showSuggestions(members.map((member) => ({
+      id: 'mention-' + member.id,
+      content: [bdi(member.display_name), ` (@${member.username})`],
+      accept: () => this.acceptMember(member),
+    })));
+  }
+
+  suggestEmoji(query) {
+    const emoji = this.loadEmoji();
+    if (!emoji) return this.hideSuggestions();
+    const { module, data } = emoji;
+    this.showSuggestions(module.searchEmoji(data, query, SUGGESTIONS).map((found, index) => {
+      const text = module.withTone(found);
+      const code = module.shortcodeFor(found, query);
+      return {
+        id: 'emoji-suggestion-' + index,
+        content: [h('span', { class: 'suggestion-emoji', text }), ` :${code}:`],
+        accept: () => this.acceptEmoji(text),
+      };
+    }));
+  }
+
+  /** Replaces a whole `:shortcode:` just typed with its emoji; false if it is none. */
+  replaceShortcode(before, code) {
+    const emoji = this.loadEmoji();
+    const text = emoji && emoji.module.emojiForShortcode(emoji.data, code);
+    if (!text) return false;
+    this.replaceBeforeCaret(before.length - code.length - 2, text);
+    rememberEmoji(text);
+    return true;
+  }
+
+  /** The emoji module and data if loaded; otherwise starts loading them and, once they are
+   *  here, suggests again for what is typed then. */
+  loadEmoji() {
+    if (this.emoji) return this.emoji;
+    if (!this.emojiLoading) {
+      this.emojiLoading = import('./emoji.js')
+        .then(async (module) => {
+          this.emoji = { module, data: await module.loadEmoji() };
+          if (document.activeElement === this.input) this.suggest();
+        })
+        .catch(() => { this.emojiLoading = null; });
+    }
+    return null;
+  }
+
+  showSuggestions(suggestions) {
+    this.suggestions = suggestions;
     this.selected = 0;
-    if (this.suggestions.length === 0) return this.hideSuggestions();
+    if (suggestions.length === 0) return this.hideSuggestions();
     this.renderSuggestions();
   }
 
   renderSuggestions() {
-    replace(this.list, this.suggestions.map((member, index) => h('li', {
-      id: 'mention-' + member.id,
+    replace(this.list, this.suggestions.map((suggestion, index) => h('li', {
+      id: suggestion.id,
       attrs: { role: 'option', 'aria-selected': index === this.selected },
-      on: { mousedown: (event) => { event.preventDefault(); this.accept(member); } },
-    }, bdi(member.display_name), ` (@${member.username})`)));
+      on: { mousedown: (event) => { event.preventDefault(); suggestion.accept(); } },
+    }, suggestion.content)));
     this.list.hidden = false;
-    this.input.setAttribute('aria-activedescendant', 'mention-' + this.suggestions[this.selected].id);
+    this.input.setAttribute('aria-activedescendant', this.suggestions[this.selected].id);
   }
 
   hideSuggestions() {
@@ -268,12 +334,50 @@ export class Composer {
     this.input.removeAttribute('aria-activedescendant');
   }
 
-  accept(member) {
+  acceptMember(member) {
     const caret = this.input.selectionStart;
     const before = this.input.value.slice(0, caret).replace(/@([a-z0-9_.-]*)$/i, '@' + member.username + ' ');
     this.input.value = before + this.input.value.slice(caret);
     this.input.selectionStart = this.input.selectionEnd = before.length;
     this.hideSuggestions();
     this.focus();
+  }
+
+  acceptEmoji(text) {
+    const before = this.input.value.slice(0, this.input.selectionStart);
+    const partial = before.match(/:([a-z0-9_+-]*)$/i);
+    if (partial) this.replaceBeforeCaret(partial.index, text);
+    rememberEmoji(text);
+    this.hideSuggestions();
+    this.focus();
+  }
+
+  /** Replaces what lies between `start` and the caret with `text`, the caret after it. */
+  replaceBeforeCaret(start, text) {
+    const caret = this.input.selectionStart;
+    this.input.value = this.input.value.slice(0, start) + text + this.input.value.slice(caret);
+    this.input.selectionStart = this.input.selectionEnd = start + text.length;
+    this.resize();
+  }
+
+  /** Opens the emoji picker; the emoji picked goes where the caret (or the selection) was
+   *  when it opened. */
+  async openEmoji() {
+    const start = this.input.selectionStart;
+    const end = this.input.selectionEnd;
+    try {
+      const { pickEmoji } = await import('./emoji.js');
+      await pickEmoji(this.emojiButton, {
+        onPick: (text) => {
+          const value = this.input.value;
+          this.input.value = value.slice(0, Math.min(start, value.length)) + text + value.slice(Math.min(end, value.length));
+          this.input.selectionStart = this.input.selectionEnd = Math.min(start, value.length) + text.length;
+          this.focus();
+          this.onInput();
+        },
+      });
+    } catch (error) {
+      this.client.shell.toast(error.message);
+    }
   }
 }

@@ -5,6 +5,7 @@
 
 import { bdi, h, initials, richText, timeLabel } from '../dom.js';
 import { attachmentList, filesSummary } from './attachments.js';
+import { quickEmoji, rememberEmoji } from './emoji-recent.js';
 
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 
@@ -126,10 +127,19 @@ function actions(view, room, message, own) {
   }
   if (message.deleted) return null;
   const canDelete = own || (room.info.role === 'owner' && room.info.kind !== 'dm');
-  const picker = h('span', { class: 'picker', hidden: view.pickerFor !== message.id }, QUICK_REACTIONS.map((emoji) => h('button', {
+  // The quick row is the emoji used most recently (today's six until there are some);
+  // "More reactions" opens the full picker, loaded then.
+  const react = (emoji) => { view.pickerFor = null; picker.hidden = true; rememberEmoji(emoji); view.client.toggleReaction(room.id, message.id, emoji); };
+  const more = (event) => {
+    const button = event.currentTarget;
+    // A re-render while the picker was open replaced its button: Escape goes back to the new one.
+    const refocus = (reason) => { if (reason === 'escape' && !button.isConnected) view.list.querySelector(`.message[data-id="${CSS.escape(message.id)}"] [data-testid=more-reactions]`)?.focus(); };
+    import('./emoji.js').then(({ pickEmoji }) => pickEmoji(button, { onPick: react, onClose: refocus })).catch((error) => view.client.shell.toast(error.message));
+  };
+  const picker = h('span', { class: 'picker', hidden: view.pickerFor !== message.id }, quickEmoji(QUICK_REACTIONS).map((emoji) => h('button', {
     class: 'icon-btn', text: emoji, attrs: { 'aria-label': 'React ' + emoji },
-    on: { click: () => { view.pickerFor = null; picker.hidden = true; view.client.toggleReaction(room.id, message.id, emoji); } },
-  })));
+    on: { click: () => react(emoji) },
+  })), h('button', { class: 'icon-btn', text: '＋', title: 'More reactions', attrs: { 'aria-label': 'More reactions', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'more-reactions' }, on: { click: more } }));
   const togglePicker = () => {
     picker.hidden = !picker.hidden;
     view.pickerFor = picker.hidden ? null : message.id;
