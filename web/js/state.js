@@ -325,6 +325,13 @@ export class Model {
     this.upsert(room, message);
     room.lastSeq = Math.max(room.lastSeq, message.seq);
     room.typing.delete(message.author_id);
+    // An author has read everything up to their own message (docs/api.md): the server
+    // moves their marker with the message itself, and sends no receipt for it.
+    const marker = room.receipts.get(message.author_id);
+    if (marker && marker.read_seq < message.seq) {
+      room.receipts.set(message.author_id, { read_seq: message.seq, delivered_seq: Math.max(marker.delivered_seq, message.seq) });
+      this.changed('receipts');
+    }
     let notify = null;
     if (message.author_id === this.me.id) {
       // Sending reads everything up to one's own message.
