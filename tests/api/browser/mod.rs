@@ -9,6 +9,7 @@ mod bidi;
 mod blocking;
 mod chat;
 mod cluster;
+mod formatting;
 mod keyboard;
 mod media;
 mod resilience;
