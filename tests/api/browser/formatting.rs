@@ -6,7 +6,7 @@
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 
-use super::chat::{DESKTOP, two_in_a_dm};
+use super::chat::{DESKTOP, PHONE, two_in_a_dm};
 use super::{Browser, Driver, driver};
 use crate::support::{TestApp, each_store, spawn_app_as_shipped};
 
@@ -313,6 +313,29 @@ async fn the_composer_shows_svg_icons_and_opens_its_formatting_help() {
             &format!("document.querySelector('{panel}').hidden"),
         )
         .await;
+
+    // On a phone the help fits the screen, and Send is its icon alone.
+    alice.client.set_window_size(PHONE.0, PHONE.1).await.expect("resize");
+    alice.until("the phone layout", &format!("innerWidth <= {}", PHONE.0)).await;
+    alice.click(toggle).await;
+    alice
+        .until(
+            "the help open on a phone",
+            &format!("document.querySelector('{panel}').offsetHeight > 0"),
+        )
+        .await;
+    let fits = alice
+        .eval(&format!(
+            "(() => {{ const r = document.querySelector('{panel}').getBoundingClientRect(); \
+             return r.left >= 0 && r.right <= innerWidth && r.top >= 0; }})()"
+        ))
+        .await;
+    assert_eq!(fits, true, "the help fits a phone's screen");
+    assert_eq!(
+        alice.eval("document.querySelector('.composer .send .label').getBoundingClientRect().width <= 1").await,
+        true
+    );
+    alice.screenshot("phone-formatting-help").await;
     alice.close().await;
 }
 
