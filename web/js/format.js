@@ -63,11 +63,10 @@ function blocks(lines, usernames, quotes) {
     }
     const item = listItem(line);
     if (item) {
-      const list = { type: 'list', ordered: item.ordered, start: item.start, items: [] };
+      const list = item.ordered ? { type: 'list', ordered: true, start: item.start, items: [] } : { type: 'list', ordered: false, items: [] };
       for (let next; index < lines.length && (next = listItem(lines[index])) && next.ordered === item.ordered; index++) {
         list.items.push(inlines(next.text, usernames));
       }
-      if (!list.ordered) delete list.start;
       result.push(list);
       continue;
     }
@@ -127,7 +126,7 @@ function trimParagraphs(result) {
 /** One line's inline nodes. Code spans are found first, then links and mentions: these are
  *  atoms, whose text no marker can reach. The markers around and between them are paired
  *  last, Slack's way: left to right, a closer taking the nearest opener of its kind. */
-export function inlines(line, usernames = new Set()) {
+function inlines(line, usernames) {
   const pieces = [];
   for (const part of codeSpans(line)) {
     if (typeof part !== 'string') pieces.push(part);
@@ -358,15 +357,16 @@ function renderInline(node, me) {
 
 /** A link, if its address really is http, https or mailto; its text otherwise. */
 function linkElement(node) {
-  let protocol = null;
+  if (!['http:', 'https:', 'mailto:'].includes(protocolOf(node.href))) return document.createTextNode(node.text);
+  return element('a', { href: node.href, target: '_blank', rel: 'noopener noreferrer' }, [node.text]);
+}
+
+function protocolOf(href) {
   try {
-    protocol = new URL(node.href).protocol;
+    return new URL(href).protocol;
   } catch {
-    protocol = null;
+    return null;
   }
-  if (!['http:', 'https:', 'mailto:'].includes(protocol)) return document.createTextNode(node.text);
-  const link = element('a', { href: node.href, target: '_blank', rel: 'noopener noreferrer' }, [node.text]);
-  return link;
 }
 
 function codeBlockElement(block, options) {
@@ -374,7 +374,15 @@ function codeBlockElement(block, options) {
   let copy = null;
   if (options.copyButton !== false) {
     copy = element('button', { class: 'icon-btn fmt-copy', type: 'button', 'aria-label': 'Copy code' }, ['Copy']);
-    copy.addEventListener('click', () => copyCode(copy, code, block.text, options.copy || copyText));
+    let reset = null;
+    copy.addEventListener('click', async () => {
+      clearTimeout(reset);
+      await copyCode(copy, code, block.text, options.copy || copyText);
+      reset = setTimeout(() => {
+        copy.textContent = 'Copy';
+        delete copy.dataset.state;
+      }, 2_000);
+    });
   }
   const head = element('div', { class: 'fmt-code-head' }, [
     block.language ? element('span', { class: 'fmt-language' }, [block.language]) : null,
@@ -391,10 +399,9 @@ async function copyText(text) {
   await navigator.clipboard.writeText(text);
 }
 
-/** Copies, then says so on the button for a moment. When the clipboard refuses, the code
- *  is selected instead, for Ctrl+C. */
+/** Copies, and says so on the button (for a moment: its caller sets it back). When the
+ *  clipboard refuses, the code is selected instead, for Ctrl+C. */
 async function copyCode(button, code, text, copy) {
-  clearTimeout(button.resetTimer);
   try {
     await copy(text);
     button.textContent = 'Copied';
@@ -408,10 +415,6 @@ async function copyCode(button, code, text, copy) {
     button.textContent = 'Press Ctrl+C';
     button.dataset.state = 'failed';
   }
-  button.resetTimer = setTimeout(() => {
-    button.textContent = 'Copy';
-    delete button.dataset.state;
-  }, 2_000);
 }
 
 /** An element with attributes (set through the DOM) and children (nodes, or strings as

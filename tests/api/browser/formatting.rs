@@ -208,7 +208,11 @@ async fn a_code_block_s_copy_button_copies_its_text() {
     let app = spawn_app_as_shipped().await;
     let (alice, alice_user, room) = alice_alone(&app, &mut driver).await;
     grant_clipboard(&driver, &alice).await;
-    let code = "cargo test --test api\n  -- browser::formatting";
+    // Each store's half copies its own text: were the clipboard shared between browsers,
+    // the two halves (which run at once) could not pass on each other's copy.
+    let store = crate::support::store::current();
+    let code = format!("cargo test --test api\n  -- browser::formatting::{store:?}");
+    let code = code.as_str();
     let id = id_of(&app.send(&alice_user, &room, &format!("Run:\n```sh\n{code}\n```")).await);
     alice.open_room(&room).await;
     let copy = format!(".message[data-id='{id}'] .fmt-copy");
@@ -228,6 +232,25 @@ async fn a_code_block_s_copy_button_copies_its_text() {
         .expect("script runs");
     assert_eq!(copied, code);
     alice.screenshot("desktop-code-block-copied").await;
+
+    // The button comes back; when the clipboard refuses, the code is selected for Ctrl+C.
+    alice
+        .until(
+            "the button back to Copy",
+            &format!("document.querySelector(\"{copy}\")?.textContent === 'Copy'"),
+        )
+        .await;
+    alice
+        .eval("navigator.clipboard.writeText = () => Promise.reject(new DOMException('refused', 'NotAllowedError'))")
+        .await;
+    alice.click(&copy).await;
+    alice
+        .until(
+            "the button says Press Ctrl+C",
+            &format!("document.querySelector(\"{copy}\")?.textContent === 'Press Ctrl+C'"),
+        )
+        .await;
+    assert_eq!(alice.eval("getSelection().toString()").await, code);
     alice.close().await;
 }
 
