@@ -44,7 +44,7 @@ export class Composer {
         this.addFiles(files);
       }
     });
-    this.sendButton = h('button', { class: 'btn primary send', type: 'button', on: { click: () => this.submit() } }, icon('send'), h('span', { class: 'label', text: 'Send' }));
+    this.sendButton = h('button', { class: 'btn primary with-icon send', type: 'button', on: { click: () => this.submit() } }, icon('send'), h('span', { class: 'label', text: 'Send' }));
     this.list = h('ul', { class: 'suggestions', id: 'mention-suggestions', hidden: true, attrs: { role: 'listbox' } });
     /** Files picked for the next message: { key, name, size, progress, attachment, error }. */
     this.files = [];
