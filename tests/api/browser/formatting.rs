@@ -450,15 +450,15 @@ async fn the_parser_builds_the_tree_each_construct_asks_for() {
     page.open(&app).await;
     page.find("#auth-username").await;
     let typed: Vec<&str> = PARSER_CASES.iter().map(|(typed, _)| *typed).collect();
-    // The module is imported from where the page's own scripts come from.
-    let script = format!(
-        "const [cases, done] = arguments; {TREE} \
-         const base = document.querySelector('script[type=module]').src.replace(/main\\.js$/, ''); \
-         import(base + 'format.js').then( \
-           (format) => done(cases.map((text) => blk(format.parse(text, new Set(['bob', 'al.ice'])).children))), \
-           (error) => done('import failed: ' + error));"
-    );
-    let parsed = page.client.execute_async(&script, vec![json!(typed)]).await.expect("script runs");
+    let parsed = with_module(
+        &page,
+        "format.js",
+        &format!(
+            "(format) => {{ {TREE} return {cases}.map((text) => blk(format.parse(text, new Set(['bob', 'al.ice'])).children)); }}",
+            cases = json!(typed)
+        ),
+    )
+    .await;
     let parsed = parsed.as_array().unwrap_or_else(|| panic!("a list: {parsed}"));
     let wrong: Vec<String> = PARSER_CASES
         .iter()
@@ -476,5 +476,70 @@ async fn the_parser_builds_the_tree_each_construct_asks_for() {
         wrong.join("\n")
     );
     assert_eq!(parsed.len(), PARSER_CASES.len());
+    page.close().await;
+}
+
+/// Imports a module of the web client in `page`, from where the page's own scripts come
+/// from, and runs `body` (a function of the module, returning JSON) in the page; its result.
+async fn with_module(page: &Browser, module: &str, body: &str) -> Value {
+    let script = format!(
+        "const done = arguments[arguments.length - 1]; \
+         const base = document.querySelector('script[type=module]').src.replace(/main\\.js$/, ''); \
+         import(base + {module}).then((module) => done(({body})(module)), (error) => done('import failed: ' + error));",
+        module = json!(module)
+    );
+    page.client.execute_async(&script, vec![]).await.expect("script runs")
+}
+
+#[each_store]
+async fn the_renderer_refuses_unsafe_links_and_every_icon_draws() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app_as_shipped().await;
+    let page = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    page.open(&app).await;
+    page.find("#auth-username").await;
+
+    // A tree built by hand (not by the parser) with a link to a script: the renderer checks
+    // the address again and makes it text.
+    let rendered = with_module(
+        &page,
+        "format.js",
+        "(format) => { \
+           const tree = { type: 'root', children: [{ type: 'paragraph', lines: [[ \
+             { type: 'link', href: 'javascript:alert(1)', text: 'a' }, \
+             { type: 'link', href: ' JavaScript:alert(1)', text: 'b' }, \
+             { type: 'link', href: 'data:text/html,x', text: 'c' }, \
+             { type: 'link', href: 'https://ok.example/', text: 'd' }, \
+             { type: 'link', href: 'mailto:a@ok.example', text: 'e' }]] }] }; \
+           return format.render(tree, null).map((n) => n.nodeType === 3 ? n.data : n.localName + ' ' + n.getAttribute('href')); }",
+    )
+    .await;
+    assert_eq!(rendered, json!(["a", "b", "c", "a https://ok.example/", "a mailto:a@ok.example"]));
+
+    // Every icon the views use exists, draws something, and is hidden from screen readers.
+    let names = [
+        "attach", "mic", "stop", "send", "reply", "smile", "edit", "trash", "menu", "close",
+        "copy", "check", "search", "bell",
+    ];
+    let icons = with_module(
+        &page,
+        "icons.js",
+        &format!(
+            "(icons) => {names}.map((name) => {{ \
+               if (!icons.ICONS.includes(name)) return name + ' missing'; \
+               const svg = icons.icon(name); document.body.append(svg); \
+               const box = svg.getBBox(); svg.remove(); \
+               return [svg.namespaceURI, svg.getAttribute('aria-hidden'), svg.getAttribute('stroke'), svg.childElementCount > 0 && box.width > 0 && box.height > 0]; }})",
+            names = json!(names)
+        ),
+    )
+    .await;
+    let expected: Vec<Value> = names
+        .iter()
+        .map(|_| json!(["http://www.w3.org/2000/svg", "true", "currentColor", true]))
+        .collect();
+    assert_eq!(icons, json!(expected));
+    let unknown = with_module(&page, "icons.js", "(icons) => { try { icons.icon('nope'); return 'drawn'; } catch (e) { return 'refused'; } }").await;
+    assert_eq!(unknown, "refused");
     page.close().await;
 }
