@@ -26,6 +26,7 @@ impl Browser {
         value.as_str().expect("a string").to_owned()
     }
 
+    /// Runs statements (ending in a `return`) in the page; `eval` takes an expression.
     async fn eval_block(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.expect("script runs")
     }
@@ -82,6 +83,22 @@ async fn every_construct_shows_as_elements_in_the_other_browser() {
     // The stored body is the text as typed.
     let history = app.whole_history(&alice_user, &room).await;
     assert_eq!(history.last().expect("a message")["body"], typed);
+
+    // Lines typed with Shift+Enter make blocks (a modifier key is held until the Null key).
+    let shift: char = Key::Shift.into();
+    let enter: char = Key::Enter.into();
+    let release: char = Key::Null.into();
+    alice.say(&format!("> typed *quote*{shift}{enter}{release}- typed item")).await;
+    bob.shows_message("typed quotetyped item").await;
+    let typed_blocks = bob
+        .eval(
+            "[...document.querySelectorAll('.message')].find((m) => m.querySelector('.body')?.textContent === 'typed quotetyped item').dataset.id",
+        )
+        .await;
+    assert_eq!(
+        bob.body_shape(typed_blocks.as_str().expect("an id")).await,
+        "<blockquote>typed <strong>quote</strong></blockquote><ul><li>typed item</li></ul>"
+    );
 
     // Blocks, sent over HTTP as another client would.
     let blocks = app
