@@ -39,7 +39,7 @@ const QUOTE = /^>(?: (.*))?$/u;
  *  `{ type: 'code', text }`, `{ type: 'link', href, text }` and `{ type: 'mention', username }`.
  *  `usernames` (a Set of lower-case names) says which @names are people. */
 export function parse(text, usernames = new Set()) {
-  return { type: 'root', children: blocks(text.split('\n'), usernames, true) };
+  return { type: 'root', children: blocks(text.split(/\r?\n/), usernames, true) };
 }
 
 function blocks(lines, usernames, quotes) {

@@ -457,6 +457,8 @@ const PARSER_CASES: &[(&str, &str)] = &[
     ("- a\n* b\n\n1. c\n2. d", "<ul><li>a</li><li>b</li></ul>|<ol><li>c</li><li>d</li></ol>"),
     ("5. five\n6. six", "<ol 5><li>five</li><li>six</li></ol>"),
     ("intro\n- item", "intro|<ul><li>item</li></ul>"),
+    // Lines ended the Windows way too.
+    ("> a\r\n> b\r\nc", "<quote>a\nb</quote>|c"),
 ];
 
 #[each_store]
