@@ -5,6 +5,8 @@
 // <bdi> (`bdi`), a block of someone's text (a message, a bio) gets `dir="auto"`, so that a
 // right-to-left name, or one ending in digits, cannot reorder what follows it.
 
+import { formatted } from './format.js';
+
 /** Creates an element. `props` may hold `class`, `text`, `on` (event handlers), `attrs`
  *  (set with setAttribute), and any other element property; children are nodes, strings
  *  (as text), arrays of them, or null (skipped). */
@@ -74,38 +76,13 @@ function labelOf(element) {
   return element.tagName + ':' + (element.getAttribute('aria-label') || element.textContent);
 }
 
-const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
-const MENTION_PATTERN = /(^|[^a-z0-9_.-])@([a-z0-9_.-]{3,32})/gi;
-
-/** A message body as nodes: text, links (http and https only, opened safely) and
- *  mentions of `usernames` (a Set of lower-case names; `me` is highlighted apart). */
+/** A message body as nodes: rich text as people type it (`format.js` has the rules), with
+ *  links (http, https and mailto only, opened safely) and mentions of `usernames` (a Set of
+ *  lower-case names; `me` is highlighted apart). Plain text comes back as text nodes, links
+ *  and mentions; formatting adds inline elements and blocks (pre, blockquote, ul, ol), so
+ *  the body goes in a block container. */
 export function richText(text, usernames, me) {
-  const nodes = [];
-  let last = 0;
-  for (const match of text.matchAll(URL_PATTERN)) {
-    // A sentence often ends right after a link: leave the final punctuation out.
-    let url = match[0].replace(/[.,;:!?)\]]+$/, '');
-    nodes.push(...mentions(text.slice(last, match.index), usernames, me));
-    nodes.push(h('a', { href: url, text: url, target: '_blank', rel: 'noopener noreferrer' }));
-    last = match.index + url.length;
-  }
-  nodes.push(...mentions(text.slice(last), usernames, me));
-  return nodes;
-}
-
-function mentions(text, usernames, me) {
-  const nodes = [];
-  let last = 0;
-  for (const match of text.matchAll(MENTION_PATTERN)) {
-    const name = match[2].replace(/\.+$/, '').toLowerCase();
-    if (!usernames.has(name)) continue;
-    const at = match.index + match[1].length;
-    nodes.push(text.slice(last, at));
-    nodes.push(h('span', { class: name === me ? 'mention me' : 'mention', text: '@' + name }));
-    last = at + 1 + name.length;
-  }
-  nodes.push(text.slice(last));
-  return nodes.filter((node) => node !== '');
+  return formatted(text, usernames, me);
 }
 
 /** Initials for an avatar. */

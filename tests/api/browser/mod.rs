@@ -12,6 +12,7 @@ mod chat;
 mod cluster;
 mod conversation;
 mod emoji;
+mod formatting;
 mod keyboard;
 mod media;
 mod reading;

@@ -4,12 +4,15 @@
 // emoji); the emoji button opens the picker. The emoji module and its data are loaded on
 // first use. The composer is one element kept across renders, so nothing typed is lost:
 // each room keeps its own draft and its own picked files, and a recording goes to the
-// room it was started in.
+// room it was started in. Its buttons are icons (icons.js) with labels, and "Aa" beside it
+// shows the formatting people can type (format-help.js).
 
 import { upload } from '../api.js';
 import { bdi, h, replace } from '../dom.js';
+import { icon } from '../icons.js';
 import { filesSummary, size } from './attachments.js';
 import { rememberEmoji } from './emoji-recent.js';
+import { FormatHelp } from './format-help.js';
 import { Recorder } from './recorder.js';
 
 const SUGGESTIONS = 6;
@@ -48,18 +51,19 @@ export class Composer {
         this.addFiles(files);
       }
     });
-    this.sendButton = h('button', { class: 'btn primary', text: 'Send', on: { click: () => this.submit() } });
+    this.sendButton = h('button', { class: 'btn primary with-icon send', type: 'button', on: { click: () => this.submit() } }, icon('send'), h('span', { class: 'label', text: 'Send' }));
     this.list = h('ul', { class: 'suggestions', id: 'mention-suggestions', hidden: true, attrs: { role: 'listbox' } });
     /** Files picked for the next message: { key, name, size, progress, attachment, error }. */
     this.files = [];
     this.fileList = h('div', { class: 'composer-files', hidden: true, attrs: { 'aria-live': 'polite' } });
     this.picker = h('input', { type: 'file', multiple: true, hidden: true, attrs: { 'data-testid': 'file-input' }, on: { change: () => { this.addFiles([...this.picker.files]); this.picker.value = ''; } } });
     this.recorder = new Recorder((message) => client.shell.toast(message));
-    const attach = h('button', { class: 'icon-btn', text: '📎', title: 'Attach files', attrs: { 'aria-label': 'Attach files' }, on: { click: () => this.picker.click() } });
-    const record = h('button', { class: 'icon-btn', text: '🎤', title: 'Record a voice message', attrs: { 'aria-label': 'Record a voice message', 'data-testid': 'record' }, on: { click: () => this.record() } });
-    this.emojiButton = h('button', { class: 'icon-btn', text: '😊', title: 'Emoji', attrs: { 'aria-label': 'Insert emoji', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'emoji-button' }, on: { click: () => this.openEmoji() } });
+    const attach = h('button', { class: 'icon-btn', type: 'button', title: 'Attach files', attrs: { 'aria-label': 'Attach files' }, on: { click: () => this.picker.click() } }, icon('attach'));
+    const record = h('button', { class: 'icon-btn', type: 'button', title: 'Record a voice message', attrs: { 'aria-label': 'Record a voice message', 'data-testid': 'record' }, on: { click: () => this.record() } }, icon('mic'));
+    this.emojiButton = h('button', { class: 'icon-btn', type: 'button', title: 'Emoji', attrs: { 'aria-label': 'Insert emoji', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'emoji-button' }, on: { click: () => this.openEmoji() } }, icon('smile'));
+    this.help = new FormatHelp();
     this.element = h('footer', { class: 'composer' }, this.list, this.context, this.fileList, this.recorder.element,
-      h('div', { class: 'composer-row' }, attach, record, this.emojiButton, this.input, this.sendButton, this.picker));
+      h('div', { class: 'composer-row' }, attach, record, this.emojiButton, this.input, this.help.element, this.sendButton, this.picker));
   }
 
   /** Uploads files for the next message, showing their progress. */
@@ -93,7 +97,7 @@ export class Composer {
     replace(this.fileList, this.files.map((entry) => h('span', { class: 'chip file-chip' + (entry.error ? ' failed' : '') },
       bdi(entry.name), ' ',
       h('span', { class: 'sub', text: entry.error ? entry.error : entry.attachment ? size(entry.size) : `${Math.round(entry.progress * 100)}%` }),
-      h('button', { class: 'icon-btn', text: '×', attrs: { 'aria-label': 'Remove ' + entry.name }, on: { click: () => { this.files = this.files.filter((f) => f !== entry); this.renderFiles(); } } }))));
+      h('button', { class: 'icon-btn', type: 'button', attrs: { 'aria-label': 'Remove ' + entry.name }, on: { click: () => { this.files = this.files.filter((f) => f !== entry); this.renderFiles(); } } }, icon('close')))));
     const uploading = this.files.some((entry) => !entry.attachment && !entry.error);
     this.sendButton.disabled = uploading;
   }

@@ -6,6 +6,7 @@
 // the list, then the arrow keys), which shows its actions.
 
 import { bdi, dayLabel, h, keepingFocus, replace } from '../dom.js';
+import { icon } from '../icons.js';
 import { Composer } from './composer.js';
 import { openBlockDialog, openMembersDialog } from './dialogs.js';
 import { messageElement, messageKey, receiptOf } from './message.js';
@@ -42,7 +43,7 @@ export class Conversation {
       h('span', {}, 'Added by ', this.adderName), this.leaveButton);
     this.blockButton = h('button', { class: 'btn danger', type: 'button', text: 'Block', hidden: true, on: { click: () => this.blockPeer() } });
     this.header = h('header', { class: 'room-head' },
-      h('button', { class: 'icon-btn menu-toggle', text: '☰', attrs: { 'aria-label': 'Show rooms' }, on: { click: openSidebar } }),
+      h('button', { class: 'icon-btn menu-toggle', attrs: { 'aria-label': 'Show rooms' }, on: { click: openSidebar } }, icon('menu')),
       this.title, this.meta, this.addedBy, h('span', { class: 'spacer' }), this.blockButton, this.membersButton);
     this.connectionBar = h('div', { class: 'connection-bar', attrs: { role: 'status', 'data-testid': 'connection-bar' } });
     this.list = h('div', { class: 'messages', attrs: { role: 'log', 'aria-labelledby': 'room-title', tabindex: '0' }, on: { scroll: () => this.onScroll(), keydown: (event) => this.onListKey(event) } });

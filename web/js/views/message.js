@@ -4,6 +4,7 @@
 // again only when what it shows changed, which `messageKey` sums up.
 
 import { bdi, h, initials, richText, timeLabel } from '../dom.js';
+import { icon } from '../icons.js';
 import { attachmentList, filesSummary } from './attachments.js';
 import { quickEmoji, rememberEmoji } from './emoji-recent.js';
 
@@ -139,17 +140,17 @@ function actions(view, room, message, own) {
   const picker = h('span', { class: 'picker', hidden: view.pickerFor !== message.id }, quickEmoji(QUICK_REACTIONS).map((emoji) => h('button', {
     class: 'icon-btn', text: emoji, attrs: { 'aria-label': 'React ' + emoji },
     on: { click: () => react(emoji) },
-  })), h('button', { class: 'icon-btn', text: '＋', title: 'More reactions', attrs: { 'aria-label': 'More reactions', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'more-reactions' }, on: { click: more } }));
+  })), h('button', { class: 'icon-btn', title: 'More reactions', attrs: { 'aria-label': 'More reactions', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'data-testid': 'more-reactions' }, on: { click: more } }, icon('plus')));
   const togglePicker = () => {
     picker.hidden = !picker.hidden;
     view.pickerFor = picker.hidden ? null : message.id;
   };
   return h('div', { class: 'actions' },
-    h('button', { class: 'icon-btn', text: '↩', title: 'Reply', attrs: { 'aria-label': 'Reply' }, on: { click: () => view.composer.replyTo(message) } }),
-    h('button', { class: 'icon-btn', text: '☺', title: 'React', attrs: { 'aria-label': 'Add reaction', 'aria-expanded': String(view.pickerFor === message.id) }, on: { click: (event) => { togglePicker(); event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden)); } } }),
+    h('button', { class: 'icon-btn', title: 'Reply', attrs: { 'aria-label': 'Reply' }, on: { click: () => view.composer.replyTo(message) } }, icon('reply')),
+    h('button', { class: 'icon-btn', title: 'React', attrs: { 'aria-label': 'Add reaction', 'aria-expanded': String(view.pickerFor === message.id) }, on: { click: (event) => { togglePicker(); event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden)); } } }, icon('smile')),
     picker,
-    own ? h('button', { class: 'icon-btn', text: '✎', title: 'Edit', attrs: { 'aria-label': 'Edit' }, on: { click: () => view.composer.edit(message) } }) : null,
-    canDelete ? h('button', { class: 'icon-btn', text: '🗑', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) view.client.remove(room.id, message.id); } } }) : null);
+    own ? h('button', { class: 'icon-btn', title: 'Edit', attrs: { 'aria-label': 'Edit' }, on: { click: () => view.composer.edit(message) } }, icon('edit')) : null,
+    canDelete ? h('button', { class: 'icon-btn', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) view.client.remove(room.id, message.id); } } }, icon('trash')) : null);
 }
 
 /** A user's picture, or their initials. */

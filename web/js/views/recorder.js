@@ -2,6 +2,7 @@
 // and the room it is for, until the user sends or cancels. One recording at a time.
 
 import { bdi, h, replace } from '../dom.js';
+import { icon } from '../icons.js';
 import { duration } from './attachments.js';
 
 const MAX_MS = 5 * 60_000;
@@ -51,8 +52,8 @@ export class Recorder {
     const time = h('span', { class: 'elapsed', text: '0:00', attrs: { 'aria-live': 'off' } });
     replace(this.element,
       h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }), label ? ['Recording for ', bdi(label), ' '] : 'Recording ', time,
-      h('button', { class: 'btn', text: 'Cancel', on: { click: () => { cancelled = true; recorder.stop(); } } }),
-      h('button', { class: 'btn primary', text: 'Send voice message', on: { click: () => recorder.stop() } }));
+      h('button', { class: 'btn with-icon', type: 'button', on: { click: () => { cancelled = true; recorder.stop(); } } }, icon('close'), 'Cancel'),
+      h('button', { class: 'btn primary with-icon', type: 'button', on: { click: () => recorder.stop() } }, icon('send'), 'Send voice message'));
     this.element.hidden = false;
     this.ticker = setInterval(() => {
       const elapsed = performance.now() - started;
