@@ -292,6 +292,7 @@ async fn the_composer_shows_svg_icons_and_opens_its_formatting_help() {
     let expected = json!([
         ["Attach files", true, "true", true, true],
         ["Record a voice message", true, "true", true, true],
+        ["Insert emoji", true, "true", true, true],
         ["Formatting help", false, null, null, false],
         ["Send", true, "true", true, true],
     ]);
