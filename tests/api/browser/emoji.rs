@@ -227,8 +227,8 @@ async fn a_reaction_chosen_in_the_picker_reaches_the_other_side_and_joins_the_qu
     let quick = format!(
         "[...document.querySelectorAll(\"{actions} .picker button\")].map(b => b.getAttribute('aria-label'))"
     );
-    // The focus shows a message's actions, as a pointer over it would.
-    bob.eval(&format!("document.querySelector(\"{actions} [aria-label='Add reaction']\").focus()"))
+    // The focus shows a message's actions (built as it comes), as a pointer over it would.
+    bob.eval(&format!("document.querySelector(\".message[data-id='{id}']\").focus(), document.querySelector(\"{actions} [aria-label='Add reaction']\").focus()"))
         .await;
     bob.click(&format!("{actions} [aria-label='Add reaction']")).await;
     assert_eq!(
@@ -255,7 +255,7 @@ async fn a_reaction_chosen_in_the_picker_reaches_the_other_side_and_joins_the_qu
     alice.screenshot("desktop-emoji-reaction").await;
 
     // The avocado now leads the quick row, ahead of the six it started with.
-    bob.eval(&format!("document.querySelector(\"{actions} [aria-label='Add reaction']\").focus()"))
+    bob.eval(&format!("document.querySelector(\".message[data-id='{id}']\").focus(), document.querySelector(\"{actions} [aria-label='Add reaction']\").focus()"))
         .await;
     bob.click(&format!("{actions} [aria-label='Add reaction']")).await;
     bob.until("the avocado first", &format!("{quick}[0] === 'React 🥑'")).await;

@@ -92,10 +92,24 @@ export function messageElement(view, room, message, place) {
       on: { click: () => view.client.toggleReaction(room.id, message.id, reaction.emoji) },
     }, bdi(reaction.emoji), ` ${reaction.count}`);
   })) : null;
-  return h('article', {
+  const element = h('article', {
     class: classes.join(' '),
     attrs: { 'data-id': message.id, 'data-seq': message.pending ? null : message.seq, 'aria-label': `${name}, ${timeLabel(date)}`, tabindex: '0' },
-  }, head, quote, body, filesOf(view, message), meta, reactions, actions(view, room, message, own));
+  }, head, quote, body, filesOf(view, message), meta, reactions);
+  // A message's actions are built when it is first pointed at or focused (before Tab can
+  // reach them): a room's page holds many messages, and most are never acted on. A failed
+  // message shows its Retry at once.
+  const withActions = () => {
+    element.removeEventListener('pointerenter', withActions);
+    element.removeEventListener('focusin', withActions);
+    element.append(actions(view, room, message, own) || '');
+  };
+  if (message.failed || view.pickerFor === message.id) withActions();
+  else {
+    element.addEventListener('pointerenter', withActions);
+    element.addEventListener('focusin', withActions);
+  }
+  return element;
 }
 
 function receiptElement(receipt) {
