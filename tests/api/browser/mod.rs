@@ -155,10 +155,16 @@ impl Driver {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": which("chromium").map(|p| p.display().to_string()), "args": args },
-        });
+        let mut options =
+            json!({ "binary": which("chromium").map(|p| p.display().to_string()), "args": args });
+        // A window is never narrower than 500 pixels, even headless: a phone's screen is
+        // emulated instead (with touch, as on a phone).
+        if width < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0, "touch": true, "mobile": true },
+            });
+        }
+        let capabilities = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let capabilities = match capabilities {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a JSON object literal"),

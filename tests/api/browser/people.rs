@@ -255,6 +255,18 @@ async fn the_profile_card_shows_a_person_and_messages_them() {
     )
     .await;
 
+    // The picture in the DM's row in the sidebar opens the card too.
+    page.click(".room-row .peer-card").await;
+    page.until(
+        "alice's card from the sidebar",
+        &format!("document.querySelector('{card}')?.querySelector('h2')?.textContent === 'Alice'"),
+    )
+    .await;
+    page.client
+        .execute("document.querySelector('[data-testid=profile-card]').close();", vec![])
+        .await
+        .expect("closed");
+
     // Bob's own card: no Message, only Edit profile, which opens the profile dialog.
     page.click_button("Members").await;
     page.click(&format!("dialog .members li[data-user='{}'] .person", bob.id)).await;

@@ -165,8 +165,8 @@ export function openMembersDialog(model, client, roomId) {
       h('span', { class: 'presence-dot', attrs: { 'data-status': statusOf(model, member.id), 'aria-hidden': 'true' } }),
       h('span', { class: 'grow' },
         h('div', {}, h('button', { class: 'person-name', type: 'button', on: { click: card } }, bdi(member.display_name)), ` (@${member.username})${member.role === 'owner' ? ' · owner' : ''}`),
+        h('div', { class: 'sub', text: presenceLabel(model, member.id), attrs: { 'data-testid': 'presence-label' } }),
         member.bio ? h('div', { class: 'bio', text: member.bio, attrs: { dir: 'auto' } }) : null),
-      h('span', { class: 'sub', text: presenceLabel(model, member.id), attrs: { 'data-testid': 'presence-label' } }),
       member.id === model.me.id ? null : blockToggle(model, client, member),
       owner && member.id !== model.me.id && room.info.kind !== 'dm' ? h('button', {
         class: 'btn danger', type: 'button', text: 'Remove',

@@ -6,6 +6,7 @@
 import { bdi, h, initials, replace } from '../dom.js';
 import { filesSummary } from './attachments.js';
 import { openBrowseDialog, openCreateDialog, openDmDialog, openProfileDialog } from './dialogs.js';
+import { openProfileCard } from './profile-card.js';
 
 const CONNECTION_LABELS = {
   connecting: 'Connecting…',
@@ -30,8 +31,8 @@ export function renderSidebar(container, model, client, { active, connection }) 
 
   const rooms = [...model.rooms.values()].sort((a, b) => lastActivity(b) - lastActivity(a));
   const section = (title, kind) => {
-    const items = rooms.filter((room) => room.info.kind === kind).map((room) => roomItem(room, model, client, room.id === active));
-    return items.length ? [h('h3', { class: 'room-section', text: title }), h('ul', { class: 'plain', attrs: { role: 'list' } }, items.map((item) => h('li', {}, item)))] : [];
+    const items = rooms.filter((room) => room.info.kind === kind).map((room) => h('li', { class: 'room-row' }, roomItem(room, model, client, room.id === active), peerButton(room, model, client)));
+    return items.length ? [h('h3', { class: 'room-section', text: title }), h('ul', { class: 'plain', attrs: { role: 'list' } }, items)] : [];
   };
   const list = h('div', { class: 'room-list' },
     section('Rooms', 'public'), section('Groups', 'private'), section('Direct messages', 'dm'),
@@ -102,6 +103,18 @@ function roomItem(room, model, client, current) {
     attrs: { 'aria-current': current ? 'true' : 'false', 'aria-label': label, 'data-room': info.id },
     on: { click: () => client.openRoom(info.id) },
   }, glyph, bdi(info.name, { class: 'name' }), badges, h('span', { class: 'preview' + (typing ? ' typing' : ''), attrs: { 'data-testid': 'preview' } }, preview));
+}
+
+/** In a DM's row, a button over the other person's picture that opens their profile card
+ *  (a button cannot sit inside the row's own button, which opens the room). */
+function peerButton(room, model, client) {
+  const peer = room.info.kind === 'dm' && room.info.peer;
+  if (!peer) return null;
+  return h('button', {
+    class: 'person peer-card', type: 'button', title: 'Profile of ' + peer.display_name,
+    attrs: { 'aria-label': 'Profile of ' + peer.display_name },
+    on: { click: (event) => openProfileCard(model, client, peer.id, event.currentTarget) },
+  });
 }
 
 /** "typing…" in a DM, "Ann is typing…" in a room, or null when nobody is. */
