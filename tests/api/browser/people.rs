@@ -166,14 +166,14 @@ async fn the_sidebar_shows_presence_and_typing_live() {
     let dm = app.open_dm(&alice, &bob).await;
     let group = app.create_room(&alice, "Book club", "private", &[&bob]).await;
     app.send(&alice, &dm, "see you").await;
+    // Alice is around before Bob's page loads: its first picture of presence says so. (The
+    // live changes come after it, below, so that none can race with it.)
+    let mut alice_tab = app.connect(&alice).await;
     let page = driver.browser(DESKTOP.0, DESKTOP.1).await;
     page.sign_in(&app, &bob).await;
     let dot = format!(
         "document.querySelector(\".room-item[data-room='{dm}'] .presence-dot\").dataset.status"
     );
-    page.until("alice offline", &format!("{dot} === 'offline'")).await;
-
-    let mut alice_tab = app.connect(&alice).await;
     page.until("alice online", &format!("{dot} === 'online'")).await;
 
     let preview = |room: &str| {
@@ -190,7 +190,9 @@ async fn the_sidebar_shows_presence_and_typing_live() {
     page.until("typing in the group", &format!("{} === 'Alice is typing…'", preview(&group))).await;
 
     close_tab(alice_tab).await;
-    page.until("alice offline again", &format!("{dot} === 'offline'")).await;
+    page.until("alice gone offline", &format!("{dot} === 'offline'")).await;
+    let _alice_back = app.connect(&alice).await;
+    page.until("alice back online", &format!("{dot} === 'online'")).await;
     page.close().await;
 }
 

@@ -62,7 +62,7 @@ function notificationsControl(client) {
   const labels = { granted: 'Notifications on', denied: 'Notifications blocked' };
   const button = h('button', {
     class: 'btn', type: 'button', text: labels[permission] || 'Enable notifications',
-    attrs: { 'data-permission': permission, 'data-testid': 'notifications', 'aria-pressed': permission === 'granted' ? 'true' : null },
+    attrs: { 'data-permission': permission, 'data-testid': 'notifications' },
     on: { click: async () => {
       if (permission === 'granted') return client.shell.toast('Notifications are on. To turn them off, use the browser\'s site settings.');
       if (permission === 'denied') return explain();
