@@ -3,31 +3,39 @@
 //! closes.
 
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, PointerAction, TouchActions};
-use fantoccini::elements::Element;
 
 use super::chat::PHONE;
 use super::{Browser, driver};
 use crate::support::{each_store, spawn_app_as_shipped};
 
 impl Browser {
-    /// Taps `element` with a finger (a touch pointer, not a mouse).
-    async fn tap(&self, element: &Element) {
-        let at = PointerAction::MoveToElement {
-            element: element.clone(),
-            duration: None,
-            x: 0.0,
-            y: 0.0,
-        };
-        self.tap_at(at).await;
+    /// Taps the first element matching `css` with a finger (a touch pointer, not a mouse);
+    /// if the page replaced it between finding and tapping (lists re-render as receipts and
+    /// members arrive), finds it again.
+    async fn tap(&self, css: &str) {
+        for attempt in 0.. {
+            let element = self.find(css).await;
+            let at = PointerAction::MoveToElement { element, duration: None, x: 0.0, y: 0.0 };
+            match self.try_tap_at(at).await {
+                Ok(()) => return,
+                Err(error) if attempt < 20 && error.to_string().contains("stale element") => {}
+                Err(error) => panic!("tap {css:?}: {error}"),
+            }
+        }
     }
 
     /// Touches the screen where `at` (a pointer move) says, and lifts the finger.
     async fn tap_at(&self, at: PointerAction) {
+        self.try_tap_at(at).await.expect("tap");
+    }
+
+    /// A tap where `at` says, or the error that kept it from happening.
+    async fn try_tap_at(&self, at: PointerAction) -> Result<(), fantoccini::error::CmdError> {
         let finger = TouchActions::new("finger".to_owned())
             .then(at)
             .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
             .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
-        self.client.perform_actions(finger).await.expect("tap");
+        self.client.perform_actions(finger).await
     }
 }
 
@@ -63,14 +71,14 @@ async fn on_a_phone_the_header_fits_the_toolbar_goes_and_a_tap_beside_the_room_l
 
     // A tapped message shows its toolbar; a tap elsewhere puts it away.
     let toolbar = "getComputedStyle(document.querySelector('.message .actions')).opacity";
-    phone.tap(&phone.find(".message .body").await).await;
+    phone.tap(".message .body").await;
     phone.until("the toolbar shows", &format!("{toolbar} === '1'")).await;
     phone.screenshot("phone-message-toolbar").await;
-    phone.tap(&phone.find("#room-title").await).await;
+    phone.tap("#room-title").await;
     phone.until("the toolbar goes", &format!("{toolbar} === '0'")).await;
     // Safari moves no focus on a tap on something that takes none: the page itself must
     // let go of the message then. Such a tap is played here as its bare pointer event.
-    phone.tap(&phone.find(".message .body").await).await;
+    phone.tap(".message .body").await;
     phone.until("the toolbar shows again", &format!("{toolbar} === '1'")).await;
     phone
         .client
