@@ -480,8 +480,9 @@ class Client {
 
   async enableNotifications() {
     if (!('Notification' in window)) return this.shell.toast('This browser cannot show notifications.');
-    await Notification.requestPermission();
+    const permission = await Notification.requestPermission();
     this.shell.render();
+    return permission;
   }
 
   notify(message, mention) {

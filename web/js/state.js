@@ -19,6 +19,8 @@ export class Model {
     this.rooms = new Map();
     this.users = new Map([[me.id, me]]);
     this.presence = new Map();
+    /** When users went offline, by id, from `presence` frames (views/presence.js reads it). */
+    this.lastSeen = new Map();
     /** The users this user blocks, by id (GET /me/blocks, then kept by the client). */
     this.blocked = new Map();
     /** Sends not yet confirmed, by client_id: {clientId, roomId, body, replyTo, failed}. */
@@ -308,6 +310,7 @@ export class Model {
 
   setPresence(userId, status, lastSeenAt) {
     this.presence.set(userId, status);
+    if (lastSeenAt) this.lastSeen.set(userId, lastSeenAt);
     for (const state of this.rooms.values()) {
       const member = state.members.get(userId);
       if (member) member.presence = { status, last_seen_at: lastSeenAt ?? member.presence.last_seen_at };

@@ -1,7 +1,5 @@
 //! Two people chatting in two browser windows.
 
-use std::time::Duration;
-
 use super::{Browser, Driver, driver};
 use crate::support::{TestApp, TestUser, each_store, spawn_app_as_shipped};
 
@@ -133,7 +131,7 @@ async fn typing_and_presence_appear_and_disappear() {
     alice.close().await;
     bob.until(
         "alice shown offline",
-        "document.querySelector('[data-testid=room-meta]').textContent === 'Offline'",
+        "document.querySelector('[data-testid=room-meta]').textContent === 'Last seen just now'",
     )
     .await;
     bob.close().await;
@@ -210,6 +208,17 @@ async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     app.send(&alice_user, &room, "before the restart").await;
     bob.shows_message("before the restart").await;
 
+    // Count the page's failed connection attempts from here on.
+    bob.client
+        .execute(
+            "window.failed = 0; const Socket = window.WebSocket; \
+             window.WebSocket = class extends Socket { \
+               constructor(...args) { super(...args); \
+                 this.addEventListener('close', () => { window.failed += 1; }); } };",
+            vec![],
+        )
+        .await
+        .expect("patched");
     app.stop().await;
     bob.until(
         "reconnecting shown",
@@ -217,7 +226,7 @@ async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     )
     .await;
     // Let a reconnect attempt or two fail, so that what follows is missed, not live.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bob.until("a reconnect attempt failed", "window.failed >= 1").await;
     let app = app.restart().await;
     for body in ["missed one", "missed two", "missed three"] {
         app.send(&alice_user, &room, body).await;
@@ -288,7 +297,7 @@ async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
             "document.querySelector('.layout').classList.contains('sidebar-open')",
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    phone.until_still().await;
     phone.screenshot("phone-sidebar").await;
     phone.open_room(&room).await;
     phone
@@ -307,7 +316,7 @@ async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
         .await;
     phone.say("Hello from the phone").await;
     phone.shows_message("Hello from the phone").await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    phone.until_still().await;
     phone.screenshot("phone-conversation").await;
     phone.click("button.menu-toggle").await;
     phone

@@ -1,13 +1,11 @@
 //! Files, voice messages, pictures and profiles in the browser.
 
-use std::time::Duration;
-
 use super::chat::two_in_a_dm;
 use super::driver;
 use crate::support::{each_store, spawn_app_as_shipped};
 
 /// A picture file on disk for the browser to pick: a 600×300 gradient PNG.
-fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+pub(super) fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let image =
         image::RgbImage::from_fn(600, 300, |x, y| image::Rgb([(x / 3) as u8, (y / 2) as u8, 160]));
     let path = dir.join(name);
@@ -25,11 +23,11 @@ async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
 
     alice.click("[data-testid=record]").await;
     alice.until("recording shown", "!document.querySelector('.recorder').hidden").await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Record for two seconds or so, by the recorder's own clock.
     alice
         .until(
-            "time counts up",
-            "document.querySelector('.recorder .elapsed').textContent !== '0:00'",
+            "time counts up to two seconds",
+            "document.querySelector('.recorder .elapsed').textContent === '0:02'",
         )
         .await;
     alice.screenshot("desktop-recording").await;
@@ -130,8 +128,10 @@ async fn an_avatar_change_is_seen_live_by_the_other_side() {
         .send_keys(&picture.display().to_string())
         .await
         .expect("file picked");
-    alice.until("the picture is set", "document.querySelector('.avatar-preview img')").await;
+    alice.until("the picture is previewed", "document.querySelector('.avatar-preview img')").await;
     alice.screenshot("desktop-profile").await;
+    // It applies once saved.
+    alice.click_button("Save").await;
     let expected = format!("/api/v1/users/{}/avatar", alice_user.id);
     bob.until(
         "bob sees alice's picture",

@@ -1,7 +1,7 @@
 //! The web client in a real browser: headless Chromium driven through chromedriver.
 //!
-//! Each test starts its own chromedriver on a free port and its own browser sessions, each
-//! with a fresh profile. Without Chromium or chromedriver on PATH the tests print a loud
+//! Each test starts its own chromedriver (on a port it picks itself, tried again if it fails
+//! to start) and its own browser sessions, each with a fresh profile. Without Chromium or chromedriver on PATH the tests print a loud
 //! notice and pass without running, except when `CI` is set: then they must run. A
 //! screenshot of each key screen is saved under `target/tmp/screenshots/` on every run.
 
@@ -15,6 +15,8 @@ mod emoji;
 mod formatting;
 mod keyboard;
 mod media;
+mod people;
+mod phone;
 mod reading;
 mod resilience;
 
@@ -54,23 +56,80 @@ pub async fn driver() -> Option<Driver> {
         eprintln!("{notice}");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let process = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
+    let mut failures = Vec::new();
+    for _ in 0..STARTS {
+        match start_chromedriver().await {
+            Ok(driver) => return Some(driver),
+            Err(output) => failures.push(output),
+        }
+    }
+    panic!(
+        "chromedriver did not start in {STARTS} tries; what it said:\n{}",
+        failures.join("\n---- next try ----\n")
+    )
+}
+
+/// How many times to start chromedriver before giving up.
+const STARTS: usize = 3;
+
+/// Starts chromedriver on a port of its own choosing (`--port=0`: picking a free port here
+/// and handing it over races with every other socket on the machine, and chromedriver exits
+/// when the port is taken on any address), reading the port from what it prints. On failure,
+/// returns everything it printed.
+async fn start_chromedriver() -> Result<Driver, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    let mut process = Command::new("chromedriver")
+        .arg("--port=0")
         .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("chromedriver starts");
+    let mut stdout = BufReader::new(process.stdout.take().expect("stdout is piped")).lines();
+    let mut stderr = process.stderr.take().expect("stderr is piped");
+    let mut said = String::new();
+    let port = tokio::time::timeout(PATIENCE, async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            said.push_str(&line);
+            said.push('\n');
+            // "ChromeDriver was started successfully on port 44701."
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                return rest.trim_end_matches('.').trim().parse::<u16>().ok();
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(port) = port else {
+        let _ = process.start_kill();
+        let mut errors = String::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut errors)).await;
+        let status = process.try_wait().ok().flatten();
+        return Err(format!("exit status {status:?}\nstdout:\n{said}stderr:\n{errors}"));
+    };
+    // What it says later goes nowhere, but must be read: a full pipe would stall it.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    tokio::spawn(async move { tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await });
     let url = format!("http://127.0.0.1:{port}");
     let status = format!("{url}/status");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while reqwest::get(&status).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start");
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "said it listens on port {port}, but {status} never answered:\n{said}"
+            ));
+        }
+        if let Ok(Some(exit)) = process.try_wait() {
+            return Err(format!("exited ({exit}) after saying:\n{said}"));
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Some(Driver { process, url, _profiles: Vec::new() })
+    Ok(Driver { process, url, _profiles: Vec::new() })
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -101,10 +160,16 @@ impl Driver {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": which("chromium").map(|p| p.display().to_string()), "args": args },
-        });
+        let mut options =
+            json!({ "binary": which("chromium").map(|p| p.display().to_string()), "args": args });
+        // A window is never narrower than 500 pixels, even headless: a phone's screen is
+        // emulated instead (with touch, as on a phone).
+        if width < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0, "touch": true, "mobile": true },
+            });
+        }
+        let capabilities = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let capabilities = match capabilities {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a JSON object literal"),
@@ -115,7 +180,7 @@ impl Driver {
             .await
             .expect("a browser session starts");
         self._profiles.push(profile);
-        Browser { client }
+        Browser { client, driver_url: self.url.clone() }
     }
 }
 
@@ -128,6 +193,8 @@ impl Drop for Driver {
 /// One browser window.
 pub struct Browser {
     pub client: Client,
+    /// chromedriver's address, for the WebDriver commands fantoccini does not have.
+    driver_url: String,
 }
 
 impl Browser {
@@ -167,6 +234,15 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until nothing on the page moves: every CSS transition and animation (a drawer
+    /// sliding in, say) has finished; endless ones (a pulsing dot) do not count. For
+    /// screenshots.
+    pub async fn until_still(&self) {
+        let still = "document.getAnimations().every(a => a.playState !== 'running' \
+                     || a.effect.getComputedTiming().endTime === Infinity)";
+        self.until("the page is still", still).await;
     }
 
     /// Text of the first element matching `css`, or "" if none.
@@ -243,6 +319,19 @@ impl Browser {
         if let Ok(png) = self.client.screenshot().await {
             let _ = std::fs::write(dir.join(format!("{name}{suffix}.png")), png);
         }
+    }
+
+    /// Sets a permission of the page's origin (`name` as the Permissions API says it, such
+    /// as "notifications"; `state` "granted", "denied" or "prompt"), through WebDriver's
+    /// Set Permission command.
+    pub async fn set_permission(&self, name: &str, state: &str) {
+        let session = self.client.session_id().await.expect("session id").expect("a session");
+        let url = format!("{}/session/{session}/permissions", self.driver_url);
+        let body = json!({ "descriptor": { "name": name }, "state": state });
+        let response = reqwest::Client::new().post(&url).json(&body).send().await.expect("sent");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "set permission {name} to {state}: {status} {text}");
     }
 
     pub async fn close(self) {

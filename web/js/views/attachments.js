@@ -2,6 +2,7 @@
 // with a player and its length, anything else as a named download with its size.
 
 import { bdi, h } from '../dom.js';
+import { icon } from '../icons.js';
 
 /** The box a picture is shown in, at most this big. */
 const BOX = { width: 320, height: 240 };
@@ -41,6 +42,21 @@ function fit(width, height) {
   if (!width || !height) return null;
   const scale = Math.min(1, BOX.width / width, BOX.height / height);
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** A file picked for the next message, in the composer: a picture as a thumbnail (its
+ *  `thumbnail` object URL), anything else by name; its progress or error, and a button
+ *  calling `onRemove`. */
+export function pickedFile(entry, onRemove) {
+  const state = entry.error ? entry.error : entry.attachment ? size(entry.size) : `${Math.round(entry.progress * 100)}%`;
+  const remove = h('button', { class: 'icon-btn', type: 'button', attrs: { 'aria-label': 'Remove ' + entry.name }, on: { click: onRemove } }, icon('close'));
+  const failed = entry.error ? ' failed' : '';
+  if (entry.thumbnail) {
+    return h('span', { class: 'chip file-chip thumb' + failed, title: entry.name, attrs: { 'data-testid': 'picked-picture' } },
+      h('img', { src: entry.thumbnail, alt: entry.name }),
+      h('span', { class: 'sub', text: state }), remove);
+  }
+  return h('span', { class: 'chip file-chip' + failed }, bdi(entry.name), ' ', h('span', { class: 'sub', text: state }), remove);
 }
 
 /** What a message without text carries, in a few words: for previews and quotes. */

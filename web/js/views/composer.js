@@ -10,7 +10,7 @@
 import { upload } from '../api.js';
 import { bdi, h, replace } from '../dom.js';
 import { icon } from '../icons.js';
-import { filesSummary, size } from './attachments.js';
+import { filesSummary, pickedFile } from './attachments.js';
 import { rememberEmoji } from './emoji-recent.js';
 import { FormatHelp } from './format-help.js';
 import { Recorder } from './recorder.js';
@@ -53,7 +53,8 @@ export class Composer {
     });
     this.sendButton = h('button', { class: 'btn primary with-icon send', type: 'button', on: { click: () => this.submit() } }, icon('send'), h('span', { class: 'label', text: 'Send' }));
     this.list = h('ul', { class: 'suggestions', id: 'mention-suggestions', hidden: true, attrs: { role: 'listbox' } });
-    /** Files picked for the next message: { key, name, size, progress, attachment, error }. */
+    /** Files picked for the next message: { key, name, size, progress, attachment, error,
+     *  thumbnail } (`thumbnail`: an object URL of a picture, revoked when it goes). */
     this.files = [];
     this.fileList = h('div', { class: 'composer-files', hidden: true, attrs: { 'aria-live': 'polite' } });
     this.picker = h('input', { type: 'file', multiple: true, hidden: true, attrs: { 'data-testid': 'file-input' }, on: { change: () => { this.addFiles([...this.picker.files]); this.picker.value = ''; } } });
@@ -70,6 +71,7 @@ export class Composer {
   addFiles(files) {
     for (const file of files) {
       const entry = { key: crypto.randomUUID(), name: file.name || 'pasted file', size: file.size, progress: 0, attachment: null, error: null };
+      if (file.type.startsWith('image/')) entry.thumbnail = URL.createObjectURL(file);
       this.files.push(entry);
       if (file.size >= this.refused.size) {
         entry.error = this.refused.message;
@@ -94,10 +96,11 @@ export class Composer {
 
   renderFiles() {
     this.fileList.hidden = this.files.length === 0;
-    replace(this.fileList, this.files.map((entry) => h('span', { class: 'chip file-chip' + (entry.error ? ' failed' : '') },
-      bdi(entry.name), ' ',
-      h('span', { class: 'sub', text: entry.error ? entry.error : entry.attachment ? size(entry.size) : `${Math.round(entry.progress * 100)}%` }),
-      h('button', { class: 'icon-btn', type: 'button', attrs: { 'aria-label': 'Remove ' + entry.name }, on: { click: () => { this.files = this.files.filter((f) => f !== entry); this.renderFiles(); } } }, icon('close')))));
+    replace(this.fileList, this.files.map((entry) => pickedFile(entry, () => {
+      this.files = this.files.filter((f) => f !== entry);
+      forget([entry]);
+      this.renderFiles();
+    })));
     const uploading = this.files.some((entry) => !entry.attachment && !entry.error);
     this.sendButton.disabled = uploading;
   }
@@ -198,6 +201,7 @@ export class Composer {
       return;
     }
     this.client.send(this.roomId, body, this.mode ? this.mode.message.id : null, attachments);
+    forget(this.files);
     this.files = [];
     this.renderFiles();
     this.input.value = '';
@@ -384,4 +388,9 @@ export class Composer {
       this.client.shell.toast(error.message);
     }
   }
+}
+
+/** Frees the thumbnails of files picked, once they are removed or sent. */
+function forget(entries) {
+  for (const entry of entries) if (entry.thumbnail) URL.revokeObjectURL(entry.thumbnail);
 }

@@ -10,6 +10,7 @@ import { icon } from '../icons.js';
 import { Composer } from './composer.js';
 import { openBlockDialog, openMembersDialog } from './dialogs.js';
 import { messageElement, messageKey, receiptOf } from './message.js';
+import { onPresenceTick, presenceLabel } from './presence.js';
 
 export { avatar } from './message.js';
 
@@ -83,6 +84,8 @@ export class Conversation {
     /** The message elements at least half on screen. */
     this.onScreen = new Set();
     this.seen = new IntersectionObserver((entries) => this.onVisibility(entries), { root: this.list, threshold: [0, 0.5, 1] });
+    // "Last seen 5 minutes ago" moves on as time passes.
+    onPresenceTick(() => { if (this.roomId) this.renderHeader(); });
   }
 
   show(roomId) {
@@ -157,8 +160,7 @@ export class Conversation {
     this.blockButton.hidden = !(info.kind === 'dm' && info.peer && info.peer.id !== this.model.me.id);
     if (!this.blockButton.hidden) this.blockButton.setAttribute('aria-label', 'Block ' + info.peer.display_name);
     if (info.kind === 'dm' && info.peer) {
-      const status = this.model.presence.get(info.peer.id) || 'offline';
-      this.meta.textContent = status === 'online' ? 'Online' : status === 'away' ? 'Away' : 'Offline';
+      this.meta.textContent = presenceLabel(this.model, info.peer.id);
     } else {
       const members = [...room.members.values()];
       const online = members.filter((m) => (this.model.presence.get(m.id) || m.presence.status) !== 'offline').length;

@@ -4,6 +4,8 @@
 import { ApiError, api, get, post, uploadAvatar } from '../api.js';
 import { bdi, h, keepingFocus, replace } from '../dom.js';
 import { size } from './attachments.js';
+import { openProfileCard } from './profile-card.js';
+import { onPresenceTick, presenceLabel, statusOf } from './presence.js';
 // A cycle (conversation.js opens the members dialog), harmless: both sides only call each
 // other's functions once the page runs, long after both modules are loaded.
 import { avatar } from './conversation.js';
@@ -126,18 +128,25 @@ export async function openBrowseDialog(client) {
   input.focus();
 }
 
+/** Opens the DM with `user` (the server makes it the first time); resolves to whether it
+ *  opened (if not, a toast said why). */
+export async function openDm(client, user) {
+  try {
+    const room = await post(`/dm/${user.id}`);
+    client.model.addRoom(room);
+    client.model.changed('rooms');
+    client.openRoom(room.id);
+    return true;
+  } catch (error) {
+    client.shell.toast(error.message);
+    return false;
+  }
+}
+
 export function openDmDialog(client) {
   let dialog;
   const search = userSearch(async (user) => {
-    try {
-      const room = await post(`/dm/${user.id}`);
-      client.model.addRoom(room);
-      client.model.changed('rooms');
-      dialog.close();
-      client.openRoom(room.id);
-    } catch (error) {
-      client.shell.toast(error.message);
-    }
+    if (await openDm(client, user)) dialog.close();
   }, (user) => user.id === client.model.me.id);
   dialog = modal('Start a conversation', search.element);
   dialog.append(h('div', { class: 'dialog-actions' }, closeButton(dialog)));
@@ -150,14 +159,14 @@ export function openMembersDialog(model, client, roomId) {
   const list = h('ul', { class: 'members' });
   const owner = room.info.role === 'owner';
   const render = () => keepingFocus(list, 'user', () => replace(list, [...room.members.values()].map((member) => {
-    const status = model.presence.get(member.id) || member.presence.status;
+    const card = (event) => openProfileCard(model, client, member.id, event.currentTarget);
     return h('li', { attrs: { 'data-user': member.id } },
-      avatar(member, member.display_name),
-      h('span', { class: 'presence-dot', attrs: { 'data-status': status, 'aria-hidden': 'true' } }),
+      h('button', { class: 'person', type: 'button', attrs: { 'aria-label': 'Profile of ' + member.display_name }, on: { click: card } }, avatar(member, member.display_name)),
+      h('span', { class: 'presence-dot', attrs: { 'data-status': statusOf(model, member.id), 'aria-hidden': 'true' } }),
       h('span', { class: 'grow' },
-        h('div', {}, bdi(member.display_name), ` (@${member.username})${member.role === 'owner' ? ' · owner' : ''}`),
+        h('div', {}, h('button', { class: 'person-name', type: 'button', on: { click: card } }, bdi(member.display_name)), ` (@${member.username})${member.role === 'owner' ? ' · owner' : ''}`),
+        h('div', { class: 'sub', text: presenceLabel(model, member.id), attrs: { 'data-testid': 'presence-label' } }),
         member.bio ? h('div', { class: 'bio', text: member.bio, attrs: { dir: 'auto' } }) : null),
-      h('span', { class: 'sub', text: status }),
       member.id === model.me.id ? null : blockToggle(model, client, member),
       owner && member.id !== model.me.id && room.info.kind !== 'dm' ? h('button', {
         class: 'btn danger', type: 'button', text: 'Remove',
@@ -173,6 +182,8 @@ export function openMembersDialog(model, client, roomId) {
       }) : null);
   })));
   render();
+  // "Last seen 5 minutes ago" grows older while it is open.
+  const stopTicking = onPresenceTick(render);
   // Names, pictures, presence and the list itself change while it is open.
   let queued = false;
   const stop = model.subscribe((what) => {
@@ -198,7 +209,10 @@ export function openMembersDialog(model, client, roomId) {
     parts.push(h('h3', { text: 'Invite people' }), search.element);
   }
   dialog = modal(['Members of ', bdi(room.info.name)], parts);
-  dialog.addEventListener('close', stop);
+  dialog.addEventListener('close', () => {
+    stop();
+    stopTicking();
+  });
   const leave = room.info.kind === 'dm' ? null : h('button', {
     class: 'btn danger', type: 'button', text: 'Leave room',
     on: { click: async () => {
@@ -268,11 +282,20 @@ export function openProfileDialog(model, client) {
   };
   const name = h('input', { value: me.display_name, maxLength: 64, attrs: { dir: 'auto' } });
   const bio = h('textarea', { value: me.bio || '', maxLength: 300, rows: 3, attrs: { dir: 'auto' } });
-  const preview = h('span', { class: 'avatar-preview' });
-  const showPicture = (user) => replace(preview, user.avatar_url ? h('img', { src: user.avatar_url, alt: 'Your picture' }) : h('span', { text: 'No picture' }));
-  showPicture(me);
+  // A picture picked, or its removal, is only a preview until Save: `pictureChange` is the
+  // file to upload, `'remove'`, or null (no change); Cancel forgets it.
+  let pictureChange = null;
+  let previewUrl = null;
+  const preview = h('span', { class: 'avatar-preview', attrs: { 'data-testid': 'avatar-preview' } });
+  const showPicture = (url, pending) => {
+    if (previewUrl && previewUrl !== url) URL.revokeObjectURL(previewUrl);
+    previewUrl = pending && url ? url : null;
+    preview.classList.toggle('pending', pending);
+    replace(preview, url ? h('img', { src: url, alt: pending ? 'Your new picture (not saved yet)' : 'Your picture' }) : h('span', { text: 'No picture' }));
+  };
+  showPicture(me.avatar_url, false);
   const picture = h('input', { type: 'file', accept: 'image/*', attrs: { 'data-testid': 'avatar-input' } });
-  picture.addEventListener('change', async () => {
+  picture.addEventListener('change', () => {
     const file = picture.files[0];
     if (!file) return;
     errors.get('file').textContent = '';
@@ -280,28 +303,34 @@ export function openProfileDialog(model, client) {
       errors.get('file').textContent = `Avatars may be at most 10 MB; this picture is ${size(file.size)}.`;
       return;
     }
-    try {
-      const user = await uploadAvatar(file);
-      model.updateUser(user);
-      showPicture(user);
-    } catch (error) {
-      errors.get('file').textContent = error.message;
-    }
+    pictureChange = file;
+    showPicture(URL.createObjectURL(file), true);
   });
-  const remove = h('button', { class: 'btn', type: 'button', text: 'Remove picture', on: { click: async () => {
-    try {
-      const user = await api('DELETE', '/me/avatar');
-      model.updateUser(user);
-      showPicture(user);
-    } catch (error) {
-      errors.get('file').textContent = error.message;
-    }
+  const remove = h('button', { class: 'btn', type: 'button', text: 'Remove picture', on: { click: () => {
+    errors.get('file').textContent = '';
+    picture.value = '';
+    pictureChange = me.avatar_url ? 'remove' : null;
+    showPicture(null, pictureChange !== null);
   } } });
+  /** Sends the picture change, if any; the profile's other fields follow. */
+  const savePicture = async () => {
+    if (pictureChange === null) return;
+    try {
+      const user = pictureChange === 'remove' ? await api('DELETE', '/me/avatar') : await uploadAvatar(pictureChange);
+      model.updateUser(user);
+      pictureChange = null;
+      showPicture(user.avatar_url, false);
+    } catch (error) {
+      error.field = 'file';
+      throw error;
+    }
+  };
   let dialog;
   const form = h('form', { on: { submit: async (event) => {
     event.preventDefault();
     for (const error of errors.values()) error.textContent = '';
     try {
+      await savePicture();
       await client.saveProfile({ display_name: name.value, bio: bio.value });
       dialog.close();
     } catch (error) {
@@ -317,6 +346,9 @@ export function openProfileDialog(model, client) {
     h('button', { class: 'btn primary', type: 'submit', text: 'Save' })));
   const blocked = blockedList(model, client);
   dialog = modal('Your profile', form, h('h3', { text: 'Blocked people' }), blocked.element);
-  dialog.addEventListener('close', blocked.stop);
+  dialog.addEventListener('close', () => {
+    blocked.stop();
+    showPicture(null, false);
+  });
   name.focus();
 }

@@ -7,6 +7,7 @@ import { bdi, h, initials, richText, timeLabel } from '../dom.js';
 import { icon } from '../icons.js';
 import { attachmentList, filesSummary } from './attachments.js';
 import { quickEmoji, rememberEmoji } from './emoji-recent.js';
+import { openProfileCard } from './profile-card.js';
 
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 
@@ -70,9 +71,11 @@ export function messageElement(view, room, message, place) {
   if (!own && message.mentions.includes(me.id)) classes.push('mentions-me');
   const date = new Date(message.created_at);
   const time = (className) => h('time', { class: className, text: timeLabel(date), dateTime: message.created_at, title: date.toLocaleString() });
+  // The author's picture and name open their profile card.
+  const card = (event) => openProfileCard(view.model, view.client, message.author_id, event.currentTarget);
   const head = place.first ? [
-    avatar(author, name),
-    h('div', { class: 'head' }, bdi(name, { class: 'author' }), time('time')),
+    h('button', { class: 'person', type: 'button', attrs: { 'aria-label': 'Profile of ' + name }, on: { click: card } }, avatar(author, name)),
+    h('div', { class: 'head' }, h('button', { class: 'person-name', type: 'button', on: { click: card } }, bdi(name, { class: 'author' })), time('time')),
   ] : [time('time hover-time')];
   const quote = message.reply_to ? h('div', { class: 'quote', attrs: { 'data-quote': message.reply_to.message_id } },
     bdi(view.nameOf(message.reply_to.author_id, 'Someone')), ': ', bdi(quoted(room, message.reply_to))) : null;

@@ -4,7 +4,7 @@
 
 import { h, keepingFocus, replace } from '../dom.js';
 import { Conversation } from './conversation.js';
-import { renderSidebar } from './sidebar.js';
+import { renderSidebar, typingSignature } from './sidebar.js';
 
 /** Where the sidebar becomes a drawer over the conversation (app.css says the same). */
 const PHONE = window.matchMedia('(max-width: 720px)');
@@ -21,8 +21,25 @@ export class Shell {
     this.toastLine = h('div', { class: 'visually-hidden', attrs: { role: 'status', 'aria-live': 'polite' } });
     this.layout = h('div', { class: 'layout' }, this.sidebar, this.conversation.element, this.toastLine);
     replace(root, this.layout);
-    setInterval(() => this.conversation.renderTyping(), 1_000);
+    setInterval(() => {
+      this.conversation.renderTyping();
+      // Typing lapses without a frame saying so: the sidebar's "typing…" goes by the clock.
+      if (typingSignature(this.model) !== this.typingShown) this.renderSidebar();
+    }, 1_000);
     PHONE.addEventListener('change', () => this.toggleSidebar(this.layout.classList.contains('sidebar-open')));
+    // On a phone the open drawer covers most of the conversation: a tap on what shows of it
+    // closes the drawer (the conversation is inert meanwhile, so the tap lands on the layout).
+    // On pointerdown, not click: the click that opens the drawer must not close it again.
+    this.layout.addEventListener('pointerdown', (event) => {
+      if (!PHONE.matches || !this.activeRoom || !this.layout.classList.contains('sidebar-open')) return;
+      if (!this.sidebar.contains(event.target)) this.toggleSidebar(false);
+    });
+    // A tapped message keeps the focus, and so its toolbar, until something else takes it;
+    // a tap on something that takes no focus (Safari moves none then) leaves it too.
+    document.addEventListener('pointerdown', (event) => {
+      const message = document.activeElement?.closest?.('.message');
+      if (message && !message.contains(event.target)) document.activeElement.blur();
+    });
     // On a phone the open drawer covers the conversation: Escape closes it.
     this.sidebar.addEventListener('keydown', (event) => {
       if (event.key !== 'Escape' || !PHONE.matches || !this.activeRoom) return;
@@ -43,7 +60,9 @@ export class Shell {
   }
 
   update(what) {
-    if (what.has('rooms') || what.has('presence')) this.renderSidebar();
+    // 'typing' too: someone starts typing, or a user looked up (an author in a preview)
+    // arrives.
+    if (what.has('rooms') || what.has('presence') || what.has('typing')) this.renderSidebar();
     this.conversation.update(what);
     this.renderTitle();
   }
@@ -81,6 +100,7 @@ export class Shell {
   }
 
   renderSidebar() {
+    this.typingShown = typingSignature(this.model);
     keepingFocus(this.sidebar, 'room', () => renderSidebar(this.sidebar, this.model, this.client, { active: this.activeRoom, connection: this.connectionState }));
   }
 
