@@ -254,8 +254,9 @@ class Client {
 
   async loadMembers(roomId) {
     try {
+      const asked = this.model.presenceClock;
       const { members } = await get(`/rooms/${roomId}/members`);
-      this.model.setMembers(roomId, members);
+      this.model.setMembers(roomId, members, asked);
     } catch {
       // The room may have gone; the room list will say so.
     }
@@ -271,6 +272,7 @@ class Client {
       replyPreview: original ? { message_id: original.id, author_id: original.author_id, preview: original.body.slice(0, 100), deleted: original.deleted } : null,
     };
     this.model.outbox.set(clientId, entry);
+    if (roomId === this.activeRoom) this.shell.conversation.followOwn();
     this.model.changed('messages');
     this.sendFrame(entry);
   }

@@ -21,6 +21,10 @@ export class Model {
     this.presence = new Map();
     /** When users went offline, by id, from `presence` frames (views/presence.js reads it). */
     this.lastSeen = new Map();
+    /** Live presence changes, counted, and the count at each user's latest: a member list
+     *  asked for before someone's latest change holds older news of them. */
+    this.presenceClock = 0;
+    this.presenceAt = new Map();
     /** The users this user blocks, by id (GET /me/blocks, then kept by the client). */
     this.blocked = new Map();
     /** Sends not yet confirmed, by client_id: {clientId, roomId, body, replyTo, failed}. */
@@ -84,13 +88,20 @@ export class Model {
     this.changed('blocks');
   }
 
-  setMembers(roomId, members) {
+  /** A room's member list, asked for when `presenceClock` stood at `asked`: the presence
+   *  of a member who changed since then is the live one, not the list's. */
+  setMembers(roomId, members, asked = Infinity) {
     const room = this.rooms.get(roomId);
     if (!room) return;
     room.members = new Map(members.map((member) => [member.id, member]));
     for (const member of members) {
       this.users.set(member.id, member);
-      this.presence.set(member.id, member.presence.status);
+      if ((this.presenceAt.get(member.id) ?? 0) > asked) {
+        const status = this.presence.get(member.id);
+        member.presence = { status, last_seen_at: this.lastSeen.get(member.id) ?? member.presence.last_seen_at };
+      } else {
+        this.presence.set(member.id, member.presence.status);
+      }
       const known = room.receipts.get(member.id);
       if (!known || known.read_seq < member.read_seq) {
         room.receipts.set(member.id, { read_seq: member.read_seq, delivered_seq: Math.max(member.read_seq, known ? known.delivered_seq : 0) });
@@ -309,6 +320,8 @@ export class Model {
   }
 
   setPresence(userId, status, lastSeenAt) {
+    this.presenceClock += 1;
+    this.presenceAt.set(userId, this.presenceClock);
     this.presence.set(userId, status);
     if (lastSeenAt) this.lastSeen.set(userId, lastSeenAt);
     for (const state of this.rooms.values()) {

@@ -457,6 +457,16 @@ export class Conversation {
     return null;
   }
 
+  /** One's own message goes at the bottom: the next render shows it, wherever the view
+   *  was. */
+  followOwn() {
+    this.stickToBottom = true;
+    if (!this.atEnd) {
+      this.fromSeq = null;
+      this.atEnd = true;
+    }
+  }
+
   /** To the newest message: the window moves there if it is elsewhere. */
   scrollToBottom() {
     if (!this.atEnd) {
