@@ -155,5 +155,16 @@ async fn messages_arriving_while_scrolled_up_stay_unread_until_scrolled_to() {
         ),
     )
     .await;
+
+    // One's own message, written while scrolled up, brings the view down to it.
+    page.eval("document.querySelector('.messages').scrollTop = 0").await;
+    page.until("scrolled up again", "document.querySelector('.messages').scrollTop < 100").await;
+    page.say("my own answer").await;
+    page.shows_message("my own answer").await;
+    page.until(
+        "at the bottom",
+        "(() => { const l = document.querySelector('.messages'); return l.scrollHeight - l.scrollTop - l.clientHeight < 40; })()",
+    )
+    .await;
     page.close().await;
 }
