@@ -25,6 +25,8 @@ const PAGE = 50;
 const PAGES_BACK = 10;
 /** How often a moving read marker goes to the server. */
 const READ_EVERY_MS = 250;
+/** How long a burst of joins and leaves may last before the member list is read again. */
+const MEMBERS_AFTER_MS = 300;
 
 async function boot() {
   try {
@@ -51,6 +53,8 @@ class Client {
     this.deliveredSent = new Map();
     /** Read markers waiting to go to the server, by room. */
     this.readsDue = new Map();
+    /** The latest member list asked for, by room. */
+    this.membersAsked = new Map();
     /** Users looked up by id (authors no member list holds), so that each is asked once. */
     this.lookups = new Map();
     this.connection = new Connection({
@@ -103,8 +107,11 @@ class Client {
       return;
     }
     if (frame.type === 'member.joined' || frame.type === 'member.left') {
-      // The open room's member list is read again; another's, when it is next opened.
-      if (frame.room_id === this.activeRoom) this.loadMembers(frame.room_id);
+      // The open room's member list is read again, once for a burst; another's, when it
+      // is next opened.
+      if (frame.room_id !== this.activeRoom) return;
+      clearTimeout(this.membersTimer);
+      this.membersTimer = setTimeout(() => this.loadMembers(frame.room_id), MEMBERS_AFTER_MS);
       return;
     }
     const notable = this.model.apply(frame);
@@ -130,7 +137,11 @@ class Client {
       this.sendFrame(entry);
     }
     if (document.visibilityState === 'hidden') this.connection.send({ type: 'presence', status: 'away' });
-    if (this.activeRoom) this.loadMembers(this.activeRoom);
+    if (this.activeRoom) {
+      // An open room whose history never came (a failed request) is asked for again.
+      if (this.model.room(this.activeRoom)?.loaded === false) this.loadNewest(this.activeRoom);
+      this.loadMembers(this.activeRoom);
+    }
   }
 
   onError(frame) {
@@ -253,9 +264,13 @@ class Client {
   }
 
   async loadMembers(roomId) {
+    // Answers may come out of order: only the latest asked for counts.
+    const ticket = (this.membersAsked.get(roomId) || 0) + 1;
+    this.membersAsked.set(roomId, ticket);
     try {
       const asked = this.model.presenceClock;
       const { members } = await get(`/rooms/${roomId}/members`);
+      if (this.membersAsked.get(roomId) !== ticket) return;
       this.model.setMembers(roomId, members, asked);
     } catch {
       // The room may have gone; the room list will say so.

@@ -71,7 +71,9 @@ export class Model {
     state.unread = room.unread_count ?? 0;
     state.mentions = room.mention_count ?? 0;
     if (room.peer) this.users.set(room.peer.id, room.peer);
-    if (room.last_message) this.upsert(state, room.last_message);
+    // A loaded room's history comes in order (a sync); the room list's last message would
+    // stand below a gap until then.
+    if (room.last_message && !state.loaded) this.upsert(state, room.last_message);
     this.rooms.set(room.id, state);
     return state;
   }
@@ -368,9 +370,9 @@ export class Model {
    *  for the replies that quote it, rather than among them with a gap between. */
   olderThanHeld(room, message) {
     if (room.messages.has(message.id)) return false;
-    let oldest = Infinity;
-    for (const held of room.messages.values()) oldest = Math.min(oldest, held.seq);
-    return message.seq < oldest;
+    if (room.messages.size === 0) return true;
+    if (!room.order) this.messagesOf(room.id);
+    return message.seq < room.messages.get(room.order[0]).seq;
   }
 
   keepOriginal(room, message) {

@@ -79,11 +79,18 @@ export class Conversation {
     this.fromSeq = null;
     this.toSeq = null;
     this.atEnd = true;
+    /** Whether the window last rendered reached the newest message. */
+    this.renderedAtEnd = true;
     /** The seq of the first unread message when the room opened, where "New" stands. */
     this.unreadFrom = null;
     /** The message elements at least half on screen. */
     this.onScreen = new Set();
-    this.seen = new IntersectionObserver((entries) => this.onVisibility(entries), { root: this.list, threshold: [0, 0.5, 1] });
+    // Thresholds every 5 %: a message taller than the list is seen once half the list
+    // shows it, which a coarser set would not report.
+    const threshold = Array.from({ length: 21 }, (_, i) => i / 20);
+    this.seen = new IntersectionObserver((entries) => this.onVisibility(entries), { root: this.list, threshold });
+    // A dialog closing uncovers the list ('close' does not bubble: caught on the way down).
+    document.addEventListener('close', () => this.noteSeen(), true);
     // "Last seen 5 minutes ago" moves on as time passes.
     onPresenceTick(() => { if (this.roomId) this.renderHeader(); });
   }
@@ -114,7 +121,12 @@ export class Conversation {
       this.toSeq = null;
       this.atEnd = true;
       this.lastRendered = null;
+      this.renderedAtEnd = true;
+      this.olderWanted = false;
+      this.window = null;
+      this.landToken = null;
       this.newMessages.hidden = true;
+      this.jumpButton.hidden = true;
     }
     this.membersButton.hidden = false;
     this.renderHeader();
@@ -213,11 +225,15 @@ export class Conversation {
     }
     const all = this.model.messagesOf(this.roomId);
     const stored = storedCount(all);
-    const atBottom = this.stickToBottom || this.isAtBottom();
-    // At the bottom of a window that ends before the newest, the view still keeps its
-    // place: only at the very end does it follow what comes.
-    const anchor = atBottom && this.atEnd ? null : this.firstVisible();
-    const [start, end] = this.windowOf(room, all, stored, atBottom);
+    // The view follows what comes only if it was at the bottom of a window that reached
+    // the newest (or is asked to): at the bottom of one that ends before, or that has just
+    // been extended to the end, it keeps its place.
+    const follow = this.followNext || this.stickToBottom || (this.isAtBottom() && this.renderedAtEnd);
+    this.followNext = false;
+    const anchor = follow ? null : this.firstVisible();
+    const anchorSeq = anchor ? this.views.get(anchor.id)?.message.seq : undefined;
+    const [start, end] = this.windowOf(room, all, stored, follow, anchorSeq);
+    this.usernames = this.model.usernames();
     const nodes = [this.topMarker(room, start)];
     const views = new Map();
     for (let i = start; i < end; i++) {
@@ -249,7 +265,9 @@ export class Conversation {
     const newest = stored ? all[stored - 1].id : null;
     const newestBefore = this.lastRendered;
     this.lastRendered = newest;
-    if (atBottom && this.atEnd) {
+    this.renderedAtEnd = this.atEnd;
+    if (follow && this.atEnd) {
+      this.stickToBottom = true;
       this.scrollToBottom();
     } else {
       if (anchor) this.restore(anchor);
@@ -261,21 +279,22 @@ export class Conversation {
   /** Which of `all` the page shows, [start, end): from `fromSeq` (or the newest
    *  WINDOW_MAX) to `toSeq` (or the end, pending messages included), trimmed to
    *  WINDOW_MAX on the side away from the reader. */
-  windowOf(room, all, stored, atBottom) {
+  windowOf(room, all, stored, follow, anchorSeq) {
     let end = this.atEnd ? all.length : Math.min(stored, indexAfter(all, stored, this.toSeq));
     const newest = Math.max(0, Math.min(end, stored) - WINDOW_PAGE * 2);
     let start = this.fromSeq === null ? newest : indexOf(all, stored, this.fromSeq);
     // At the bottom, at least the newest pages show (the window may have started with
     // what the room held before its history came).
-    if (atBottom && this.atEnd) start = Math.min(start, newest);
+    if (follow && this.atEnd) start = Math.min(start, newest);
     if (this.olderWanted) {
       start = Math.max(0, start - WINDOW_PAGE);
       this.olderWanted = false;
     }
     if (end - start > WINDOW_MAX) {
-      // Reading up, or new messages arriving while reading above: the bottom goes. At the
-      // bottom, or reading down: the top.
-      if (!atBottom && this.trimming === 'bottom') end = start + WINDOW_MAX;
+      // The side away from the reader goes: following the bottom, the top; otherwise the
+      // side farther from the message on screen.
+      const at = anchorSeq === undefined ? end : indexOf(all, stored, anchorSeq);
+      if (!follow && at - start < end - at) end = start + WINDOW_MAX;
       else start = end - WINDOW_MAX;
     }
     this.fromSeq = start < stored && room.loaded ? all[start].seq : null;
@@ -333,10 +352,12 @@ export class Conversation {
    *  the top, or at the bottom when everything unread fits on screen. */
   async land(room) {
     this.landingNow = true;
+    const token = (this.landToken = {});
     const roomId = room.id;
     if (room.unread > 0) {
       await this.client.loadBack(roomId, room.lastReadSeq + 1);
-      if (this.roomId !== roomId) return;
+      // Another room, or this one opened again meanwhile: that opening lands it.
+      if (this.landToken !== token) return;
       const all = this.model.messagesOf(roomId);
       const me = this.model.me.id;
       const first = all.find((m) => !m.pending && m.seq > room.lastReadSeq && m.author_id !== me && !m.deleted);
@@ -361,10 +382,10 @@ export class Conversation {
     const index = indexOf(all, stored, seq);
     const start = Math.max(0, index - CONTEXT_ABOVE);
     this.fromSeq = start < stored ? all[start].seq : null;
-    this.atEnd = all.length - start <= WINDOW_MAX;
+    this.atEnd = stored - start <= WINDOW_MAX;
     this.toSeq = this.atEnd ? null : all[start + WINDOW_MAX - 1].seq;
     this.stickToBottom = false;
-    this.trimming = 'bottom';
+    this.renderedAtEnd = false;
     this.list.scrollTop = 0;
     this.renderMessages();
     const element = target || this.list.querySelector(`[data-seq="${seq}"]`);
@@ -420,14 +441,11 @@ export class Conversation {
    *  back into view or focus. */
   noteSeen() {
     if (!this.roomId || document.visibilityState !== 'visible' || !document.hasFocus()) return;
-    const room = this.model.room(this.roomId);
-    if (!room) return;
+    // Covered by the phone's room list or by a dialog, the list is not being read.
+    if (this.element.inert || document.querySelector('dialog[open]')) return;
     let newest = 0;
     for (const element of this.onScreen) newest = Math.max(newest, Number(element.dataset.seq) || 0);
-    if (!newest) return;
-    const latest = room.info.last_message;
-    if (this.atEnd && latest && newest >= latest.seq) newest = Math.max(newest, room.lastSeq, room.seen);
-    this.client.markRead(this.roomId, newest);
+    if (newest) this.client.markRead(this.roomId, newest);
   }
 
   /** Up and down move between messages, Home and End go to the first and last, and a
@@ -460,7 +478,7 @@ export class Conversation {
   /** One's own message goes at the bottom: the next render shows it, wherever the view
    *  was. */
   followOwn() {
-    this.stickToBottom = true;
+    this.followNext = true;
     if (!this.atEnd) {
       this.fromSeq = null;
       this.atEnd = true;
@@ -480,6 +498,8 @@ export class Conversation {
   }
 
   onScroll() {
+    // Emptied for a room that is opening: nothing to move yet.
+    if (this.landing) return;
     this.stickToBottom = false;
     const { scrollTop, scrollHeight, clientHeight } = this.list;
     if (scrollTop < NEAR_EDGE_PX) this.readUp();
@@ -491,7 +511,6 @@ export class Conversation {
   /** Near the top: the window takes in the page above, or older history is fetched. */
   async readUp() {
     const { start } = this.window || { start: 0 };
-    this.trimming = 'bottom';
     if (start > 0) {
       this.olderWanted = true;
       return this.renderMessages();
@@ -515,8 +534,7 @@ export class Conversation {
     const all = this.model.messagesOf(this.roomId);
     const stored = storedCount(all);
     const end = Math.min(stored, indexAfter(all, stored, this.toSeq));
-    this.trimming = 'top';
-    if (end + WINDOW_PAGE >= all.length) {
+    if (end + WINDOW_PAGE >= stored) {
       this.atEnd = true;
       this.toSeq = null;
     } else {

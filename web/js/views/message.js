@@ -48,7 +48,7 @@ export function messageKey(view, room, message, place) {
     place.first ? 'F' : '', place.receipt ? JSON.stringify(place.receipt) : '',
     view.nameOf(message.author_id, 'Unknown'), author?.avatar_url || '',
     message.reply_to ? view.nameOf(message.reply_to.author_id, 'Someone') + '\u0000' + quoted(room, message.reply_to) : '',
-    view.pickerFor === message.id ? 'P' : '',
+    view.pickerFor === message.id ? 'P' : '', room.info.role || '',
   ];
   if (message.pending) parts.push(message.body, message.failed || '', message.retrying ? 'R' : '', message.attachments?.length || 0);
   for (const reaction of message.reactions) parts.push(reaction.user_ids.map((id) => view.nameOf(id, 'someone')).join(','));
@@ -81,7 +81,7 @@ export function messageElement(view, room, message, place) {
     bdi(view.nameOf(message.reply_to.author_id, 'Someone')), ': ', bdi(quoted(room, message.reply_to))) : null;
   const body = message.deleted
     ? h('div', { class: 'body', text: 'This message was deleted.' })
-    : message.body ? h('div', { class: 'body', attrs: { dir: 'auto' } }, richText(message.body, view.model.usernames(), me.username)) : null;
+    : message.body ? h('div', { class: 'body', attrs: { dir: 'auto' } }, richText(message.body, view.usernames || view.model.usernames(), me.username)) : null;
   const meta = [];
   if (message.edited_at && !message.deleted) meta.push(h('span', { class: 'edited', text: ' (edited)' }));
   if (message.pending) meta.push(h('span', { class: 'status', text: message.failed ? 'Not sent: ' + message.failed : message.retrying ? 'Trying again…' : 'Sending…' }));

@@ -90,6 +90,8 @@ export class Shell {
   toggleSidebar(open) {
     this.layout.classList.toggle('sidebar-open', open);
     this.conversation.element.inert = open && PHONE.matches;
+    // Uncovered, what the conversation shows is being read.
+    if (!open) this.conversation.noteSeen();
   }
 
   /** Opens the drawer from its button, with the focus on the current room. */
