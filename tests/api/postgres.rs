@@ -1,8 +1,8 @@
 //! What only a server on PostgreSQL meets: nodes starting at once against an empty
 //! database, migrating without serving, a database that is not there at start, one that
 //! restarts under a stream of sends, and a deleted body's old row version pruned (even past
-//! a reader that holds the horizon back for a while). (Every
-//! other server test runs on PostgreSQL too, through `#[each_store]`.)
+//! a reader that holds the horizon back for a while). (Every other server test runs on
+//! PostgreSQL too, through `#[each_store]`.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
