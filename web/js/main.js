@@ -230,7 +230,7 @@ class Client {
     const room = this.model.room(roomId);
     if (!room || !room.loaded || !room.hasMore) return false;
     if (room.loadingOlder) return room.loadingOlder;
-    const oldest = this.oldestHeld(room);
+    const oldest = this.model.oldestSeq(room);
     if (!Number.isFinite(oldest)) return false;
     room.loadingOlder = get(`/rooms/${roomId}/messages?before=${oldest}&limit=${PAGE}`)
       .then((page) => {
@@ -247,18 +247,12 @@ class Client {
     return room.loadingOlder;
   }
 
-  oldestHeld(room) {
-    let oldest = Infinity;
-    for (const message of room.messages.values()) oldest = Math.min(oldest, message.seq);
-    return oldest;
-  }
-
   /** Pages back until the message of `seq` is held (a room opens at its first unread
    *  message), a few pages at most: further back, the room opens at the oldest held. */
   async loadBack(roomId, seq) {
     for (let page = 0; page < PAGES_BACK; page++) {
       const room = this.model.room(roomId);
-      if (!room || !room.loaded || !room.hasMore || this.oldestHeld(room) <= seq) return;
+      if (!room || !room.loaded || !room.hasMore || this.model.oldestSeq(room) <= seq) return;
       if (!(await this.loadOlder(roomId))) return;
     }
   }

@@ -369,10 +369,14 @@ export class Model {
   /** Whether a change to `message` concerns one older than those held: it is kept apart,
    *  for the replies that quote it, rather than among them with a gap between. */
   olderThanHeld(room, message) {
-    if (room.messages.has(message.id)) return false;
-    if (room.messages.size === 0) return true;
+    return !room.messages.has(message.id) && message.seq < this.oldestSeq(room);
+  }
+
+  /** The seq of the oldest message a room holds (Infinity if none), from its kept order. */
+  oldestSeq(room) {
+    if (room.messages.size === 0) return Infinity;
     if (!room.order) this.messagesOf(room.id);
-    return message.seq < room.messages.get(room.order[0]).seq;
+    return room.messages.get(room.order[0]).seq;
   }
 
   keepOriginal(room, message) {

@@ -66,7 +66,6 @@ export class Conversation {
       event.preventDefault();
       this.composer.addFiles([...event.dataTransfer.files]);
     });
-    this.lastRendered = null;
     /** The elements of the messages in the window, by id: {message, key, element}. */
     this.views = new Map();
     /** Each message's files, built once and moved into every element built for it. */
@@ -75,14 +74,7 @@ export class Conversation {
     this.days = new Map();
     /** The message whose reaction picker is open, kept open across re-renders. */
     this.pickerFor = null;
-    /** The window: from `fromSeq` (null: the newest page) to `toSeq`, or to the end. */
-    this.fromSeq = null;
-    this.toSeq = null;
-    this.atEnd = true;
-    /** Whether the window last rendered reached the newest message. */
-    this.renderedAtEnd = true;
-    /** The seq of the first unread message when the room opened, where "New" stands. */
-    this.unreadFrom = null;
+    this.resetList();
     /** The message elements at least half on screen. */
     this.onScreen = new Set();
     // Thresholds every 5 %: a message taller than the list is seen once half the list
@@ -112,27 +104,36 @@ export class Conversation {
       replace(this.element, this.header, this.connectionBar, this.jumpButton, this.list, this.newMessages, this.typing, this.composer.element);
       this.composer.setRoom(roomId);
     }
-    if (changedRoom) {
-      this.stickToBottom = true;
-      this.landing = true;
-      this.landingNow = false;
-      this.unreadFrom = null;
-      this.fromSeq = null;
-      this.toSeq = null;
-      this.atEnd = true;
-      this.lastRendered = null;
-      this.renderedAtEnd = true;
-      this.olderWanted = false;
-      this.window = null;
-      this.landToken = null;
-      this.newMessages.hidden = true;
-      this.jumpButton.hidden = true;
-    }
+    if (changedRoom) this.resetList();
     this.membersButton.hidden = false;
     this.renderHeader();
     this.renderMessages();
     this.renderTyping();
     if (changedRoom) this.composer.focus();
+  }
+
+  /** The list's state for a room about to open: it lands where its reader left off. */
+  resetList() {
+    /** The window: from `fromSeq` (null: the newest page) to `toSeq`, or to the end. */
+    this.fromSeq = null;
+    this.toSeq = null;
+    this.atEnd = true;
+    /** Whether the window last rendered reached the newest message. */
+    this.renderedAtEnd = true;
+    /** The window as last rendered: {start, end, length, stored}. */
+    this.window = null;
+    this.olderWanted = false;
+    this.stickToBottom = true;
+    /** Until the room's history is in, nothing shows; `landToken` marks the landing
+     *  under way, so that one superseded by another does nothing. */
+    this.landing = true;
+    this.landingNow = false;
+    this.landToken = null;
+    /** The seq of the first unread message when the room opened, where "New" stands. */
+    this.unreadFrom = null;
+    this.lastRendered = null;
+    this.newMessages.hidden = true;
+    this.jumpButton.hidden = true;
   }
 
   update(what) {
