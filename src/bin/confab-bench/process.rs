@@ -119,13 +119,30 @@ mod tests {
         assert!(usage.rss_bytes > 0);
     }
 
+    /// A shell waiting on a `sleep`: both idle, so their memory holds still while read
+    /// (this test process's own moves as other tests run beside it).
     #[test]
     fn a_tree_counts_its_children() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
-        let alone = Usage::of(None).expect("this process");
-        let tree = Usage::of_tree(std::process::id()).expect("this process and its child");
-        child.kill().expect("kill sleep");
-        child.wait().expect("reaped");
-        assert!(tree.rss_bytes > alone.rss_bytes, "the child's memory is added");
+        use std::os::unix::process::CommandExt;
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true"])
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        let pid = shell.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let counted = loop {
+            let alone = Usage::of(Some(pid)).expect("the shell");
+            let tree = Usage::of_tree(pid).expect("the shell and its sleep");
+            if tree.rss_bytes > alone.rss_bytes || std::time::Instant::now() > deadline {
+                break tree.rss_bytes > alone.rss_bytes;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pid}")])
+            .status();
+        shell.wait().expect("reaped");
+        assert!(counted, "the child's memory is added");
     }
 }
