@@ -485,7 +485,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
-        let terms = search::index_text(message.body.as_str());
+        let terms =
+            search::message_terms(message.room_id, message.author_id, message.body.as_str());
         self.writer.submit(InsertMessage { message, terms }).await
     }
 
@@ -572,7 +573,7 @@ impl Store for SqliteStore {
         body: MessageBody,
         now: Timestamp,
     ) -> StoreResult<Message> {
-        let terms = search::index_text(body.as_str());
+        let terms = search::message_terms(room, editor, body.as_str());
         self.writer.submit(EditMessage { room, message, editor, body, terms, now }).await
     }
 

@@ -9,13 +9,31 @@
 use sqlx::SqliteConnection;
 
 use super::messages::complete;
-use crate::domain::RoomId;
 use crate::domain::search::SearchQuery;
+use crate::domain::{RoomId, UserId};
 use crate::store::rows::{CandidateRow, message_columns};
 use crate::store::rules::SHOWN_TO_MEMBER;
-pub(super) use crate::store::search::index_text;
-use crate::store::search::match_expression;
+use crate::store::search::{index_text, match_expression};
 use crate::store::{Candidate, SearchScope, StoreResult};
+
+/// A message's terms as the index holds them: its text's, and one each for its room and its
+/// author, so that a search of one room or by one person, or by someone in few rooms, is
+/// narrowed by the index itself rather than row by row after it.
+pub(super) fn message_terms(room: RoomId, author: UserId, body: &str) -> String {
+    format!("{} {} {}", index_text(body), room_term(room.as_i64()), author_term(author.as_i64()))
+}
+
+fn room_term(room: i64) -> String {
+    format!("r{room:x}")
+}
+
+fn author_term(author: i64) -> String {
+    format!("u{author:x}")
+}
+
+/// A searcher in at most this many rooms has the index narrow to them; beyond, their rooms
+/// hold most messages anyway, and the rows are checked one by one.
+const ROOMS_IN_QUERY_MAX: usize = 16;
 
 /// What follows a message's insert (`ops/messages.rs`, whose `?1` and `?2` are the terms
 /// and the room), when it stored a row. Each statement uses the lowest parameters it can:
@@ -69,6 +87,27 @@ pub(super) async fn candidates(
     below: Option<i64>,
     limit: u32,
 ) -> StoreResult<Vec<Candidate>> {
+    let mut expression = match_expression(query);
+    if let Some(room) = scope.room {
+        expression.push_str(&format!(" AND {}", room_term(room.as_i64())));
+    } else {
+        let rooms: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT m.room_id FROM memberships m WHERE m.user_id = ?1 AND {SHOWN_TO_MEMBER}"
+        ))
+        .bind(scope.user.as_i64())
+        .fetch_all(&mut *db)
+        .await?;
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        if rooms.len() <= ROOMS_IN_QUERY_MAX {
+            let terms: Vec<String> = rooms.into_iter().map(room_term).collect();
+            expression.push_str(&format!(" AND ({})", terms.join(" OR ")));
+        }
+    }
+    if let Some(author) = scope.author {
+        expression.push_str(&format!(" AND {}", author_term(author.as_i64())));
+    }
     // The index leads (CROSS JOIN keeps SQLite from reordering): it yields numbers newest
     // first, each looked up by its primary key, until enough pass the filters.
     let rows: Vec<CandidateRow> = sqlx::query_as(&format!(
@@ -85,7 +124,7 @@ pub(super) async fn candidates(
          ORDER BY t.rowid DESC LIMIT ?8",
         columns = message_columns(),
     ))
-    .bind(match_expression(query))
+    .bind(expression)
     .bind(below.unwrap_or(i64::MAX))
     .bind(scope.user.as_i64())
     .bind(scope.room.map(|r| r.as_i64()))
@@ -139,7 +178,7 @@ pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
             .bind(seq)
             .bind(author)
             .bind(created_at)
-            .bind(index_text(body))
+            .bind(message_terms(RoomId::from_i64(*room), UserId::from_i64(*author), body))
             .execute(&mut *tx)
             .await?;
         }
