@@ -52,7 +52,7 @@ pub fn lookalike_key(name: &str) -> String {
 /// Whether `c` is a combining mark of Unicode's generic blocks: the accents, dots, rings,
 /// tildes and bars that Latin, Greek and Cyrillic letters carry (the skeleton's NFD has
 /// split them off their letters), and the marks made to go over symbols.
-fn is_generic_mark(c: char) -> bool {
+pub(super) fn is_generic_mark(c: char) -> bool {
     matches!(
         c,
         '\u{0300}'..='\u{036F}'

@@ -14,6 +14,8 @@ use std::ops::Range;
 use icu_casemap::CaseMapperBorrowed;
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 
+use super::lookalike::is_generic_mark;
+
 /// The longest query, in characters, once trimmed.
 pub const QUERY_MAX_CHARS: usize = 200;
 
@@ -194,32 +196,28 @@ fn is_plain(c: char) -> bool {
 /// Hebrew points and cantillation, Arabic vowel marks and the tatweel, emoji variation
 /// selectors, and invisible characters that people do not type on purpose.
 fn is_dropped(c: char) -> bool {
-    matches!(
-        c,
-        '\u{0300}'..='\u{036F}'
-            | '\u{1AB0}'..='\u{1AFF}'
-            | '\u{1DC0}'..='\u{1DFF}'
-            | '\u{20D0}'..='\u{20FF}'
-            | '\u{FE20}'..='\u{FE2F}'
-            | '\u{0591}'..='\u{05BD}'
-            | '\u{05BF}'
-            | '\u{05C1}'..='\u{05C2}'
-            | '\u{05C4}'..='\u{05C5}'
-            | '\u{05C7}'
-            | '\u{0610}'..='\u{061A}'
-            | '\u{0640}'
-            | '\u{064B}'..='\u{065F}'
-            | '\u{0670}'
-            | '\u{06D6}'..='\u{06DC}'
-            | '\u{06DF}'..='\u{06E4}'
-            | '\u{06E7}'..='\u{06E8}'
-            | '\u{06EA}'..='\u{06ED}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{00AD}'
-            | '\u{200B}'
-            | '\u{2060}'
-            | '\u{FEFF}'
-    )
+    is_generic_mark(c)
+        || matches!(
+                c,
+                '\u{0591}'..='\u{05BD}'
+                | '\u{05BF}'
+                | '\u{05C1}'..='\u{05C2}'
+                | '\u{05C4}'..='\u{05C5}'
+                | '\u{05C7}'
+                | '\u{0610}'..='\u{061A}'
+                | '\u{0640}'
+                | '\u{064B}'..='\u{065F}'
+                | '\u{0670}'
+                | '\u{06D6}'..='\u{06DC}'
+                | '\u{06DF}'..='\u{06E4}'
+                | '\u{06E7}'..='\u{06E8}'
+                | '\u{06EA}'..='\u{06ED}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{00AD}'
+                | '\u{200B}'
+                | '\u{2060}'
+                | '\u{FEFF}'
+        )
 }
 
 /// Every index at which `needle` starts in `haystack`, overlapping ones included.

@@ -181,6 +181,27 @@ pub(super) struct CandidateRow {
     pub row: MessageRow,
 }
 
+/// Candidates from their rows, once `complete` has made whole messages of the rows (in the
+/// same order).
+pub(super) fn candidates_from<E, F>(
+    rows: Vec<CandidateRow>,
+    complete: impl FnOnce(Vec<MessageRow>) -> F,
+) -> impl Future<Output = Result<Vec<crate::store::Candidate>, E>>
+where
+    F: Future<Output = Result<Vec<(i64, Message)>, E>>,
+{
+    let (positions, rows): (Vec<i64>, Vec<MessageRow>) =
+        rows.into_iter().map(|r| (r.position, r.row)).unzip();
+    let messages = complete(rows);
+    async move {
+        Ok(positions
+            .into_iter()
+            .zip(messages.await?)
+            .map(|(position, (_, message))| crate::store::Candidate { position, message })
+            .collect())
+    }
+}
+
 /// A message as stored, with the preview of the message it replies to; reactions, mentions
 /// and files come separately ([`assemble`]).
 #[derive(FromRow)]

@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 use super::messages::complete;
 use crate::domain::search::SearchQuery;
 use crate::domain::{RoomId, UserId};
-use crate::store::rows::{CandidateRow, message_columns};
+use crate::store::rows::{CandidateRow, candidates_from, message_columns};
 use crate::store::rules::SHOWN_TO_MEMBER;
 use crate::store::search::{index_text, match_expression};
 use crate::store::{Candidate, SearchScope, StoreResult};
@@ -134,13 +134,7 @@ pub(super) async fn candidates(
     .bind(i64::from(limit))
     .fetch_all(&mut *db)
     .await?;
-    let positions: Vec<i64> = rows.iter().map(|r| r.position).collect();
-    let messages = complete(db, rows.into_iter().map(|r| r.row).collect()).await?;
-    Ok(positions
-        .into_iter()
-        .zip(messages)
-        .map(|(position, (_, message))| Candidate { position, message })
-        .collect())
+    Ok(candidates_from(rows, |rows| complete(db, rows)).await?)
 }
 
 /// How many messages of the backlog one transaction indexes.
