@@ -204,6 +204,61 @@ async fn a_result_far_back_opens_among_its_neighbours_and_scrolls_to_both_ends()
     page.close().await;
 }
 
+/// Opened far back, then elsewhere far back in the same room (the first run is let go),
+/// then left for the newest: scrolling up from the newest fills the gap down to the
+/// second result and on to the beginning, with no gap and no repeat.
+#[each_store]
+async fn from_the_newest_scrolling_up_reaches_a_result_opened_far_back_with_no_gap() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let alice = app.register_displayed("alice", "Alice").await;
+    let room = app.create_room(&alice, "archive", "private", &[]).await;
+    let first = seed(&app, &alice, &room, 30).await;
+    let needle = app.send(&alice, &room, "a needle in the haystack").await;
+    seed(&app, &alice, &room, 200).await;
+    let thimble = app.send(&alice, &room, "a thimble in the middle").await;
+    let last = seed(&app, &alice, &room, 200).await;
+    let (needle_seq, thimble_seq) =
+        (needle["seq"].as_i64().expect("seq"), thimble["seq"].as_i64().expect("seq"));
+
+    let page = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    page.sign_in(&app, &alice).await;
+    page.shows_message(&last[last.len() - 1].1).await;
+    for (query, seq) in [("needle", needle_seq), ("thimble", thimble_seq)] {
+        page.click("[data-testid=open-search]").await;
+        page.search_for(query).await;
+        page.until(
+            "one result",
+            &format!(
+                "document.querySelector('[data-testid=search-result]')?.dataset.seq === '{seq}'"
+            ),
+        )
+        .await;
+        page.click("[data-testid=search-result]").await;
+        page.until(
+            "the result highlighted",
+            &format!("document.querySelector('.message.found[data-seq=\"{seq}\"]')"),
+        )
+        .await;
+        assert_eq!(page.eval(&format!("{SHOWN}.inOrder")).await, json!(true));
+    }
+    let needle_shown = format!("document.querySelector('.message[data-seq=\"{needle_seq}\"]')");
+    assert_eq!(page.eval(&format!("!{needle_shown}")).await, json!(true), "not beside the thimble");
+
+    page.click(".new-messages").await;
+    page.until(
+        "at the newest",
+        &format!(
+            "{SHOWN}.last === {} && document.querySelector('.new-messages').hidden",
+            last[last.len() - 1].0
+        ),
+    )
+    .await;
+    page.scroll_through(true, first[0].0).await;
+    page.scroll_through(false, last[last.len() - 1].0).await;
+    page.close().await;
+}
+
 #[each_store]
 async fn the_search_opens_from_the_keyboard_and_is_driven_by_it() {
     let Some(mut driver) = driver().await else { return };

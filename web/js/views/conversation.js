@@ -24,7 +24,7 @@ const WINDOW_MAX = 150;
 const WINDOW_PAGE = 50;
 /** Messages shown above the first unread when a room opens there, and the gap above it. */
 const CONTEXT_ABOVE = 10;
-/** How long a message opened from search stays highlighted (app's search.css fades it). */
+/** How long a message opened from search stays highlighted (web/css/search.css fades it). */
 const HIGHLIGHT_MS = 2_500;
 const LANDING_MARGIN_PX = 12;
 /** What the bar over the conversation says while the connection is down. */

@@ -87,7 +87,7 @@ export class Search {
       this.opener = document.activeElement;
       const room = this.client.activeRoom && this.model.room(this.client.activeRoom);
       this.scopeLabel.hidden = !room;
-      if (room) replace(this.scopeName, roomLabel(room));
+      if (room) replace(this.scopeName, room.info.kind === 'dm' ? ['your conversation with ', roomLabel(room)] : roomLabel(room));
       else this.scope.checked = false;
       this.dialog.showModal();
       if (this.input.value.trim()) this.search();
@@ -276,6 +276,8 @@ export class Search {
     const result = this.results[index];
     if (!result) return;
     const { room_id: roomId, seq } = result.message;
+    // The message opened takes the focus, not what had it before the search.
+    this.opener = null;
     this.close();
     if (!this.model.room(roomId)) return this.client.shell.toast('You are no longer in that room.');
     this.client.openMessage(roomId, seq);
