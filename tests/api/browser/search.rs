@@ -1,7 +1,8 @@
 //! Message search in the web client: results as you type, with their matches marked and
 //! only from one's own rooms; a result far back in a long room opens there with its
 //! neighbours, and scrolling from it reaches the beginning and the newest with no gap and
-//! no repeat; the keyboard opens, drives and closes it; and it fits a phone.
+//! no repeat; the keyboard opens, drives and closes it; searching too fast waits as the
+//! server says; and it fits a phone.
 
 use fantoccini::key::Key;
 use serde_json::json;
@@ -329,6 +330,46 @@ async fn the_search_opens_from_the_keyboard_and_is_driven_by_it() {
     page.until(
         "the older apples highlighted, with the focus",
         &format!("document.activeElement?.matches('.message.found[data-seq=\"{seq}\"]')"),
+    )
+    .await;
+    page.close().await;
+}
+
+/// Searching faster than the rate: the dialog says so calmly, tries again once the server
+/// says it may, and then shows the answer.
+#[each_store]
+async fn searching_too_fast_says_so_and_answers_once_it_may() {
+    let Some(mut driver) = driver().await else { return };
+    let app = crate::support::spawn_app_with(|settings| {
+        settings.limits = confab::limits::LimitSettings::default();
+        settings.limits.set(confab::limits::Action::Search, Some("1/4s".parse().expect("a rate")));
+    })
+    .await;
+    let alice = app.register_displayed("alice", "Alice").await;
+    let room = app.create_room(&alice, "orchard", "private", &[]).await;
+    app.send(&alice, &room, "green apples first").await;
+    app.send(&alice, &room, "red apples later").await;
+
+    let page = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    page.sign_in(&app, &alice).await;
+    page.click("[data-testid=open-search]").await;
+    page.search_for("apples").await;
+    page.until(
+        "two results",
+        "document.querySelectorAll('[data-testid=search-result]').length === 2",
+    )
+    .await;
+    page.search_for("green").await;
+    page.until(
+        "it says to wait",
+        "document.querySelector('[data-testid=search-status]').textContent.startsWith('Searching too fast: trying again in ')",
+    )
+    .await;
+    page.screenshot("desktop-search-rate-limited").await;
+    page.until(
+        "the answer once it may",
+        "document.querySelectorAll('[data-testid=search-result]').length === 1 \
+         && document.querySelector('[data-testid=search-status]').textContent === '1 message.'",
     )
     .await;
     page.close().await;
