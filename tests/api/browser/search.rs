@@ -335,6 +335,79 @@ async fn the_search_opens_from_the_keyboard_and_is_driven_by_it() {
     page.close().await;
 }
 
+/// More results than a page: scrolling the list to its end brings the next pages, each
+/// message once, until there are no more.
+#[each_store]
+async fn more_results_come_as_the_list_is_scrolled() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let alice = app.register_displayed("alice", "Alice").await;
+    let room = app.create_room(&alice, "orchard", "private", &[]).await;
+    for n in 0..45 {
+        app.send(&alice, &room, &format!("apple number {n}")).await;
+    }
+    let page = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    page.sign_in(&app, &alice).await;
+    page.click("[data-testid=open-search]").await;
+    page.search_for("apple").await;
+    page.until(
+        "a first page",
+        "document.querySelectorAll('[data-testid=search-result]').length >= 20",
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + crate::browser::PATIENCE;
+    let all = "document.querySelectorAll('[data-testid=search-result]').length === 45 \
+               && document.querySelector('[data-testid=search-status]').textContent === '45 messages.'";
+    while page.eval(all).await != json!(true) {
+        assert!(tokio::time::Instant::now() < deadline, "never showed all 45");
+        page.eval("document.querySelector('.search-scroller').scrollTop = 1e9").await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let unique = "new Set([...document.querySelectorAll('[data-testid=search-result]')].map(r => r.dataset.seq)).size";
+    assert_eq!(page.eval(unique).await, json!(45), "each once");
+    page.close().await;
+}
+
+/// Answers that come out of order: only the latest query's shows, whatever comes after it.
+#[each_store]
+async fn only_the_latest_query_s_answer_shows() {
+    let Some(mut driver) = driver().await else { return };
+    let app = spawn_app().await;
+    let alice = app.register_displayed("alice", "Alice").await;
+    let room = app.create_room(&alice, "orchard", "private", &[]).await;
+    app.send(&alice, &room, "apples in the basket").await;
+    app.send(&alice, &room, "pears on the table").await;
+    let page = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    page.sign_in(&app, &alice).await;
+    // The network is slow for the first query: its answer comes a second and a half late,
+    // after the second query's, and even after an abort.
+    page.eval(
+        "(() => { const real = window.fetch; window.slowAnswered = false; \
+         window.fetch = async (url, init) => { \
+           const response = await real(url, init && { ...init, signal: undefined }); \
+           if (!String(url).includes('q=apples')) return response; \
+           const text = await response.text(); \
+           await new Promise(r => setTimeout(r, 1500)); \
+           setTimeout(() => { window.slowAnswered = true; }, 100); \
+           return new Response(text, { status: response.status }); }; return true; })()",
+    )
+    .await;
+    page.click("[data-testid=open-search]").await;
+    page.search_for("apples").await;
+    page.until(
+        "the first query asked",
+        "document.querySelector('[data-testid=search-status]').textContent === 'Searching…'",
+    )
+    .await;
+    page.search_for("pears").await;
+    let pears = "document.querySelectorAll('[data-testid=search-result]').length === 1 \
+                 && document.querySelector('[data-testid=search-result] .search-snippet').textContent === 'pears on the table'";
+    page.until("the answer to pears", pears).await;
+    page.until("the late answer came", "window.slowAnswered").await;
+    assert_eq!(page.eval(pears).await, json!(true), "still the answer to pears");
+    page.close().await;
+}
+
 /// Searching faster than the rate: the dialog says so calmly, tries again once the server
 /// says it may, and then shows the answer.
 #[each_store]
