@@ -157,6 +157,7 @@ export class Search {
     this.loading = true;
     this.list.setAttribute('aria-busy', 'true');
     if (!cursor) this.say('Searching…');
+    let answered = false;
     try {
       const page = await get('/search?' + params, { signal: controller.signal });
       if (ticket !== this.ticket) return;
@@ -168,6 +169,7 @@ export class Search {
       }
       this.renderResults();
       this.sayCount(query);
+      answered = true;
     } catch (error) {
       if (ticket !== this.ticket || error.name === 'AbortError') return;
       this.failed(error, cursor);
@@ -176,7 +178,9 @@ export class Search {
         this.loading = false;
         this.inFlight = null;
         this.list.removeAttribute('aria-busy');
-        this.more.hidden = !this.next;
+        // After a failure the status line offers the way on (or waits out a 429): a
+        // "Load more" in view would ask again at once, and again.
+        this.more.hidden = !this.next || !answered;
       }
     }
   }
@@ -184,6 +188,12 @@ export class Search {
   /** Says why a search failed; a refusal for searching too fast is tried again as soon as
    *  the server says it may be. */
   failed(error, cursor) {
+    // The results of the query before are not this one's.
+    if (!cursor) {
+      this.results = [];
+      this.next = null;
+      this.renderResults();
+    }
     if (error.code === 'rate_limited') {
       const seconds = error.retryAfter || DEFAULT_RETRY_S;
       this.say(`Searching too fast: trying again in ${seconds} s.`);
