@@ -1,18 +1,21 @@
 // The HTTP API, as docs/api.md describes it. The session cookie authenticates every call.
 
 export class ApiError extends Error {
-  constructor(status, code, message, field) {
+  /** `retryAfter`: the seconds a refusal (429, 503) asks to wait, when it says. */
+  constructor(status, code, message, field, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.retryAfter = retryAfter;
   }
 }
 
 /** Calls `path` under /api/v1; resolves to the JSON answer (or null), rejects with an
- *  ApiError carrying the server's code, message and field. */
-export async function api(method, path, body) {
-  const init = { method, credentials: 'same-origin', headers: {} };
+ *  ApiError carrying the server's code, message and field. An AbortSignal in `signal`
+ *  cancels the request: it then rejects with the browser's AbortError, not an ApiError. */
+export async function api(method, path, body, { signal } = {}) {
+  const init = { method, credentials: 'same-origin', headers: {}, signal };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -20,19 +23,21 @@ export async function api(method, path, body) {
   let response;
   try {
     response = await fetch('/api/v1' + path, init);
-  } catch {
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
     throw new ApiError(0, 'network', 'The server cannot be reached.');
   }
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const error = data && data.error ? data.error : { code: 'http_' + response.status, message: response.statusText };
-    throw new ApiError(response.status, error.code, error.message, error.field);
+    const wait = error.retry_after ?? (Number(response.headers.get('retry-after')) || null);
+    throw new ApiError(response.status, error.code, error.message, error.field, wait);
   }
   return data;
 }
 
-export const get = (path) => api('GET', path);
+export const get = (path, options) => api('GET', path, undefined, options);
 export const post = (path, body = {}) => api('POST', path, body);
 
 /** Uploads a file (a File or a Blob with a name), reporting progress from 0 to 1; resolves

@@ -223,18 +223,31 @@ class Client {
     }
   }
 
-  /** The page before the oldest message held. Only once the newest page is in: before
-   *  it, what the room holds came piecemeal (the room list's last message, live events)
-   *  and paging back from it would skip what lies between. */
-  async loadOlder(roomId) {
+  /** The page before the oldest message of a run: of the live run (`part` 'live'), or of
+   *  the detached run far back ('detached', state.js), which is the oldest held. Only once
+   *  the newest page is in: before it, what the room holds came piecemeal (the room
+   *  list's last message, live events) and paging back from it would skip what lies
+   *  between. Resolves to whether the run grew (or joined the other). */
+  async loadOlder(roomId, part = 'live') {
     const room = this.model.room(roomId);
-    if (!room || !room.loaded || !room.hasMore) return false;
-    if (room.loadingOlder) return room.loadingOlder;
-    const oldest = this.model.oldestSeq(room);
+    if (!room || !room.loaded) return false;
+    // Above a detached run, the live run pages back through the gap between them.
+    const gap = part === 'live' && room.detached !== null;
+    if (!gap && !room.hasMore) return false;
+    const key = gap ? 'gap' : 'oldest';
+    room.loadingOlder ??= {};
+    if (room.loadingOlder[key]) return room.loadingOlder[key];
+    const oldestOf = () => (gap ? this.model.liveOldestSeq(room) : this.model.oldestSeq(room));
+    const oldest = oldestOf();
     if (!Number.isFinite(oldest)) return false;
-    room.loadingOlder = get(`/rooms/${roomId}/messages?before=${oldest}&limit=${PAGE}`)
+    room.loadingOlder[key] = get(`/rooms/${roomId}/messages?before=${oldest}&limit=${PAGE}`)
       .then((page) => {
-        this.model.addHistory(roomId, page.messages, page.has_more, true);
+        // What the room holds moved meanwhile (a jump replaced the detached run, the
+        // room was loaded afresh): the page no longer continues the run. Asked again as
+        // the reader scrolls on.
+        if (this.model.room(roomId) !== room || oldestOf() !== oldest) return true;
+        if (gap) this.model.addGap(roomId, page.messages, page.has_more);
+        else this.model.addHistory(roomId, page.messages, page.has_more, true);
         return page.messages.length > 0;
       })
       .catch((error) => {
@@ -242,9 +255,65 @@ class Client {
         return false;
       })
       .finally(() => {
-        room.loadingOlder = null;
+        room.loadingOlder[key] = null;
       });
-    return room.loadingOlder;
+    return room.loadingOlder[key];
+  }
+
+  /** The page after the newest message of the detached run, towards the live run.
+   *  Resolves to whether the run grew (or joined the live one). */
+  async loadNewer(roomId) {
+    const room = this.model.room(roomId);
+    const run = room?.detached;
+    if (!run) return false;
+    if (room.loadingNewer) return room.loadingNewer;
+    const after = run.to;
+    room.loadingNewer = get(`/rooms/${roomId}/messages?after=${after}&limit=${PAGE}`)
+      .then((page) => {
+        if (run.to === after) this.model.addNewer(roomId, run, page.messages, page.has_more);
+        return true;
+      })
+      .catch((error) => {
+        this.shell.toast(error.message);
+        return false;
+      })
+      .finally(() => {
+        room.loadingNewer = null;
+      });
+    return room.loadingNewer;
+  }
+
+  /** Fetches the messages around the message of `seq` unless a run held has it: a page
+   *  up to it and a page after it, however far back it is (state.js keeps them apart
+   *  from the live run until the gap between is filled). Resolves to whether the room
+   *  holds it now. */
+  async loadAround(roomId, seq) {
+    let room = this.model.room(roomId);
+    if (room && !room.loaded) await this.loadNewest(roomId);
+    room = this.model.room(roomId);
+    if (!room || !room.loaded) return false;
+    if (this.model.holds(room, seq)) return true;
+    try {
+      const [before, after] = await Promise.all([
+        get(`/rooms/${roomId}/messages?before=${seq + 1}&limit=${PAGE}`),
+        get(`/rooms/${roomId}/messages?after=${seq}&limit=${PAGE}`),
+      ]);
+      this.model.addAround(roomId, seq, before, after);
+      return true;
+    } catch (error) {
+      this.shell.toast(error.message);
+      return false;
+    }
+  }
+
+  /** Opens a room at one of its messages (a search result), with the messages around it. */
+  async openMessage(roomId, seq) {
+    this.shell.conversation.landAt(roomId, seq);
+    if (this.activeRoom === roomId) {
+      this.shell.toggleSidebar(false);
+      return;
+    }
+    await this.openRoom(roomId);
   }
 
   /** Pages back until the message of `seq` is held (a room opens at its first unread
@@ -252,7 +321,8 @@ class Client {
   async loadBack(roomId, seq) {
     for (let page = 0; page < PAGES_BACK; page++) {
       const room = this.model.room(roomId);
-      if (!room || !room.loaded || !room.hasMore || this.model.oldestSeq(room) <= seq) return;
+      if (!room || !room.loaded || this.model.liveOldestSeq(room) <= seq) return;
+      if (!room.hasMore && !room.detached) return;
       if (!(await this.loadOlder(roomId))) return;
     }
   }
@@ -378,17 +448,31 @@ class Client {
   markRead(roomId, seq) {
     const room = this.model.room(roomId);
     if (!room || seq <= room.lastReadSeq) return;
+    const before = room.lastReadSeq;
     room.lastReadSeq = seq;
     const me = this.model.me.id;
-    let unread = 0;
-    let mentions = 0;
-    for (const message of room.messages.values()) {
-      if (message.seq <= seq || message.author_id === me || message.deleted) continue;
-      unread += 1;
-      if (message.mentions.includes(me)) mentions += 1;
+    const counts = (from, to) => {
+      let unread = 0;
+      let mentions = 0;
+      for (const message of room.messages.values()) {
+        if (message.seq <= from || message.seq > to || message.author_id === me || message.deleted) continue;
+        unread += 1;
+        if (message.mentions.includes(me)) mentions += 1;
+      }
+      return { unread, mentions };
+    };
+    if (room.detached === null) {
+      // The room holds everything after the marker: what is left unread is what it holds.
+      const left = counts(seq, Infinity);
+      room.unread = Math.min(room.unread, left.unread);
+      room.mentions = Math.min(room.mentions, left.mentions);
+    } else {
+      // With a gap, what it holds after the marker is not all that is unread: the counts
+      // drop by what it holds of what was just read (the server's `unread` says exactly).
+      const read = counts(before, seq);
+      room.unread = Math.max(0, room.unread - read.unread);
+      room.mentions = Math.max(0, room.mentions - read.mentions);
     }
-    room.unread = Math.min(room.unread, unread);
-    room.mentions = Math.min(room.mentions, mentions);
     this.model.changed('rooms');
     this.readsDue.set(roomId, seq);
     if (!this.readTimer) this.readTimer = setTimeout(() => this.sendReads(), READ_EVERY_MS);

@@ -6,6 +6,13 @@
 // messages are keyed by id and ordered by their own seq; every event is applied
 // idempotently; `seen` is the highest seq applied per room, which is what a reconnect
 // syncs from; unread counts follow the server's rule between its exact `unread` frames.
+//
+// A loaded room holds a run of its messages with no gap, up to the newest (the live run,
+// which live events extend), and at most one more run further back, around a message
+// opened from search (the detached run): every message with a seq up to `detached.to`
+// is held from the oldest held on, then a gap of unknown length, then the live run. Paging
+// newer from the detached run, or older from the live run, fills the gap until the two
+// join. Nothing is ever put into the gap but a page that continues one of the runs.
 
 const TYPING_LAPSES_MS = 6_000;
 /** Reaction events for messages not loaded yet, kept per room until history arrives. */
@@ -61,6 +68,9 @@ export class Model {
       originals: new Map(),
       /** The ids of `messages` in seq order, or null until next asked for. */
       order: null,
+      /** The run held apart from the live one, far back: {to}, the seq of its newest
+       *  message (it starts at the oldest held); null when the room holds one run. */
+      detached: null,
       members: new Map(),
       receipts: new Map(),
       typing: new Map(),
@@ -123,10 +133,7 @@ export class Model {
     // Only the newest page makes a room loaded: an older one that came first (it should
     // not) must not let the newest skip `dropUnjoined`.
     if (!older) room.loaded = true;
-    const early = room.earlyReactions;
-    room.earlyReactions = [];
-    for (const frame of early) this.react(room, frame);
-    this.changed('messages');
+    this.afterHistory(room);
   }
 
   /** Before a room's first page, what it holds came piecemeal: the room list's last
@@ -135,6 +142,7 @@ export class Model {
    *  from the oldest message held: so within and before the page's range only the page
    *  counts. What is newer came live while it was fetched, and joins it. */
   dropUnjoined(room, page) {
+    room.detached = null;
     if (page.length === 0) return;
     const newest = page[page.length - 1].seq;
     const fetched = new Set(page.map((message) => message.id));
@@ -162,13 +170,70 @@ export class Model {
     this.changed('typing');
   }
 
-  /** Messages of a room in seq order, then the pending ones. The order is kept between
+  /** Adds the two pages around the message of `seq` (`before`: up to it, `after`: after
+   *  it), which run on without a gap. If they reach the live run they join it; otherwise
+   *  they become the detached run, in place of any there was. */
+  addAround(roomId, seq, before, after) {
+    const room = this.rooms.get(roomId);
+    if (!room || !room.loaded) return;
+    if (room.detached) {
+      for (const [id, message] of room.messages) if (message.seq <= room.detached.to) room.messages.delete(id);
+      room.detached = null;
+      room.order = null;
+    }
+    const liveFrom = this.liveOldestSeq(room);
+    const fetched = before.messages.concat(after.messages);
+    const joins = !after.has_more || fetched.some((message) => message.seq >= liveFrom);
+    for (const message of fetched) this.upsert(room, message);
+    if (fetched.length && fetched[0].seq < liveFrom) room.hasMore = before.has_more;
+    if (!joins) room.detached = { to: fetched.length ? fetched[fetched.length - 1].seq : seq };
+    this.afterHistory(room);
+  }
+
+  /** Adds the page after the detached run `run` (asked for with `after=run.to`): it
+   *  extends the run, or joins it to the live one once it reaches it. A page for a run
+   *  since replaced or joined is dropped. */
+  addNewer(roomId, run, messages, hasMore) {
+    const room = this.rooms.get(roomId);
+    if (!room || room.detached !== run) return;
+    const liveFrom = this.liveOldestSeq(room);
+    if (!hasMore || messages.some((message) => message.seq >= liveFrom)) room.detached = null;
+    else run.to = messages[messages.length - 1].seq;
+    for (const message of messages) this.upsert(room, message);
+    this.afterHistory(room);
+  }
+
+  /** Adds the page before the live run's oldest message while a detached run lies further
+   *  back: it extends the live run down into the gap, or joins the two once it reaches the
+   *  detached run. `room.hasMore` is about what lies before the oldest held: unchanged. */
+  addGap(roomId, messages, hasMore) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    const run = room.detached;
+    if (run && (!hasMore || messages.length === 0 || messages[0].seq <= run.to)) room.detached = null;
+    for (const message of messages) this.upsert(room, message);
+    this.afterHistory(room);
+  }
+
+  /** After history came: the reactions that waited for its messages. */
+  afterHistory(room) {
+    const early = room.earlyReactions;
+    room.earlyReactions = [];
+    for (const frame of early) this.react(room, frame);
+    this.changed('messages');
+  }
+
+  /** Messages of a room in seq order: those of the live run (`part` 'live', the pending
+   *  ones after them) or of the detached run ('detached'). The order is kept between
    *  calls: a room may hold thousands, and a new message usually goes last. */
-  messagesOf(roomId) {
+  messagesOf(roomId, part = 'live') {
     const room = this.rooms.get(roomId);
     if (!room) return [];
     if (!room.order) room.order = [...room.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => m.id);
-    const stored = room.order.map((id) => room.messages.get(id));
+    const split = this.liveStart(room);
+    const ids = part === 'detached' ? room.order.slice(0, split) : split === 0 ? room.order : room.order.slice(split);
+    const stored = ids.map((id) => room.messages.get(id));
+    if (part === 'detached') return stored;
     const pending = [...this.outbox.values()]
       .filter((entry) => entry.roomId === roomId)
       .map((entry) => ({
@@ -366,10 +431,13 @@ export class Model {
     return notify;
   }
 
-  /** Whether a change to `message` concerns one older than those held: it is kept apart,
-   *  for the replies that quote it, rather than among them with a gap between. */
-  olderThanHeld(room, message) {
-    return !room.messages.has(message.id) && message.seq < this.oldestSeq(room);
+  /** Whether a change to `message` concerns one outside the runs held (older than them,
+   *  or in the gap between the detached run and the live one): it is kept apart, for the
+   *  replies that quote it, rather than among them with a gap between. */
+  outsideHeld(room, message) {
+    if (room.messages.has(message.id)) return false;
+    if (message.seq < this.oldestSeq(room)) return true;
+    return room.detached !== null && message.seq > room.detached.to && message.seq < this.liveOldestSeq(room);
   }
 
   /** The seq of the oldest message a room holds (Infinity if none), from its kept order. */
@@ -377,6 +445,33 @@ export class Model {
     if (room.messages.size === 0) return Infinity;
     if (!room.order) this.messagesOf(room.id);
     return room.messages.get(room.order[0]).seq;
+  }
+
+  /** The seq of the oldest message of the live run (Infinity if it holds none). */
+  liveOldestSeq(room) {
+    const start = this.liveStart(room);
+    return start < room.order.length ? room.messages.get(room.order[start]).seq : Infinity;
+  }
+
+  /** Where the live run starts in the room's kept order: after the detached run. */
+  liveStart(room) {
+    if (!room.order) this.messagesOf(room.id);
+    if (!room.detached) return 0;
+    let low = 0;
+    let high = room.order.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (room.messages.get(room.order[middle]).seq <= room.detached.to) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** Whether the message of `seq` lies within a run held (it may be one not delivered
+   *  yet, at the live end). */
+  holds(room, seq) {
+    if (seq >= this.liveOldestSeq(room)) return true;
+    return room.detached !== null && seq >= this.oldestSeq(room) && seq <= room.detached.to;
   }
 
   keepOriginal(room, message) {
@@ -387,7 +482,7 @@ export class Model {
 
   /** An edit may add or remove a mention of me in a message I have not read. */
   updated(room, message, seq) {
-    if (this.olderThanHeld(room, message)) return this.keepOriginal(room, message);
+    if (this.outsideHeld(room, message)) return this.keepOriginal(room, message);
     const before = room.messages.get(message.id);
     if (before && !message.deleted && this.countsAsUnread(room, message, seq)) {
       const was = before.mentions.includes(this.me.id);
@@ -401,7 +496,7 @@ export class Model {
   }
 
   deleted(room, tombstone, seq) {
-    if (this.olderThanHeld(room, tombstone)) return this.keepOriginal(room, tombstone);
+    if (this.outsideHeld(room, tombstone)) return this.keepOriginal(room, tombstone);
     const before = room.messages.get(tombstone.id);
     const counted = before && !before.deleted && this.countsAsUnread(room, before, seq);
     if (counted) {

@@ -16,7 +16,7 @@ use crate::support::{TestApp, TestUser, each_store, spawn_app};
 /// The seqs of the messages shown, whether they run on without a gap or a repeat (the
 /// room holds nothing but messages, so their seqs follow each other), how many there are,
 /// and how many elements the page holds.
-const SHOWN: &str = "(() => {
+pub(super) const SHOWN: &str = "(() => {
   const numbers = [...document.querySelectorAll('.message[data-seq]')].map(m => Number(m.dataset.seq));
   const inOrder = numbers.every((n, i) => i === 0 || n === numbers[i - 1] + 1);
   return { first: numbers[0], last: numbers[numbers.length - 1], count: numbers.length, inOrder,
@@ -31,7 +31,12 @@ const MOST_MESSAGES: i64 = 150;
 const MOST_NODES: i64 = 5_000;
 
 /// Sends `count` messages, 50 at a time; returns their seqs and bodies in seq order.
-async fn seed(app: &TestApp, user: &TestUser, room: &str, count: usize) -> Vec<(i64, String)> {
+pub(super) async fn seed(
+    app: &TestApp,
+    user: &TestUser,
+    room: &str,
+    count: usize,
+) -> Vec<(i64, String)> {
     let mut sent = Vec::with_capacity(count);
     for chunk in (0..count).collect::<Vec<_>>().chunks(50) {
         let bodies: Vec<String> = chunk.iter().map(|n| format!("m{n}")).collect();
@@ -50,7 +55,7 @@ async fn seed(app: &TestApp, user: &TestUser, room: &str, count: usize) -> Vec<(
 impl Browser {
     /// Scrolls to one end of the list again and again until the message of seq `wanted` shows,
     /// checking at every step that what shows runs on in order and stays bounded.
-    async fn scroll_through(&self, to_top: bool, wanted: i64) -> Value {
+    pub(super) async fn scroll_through(&self, to_top: bool, wanted: i64) -> Value {
         let scroll = if to_top { "0" } else { "1e9" };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {

@@ -19,6 +19,7 @@ mod people;
 mod phone;
 mod reading;
 mod resilience;
+mod search;
 
 use std::path::PathBuf;
 use std::process::Stdio;

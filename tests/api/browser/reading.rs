@@ -9,7 +9,12 @@ use super::{Browser, driver};
 use crate::support::{TestApp, TestUser, each_store, spawn_app};
 
 /// `reader`'s read marker in `room`, as the room's other members see it.
-async fn read_seq(app: &TestApp, asker: &TestUser, room: &str, reader: &TestUser) -> i64 {
+pub(super) async fn read_seq(
+    app: &TestApp,
+    asker: &TestUser,
+    room: &str,
+    reader: &TestUser,
+) -> i64 {
     let (_, body) = app.get(asker, &format!("/rooms/{room}/receipts")).await;
     body["receipts"]
         .as_array()

@@ -3,7 +3,10 @@
 // message); older messages load as you scroll up, without jumping; the view follows new
 // messages only when you are at the bottom. A message counts as read once it has been on
 // screen while the page is visible and focused. Each message takes the focus (Tab into
-// the list, then the arrow keys), which shows its actions.
+// the list, then the arrow keys), which shows its actions. A search result opens its room
+// at that message (`landAt`), however far back: the window then shows the run of
+// messages held around it (state.js), which grows both ways as you scroll until it joins
+// the newest.
 
 import { bdi, dayLabel, h, keepingFocus, replace } from '../dom.js';
 import { icon } from '../icons.js';
@@ -21,6 +24,8 @@ const WINDOW_MAX = 150;
 const WINDOW_PAGE = 50;
 /** Messages shown above the first unread when a room opens there, and the gap above it. */
 const CONTEXT_ABOVE = 10;
+/** How long a message opened from search stays highlighted (web/css/search.css fades it). */
+const HIGHLIGHT_MS = 2_500;
 const LANDING_MARGIN_PX = 12;
 /** What the bar over the conversation says while the connection is down. */
 const CONNECTION_NOTICES = {
@@ -52,6 +57,7 @@ export class Conversation {
     this.jumpButton = h('button', { class: 'btn primary jump-unread', text: '↑ Jump to first unread', hidden: true, attrs: { 'data-testid': 'jump-unread' }, on: { click: () => this.jumpToUnread() } });
     this.divider = h('div', { class: 'unread-divider', attrs: { role: 'separator', 'data-testid': 'unread-divider' } }, h('span', { text: 'New' }));
     this.olderMarker = h('div', { class: 'loading-older', text: 'Scroll up for older messages' });
+    this.newerMarker = h('div', { class: 'loading-older', text: 'Scroll down for newer messages' });
     this.loadingMarker = h('div', { class: 'loading-older', text: 'Loading…' });
     this.typing = h('div', { class: 'typing', attrs: { 'aria-live': 'polite', 'data-testid': 'typing' } });
     this.composer = new Composer(model, client);
@@ -114,6 +120,9 @@ export class Conversation {
 
   /** The list's state for a room about to open: it lands where its reader left off. */
   resetList() {
+    /** Which of the room's runs the window shows (state.js): 'live', which reaches the
+     *  newest, or 'detached', held around a message far back. */
+    this.part = 'live';
     /** The window: from `fromSeq` (null: the newest page) to `toSeq`, or to the end. */
     this.fromSeq = null;
     this.toSeq = null;
@@ -134,6 +143,36 @@ export class Conversation {
     this.lastRendered = null;
     this.newMessages.hidden = true;
     this.jumpButton.hidden = true;
+  }
+
+  /** Opens `roomId` (now, or once it is shown) at the message of `seq`, with the messages
+   *  around it, however far back it is: the landing fetches them, puts the message in
+   *  the middle of the list and highlights it briefly. */
+  landAt(roomId, seq) {
+    this.target = { roomId, seq };
+    if (roomId !== this.roomId) return;
+    this.resetList();
+    this.renderMessages();
+  }
+
+  /** The messages of the run the window shows. When the detached run has joined the live
+   *  one, the window goes on in the live run, where the same messages are; when it went
+   *  otherwise (the room was loaded afresh), the window goes to the newest. */
+  messagesShown(room) {
+    if (this.part === 'detached' && !room.detached) {
+      this.part = 'live';
+      const all = this.model.messagesOf(this.roomId);
+      const stored = storedCount(all);
+      const kept = this.fromSeq !== null && all[indexOf(all, stored, this.fromSeq)]?.seq === this.fromSeq;
+      if (!kept) {
+        this.fromSeq = null;
+        this.toSeq = null;
+        this.atEnd = true;
+        this.stickToBottom = true;
+      }
+      return all;
+    }
+    return this.model.messagesOf(this.roomId, this.part);
   }
 
   update(what) {
@@ -224,7 +263,7 @@ export class Conversation {
       if (room.loaded && !this.landingNow) this.land(room);
       return this.reconcile([this.loadingMarker]);
     }
-    const all = this.model.messagesOf(this.roomId);
+    const all = this.messagesShown(room);
     const stored = storedCount(all);
     // The view follows what comes only if it was at the bottom of a window that reached
     // the newest (or is asked to): at the bottom of one that ends before, or that has just
@@ -259,6 +298,8 @@ export class Conversation {
       views.set(message.id, view);
       nodes.push(view.element);
     }
+    // The detached run ends before a gap: scrolling down fetches what follows.
+    if (this.part === 'detached' && end >= stored) nodes.push(this.newerMarker);
     keepingFocus(this.list, 'id', () => this.reconcile(nodes));
     for (const id of this.views.keys()) if (!views.has(id)) this.fileViews.delete(id);
     this.views = views;
@@ -274,6 +315,10 @@ export class Conversation {
       if (anchor) this.restore(anchor);
       if (newest !== newestBefore && newestBefore !== null) this.newMessages.hidden = false;
     }
+    // Far back, the way to the newest is always at hand.
+    if (this.part === 'detached') this.newMessages.hidden = false;
+    const label = this.part === 'detached' ? 'Newest messages ↓' : 'New messages ↓';
+    if (this.newMessages.textContent !== label) this.newMessages.textContent = label;
     this.showJump();
   }
 
@@ -299,7 +344,8 @@ export class Conversation {
       else start = end - WINDOW_MAX;
     }
     this.fromSeq = start < stored && room.loaded ? all[start].seq : null;
-    this.atEnd = end >= all.length;
+    // The detached run never reaches the end: the live run's newest lies beyond it.
+    this.atEnd = end >= all.length && this.part === 'live';
     this.toSeq = this.atEnd || end === 0 ? null : all[Math.min(end, stored) - 1].seq;
     this.window = { start, end, length: all.length, stored };
     return [start, end];
@@ -328,6 +374,8 @@ export class Conversation {
 
   topMarker(room, start) {
     if (start > 0 || (room.hasMore && room.loaded)) return this.olderMarker;
+    // Above the live run, a gap and then the detached run.
+    if (this.part === 'live' && room.detached) return this.olderMarker;
     const name = room.info.name;
     if (this.beginning?.dataset.name !== name) {
       const opening = room.info.kind === 'dm' ? 'This is the beginning of your conversation with ' : 'This is the beginning of ';
@@ -355,6 +403,9 @@ export class Conversation {
     this.landingNow = true;
     const token = (this.landToken = {});
     const roomId = room.id;
+    const target = this.target?.roomId === roomId ? this.target : null;
+    this.target = null;
+    if (target) return this.landOn(room, target.seq, token);
     if (room.unread > 0) {
       await this.client.loadBack(roomId, room.lastReadSeq + 1);
       // Another room, or this one opened again meanwhile: that opening lands it.
@@ -374,24 +425,55 @@ export class Conversation {
     this.showAround(this.unreadFrom, this.divider);
   }
 
+  /** Lands on a message opened from search: fetches the messages around it (state.js
+   *  holds them apart from the newest if there is a gap between), shows it in the middle
+   *  of the list, highlighted for a moment, with the focus on it. No "New" divider: the
+   *  reader came for this message. */
+  async landOn(room, seq, token) {
+    const roomId = room.id;
+    await this.client.loadAround(roomId, seq);
+    if (this.landToken !== token) return;
+    const held = this.model.room(roomId);
+    if (!held) return;
+    this.part = held.detached && seq <= held.detached.to ? 'detached' : 'live';
+    this.unreadFrom = null;
+    this.landing = false;
+    this.landingNow = false;
+    this.showAround(seq, null, 'center');
+    const element = this.views.get(this.messageAt(seq)?.id)?.element;
+    if (!element?.isConnected) return;
+    element.classList.add('found');
+    setTimeout(() => element.classList.remove('found'), HIGHLIGHT_MS);
+    element.focus({ preventScroll: true });
+  }
+
+  /** The message of `seq` in the run shown, if it holds it. */
+  messageAt(seq) {
+    const all = this.messagesShown(this.model.room(this.roomId));
+    const found = all[indexOf(all, storedCount(all), seq)];
+    return found?.seq === seq ? found : null;
+  }
+
   /** Renders the window around the message of `seq` and scrolls `target` (that message,
-   *  or the divider above it) near the top of the list, or to the bottom if what follows
-   *  it fits on screen. */
-  showAround(seq, target) {
-    const all = this.model.messagesOf(this.roomId);
+   *  or the divider above it) near the top of the list (or, `place` 'center', to its
+   *  middle), or to the bottom if what follows it fits on screen. */
+  showAround(seq, target, place = 'top') {
+    const room = this.model.room(this.roomId);
+    const all = this.messagesShown(room);
     const stored = storedCount(all);
     const index = indexOf(all, stored, seq);
-    const start = Math.max(0, index - CONTEXT_ABOVE);
+    const start = Math.max(0, index - (place === 'center' ? WINDOW_PAGE : CONTEXT_ABOVE));
     this.fromSeq = start < stored ? all[start].seq : null;
-    this.atEnd = stored - start <= WINDOW_MAX;
-    this.toSeq = this.atEnd ? null : all[start + WINDOW_MAX - 1].seq;
+    this.atEnd = this.part === 'live' && stored - start <= WINDOW_MAX;
+    this.toSeq = this.atEnd || stored === 0 ? null : all[Math.min(start + WINDOW_MAX, stored) - 1].seq;
     this.stickToBottom = false;
     this.renderedAtEnd = false;
     this.list.scrollTop = 0;
     this.renderMessages();
     const element = target || this.list.querySelector(`[data-seq="${seq}"]`);
     if (!element?.isConnected) return;
-    const offset = element.getBoundingClientRect().top - this.list.getBoundingClientRect().top - LANDING_MARGIN_PX;
+    const margin = place === 'center' ? (this.list.clientHeight - element.offsetHeight) / 2 : LANDING_MARGIN_PX;
+    const offset = element.getBoundingClientRect().top - this.list.getBoundingClientRect().top - Math.max(LANDING_MARGIN_PX, margin);
     const bottom = this.list.scrollHeight - this.list.clientHeight;
     if (this.atEnd && this.list.scrollTop + offset >= bottom) {
       this.stickToBottom = true;
@@ -481,6 +563,7 @@ export class Conversation {
   followOwn() {
     this.followNext = true;
     if (!this.atEnd) {
+      this.part = 'live';
       this.fromSeq = null;
       this.atEnd = true;
     }
@@ -489,6 +572,7 @@ export class Conversation {
   /** To the newest message: the window moves there if it is elsewhere. */
   scrollToBottom() {
     if (!this.atEnd) {
+      this.part = 'live';
       this.fromSeq = null;
       this.atEnd = true;
       this.stickToBottom = true;
@@ -520,8 +604,8 @@ export class Conversation {
     if (this.fetchingOlder) return;
     this.fetchingOlder = true;
     try {
-      const more = await this.client.loadOlder(roomId);
-      if (more && this.roomId === roomId) {
+      const more = await this.client.loadOlder(roomId, this.part);
+      if (more && this.roomId === roomId && !this.landing) {
         this.olderWanted = true;
         this.renderMessages();
       }
@@ -530,18 +614,38 @@ export class Conversation {
     }
   }
 
-  /** Near the bottom of a window that ends before the newest: it takes in the page below. */
-  readDown() {
-    const all = this.model.messagesOf(this.roomId);
+  /** Near the bottom of a window that ends before the newest: it takes in the page below;
+   *  at the end of the detached run, newer history is fetched first. */
+  async readDown() {
+    if (this.extendDown()) return;
+    const roomId = this.roomId;
+    if (this.fetchingNewer) return;
+    this.fetchingNewer = true;
+    try {
+      const more = await this.client.loadNewer(roomId);
+      if (more && this.roomId === roomId && !this.landing) this.extendDown();
+    } finally {
+      this.fetchingNewer = false;
+    }
+  }
+
+  /** Moves the window's end a page further down, if the run holds more; returns false
+   *  at the end of the detached run, which needs newer history first. */
+  extendDown() {
+    const all = this.messagesShown(this.model.room(this.roomId));
     const stored = storedCount(all);
     const end = Math.min(stored, indexAfter(all, stored, this.toSeq));
-    if (end + WINDOW_PAGE >= stored) {
+    if (this.part === 'detached') {
+      if (end >= stored) return false;
+      this.toSeq = all[Math.min(end + WINDOW_PAGE, stored) - 1].seq;
+    } else if (end + WINDOW_PAGE >= stored) {
       this.atEnd = true;
       this.toSeq = null;
     } else {
       this.toSeq = all[end + WINDOW_PAGE - 1].seq;
     }
     this.renderMessages();
+    return true;
   }
 }
 

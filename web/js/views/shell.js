@@ -4,6 +4,7 @@
 
 import { h, keepingFocus, replace } from '../dom.js';
 import { Conversation } from './conversation.js';
+import { Search } from './search.js';
 import { renderSidebar, typingSignature } from './sidebar.js';
 
 /** Where the sidebar becomes a drawer over the conversation (app.css says the same). */
@@ -21,6 +22,7 @@ export class Shell {
     this.toastLine = h('div', { class: 'visually-hidden', attrs: { role: 'status', 'aria-live': 'polite' } });
     this.layout = h('div', { class: 'layout' }, this.sidebar, this.conversation.element, this.toastLine);
     replace(root, this.layout);
+    this.search = new Search(model, client);
     setInterval(() => {
       this.conversation.renderTyping();
       // Typing lapses without a frame saying so: the sidebar's "typing…" goes by the clock.
@@ -64,6 +66,7 @@ export class Shell {
     // arrives.
     if (what.has('rooms') || what.has('presence') || what.has('typing')) this.renderSidebar();
     this.conversation.update(what);
+    this.search.update(what);
     this.renderTitle();
   }
 

@@ -7,6 +7,7 @@ import { bdi, h, initials, replace } from '../dom.js';
 import { filesSummary } from './attachments.js';
 import { openBrowseDialog, openCreateDialog, openDmDialog, openProfileDialog } from './dialogs.js';
 import { openProfileCard } from './profile-card.js';
+import { searchButton } from './search.js';
 
 const CONNECTION_LABELS = {
   connecting: 'Connecting…',
@@ -21,6 +22,7 @@ export function renderSidebar(container, model, client, { active, connection }) 
     h('div', { class: 'me' },
       h('button', { class: 'me-name', title: 'Your profile', attrs: { 'aria-label': 'Your profile: ' + me.display_name }, on: { click: () => openProfileDialog(model, client) } }, bdi(me.display_name)),
       h('div', { class: 'connection', text: CONNECTION_LABELS[connection] || connection, attrs: { 'data-state': connection, role: 'status', 'data-testid': 'connection' } })),
+    searchButton(client),
     h('button', { class: 'icon-btn', text: 'Sign out', attrs: { 'aria-label': 'Sign out' }, on: { click: () => client.signOut() } }));
 
   const actions = h('div', { class: 'sidebar-actions' },
