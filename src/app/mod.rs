@@ -18,6 +18,7 @@ mod media;
 mod messages;
 pub mod receipts;
 mod rooms;
+mod search;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 pub use accounts::SignedIn;
 pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
+pub use search::{SearchPage, SearchParams};
 
 use crate::auth::{DeviceKeys, LoginThrottle, PasswordHasher, Policies, SharedThrottle};
 use crate::bus::Bus;

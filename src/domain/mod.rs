@@ -10,6 +10,7 @@ mod media;
 mod message;
 mod model;
 mod room;
+pub mod search;
 mod time;
 mod user;
 

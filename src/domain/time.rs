@@ -24,6 +24,13 @@ impl Timestamp {
         self.0
     }
 
+    /// A time written in RFC 3339 (`2026-11-22T01:42:39.604Z`, any offset), to the
+    /// millisecond; `None` for anything else.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let time = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
+    }
+
     /// This time plus a number of seconds (saturating).
     pub fn plus_seconds(self, seconds: i64) -> Self {
         Self(self.0.saturating_add(seconds.saturating_mul(1000)))
@@ -60,5 +67,8 @@ mod tests {
     fn formats_as_rfc3339_with_milliseconds() {
         let t = Timestamp::from_millis(1_700_000_000_123);
         assert_eq!(serde_json::to_string(&t).ok().as_deref(), Some("\"2023-11-14T22:13:20.123Z\""));
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T22:13:20.123Z"), Some(t));
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Some(t));
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14"), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod listener;
 mod media;
 mod messages;
 mod rooms;
+mod search;
 mod web;
 mod ws;
 
@@ -51,6 +52,7 @@ pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
         .merge(blocks::routes())
         .merge(rooms::routes())
         .merge(messages::routes())
+        .merge(search::routes())
         .merge(media::routes())
         .merge(ws::routes())
         .layer(

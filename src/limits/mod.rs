@@ -59,10 +59,12 @@ pub enum Action {
     Upload,
     /// Bytes uploaded, per user.
     UploadBytes,
+    /// Searches, per user.
+    Search,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Register,
         Action::Login,
         Action::Message,
@@ -72,6 +74,7 @@ impl Action {
         Action::Member,
         Action::Upload,
         Action::UploadBytes,
+        Action::Search,
     ];
 
     /// The name `--limit` and the Redis keys use.
@@ -86,6 +89,7 @@ impl Action {
             Action::Member => "member",
             Action::Upload => "upload",
             Action::UploadBytes => "upload_bytes",
+            Action::Search => "search",
         }
     }
 
@@ -101,6 +105,7 @@ impl Action {
             Action::Member => "You are adding people too fast",
             Action::Upload => "You are uploading too fast",
             Action::UploadBytes => "You have uploaded as much as you may for now",
+            Action::Search => "You are searching too fast",
         }
     }
 
@@ -124,6 +129,8 @@ impl Action {
             // A phone's gallery shared at once.
             Action::Upload => Rate::new(30, MINUTE),
             Action::UploadBytes => Rate::new(2 << 30, DAY),
+            // Results as someone types (the web client waits for a pause), page after page.
+            Action::Search => Rate::new(60, MINUTE),
         }
     }
 

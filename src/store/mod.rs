@@ -22,6 +22,7 @@ mod driver;
 pub mod postgres;
 mod rows;
 mod rules;
+mod search;
 mod skeletons;
 pub mod sqlite;
 
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::Database;
+use crate::domain::search::SearchQuery;
 use crate::domain::{
     Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, Message, MessageBody, MessageId,
     Receipt, Room, RoomCursor, RoomId, RoomKind, RoomName, RoomRole, SessionId, Timestamp, Unread,
@@ -328,6 +330,25 @@ pub struct Page {
     pub limit: u32,
 }
 
+/// Where a search looks: the rooms `user` is a member of now, narrowed by the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchScope {
+    pub user: UserId,
+    pub room: Option<RoomId>,
+    pub author: Option<UserId>,
+    /// Only messages sent at or after this.
+    pub after: Option<Timestamp>,
+    /// Only messages sent before this.
+    pub before: Option<Timestamp>,
+}
+
+/// A message that may match a search, with its place in the search's order (newest
+/// highest); the caller matches its text, since the index offers a few that do not.
+pub struct Candidate {
+    pub position: i64,
+    pub message: Message,
+}
+
 /// A page of messages, oldest first.
 pub struct MessagePage {
     pub messages: Vec<Message>,
@@ -480,6 +501,15 @@ pub trait Store: Send + Sync + 'static {
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage>;
     /// One message of a room.
     async fn message(&self, room: RoomId, message: MessageId) -> StoreResult<Option<Message>>;
+    /// Up to `limit` live messages in `scope` that may match `query`, newest first, each
+    /// placed below `below` (a position an earlier call returned) when given.
+    async fn search(
+        &self,
+        scope: SearchScope,
+        query: &SearchQuery,
+        below: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Candidate>>;
     /// What a client that saw a room up to `span.since` needs to be up to date as of
     /// `span.up_to`: the messages created by `up_to` whose latest change is after `since`,
     /// each as it is now, in the order of their latest changes, starting after the change

@@ -157,13 +157,28 @@ pub(super) fn parse_role(text: &str) -> StoreResult<RoomRole> {
 /// both databases speak alike; callers add WHERE, ORDER BY and LIMIT. `m` is the message.
 pub(super) fn message_select() -> String {
     format!(
-        "SELECT m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
-                m.created_at, m.edited_at, m.deleted_at,
-                p.id AS reply_id, p.author_id AS reply_author_id,
-                substr(p.body, 1, {REPLY_PREVIEW_CHARS}) AS reply_preview,
-                p.deleted_at AS reply_deleted_at
-         FROM messages m LEFT JOIN messages p ON p.id = m.reply_to"
+        "SELECT {} FROM messages m LEFT JOIN messages p ON p.id = m.reply_to",
+        message_columns()
     )
+}
+
+/// The columns of a [`MessageRow`], from the message `m` and the one it replies to, `p`.
+pub(super) fn message_columns() -> String {
+    format!(
+        "m.id, m.room_id, m.seq, m.changed_seq, m.author_id, m.body, m.client_id,
+         m.created_at, m.edited_at, m.deleted_at,
+         p.id AS reply_id, p.author_id AS reply_author_id,
+         substr(p.body, 1, {REPLY_PREVIEW_CHARS}) AS reply_preview,
+         p.deleted_at AS reply_deleted_at"
+    )
+}
+
+/// A message a search may find, with its place in the search's order.
+#[derive(FromRow)]
+pub(super) struct CandidateRow {
+    pub position: i64,
+    #[sqlx(flatten)]
+    pub row: MessageRow,
 }
 
 /// A message as stored, with the preview of the message it replies to; reactions, mentions

@@ -25,6 +25,7 @@ mod postgres;
 mod presence;
 mod receipts;
 mod rooms;
+mod search;
 mod slow_client;
 mod store_order;
 mod support;

@@ -17,6 +17,7 @@ mod erasure;
 mod gate;
 mod messages;
 mod ops;
+mod search;
 mod skeletons;
 mod writes;
 
@@ -39,10 +40,12 @@ use self::writes::Writes;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
 use super::rules::{SHOWN_TO_MEMBER, prefix_range};
 use super::{
-    AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, MediaRecord,
-    MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
-    ProfileChange, Reacted, RoomAccess, SessionRecord, Store, StoreError, StoreResult,
+    AddedBy, Candidate, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted,
+    MediaRecord, MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser,
+    Page, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord, Store, StoreError,
+    StoreResult,
 };
+use crate::domain::search::SearchQuery;
 use crate::domain::{
     Emoji, MediaId, Message, MessageBody, MessageId, Receipt, Room, RoomCursor, RoomId, RoomKind,
     SessionId, Timestamp, Unread, User, UserId, Username,
@@ -121,6 +124,7 @@ pub async fn migrate(url: &str) -> StoreResult<()> {
     check_server(&mut connection).await?;
     MIGRATOR.run_direct(&mut connection).await?;
     skeletons::fill_in(&mut connection).await?;
+    search::fill_in(&mut connection).await?;
     connection.close().await?;
     Ok(())
 }
@@ -504,7 +508,8 @@ impl Store for PostgresStore {
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
-        self.writes.submit(InsertMessage(message)).await
+        let terms = search::index_grams(message.body.as_str());
+        self.writes.submit(InsertMessage { message, terms }).await
     }
 
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {
@@ -550,6 +555,17 @@ impl Store for PostgresStore {
         Ok(message_in_room(&mut db, room, message).await?)
     }
 
+    async fn search(
+        &self,
+        scope: SearchScope,
+        query: &SearchQuery,
+        below: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Candidate>> {
+        let mut db = self.pool.acquire().await?;
+        search::candidates(&mut db, scope, query, below, limit).await
+    }
+
     async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>> {
         let mut db = self.pool.acquire().await?;
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
@@ -579,7 +595,8 @@ impl Store for PostgresStore {
         body: MessageBody,
         now: Timestamp,
     ) -> StoreResult<Message> {
-        self.writes.submit(EditMessage { room, message, editor, body, now }).await
+        let terms = search::index_grams(body.as_str());
+        self.writes.submit(EditMessage { room, message, editor, body, terms, now }).await
     }
 
     async fn delete_message(

@@ -11,6 +11,7 @@
 
 mod messages;
 mod ops;
+mod search;
 mod skeletons;
 mod writer;
 
@@ -34,10 +35,12 @@ use self::writer::Writer;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
 use super::rules::{SHOWN_TO_MEMBER, prefix_range};
 use super::{
-    AddedBy, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, MediaRecord,
-    MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
-    ProfileChange, Reacted, RoomAccess, SessionRecord, Store, StoreError, StoreResult,
+    AddedBy, Candidate, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted,
+    MediaRecord, MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser,
+    Page, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord, Store, StoreError,
+    StoreResult,
 };
+use crate::domain::search::SearchQuery;
 use crate::domain::{
     Emoji, MediaId, Message, MessageBody, MessageId, Receipt, Room, RoomCursor, RoomId, RoomKind,
     SessionId, Timestamp, Unread, User, UserId, Username,
@@ -71,6 +74,7 @@ impl SqliteStore {
         let mut write = options.clone().create_if_missing(true).connect().await?;
         MIGRATOR.run_direct(&mut write).await?;
         skeletons::fill_in(&mut write).await?;
+        search::fill_in(&mut write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)
@@ -86,6 +90,7 @@ pub async fn migrate(path: &Path) -> StoreResult<()> {
     let mut connection = connect_options(path)?.create_if_missing(true).connect().await?;
     MIGRATOR.run_direct(&mut connection).await?;
     skeletons::fill_in(&mut connection).await?;
+    search::fill_in(&mut connection).await?;
     sqlx::Connection::close(connection).await?;
     Ok(())
 }
@@ -480,7 +485,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
-        self.writer.submit(InsertMessage(message)).await
+        let terms = search::index_text(message.body.as_str());
+        self.writer.submit(InsertMessage { message, terms }).await
     }
 
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {
@@ -526,6 +532,17 @@ impl Store for SqliteStore {
         Ok(message_in_room(&mut db, room, message).await?)
     }
 
+    async fn search(
+        &self,
+        scope: SearchScope,
+        query: &SearchQuery,
+        below: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Candidate>> {
+        let mut db = self.read.acquire().await?;
+        search::candidates(&mut db, scope, query, below, limit).await
+    }
+
     async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>> {
         let mut db = self.read.acquire().await?;
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
@@ -555,7 +572,8 @@ impl Store for SqliteStore {
         body: MessageBody,
         now: Timestamp,
     ) -> StoreResult<Message> {
-        self.writer.submit(EditMessage { room, message, editor, body, now }).await
+        let terms = search::index_text(body.as_str());
+        self.writer.submit(EditMessage { room, message, editor, body, terms, now }).await
     }
 
     async fn delete_message(

@@ -18,12 +18,14 @@ use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
 
 /// Stores a plain message if its author is a member (and the room is not a DM closed by a
-/// block), under the seq taken just before.
+/// block), under the seq taken just before, with its search terms and its number in the
+/// search's order.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO messages
-             (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
-         SELECT $1, $2, $2, $3, $4, $5, $6, $7, $8
+             (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at,
+              search_terms, search_ord)
+         SELECT $1, $2, $2, $3, $4, $5, $6, $7, $8, $9, nextval('messages_search_order')
          FROM memberships m WHERE m.room_id = $1 AND m.user_id = $4 AND {}
          ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
          RETURNING seq",
@@ -31,14 +33,18 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(in crate::store::postgres) struct InsertMessage(pub NewMessage);
+pub(in crate::store::postgres) struct InsertMessage {
+    pub message: NewMessage,
+    /// The body's terms for the search index (`store/search.rs`).
+    pub terms: Vec<i64>,
+}
 
 #[async_trait]
 impl Write for InsertMessage {
     type Output = Inserted;
 
     fn gate(&self) -> Gate {
-        Gate::Room(self.0.room_id)
+        Gate::Room(self.message.room_id)
     }
 
     /// Takes the room's next seq (locking the room), then inserts the message if the
@@ -52,7 +58,7 @@ impl Write for InsertMessage {
         tx: &mut Tx,
         changes: &mut Vec<Change>,
     ) -> Result<Done<Inserted>, Failed> {
-        let message = &self.0;
+        let message = &self.message;
         let Some(seq) = tx.next_seq(message.room_id).await? else {
             return Err(refused(StoreError::NotMember));
         };
@@ -81,6 +87,7 @@ impl Write for InsertMessage {
             .bind(message.client_id.as_ref().map(|c| c.as_str()))
             .bind(message.reply_to.map(MessageId::as_i64))
             .bind(message.created_at.as_millis())
+            .bind(&self.terms)
             .fetch_optional(tx.db())
             .await;
         match inserted {
@@ -95,7 +102,7 @@ impl Write for InsertMessage {
             }
             // A random 63-bit id can collide with an existing one, very rarely; draw again.
             Err(error) if violated_unique(&error) == Some("messages_id") => {
-                self.0.id = MessageId::generate();
+                self.message.id = MessageId::generate();
                 return Err(Failed::Retry);
             }
             Err(error) => return Err(error.into()),
@@ -136,6 +143,8 @@ pub(in crate::store::postgres) struct EditMessage {
     pub message: MessageId,
     pub editor: UserId,
     pub body: MessageBody,
+    /// The new body's terms for the search index.
+    pub terms: Vec<i64>,
     pub now: Timestamp,
 }
 
@@ -164,12 +173,14 @@ impl Write for EditMessage {
         }
         let seq = take_seq(tx, self.room).await?;
         sqlx::query(
-            "UPDATE messages SET body = $1, edited_at = $2, changed_seq = $3 WHERE id = $4",
+            "UPDATE messages SET body = $1, edited_at = $2, changed_seq = $3, search_terms = $5
+             WHERE id = $4",
         )
         .bind(self.body.as_str())
         .bind(self.now.as_millis())
         .bind(seq)
         .bind(self.message.as_i64())
+        .bind(&self.terms)
         .execute(tx.db())
         .await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = $1")
@@ -238,7 +249,8 @@ impl Write for DeleteMessage {
         }
         let seq = take_seq(tx, self.room).await?;
         let erased_by: i64 = sqlx::query_scalar(
-            "UPDATE messages SET body = '', deleted_at = $1, changed_seq = $2 WHERE id = $3
+            "UPDATE messages SET body = '', deleted_at = $1, changed_seq = $2, search_terms = NULL
+             WHERE id = $3
              RETURNING pg_current_xact_id()::text::bigint",
         )
         .bind(self.now.as_millis())

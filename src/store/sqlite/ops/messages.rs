@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use super::super::messages::{complete, message_in_room, message_select};
+use super::super::search;
 use super::super::writer::{ApplyError, Operation};
 use super::{next_seq, refused, role_of};
 use crate::domain::{
@@ -18,22 +19,32 @@ use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
 
 /// Stores a plain message if its author is a member (and the room is not a DM closed by a
-/// block), taking the room's next seq, in one statement.
+/// block), taking the room's next seq, and enters it in the search index: three statements
+/// sent as one (one hand-off to SQLite's thread). The index's two follow the insert only
+/// if it stored a row (`changes()` counts the statement before); the insert's trigger has
+/// moved the room's last seq to the new message's.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO messages
              (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
-         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6
-         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
-         WHERE r.id = ?7 AND {}
+         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8
+         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?4
+         WHERE r.id = ?2 AND {}
          ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
              DO NOTHING
-         RETURNING seq",
-        rules::DM_UNBLOCKED
+         RETURNING seq;
+         {}",
+        rules::DM_UNBLOCKED,
+        search::ENTER,
     )
 });
 
-pub(in crate::store::sqlite) struct InsertMessage(pub NewMessage);
+pub(in crate::store::sqlite) struct InsertMessage {
+    pub message: NewMessage,
+    /// The body's terms for the search index (`store/search.rs`), made before the message
+    /// reaches the writer.
+    pub terms: String,
+}
 
 #[async_trait]
 impl Operation for InsertMessage {
@@ -56,7 +67,7 @@ impl Operation for InsertMessage {
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<Inserted, ApplyError> {
-        let message = &self.0;
+        let message = &self.message;
         let looks_first = message.reply_to.is_some() || !message.attachments.is_empty();
         if looks_first && let Some(existing) = members_retry(db, message).await? {
             return Ok(Inserted::Existing(existing));
@@ -78,15 +89,18 @@ impl Operation for InsertMessage {
         let mut id = message.id;
         let seq = loop {
             let inserted = sqlx::query_scalar::<_, i64>(&INSERT)
+                .bind(&self.terms)
+                .bind(message.room_id.as_i64())
                 .bind(id.as_i64())
                 .bind(message.author_id.as_i64())
                 .bind(message.body.as_str())
                 .bind(message.client_id.as_ref().map(|c| c.as_str()))
                 .bind(message.reply_to.map(MessageId::as_i64))
                 .bind(message.created_at.as_millis())
-                .bind(message.room_id.as_i64())
-                .fetch_optional(&mut *db)
-                .await;
+                // All: the statements after the insert run only while rows are read.
+                .fetch_all(&mut *db)
+                .await
+                .map(|seqs| seqs.first().copied());
             match inserted {
                 Ok(Some(seq)) => break seq,
                 // No row: not a member, a DM closed by a block, or the client id is taken by
@@ -151,6 +165,8 @@ pub(in crate::store::sqlite) struct EditMessage {
     pub message: MessageId,
     pub editor: UserId,
     pub body: MessageBody,
+    /// The new body's terms for the search index.
+    pub terms: String,
     pub now: Timestamp,
 }
 
@@ -182,6 +198,7 @@ impl Operation for EditMessage {
         .bind(self.message.as_i64())
         .execute(&mut *db)
         .await?;
+        search::reindex(db, self.room, original.seq, &self.terms).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = ?1")
             .bind(self.message.as_i64())
             .execute(&mut *db)
@@ -247,6 +264,7 @@ impl Operation for DeleteMessage {
         .bind(self.message.as_i64())
         .execute(&mut *db)
         .await?;
+        search::remove(db, self.room, original.seq).await?;
         // Its files go too; their bytes are the caller's to remove once this commits.
         let media: Vec<String> =
             sqlx::query_scalar("DELETE FROM media WHERE message_id = ?1 RETURNING id")

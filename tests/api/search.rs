@@ -1,0 +1,430 @@
+//! Search: substrings in every script, only in rooms the searcher is in now, never a deleted
+//! message or an edit's old text, with filters, paging and highlights; the same answers on
+//! both stores, and an index that forgets what is deleted.
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use confab::config::Database;
+
+/// Searches as `user`; the answer must be a 200.
+async fn search(app: &TestApp, user: &TestUser, query: &str) -> Value {
+    let (status, page) = app.get(user, &format!("/search?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {page}");
+    page
+}
+
+/// The bodies a search for `q` finds, newest first.
+async fn found(app: &TestApp, user: &TestUser, q: &str) -> Vec<String> {
+    let page = search(app, user, &format!("q={}&limit=50", encode(q))).await;
+    bodies(&page)
+}
+
+fn bodies(page: &Value) -> Vec<String> {
+    page["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["message"]["body"].as_str().expect("a body").to_owned())
+        .collect()
+}
+
+/// Percent-encodes `text` for a query string.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The highlighted parts of a result's snippet.
+fn highlighted(result: &Value) -> Vec<String> {
+    let units: Vec<u16> =
+        result["snippet"]["text"].as_str().expect("text").encode_utf16().collect();
+    result["snippet"]["highlights"]
+        .as_array()
+        .expect("highlights")
+        .iter()
+        .map(|h| {
+            let (start, end) = (
+                h[0].as_u64().expect("as written") as usize,
+                h[1].as_u64().expect("as written") as usize,
+            );
+            String::from_utf16(&units[start..end]).expect("whole characters")
+        })
+        .collect()
+}
+
+/// Messages in several scripts, sent oldest first.
+const MESSAGES: &[&str] = &[
+    "Order #48213-B shipped on Monday",
+    "Who has the Permission to deploy?",
+    "Un café crème, s'il vous plaît",
+    "Die Straße ist lang",
+    "Встреча в понедельник, не забудьте СЛОВАРЬ",
+    "Η ΣΟΦΊΑ είναι δύναμη",
+    "مَرْحَبًا بالعالم",
+    "שָׁלוֹם עולם",
+    "我的猫很可爱",
+    "東京都に住んでいます",
+    "がんばってください",
+    "한국어 공부를 합니다",
+    "Great work 👍🏽 team ❤\u{FE0F}",
+    "new   york, new york",
+    "I moved from york to new haven",
+    "ＦＵＬＬ width ｶﾀｶﾅ text",
+];
+
+/// Queries and the messages (by index into MESSAGES) they find, newest first.
+fn expectations() -> Vec<(&'static str, Vec<usize>)> {
+    vec![
+        ("48213", vec![0]),
+        ("213-b", vec![0]),
+        ("perm", vec![1]),
+        ("PERMISSION deploy", vec![1]),
+        ("cafe creme", vec![2]),
+        ("STRASSE", vec![3]),
+        ("strasse lang", vec![3]),
+        ("понедельник", vec![4]),
+        ("словарь", vec![4]),
+        ("σοφια", vec![5]),
+        ("ΔΥΝΑΜΗ", vec![5]),
+        ("مرحبا", vec![6]),
+        ("שלום", vec![7]),
+        ("猫", vec![8]),
+        ("可爱", vec![8]),
+        ("京都", vec![9]),
+        ("東", vec![9]),
+        ("が", vec![10]),
+        ("か", vec![]),
+        ("한국", vec![11]),
+        ("👍", vec![12]),
+        ("❤", vec![12]),
+        ("york", vec![14, 13]),
+        ("\"new york\"", vec![13]),
+        ("new york", vec![14, 13]),
+        ("\"york to new\"", vec![14]),
+        ("full カタカナ", vec![15]),
+        // Latin e; the Greek ε of message 5 is another letter.
+        ("e", vec![15, 14, 13, 12, 3, 2, 1, 0]),
+        ("zz", vec![]),
+        ("york paris", vec![]),
+    ]
+}
+
+#[each_store]
+async fn finds_words_parts_and_phrases_in_every_script() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "world", "private", &[]).await;
+    for body in MESSAGES {
+        app.send(&alice, &room, body).await;
+    }
+    let mut wrong = Vec::new();
+    for (query, hits) in expectations() {
+        let expected: Vec<String> = hits.iter().map(|&i| MESSAGES[i].to_owned()).collect();
+        let got = found(&app, &alice, query).await;
+        if got != expected {
+            wrong.push(format!("{query:?}: expected {expected:?}, found {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Highlights name what matched, in the text as written.
+    let page = search(&app, &alice, &format!("q={}", encode("strasse"))).await;
+    assert_eq!(highlighted(&page["results"][0]), ["Straße"]);
+    let page = search(&app, &alice, &format!("q={}", encode("new york"))).await;
+    assert_eq!(highlighted(&page["results"][1]), ["new", "york", "new", "york"]);
+    let page = search(&app, &alice, &format!("q={}", encode("ΣΟΦΙΑ"))).await;
+    assert_eq!(highlighted(&page["results"][0]), ["ΣΟΦΊΑ"]);
+    let page = search(&app, &alice, &format!("q={}", encode("team"))).await;
+    let result = &page["results"][0];
+    assert_eq!(result["message"]["room_id"], room.as_str());
+    assert_eq!(result["message"]["author_id"], alice.id.as_str());
+    assert_eq!(result["message"]["seq"], 13);
+    assert_eq!(highlighted(result), ["team"]);
+}
+
+#[each_store]
+async fn only_rooms_the_searcher_is_in_now_are_searched() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let shared = app.create_room(&alice, "shared", "private", &[&bob]).await;
+    let bobs = app.create_room(&bob, "bobs", "private", &[]).await;
+    let public = app.create_room(&bob, "lobby", "public", &[]).await;
+    let dm = app.open_dm(&alice, &bob).await;
+    app.send(&bob, &shared, "kumquat in the shared room").await;
+    app.send(&bob, &bobs, "kumquat in bob's own room").await;
+    app.send(&bob, &public, "kumquat in a public room alice never joined").await;
+    app.send(&bob, &dm, "kumquat in the dm").await;
+
+    assert_eq!(
+        found(&app, &alice, "kumquat").await,
+        ["kumquat in the dm", "kumquat in the shared room"]
+    );
+    assert_eq!(found(&app, &bob, "kumquat").await.len(), 4);
+    // Naming a room one is not in finds nothing there, exactly as for a room that does not
+    // exist.
+    for room in [&bobs, &public, &"0000000000000".to_owned()] {
+        let (status, error) = app.get(&alice, &format!("/search?q=kumquat&room_id={room}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+        assert_eq!(error["error"]["code"], "not_found");
+    }
+
+    // Blocking hides the DM from the blocker, in search too; unblocking brings it back.
+    let (status, _) =
+        app.call(reqwest::Method::PUT, &format!("/me/blocks/{}", bob.id), Some(&alice), None).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(found(&app, &alice, "kumquat").await, ["kumquat in the shared room"]);
+    let (status, _) = app.delete(&alice, &format!("/me/blocks/{}", bob.id)).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(found(&app, &alice, "kumquat").await.len(), 2);
+
+    // Leaving a room takes its messages out of one's search at once.
+    let (status, _) = app.post(&alice, &format!("/rooms/{shared}/leave"), json!({})).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(found(&app, &alice, "kumquat").await, ["kumquat in the dm"]);
+}
+
+#[each_store]
+async fn deleted_messages_are_never_found_and_edits_by_their_new_text_only() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "notes", "private", &[]).await;
+    let doomed = app.send(&alice, &room, "the pelican code is 7731").await;
+    let edited = app.send(&alice, &room, "meet at the harbour").await;
+    app.send(&alice, &room, "pelican sighting").await;
+    assert_eq!(found(&app, &alice, "pelican").await.len(), 2);
+
+    let (status, _) = app
+        .delete(
+            &alice,
+            &format!("/rooms/{room}/messages/{}", doomed["id"].as_str().expect("as written")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found(&app, &alice, "pelican").await, ["pelican sighting"]);
+    assert!(found(&app, &alice, "7731").await.is_empty());
+
+    let (status, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/rooms/{room}/messages/{}", edited["id"].as_str().expect("as written")),
+            Some(&alice),
+            Some(json!({ "body": "meet at the lighthouse" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(found(&app, &alice, "harbour").await.is_empty(), "the old text is forgotten");
+    assert_eq!(found(&app, &alice, "lighthouse").await, ["meet at the lighthouse"]);
+}
+
+#[each_store]
+async fn filters_narrow_and_pages_cover_every_hit_once_newest_first() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let one = app.create_room(&alice, "one", "private", &[&bob]).await;
+    let two = app.create_room(&alice, "two", "private", &[&bob]).await;
+    let mut sent = Vec::new();
+    for i in 0..23 {
+        let (author, room) = if i % 2 == 0 { (&alice, &one) } else { (&bob, &two) };
+        sent.push(app.send(author, room, &format!("walrus number {i}")).await);
+    }
+
+    // Paging: every hit once, newest first, whatever the page size.
+    for limit in [1, 5, 50] {
+        let mut seen = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let cursor = next.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let page = search(&app, &alice, &format!("q=walrus&limit={limit}{cursor}")).await;
+            let bodies = bodies(&page);
+            assert!(bodies.len() <= limit);
+            seen.extend(bodies);
+            match page["next"].as_str() {
+                Some(cursor) => next = Some(cursor.to_owned()),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..23).rev().map(|i| format!("walrus number {i}")).collect();
+        assert_eq!(seen, expected, "pages of {limit}");
+    }
+
+    let page = search(&app, &alice, &format!("q=walrus&room_id={two}&limit=50")).await;
+    assert_eq!(bodies(&page).len(), 11);
+    assert!(
+        page["results"]
+            .as_array()
+            .expect("as written")
+            .iter()
+            .all(|r| r["message"]["room_id"] == two.as_str())
+    );
+    let page = search(&app, &alice, &format!("q=walrus&from={}&limit=50", alice.id)).await;
+    assert_eq!(bodies(&page).len(), 12);
+    assert!(
+        page["results"]
+            .as_array()
+            .expect("as written")
+            .iter()
+            .all(|r| r["message"]["author_id"] == alice.id.as_str())
+    );
+
+    // Times: at or after `after`, before `before`.
+    let at = |i: usize| sent[i]["created_at"].as_str().expect("as written").to_owned();
+    let page = search(&app, &alice, &format!("q=walrus&limit=50&after={}", encode(&at(20)))).await;
+    let after: HashSet<String> = bodies(&page).into_iter().collect();
+    assert!(after.contains("walrus number 20") && after.contains("walrus number 22"));
+    assert!(!after.iter().any(|b| b.ends_with(" 3")));
+    let page = search(&app, &alice, &format!("q=walrus&limit=50&before={}", encode(&at(2)))).await;
+    let before: HashSet<String> = bodies(&page).into_iter().collect();
+    assert!(before.contains("walrus number 0") && !before.contains("walrus number 2"));
+
+    // A long body gets a snippet around its match.
+    let long = format!("{} the rare okapi {}", "padding ".repeat(60), "filler ".repeat(60));
+    app.send(&alice, &one, &long).await;
+    let page = search(&app, &alice, "q=okapi").await;
+    let result = &page["results"][0];
+    assert_eq!(result["message"]["body"], long.trim());
+    let snippet = result["snippet"]["text"].as_str().expect("as written");
+    assert!(
+        snippet.starts_with('…') && snippet.ends_with('…') && snippet.chars().count() <= 202,
+        "{snippet}"
+    );
+    assert_eq!(highlighted(result), ["okapi"]);
+}
+
+#[each_store]
+async fn bad_searches_get_clear_errors() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    for query in [
+        "q=",
+        "q=%20%20",
+        "",
+        &format!("q={}", "a".repeat(201)),
+        "q=a%00b",
+        "q=a&cursor=-1",
+        "q=a&after=yesterday",
+        "q=a&from=nobody!",
+    ] {
+        let (status, error) = app.get(&alice, &format!("/search?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_query", "{query}");
+    }
+    for limit in [0, 51] {
+        let (status, error) = app.get(&alice, &format!("/search?q=a&limit={limit}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["code"], "invalid_limit");
+    }
+    let (status, _) = app.get(&alice, &format!("/search?q={}", "a".repeat(200))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Runs SQL on the server's database (stopped or not), whichever it is.
+async fn execute(app: &TestApp, sqlite: &str, postgres: &str) {
+    match app.database() {
+        Database::Embedded => {
+            let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
+            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+            sqlx::raw_sql(sqlite).execute(&mut db).await.expect(sqlite);
+        }
+        Database::Postgres(url) => {
+            let mut db = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::raw_sql(postgres).execute(&mut db).await.expect(postgres);
+        }
+    }
+}
+
+#[each_store]
+async fn messages_stored_before_search_came_in_are_indexed_as_the_store_opens() {
+    let mut app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "old", "private", &[]).await;
+    for i in 0..5 {
+        app.send(&alice, &room, &format!("heron {i}")).await;
+    }
+    let gone = app.send(&alice, &room, "heron deleted").await;
+    let (status, _) = app
+        .delete(
+            &alice,
+            &format!("/rooms/{room}/messages/{}", gone["id"].as_str().expect("as written")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+    // The database as the migration leaves one made before search: nothing indexed.
+    execute(
+        &app,
+        "DELETE FROM search_text; DELETE FROM search_rows;
+         INSERT INTO search_backlog (room_id, seq)
+             SELECT room_id, seq FROM messages WHERE deleted_at IS NULL ORDER BY created_at, seq;",
+        "UPDATE messages SET search_ord = NULL, search_terms = NULL",
+    )
+    .await;
+    let app = app.restart().await;
+    let expected: Vec<String> = (0..5).rev().map(|i| format!("heron {i}")).collect();
+    assert_eq!(found(&app, &alice, "heron").await, expected);
+    let newer = app.send(&alice, &room, "heron after").await;
+    assert_eq!(found(&app, &alice, "heron").await[0], newer["body"].as_str().expect("as written"));
+}
+
+// SQLite only: it reads the full-text index's own vocabulary in `confab.db`. The body
+// leaving the files is `conversation::deletes::a_deleted_message_body_leaves_the_database_files`.
+#[tokio::test]
+async fn a_deleted_message_leaves_the_search_index() {
+    let mut app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "notes", "private", &[]).await;
+    app.send(&alice, &room, "an ordinary message").await;
+    app.stop().await;
+    let before = index_terms(&app).await;
+    let mut app = app.restart().await;
+    // Characters nothing else holds: every one of its terms is its own.
+    let doomed = app.send(&alice, &room, "龘靐齉 ꙮ ᚠᛇᚻ 𓀀𓀁").await;
+    app.stop().await;
+    let with = index_terms(&app).await;
+    assert!(with.len() > before.len() + 20, "{} terms, then {}", before.len(), with.len());
+    let mut app = app.restart().await;
+    let (status, _) = app
+        .delete(
+            &alice,
+            &format!("/rooms/{room}/messages/{}", doomed["id"].as_str().expect("as written")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+    assert_eq!(index_terms(&app).await, before, "the deleted message's terms left the index");
+    let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM search_rows")
+        .fetch_one(&mut db)
+        .await
+        .expect("as written");
+    assert_eq!(rows, 1);
+}
+
+/// The terms the full-text index holds for at least one message.
+async fn index_terms(app: &TestApp) -> HashSet<String> {
+    let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+    sqlx::raw_sql("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, search_text, 'row')")
+        .execute(&mut db)
+        .await
+        .expect("vocabulary");
+    sqlx::query_scalar::<_, String>("SELECT term FROM temp.terms WHERE doc > 0")
+        .fetch_all(&mut db)
+        .await
+        .expect("terms")
+        .into_iter()
+        .collect()
+}
