@@ -26,7 +26,8 @@
 #
 # search is run on Confab alone (the ceiling keeps nothing) and is not among the scenarios
 # run by default (seeding a million messages takes minutes); it prints the size of the
-# store (the data directory, or the PostgreSQL database) before and after seeding.
+# store (the data directory, or the PostgreSQL database) before and after seeding;
+# SEARCH_MESSAGES=200000 bench/run.sh --postgres search seeds fewer than a million.
 #
 # Everything talks to 127.0.0.1 only, and every run is bounded by confab-bench --max-secs.
 set -euo pipefail
@@ -233,10 +234,11 @@ for scenario in "${scenarios[@]}"; do
     search)
       # A million messages in 100 rooms, searched by a member of 10 of them; seeding is
       # the longest part, and on PostgreSQL it is slower.
+      # SEARCH_MESSAGES=… asks for fewer.
       start_server confab
       echo "store before seeding: $(store_size)"
-      max_secs=7200 bench search confab search --messages 1000000 --rooms 100 \
-        --member-rooms 10 --queries 200
+      max_secs=7200 bench search confab search --messages "${SEARCH_MESSAGES:-1000000}" \
+        --rooms 100 --member-rooms 10 --queries 200
       echo "store after seeding: $(store_size)" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
