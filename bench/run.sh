@@ -5,7 +5,8 @@
 # table to the terminal). It builds into $CARGO_TARGET_DIR if set.
 #
 #   bench/run.sh                       every scenario
-#   bench/run.sh fanout idle           only these (fanout, room, idle, writes, history)
+#   bench/run.sh fanout idle           only these (fanout, room, idle, writes, history,
+#                                      search)
 #   bench/run.sh --postgres writes     Confab on PostgreSQL instead of SQLite
 #   bench/run.sh --nodes 2 fanout      two Confab nodes on PostgreSQL and Redis, the
 #                                      connections spread over both
@@ -22,6 +23,11 @@
 # adds up the nodes' memory and CPU, and reports PostgreSQL's and Redis's CPU beside them.
 # Its reports are named <scenario>-confab-postgres-redis-N.json (N may be 1: one node with
 # its events going through Redis).
+#
+# search is run on Confab alone (the ceiling keeps nothing) and is not among the scenarios
+# run by default (seeding a million messages takes minutes); it prints the size of the
+# store (the data directory, or the PostgreSQL database) before and after seeding;
+# SEARCH_MESSAGES=200000 bench/run.sh --postgres search seeds fewer than a million.
 #
 # Everything talks to 127.0.0.1 only, and every run is bounded by confab-bench --max-secs.
 set -euo pipefail
@@ -118,17 +124,20 @@ servers="ceiling confab"
 [ "$nodes" -gt 0 ] && servers=confab
 
 # start_server confab|ceiling: starts it (or, with --nodes, each node) on a free port;
-# sets server_pids and urls.
+# sets server_pids and urls, and for Confab data (its data directory) and database_name
+# (on PostgreSQL).
 start_server() {
   cleanup
-  local port data flags=() count=1
+  local port flags=() count=1
   urls=()
   if [ "$1" = confab ]; then
     data=$(mktemp -d)
+    database_name=
     if [ "$store" = postgres ]; then
       database=$((database + 1))
       "$(command -v psql || echo "$pg_bin/psql")" -qh 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE bench$database" postgres
-      flags=(--database-url "postgres://postgres@127.0.0.1:$pg_port/bench$database")
+      database_name=bench$database
+      flags=(--database-url "postgres://postgres@127.0.0.1:$pg_port/$database_name")
     fi
     if [ "$nodes" -gt 0 ]; then
       flags+=(--redis-url "redis://127.0.0.1:$redis_port")
@@ -156,11 +165,22 @@ start_server() {
   fi
 }
 
+# store_size: the size of Confab's data directory, and of its database on PostgreSQL.
+store_size() {
+  local size
+  size="data directory $(du -sm "$data" | cut -f1) MB"
+  if [ -n "$database_name" ]; then
+    size+=", database $("$(command -v psql || echo "$pg_bin/psql")" -qtAh 127.0.0.1 -p "$pg_port" \
+      -U postgres -c "SELECT pg_database_size('$database_name') / 1048576" postgres) MB"
+  fi
+  echo "$size"
+}
+
 # bench NAME SERVER ARGS...: one run, its table on the terminal, its JSON in results/.
 bench() {
   local name=$1 server=$2
   shift 2
-  local flags=(--max-secs 1200) report=$server url pid
+  local flags=(--max-secs "${max_secs:-1200}") report=$server url pid
   for url in "${urls[@]}"; do flags+=(--url "$url"); done
   for pid in "${server_pids[@]}"; do flags+=(--server-pid "$pid"); done
   [ "$server" = ceiling ] && flags+=(--ceiling)
@@ -211,6 +231,15 @@ for scenario in "${scenarios[@]}"; do
     history)
       start_server confab
       bench history confab history --messages 1000000 --requests 2000 --page 100 ;;
+    search)
+      # A million messages in 100 rooms, searched by a member of 10 of them; seeding is
+      # the longest part, and on PostgreSQL it is slower.
+      # SEARCH_MESSAGES=… asks for fewer.
+      start_server confab
+      echo "store before seeding: $(store_size)"
+      max_secs=7200 bench search confab search --messages "${SEARCH_MESSAGES:-1000000}" \
+        --rooms 100 --member-rooms 10 --queries 200
+      echo "store after seeding: $(store_size)" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
 done

@@ -155,6 +155,61 @@ async fn the_load_generator_measures_writes_history_and_idle_connections() {
     assert!(idle["server_bytes_per_connection"].is_number(), "{idle}");
 }
 
+/// The search mode seeds rooms with mixed-script text and times every kind of query; no
+/// result comes from a room the searcher is not in, and its state file lets the queries
+/// run again without seeding, finding the same.
+#[each_store]
+async fn the_load_generator_seeds_rooms_and_times_searches() {
+    let server = ServerProcess::start(|_| {}).await;
+    let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
+    let state = tempfile::tempdir().expect("a temporary directory");
+    let state = state.path().join("search.json").to_string_lossy().into_owned();
+    let (first, again) = tokio::task::spawn_blocking(move || {
+        let args = [
+            "--url",
+            url.as_str(),
+            "--server-pid",
+            pid.as_str(),
+            "search",
+            "--messages",
+            "600",
+            "--rooms",
+            "6",
+            "--member-rooms",
+            "2",
+            "--queries",
+            "5",
+            "--rare-hits",
+            "3",
+            "--state",
+            state.as_str(),
+        ];
+        (bench(&args), bench(&args))
+    })
+    .await
+    .expect("bench ran");
+
+    assert_eq!(first["seeding"]["confirmed"], 600, "{first}");
+    assert!(again["seeding"].is_null(), "the second run reuses the seeded server: {again}");
+    let categories = first["categories"].as_array().expect("categories");
+    assert_eq!(categories.len(), 4, "{first}");
+    for category in categories {
+        assert_eq!(category["queries"], 5, "{category}");
+        assert_eq!(category["latency"]["count"], 5, "{category}");
+        assert_eq!(category["violations"], 0, "{category}");
+    }
+    assert!(categories[0]["results"].as_u64() > Some(0), "common words are found: {first}");
+    let results = |report: &Value| -> Vec<Value> {
+        report["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["results"].clone())
+            .collect()
+    };
+    assert_eq!(results(&first), results(&again), "the same queries find the same");
+}
+
 #[test]
 fn the_load_generator_talks_to_loopback_only() {
     let output = Command::new(env!("CARGO_BIN_EXE_confab-bench"))

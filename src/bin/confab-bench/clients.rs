@@ -262,8 +262,8 @@ pub fn send_frame(room_id: &str, body: &str, client_id: &str) -> String {
     )
 }
 
-/// The numbers at the start of a benchmark message's body.
-#[derive(Debug, PartialEq, Eq)]
+/// The numbers at the start of a benchmark message's body, or in its client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marker {
     pub step: usize,
     pub n: u64,
@@ -272,6 +272,9 @@ pub struct Marker {
 
 impl Marker {
     const PREFIX: &'static str = "~b ";
+    /// The same numbers in a `client_id` (which holds no spaces), for messages whose body
+    /// is real text: a confirmation carries the client id before the message.
+    const ID_PREFIX: &'static str = "~b.";
 
     /// A body of `size` bytes (at least the marker's) carrying the marker.
     pub fn body(&self, size: usize) -> String {
@@ -282,9 +285,20 @@ impl Marker {
         body
     }
 
+    /// A client id carrying the marker.
+    pub fn client_id(&self) -> String {
+        format!("{}{}.{}.{}.", Self::ID_PREFIX, self.step, self.n, self.scheduled_us)
+    }
+
+    /// The first marker in `text`, in either form.
     pub fn find(text: &str) -> Option<Self> {
-        let at = text.find(Self::PREFIX)? + Self::PREFIX.len();
-        let mut numbers = text[at..].splitn(4, ' ');
+        let in_body = text.find(Self::PREFIX).map(|at| (at + Self::PREFIX.len(), ' '));
+        let in_id = text.find(Self::ID_PREFIX).map(|at| (at + Self::ID_PREFIX.len(), '.'));
+        let (at, separator) = match (in_body, in_id) {
+            (Some(body), Some(id)) => body.min(id),
+            (body, id) => body.or(id)?,
+        };
+        let mut numbers = text[at..].splitn(4, separator);
         Some(Self {
             step: numbers.next()?.parse().ok()?,
             n: numbers.next()?.parse().ok()?,
@@ -305,5 +319,10 @@ mod tests {
         let frame = format!(r#"{{"type":"message.created","message":{{"body":"{body}"}}}}"#);
         assert_eq!(Marker::find(&frame), Some(marker));
         assert_eq!(Marker::find(r#"{"body":"~b 1 x"}"#), None);
+        let ack = format!(
+            r#"{{"type":"message.ack","client_id":"{}","message":{{"body":"~b 9 9 9 "}}}}"#,
+            marker.client_id()
+        );
+        assert_eq!(Marker::find(&ack), Some(marker));
     }
 }

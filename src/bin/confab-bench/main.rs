@@ -6,10 +6,12 @@
 
 mod avatars;
 mod clients;
+mod corpus;
 mod fanout;
 mod idle;
 mod process;
 mod report;
+mod search;
 mod setup;
 mod stats;
 mod writes;
@@ -80,6 +82,9 @@ enum Mode {
     Writes(writes::WriteOptions),
     /// Fill a room with messages, then fetch pages of its history.
     History(writes::HistoryOptions),
+    /// Seed rooms with messages in mixed scripts, then time searches by one member of a
+    /// few of them, by kind of query.
+    Search(search::Options),
     /// Parallel avatar uploads of one huge picture: the server's peak memory.
     Avatars(avatars::Options),
 }
@@ -172,6 +177,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Mode::Writes(options) => writes::run_writes(&run, options).await,
         Mode::History(options) => writes::run_history(&run, options).await,
+        Mode::Search(options) => search::run(&run, options).await,
         Mode::Avatars(options) => avatars::run(&run, options).await,
     }
 }

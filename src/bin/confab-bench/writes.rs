@@ -64,12 +64,12 @@ pub struct HistoryOptions {
 }
 
 #[derive(Debug, Serialize)]
-struct Written {
+pub struct Written {
     writers: usize,
     window: usize,
-    seconds: f64,
+    pub seconds: f64,
     sent: u64,
-    confirmed: u64,
+    pub confirmed: u64,
     confirmed_per_sec: f64,
     error_frames: u64,
     closed_early: u64,
@@ -92,12 +92,23 @@ pub async fn run_writes(run: &Run, options: WriteOptions) -> Result<()> {
     Ok(())
 }
 
-struct Pace {
-    window: usize,
-    secs: f64,
-    limit: u64,
-    body_bytes: usize,
+/// What the writers write, and for how long.
+pub struct Pace {
+    pub window: usize,
+    pub secs: f64,
+    /// Messages in all, over every writer.
+    pub limit: u64,
+    pub body_bytes: usize,
+    /// Each writer's messages as real text instead of marked filler: the body of the `n`th
+    /// message (from 1) of the writer in room `room`, or None once it has written its share.
+    /// The marker then travels in the client id.
+    pub text: Option<Text>,
+    /// Print how far the writing got every ten seconds (on stderr).
+    pub progress: bool,
 }
+
+/// The body of a room's `n`th message, if it has one.
+pub type Text = Arc<dyn Fn(usize, u64) -> Option<String> + Send + Sync>;
 
 fn options_of(options: &WriteOptions) -> Pace {
     Pace {
@@ -105,12 +116,14 @@ fn options_of(options: &WriteOptions) -> Pace {
         secs: options.secs,
         limit: u64::MAX,
         body_bytes: options.body_bytes,
+        text: None,
+        progress: false,
     }
 }
 
-type Writers = (Plan, Arc<Shared>, Vec<Connection>, Vec<Option<Arc<Semaphore>>>);
+pub type Writers = (Plan, Arc<Shared>, Vec<Connection>, Vec<Option<Arc<Semaphore>>>);
 
-async fn writers(run: &Run, layout: Layout, window: usize) -> Result<Writers> {
+pub async fn writers(run: &Run, layout: Layout, window: usize) -> Result<Writers> {
     let plan = plan(run, layout).await?;
     let shared = Shared::new(1);
     let acks: Vec<Option<Arc<Semaphore>>> =
@@ -120,8 +133,8 @@ async fn writers(run: &Run, layout: Layout, window: usize) -> Result<Writers> {
 }
 
 /// Every writer sends whenever it has a free slot in its window, until the time or the
-/// message limit is up; then waits (a little) for the last confirmations.
-async fn write(
+/// message limit (or its text) is up; then waits (a little) for the last confirmations.
+pub async fn write(
     run: &Run,
     plan: &Plan,
     shared: &Arc<Shared>,
@@ -135,6 +148,7 @@ async fn write(
     tally.measure_from_us.store(shared.clock.now_us() + 500_000, Ordering::Relaxed);
     let before = run.readings();
     let budget = Arc::new(AtomicU64::new(pace.limit));
+    let progress = pace.progress.then(|| tokio::spawn(report_progress(shared.clone(), pace.limit)));
     let tasks: Vec<_> = connections
         .iter()
         .zip(acks)
@@ -143,6 +157,7 @@ async fn write(
             let (outbox, room_id) = (connection.outbox.clone(), seat.room_id.clone());
             let acks = acks.clone().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
             let (shared, budget, body_bytes) = (shared.clone(), budget.clone(), pace.body_bytes);
+            let (text, room) = (pace.text.clone(), seat.room);
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
@@ -152,6 +167,13 @@ async fn write(
                         break;
                     };
                     permit.forget();
+                    let body = match &text {
+                        Some(text) => match text(room, n + 1) {
+                            Some(body) => Some(body),
+                            None => break,
+                        },
+                        None => None,
+                    };
                     if budget
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
                         .is_err()
@@ -160,8 +182,11 @@ async fn write(
                     }
                     n += 1;
                     let scheduled_us = shared.clock.now_us();
-                    let body = Marker { step: 0, n, scheduled_us }.body(body_bytes);
-                    let frame = send_frame(&room_id, &body, &format!("w{n}"));
+                    let marker = Marker { step: 0, n, scheduled_us };
+                    let frame = match body {
+                        Some(body) => send_frame(&room_id, &body, &marker.client_id()),
+                        None => send_frame(&room_id, &marker.body(body_bytes), &format!("w{n}")),
+                    };
                     if outbox.send(frame).is_err() {
                         break;
                     }
@@ -180,6 +205,9 @@ async fn write(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(progress) = progress {
+        progress.abort();
+    }
     let after = run.readings();
     let confirmed = Tally::get(&tally.confirmed);
     Written {
@@ -196,7 +224,25 @@ async fn write(
     }
 }
 
-fn print_written(written: &Written) {
+/// Every ten seconds, how many of `limit` messages are confirmed, and at what rate.
+async fn report_progress(shared: Arc<Shared>, limit: u64) {
+    let tally = &shared.steps[0];
+    let started = Instant::now();
+    let mut last = (0, started);
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (confirmed, now) = (Tally::get(&tally.confirmed), Instant::now());
+        let rate = (confirmed - last.0) as f64 / (now - last.1).as_secs_f64();
+        let of = if limit == u64::MAX { String::new() } else { format!(" of {limit}") };
+        eprintln!(
+            "{:>5.0} s: {confirmed}{of} confirmed, {rate:.0}/s in the last ten seconds",
+            (now - started).as_secs_f64()
+        );
+        last = (confirmed, now);
+    }
+}
+
+pub fn print_written(written: &Written) {
     println!(
         "{} writers × {} in flight: {} sent, {} confirmed in {:.1} s = {:.0} confirmed/s; {} error frames, {} closed early",
         written.writers,
@@ -274,6 +320,8 @@ async fn fill(run: &Run, options: &HistoryOptions) -> Result<(String, String, Wr
         secs: 3600.0,
         limit: options.messages,
         body_bytes: options.body_bytes,
+        text: None,
+        progress: true,
     };
     let written = write(run, &plan, &shared, &connections, &acks, &pace).await;
     shared.stop.cancel();
