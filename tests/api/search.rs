@@ -330,12 +330,17 @@ async fn bad_searches_get_clear_errors() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A connection of the test's own to a server's SQLite database.
+async fn open_sqlite(app: &TestApp) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
+    sqlx::SqliteConnection::connect(&url).await.expect("open SQLite")
+}
+
 /// Runs SQL on the server's database (stopped or not), whichever it is.
 async fn execute(app: &TestApp, sqlite: &str, postgres: &str) {
     match app.database() {
         Database::Embedded => {
-            let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
-            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+            let mut db = open_sqlite(app).await;
             sqlx::raw_sql(sqlite).execute(&mut db).await.expect(sqlite);
         }
         Database::Postgres(url) => {
@@ -404,8 +409,7 @@ async fn a_deleted_message_leaves_the_search_index() {
     assert_eq!(status, StatusCode::OK);
     app.stop().await;
     assert_eq!(index_terms(&app).await, before, "the deleted message's terms left the index");
-    let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+    let mut db = open_sqlite(&app).await;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM search_rows")
         .fetch_one(&mut db)
         .await
@@ -415,8 +419,7 @@ async fn a_deleted_message_leaves_the_search_index() {
 
 /// The terms the full-text index holds for at least one message.
 async fn index_terms(app: &TestApp) -> HashSet<String> {
-    let url = format!("sqlite://{}", app.data_path().join("confab.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+    let mut db = open_sqlite(app).await;
     sqlx::raw_sql("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, search_text, 'row')")
         .execute(&mut db)
         .await
