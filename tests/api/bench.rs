@@ -30,6 +30,18 @@ pub(crate) fn bench(args: &[&str]) -> Value {
 
 /// Small and slow enough that nothing should be lost even while the rest of the suite
 /// keeps the machine busy; the drain leaves time for deliveries still on their way.
+/// Confab started in a working directory of its own, so that tests running at once never
+/// share an embedded database (and nothing is left in the checkout); the directory lives as
+/// long as the returned guard.
+async fn server() -> (ServerProcess, tempfile::TempDir) {
+    let working_dir = tempfile::tempdir().expect("a temporary directory");
+    let server = ServerProcess::start(|command| {
+        command.current_dir(working_dir.path());
+    })
+    .await;
+    (server, working_dir)
+}
+
 fn fanout_args<'a>(url: &'a str, pid: &'a str) -> Vec<&'a str> {
     vec![
         "--url",
@@ -76,7 +88,7 @@ fn assert_clean_fanout(report: &Value, server: &str) {
 
 #[each_store]
 async fn the_load_generator_counts_every_delivery_from_confab() {
-    let server = ServerProcess::start(|_| {}).await;
+    let (server, _data) = server().await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
     let report = tokio::task::spawn_blocking(move || bench(&fanout_args(&url, &pid)))
         .await
@@ -112,7 +124,7 @@ async fn the_load_generator_counts_every_delivery_from_the_ceiling() {
 
 #[each_store]
 async fn the_load_generator_measures_writes_history_and_idle_connections() {
-    let server = ServerProcess::start(|_| {}).await;
+    let (server, _data) = server().await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
     let reports = tokio::task::spawn_blocking(move || {
         let common = ["--url", url.as_str(), "--server-pid", pid.as_str()];
@@ -160,7 +172,7 @@ async fn the_load_generator_measures_writes_history_and_idle_connections() {
 /// run again without seeding, finding the same.
 #[each_store]
 async fn the_load_generator_seeds_rooms_and_times_searches() {
-    let server = ServerProcess::start(|_| {}).await;
+    let (server, _data) = server().await;
     let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
     let state = tempfile::tempdir().expect("a temporary directory");
     let state = state.path().join("search.json").to_string_lossy().into_owned();
