@@ -92,7 +92,23 @@ impl Connection {
         let user = self.user.id;
         match frame {
             ClientFrame::Send { room_id, body, client_id, reply_to, attachments } => {
+                let (done, next) = tokio::sync::oneshot::channel::<()>();
+                // Forget the sends that are over (a client may name any number of rooms).
+                if self.sends.len() >= MAX_REQUESTS_IN_FLIGHT {
+                    self.sends.retain(|_, end| {
+                        matches!(
+                            end.try_recv(),
+                            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+                        )
+                    });
+                }
+                let previous = self.sends.insert(room_id.clone(), next);
                 self.request(Some(client_id.clone()), async move {
+                    // Done or dropped, the previous send to this room is out of the way.
+                    if let Some(previous) = previous {
+                        let _ = previous.await;
+                    }
+                    let _done = done;
                     let draft = Draft {
                         body: &body,
                         client_id: Some(&client_id),

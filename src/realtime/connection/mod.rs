@@ -161,6 +161,10 @@ struct Connection {
     cursors: HashMap<RoomId, Cursor>,
     /// Writes the client asked for, running.
     requests: FuturesUnordered<Request>,
+    /// For each room (by the id the client named), the end of the latest `send` to it: the
+    /// next one waits for it, so a connection's messages to a room are stored in the order
+    /// it sent them (requests otherwise race one another to the store).
+    sends: HashMap<String, tokio::sync::oneshot::Receiver<()>>,
     syncs: Syncs,
     /// When this connection last announced typing in each room, to pace it.
     typing_sent: HashMap<RoomId, Instant>,
@@ -190,6 +194,7 @@ impl Connection {
             session_expires_at: session.expires_at,
             cursors: HashMap::new(),
             requests: FuturesUnordered::new(),
+            sends: HashMap::new(),
             syncs,
             typing_sent: HashMap::new(),
             last_heard: Instant::now(),
