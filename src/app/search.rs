@@ -5,6 +5,8 @@
 //! work one request does is bounded: it looks at so many candidates at most, and a page
 //! that stops there short of `limit` still says where to go on.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::App;
@@ -12,13 +14,16 @@ use crate::domain::search::{SearchQuery, Snippet};
 use crate::domain::{Message, RoomId, Timestamp, UserId};
 use crate::error::{Error, Result};
 use crate::limits::Action;
-use crate::store::SearchScope;
+use crate::store::{Candidates, SearchScope};
 
 /// The most results one page returns.
 pub const MAX_SEARCH_PAGE: u32 = 50;
 
-/// The most candidates one request matches before it answers with what it has.
+/// The most positions one request looks at before it answers with what it has.
 const CANDIDATES_MAX: usize = 2_000;
+
+/// The most positions one look at the index takes.
+const EXAMINE_MAX: u32 = 1_000;
 
 /// A search as the query string gives it.
 #[derive(Debug, Default, Deserialize)]
@@ -75,35 +80,57 @@ impl App {
         self.limit(Action::Search, viewer).await?;
 
         let scope = SearchScope { user: viewer, room, author, after, before };
-        // A few more than asked, for the candidates whose text does not match.
-        let batch = limit + limit / 4 + 1;
+        let query = Arc::new(query);
         let mut results = Vec::new();
+        // A few more than asked at first, for the candidates whose text does not match, and
+        // more each time after, where matches are few.
+        let mut examine = limit + limit / 4 + 1;
         let mut examined = 0;
         loop {
-            let candidates = self.store().search(scope, &query, below, batch).await?;
-            let exhausted = candidates.len() < batch as usize;
-            for candidate in candidates {
-                examined += 1;
-                below = Some(candidate.position);
-                let Some(found) = query.find(candidate.message.body.as_str()) else { continue };
-                let snippet = Snippet::new(candidate.message.body.as_str(), &found);
-                results.push(SearchResult {
-                    message: candidate.message,
-                    snippet: SnippetView {
-                        text: snippet.text,
-                        highlights: snippet.highlights.iter().map(|r| [r.start, r.end]).collect(),
-                    },
-                });
+            let Candidates { found, next } =
+                self.store().search(scope, &query, below, examine).await?;
+            examined += examine as usize;
+            // Matching reads every candidate's text: off the threads that serve sockets.
+            let matching = Arc::clone(&query);
+            let matched = tokio::task::spawn_blocking(move || {
+                found
+                    .into_iter()
+                    .filter_map(|candidate| {
+                        let found = matching.find(candidate.message.body.as_str())?;
+                        let snippet = Snippet::new(candidate.message.body.as_str(), &found);
+                        Some((
+                            candidate.position,
+                            SearchResult {
+                                message: candidate.message,
+                                snippet: SnippetView {
+                                    text: snippet.text,
+                                    highlights: snippet
+                                        .highlights
+                                        .iter()
+                                        .map(|r| [r.start, r.end])
+                                        .collect(),
+                                },
+                            },
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(Error::internal)?;
+            for (position, result) in matched {
+                results.push(result);
                 if results.len() == limit as usize {
-                    return Ok(SearchPage { results, next: below.map(cursor) });
+                    return Ok(SearchPage { results, next: Some(cursor(position)) });
                 }
             }
-            if exhausted {
+            let Some(next) = next else {
                 return Ok(SearchPage { results, next: None });
-            }
+            };
+            below = Some(next);
             if examined >= CANDIDATES_MAX {
-                return Ok(SearchPage { results, next: below.map(cursor) });
+                return Ok(SearchPage { results, next: Some(cursor(next)) });
             }
+            examine = (examine * 4).min(EXAMINE_MAX);
         }
     }
 

@@ -343,10 +343,20 @@ pub struct SearchScope {
 }
 
 /// A message that may match a search, with its place in the search's order (newest
-/// highest); the caller matches its text, since the index offers a few that do not.
+/// highest, `store::search::position`); the caller matches its text, since the index
+/// offers a few that do not.
 pub struct Candidate {
     pub position: i64,
     pub message: Message,
+}
+
+/// What one look at the search index found: the candidates in scope, newest first, and
+/// where to look next.
+pub struct Candidates {
+    pub found: Vec<Candidate>,
+    /// The lowest position looked at, when the look stopped at its bound: positions below
+    /// it remain. `None` when nothing below was left to look at.
+    pub next: Option<i64>,
 }
 
 /// A page of messages, oldest first.
@@ -501,15 +511,18 @@ pub trait Store: Send + Sync + 'static {
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage>;
     /// One message of a room.
     async fn message(&self, room: RoomId, message: MessageId) -> StoreResult<Option<Message>>;
-    /// Up to `limit` live messages in `scope` that may match `query`, newest first, each
-    /// placed below `below` (a position an earlier call returned) when given.
+    /// Live messages in `scope` that may match `query`, newest first, below `below` (a
+    /// position an earlier call returned) when given. Looks at no more than `examine` of
+    /// the messages the index offers (those holding the query's terms in the scope's time
+    /// bounds, in rooms the index tells apart when it can), however few of them are in
+    /// scope: the work one call does is bounded.
     async fn search(
         &self,
         scope: SearchScope,
         query: &SearchQuery,
         below: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Candidate>>;
+        examine: u32,
+    ) -> StoreResult<Candidates>;
     /// What a client that saw a room up to `span.since` needs to be up to date as of
     /// `span.up_to`: the messages created by `up_to` whose latest change is after `since`,
     /// each as it is now, in the order of their latest changes, starting after the change

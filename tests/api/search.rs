@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, database_files, each_store, files_holding, spawn_app};
 use confab::config::Database;
 
 /// Searches as `user`; the answer must be a 200.
@@ -367,12 +367,12 @@ async fn messages_stored_before_search_came_in_are_indexed_as_the_store_opens() 
         .await;
     assert_eq!(status, StatusCode::OK);
     app.stop().await;
-    // The database as the migration leaves one made before search: nothing indexed.
+    // The database as a migration leaves one made before search, or with an index made
+    // another way: nothing indexed, and the index's version not the server's.
     execute(
         &app,
-        "DELETE FROM search_text; DELETE FROM search_rows;
-         INSERT INTO search_backlog (room_id, seq)
-             SELECT room_id, seq FROM messages WHERE deleted_at IS NULL ORDER BY created_at, seq;",
+        "INSERT INTO search_text (search_text) VALUES ('delete-all');
+         UPDATE messages SET search_pos = NULL; UPDATE search_state SET terms_version = 0;",
         "UPDATE messages SET search_ord = NULL, search_terms = NULL",
     )
     .await;
@@ -383,10 +383,10 @@ async fn messages_stored_before_search_came_in_are_indexed_as_the_store_opens() 
     assert_eq!(found(&app, &alice, "heron").await[0], newer["body"].as_str().expect("as written"));
 }
 
-// SQLite only: it reads the full-text index's own vocabulary in `confab.db`. The body
-// leaving the files is `conversation::deletes::a_deleted_message_body_leaves_the_database_files`.
+// SQLite only: it reads the full-text index's own vocabulary and the bytes of `confab.db`.
+// The body leaving the files is `conversation::deletes::a_deleted_message_body_leaves_the_database_files`.
 #[tokio::test]
-async fn a_deleted_message_leaves_the_search_index() {
+async fn a_deleted_message_and_an_edits_old_text_leave_the_search_index_on_disk() {
     let mut app = spawn_app().await;
     let alice = app.register("alice").await;
     let room = app.create_room(&alice, "notes", "private", &[]).await;
@@ -394,27 +394,67 @@ async fn a_deleted_message_leaves_the_search_index() {
     app.stop().await;
     let before = index_terms(&app).await;
     let mut app = app.restart().await;
-    // Characters nothing else holds: every one of its terms is its own.
+    // Characters nothing else holds: every one of their terms is their own.
     let doomed = app.send(&alice, &room, "龘靐齉 ꙮ ᚠᛇᚻ 𓀀𓀁").await;
+    let edited = app.send(&alice, &room, "䨻䨺 ᚦᚨᚱ ꙭꙬ 𓃰𓃱").await;
     app.stop().await;
     let with = index_terms(&app).await;
-    assert!(with.len() > before.len() + 20, "{} terms, then {}", before.len(), with.len());
+    let theirs: HashSet<&String> = with.difference(&before).collect();
+    assert!(theirs.len() > 40, "{} terms of their own", theirs.len());
+
+    // The index as one segment, so that where each term is stored is known: in order, each
+    // after what it shares with the one before, which is stored as a length.
+    execute(&app, "INSERT INTO search_text (search_text) VALUES ('optimize')", "").await;
+    let mut all: Vec<&String> = with.iter().collect();
+    all.sort();
+    let stored: Vec<&str> = all
+        .windows(2)
+        .filter(|pair| theirs.contains(pair[1]))
+        .map(|pair| {
+            let shared = pair[0].bytes().zip(pair[1].bytes()).take_while(|(a, b)| a == b).count();
+            &pair[1][shared..]
+        })
+        // Long enough (30 bits and more) that nothing else holds one by chance.
+        .filter(|piece| piece.len() >= 6)
+        .collect();
+    assert!(stored.len() >= 10, "{} recognisable terms", stored.len());
+    let files = database_files(app.data_path());
+    let missing: Vec<&&str> =
+        stored.iter().filter(|piece| files_holding(&files, piece).is_empty()).collect();
+    assert!(missing.is_empty(), "the scan finds the index's terms: {missing:?} missing");
+
     let mut app = app.restart().await;
+    let (status, _) =
+        app.delete(&alice, &format!("/rooms/{room}/messages/{}", id_of(&doomed))).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = app
-        .delete(
-            &alice,
-            &format!("/rooms/{room}/messages/{}", doomed["id"].as_str().expect("as written")),
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/rooms/{room}/messages/{}", id_of(&edited)),
+            Some(&alice),
+            Some(json!({ "body": "plain words now" })),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(found(&app, &alice, "plain words").await, ["plain words now"]);
     app.stop().await;
-    assert_eq!(index_terms(&app).await, before, "the deleted message's terms left the index");
-    let mut db = open_sqlite(&app).await;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM search_rows")
-        .fetch_one(&mut db)
-        .await
-        .expect("as written");
-    assert_eq!(rows, 1);
+
+    let left: Vec<String> =
+        index_terms(&app).await.into_iter().filter(|t| theirs.contains(t)).collect();
+    assert!(left.is_empty(), "terms of the old texts still in the index: {left:?}");
+    let files = database_files(app.data_path());
+    let on_disk: Vec<&&str> =
+        stored.iter().filter(|piece| !files_holding(&files, piece).is_empty()).collect();
+    assert!(
+        on_disk.is_empty(),
+        "{} of {} terms of the old texts on disk: {on_disk:?}",
+        on_disk.len(),
+        stored.len()
+    );
+}
+
+fn id_of(message: &Value) -> &str {
+    message["id"].as_str().expect("a message id")
 }
 
 /// The terms the full-text index holds for at least one message.

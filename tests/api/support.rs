@@ -12,6 +12,7 @@ pub use confab_test_macros::each_store;
 pub use store::{Store, fresh_database, on_store};
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -775,4 +776,25 @@ impl TestApp {
         let status = response.status();
         (status, response.json().await.expect("json"))
     }
+}
+
+/// The database file and its write-ahead log, whichever exist, as bytes.
+pub fn database_files(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    ["confab.db", "confab.db-wal"]
+        .into_iter()
+        .filter_map(|name| {
+            let bytes = std::fs::read(data_dir.join(name)).ok()?;
+            Some((name.to_owned(), bytes))
+        })
+        .collect()
+}
+
+/// The names of the files that hold `needle`.
+pub fn files_holding(files: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
+    let needle = needle.as_bytes();
+    files
+        .iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(name, _)| name.clone())
+        .collect()
 }

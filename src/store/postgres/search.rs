@@ -13,7 +13,7 @@ use crate::store::rows::{CandidateRow, candidates_from, message_columns};
 use crate::store::rules::SHOWN_TO_MEMBER;
 pub(super) use crate::store::search::index_grams;
 use crate::store::search::query_grams;
-use crate::store::{Candidate, SearchScope, StoreResult};
+use crate::store::{Candidates, SearchScope, StoreResult};
 
 /// Messages the index may offer for `query`, newest first.
 pub(super) async fn candidates(
@@ -22,7 +22,7 @@ pub(super) async fn candidates(
     query: &SearchQuery,
     below: Option<i64>,
     limit: u32,
-) -> StoreResult<Vec<Candidate>> {
+) -> StoreResult<Candidates> {
     let rows: Vec<CandidateRow> = sqlx::query_as(&format!(
         "SELECT m.search_ord AS position, {columns}
          FROM messages m LEFT JOIN messages p ON p.id = m.reply_to
@@ -44,7 +44,12 @@ pub(super) async fn candidates(
     .bind(i64::from(limit))
     .fetch_all(&mut *db)
     .await?;
-    Ok(candidates_from(rows, |rows| complete(db, rows)).await?)
+    let next = match rows.last() {
+        Some(last) if rows.len() == limit as usize => Some(last.position),
+        _ => None,
+    };
+    let found = candidates_from(rows, |rows| complete(db, rows)).await?;
+    Ok(Candidates { found, next })
 }
 
 /// How many messages one transaction of the backlog indexes.

@@ -35,7 +35,7 @@ use self::writer::Writer;
 use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
 use super::rules::{SHOWN_TO_MEMBER, prefix_range};
 use super::{
-    AddedBy, Candidate, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted,
+    AddedBy, Candidates, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted,
     MediaRecord, MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser,
     Page, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord, Store, StoreError,
     StoreResult,
@@ -538,10 +538,10 @@ impl Store for SqliteStore {
         scope: SearchScope,
         query: &SearchQuery,
         below: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Candidate>> {
+        examine: u32,
+    ) -> StoreResult<Candidates> {
         let mut db = self.read.acquire().await?;
-        search::candidates(&mut db, scope, query, below, limit).await
+        search::candidates(&mut db, scope, query, below, examine).await
     }
 
     async fn changes(&self, room: RoomId, span: ChangeSpan) -> StoreResult<Vec<Changed>> {

@@ -1,26 +1,32 @@
-//! The search index on SQLite (migration 0008): `search_rows` numbers messages as they are
-//! stored and says where each is, and `search_text`, a contentless FTS5 table, holds each
-//! one's terms (`store/search.rs`) under that number. Both are written in the transaction
-//! that stores, edits or deletes the message, so a confirmed message is searchable at once
-//! and a crash cannot leave the index and the messages out of step. FTS5's `secure-delete`
-//! removes a deleted message's entries from the index's pages, and `secure_delete` zeroes
-//! what they leave free, as it does for the message itself.
+//! The search index on SQLite (migrations 0008, 0009): each message's position in the
+//! search's order (`store/search.rs`) is on its row, `search_pos`, under an index, and
+//! `search_text`, a contentless FTS5 table, holds its terms under that position. Both are
+//! written in the transaction that stores, edits or deletes the message, so a confirmed
+//! message is searchable at once and a crash cannot leave the index and the messages out
+//! of step. A deleted or edited message's old terms leave the index by FTS5's `delete`
+//! command, given the same terms (made again from the old text); with `secure-delete` that
+//! removes them from the index's pages, and `secure_delete` zeroes what they leave free, as
+//! it does for the message itself.
 
-use sqlx::SqliteConnection;
+use sqlx::{Connection, SqliteConnection};
 
 use super::messages::complete;
 use crate::domain::search::SearchQuery;
 use crate::domain::{RoomId, UserId};
 use crate::store::rows::{CandidateRow, candidates_from, message_columns};
 use crate::store::rules::SHOWN_TO_MEMBER;
-use crate::store::search::{index_text, match_expression};
-use crate::store::{Candidate, SearchScope, StoreResult};
+use crate::store::search::{
+    POSITIONS_PER_MS, TERMS_VERSION, index_text, match_expression, position_bounds,
+};
+use crate::store::{Candidates, SearchScope, StoreResult};
 
 /// A message's terms as the index holds them: its text's, and one each for its room and its
 /// author, so that a search of one room or by one person, or by someone in few rooms, is
 /// narrowed by the index itself rather than row by row after it.
 pub(super) fn message_terms(room: RoomId, author: UserId, body: &str) -> String {
-    format!("{} {} {}", index_text(body), room_term(room.as_i64()), author_term(author.as_i64()))
+    let text = index_text(body);
+    let (room, author) = (room_term(room.as_i64()), author_term(author.as_i64()));
+    if text.is_empty() { format!("{room} {author}") } else { format!("{text} {room} {author}") }
 }
 
 fn room_term(room: i64) -> String {
@@ -35,61 +41,81 @@ fn author_term(author: i64) -> String {
 /// hold most messages anyway, and the rows are checked one by one.
 const ROOMS_IN_QUERY_MAX: usize = 16;
 
-/// What follows a message's insert (`ops/messages.rs`, whose `?1` and `?2` are the terms
-/// and the room), when it stored a row. Each statement uses the lowest parameters it can:
-/// sqlx binds a statement's unused parameters below its highest one in order from what the
-/// statements before left, and stops binding where those run out.
-pub(super) const ENTER: &str = "
-    INSERT INTO search_rows (room_id, seq, author_id, created_at)
-        SELECT room_id, seq, author_id, created_at FROM messages
-        WHERE room_id = ?2 AND seq = (SELECT last_seq FROM rooms WHERE id = ?2)
-          AND changes() > 0;
-    INSERT INTO search_text (rowid, terms) SELECT last_insert_rowid(), ?1 WHERE changes() > 0";
+/// The position of a message sent at the parameter `created_at` (milliseconds): the first
+/// of its millisecond that no message holds yet.
+pub(super) fn next_position(created_at: &str) -> String {
+    format!(
+        "COALESCE((SELECT max(search_pos) + 1 FROM messages
+                   WHERE search_pos >= {created_at} * {POSITIONS_PER_MS}
+                     AND search_pos < ({created_at} + 1) * {POSITIONS_PER_MS}),
+                  {created_at} * {POSITIONS_PER_MS})"
+    )
+}
 
-/// Replaces an edited message's terms.
-pub(super) async fn reindex(
+/// What follows a message's insert (`ops/messages.rs`, whose `?1` and `?2` are the terms
+/// and the room, and which placed the message), when it stored a row (`changes()` counts
+/// the statement before). It uses the lowest parameters it can: sqlx binds a statement's
+/// unused parameters below its highest one in order from what the statements before
+/// left, and stops binding where those run out.
+pub(super) const ENTER: &str = "
+    INSERT INTO search_text (rowid, terms)
+        SELECT search_pos, ?1 FROM messages
+        WHERE room_id = ?2 AND seq = (SELECT last_seq FROM rooms WHERE id = ?2)
+          AND changes() > 0";
+
+/// Takes a message's terms out of the index, before it is edited or deleted: `terms` are
+/// those it was entered with, made again from its text as it was.
+pub(super) async fn remove(
     db: &mut SqliteConnection,
     room: RoomId,
     seq: i64,
     terms: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE search_text SET terms = ?1
-         WHERE rowid = (SELECT id FROM search_rows WHERE room_id = ?2 AND seq = ?3)",
+        "INSERT INTO search_text (search_text, rowid, terms)
+             SELECT 'delete', search_pos, ?3 FROM messages
+             WHERE room_id = ?1 AND seq = ?2 AND search_pos IS NOT NULL",
     )
+    .bind(room.as_i64())
+    .bind(seq)
     .bind(terms)
-    .bind(room.as_i64())
-    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(())
 }
 
-/// Takes a deleted message out of the index.
-pub(super) async fn remove(db: &mut SqliteConnection, room: RoomId, seq: i64) -> sqlx::Result<()> {
+/// Enters an edited message's new terms, at the position it had.
+pub(super) async fn reenter(
+    db: &mut SqliteConnection,
+    room: RoomId,
+    seq: i64,
+    terms: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "DELETE FROM search_text
-         WHERE rowid = (SELECT id FROM search_rows WHERE room_id = ?1 AND seq = ?2);
-         DELETE FROM search_rows WHERE room_id = ?1 AND seq = ?2",
+        "INSERT INTO search_text (rowid, terms)
+             SELECT search_pos, ?3 FROM messages
+             WHERE room_id = ?1 AND seq = ?2 AND search_pos IS NOT NULL",
     )
     .bind(room.as_i64())
     .bind(seq)
+    .bind(terms)
     .execute(&mut *db)
     .await?;
     Ok(())
 }
 
-/// Messages the index may offer for `query`, newest first.
+/// Live messages in `scope` that may match `query`, newest first, looking at no more than
+/// `examine` positions the index offers.
 pub(super) async fn candidates(
     db: &mut SqliteConnection,
     scope: SearchScope,
     query: &SearchQuery,
     below: Option<i64>,
-    limit: u32,
-) -> StoreResult<Vec<Candidate>> {
-    let mut expression = match_expression(query);
+    examine: u32,
+) -> StoreResult<Candidates> {
+    let mut narrowing = Vec::new();
     if let Some(room) = scope.room {
-        expression.push_str(&format!(" AND {}", room_term(room.as_i64())));
+        narrowing.push(room_term(room.as_i64()));
     } else {
         let rooms: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT m.room_id FROM memberships m WHERE m.user_id = ?1 AND {SHOWN_TO_MEMBER}"
@@ -98,60 +124,109 @@ pub(super) async fn candidates(
         .fetch_all(&mut *db)
         .await?;
         if rooms.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Candidates { found: Vec::new(), next: None });
         }
         if rooms.len() <= ROOMS_IN_QUERY_MAX {
             let terms: Vec<String> = rooms.into_iter().map(room_term).collect();
-            expression.push_str(&format!(" AND ({})", terms.join(" OR ")));
+            narrowing.push(format!("({})", terms.join(" OR ")));
         }
     }
     if let Some(author) = scope.author {
-        expression.push_str(&format!(" AND {}", author_term(author.as_i64())));
+        narrowing.push(author_term(author.as_i64()));
     }
-    // The index leads (CROSS JOIN keeps SQLite from reordering): it yields numbers newest
-    // first, each looked up by its primary key, until enough pass the filters.
+    let expression = std::iter::once(match_expression(query))
+        .chain(narrowing)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let (low, high) = position_bounds(&scope, below);
+    // The positions to look at, newest first: the index's, or, when nothing narrows the
+    // search, every message's.
+    let look = if expression.is_empty() {
+        "SELECT search_pos FROM messages WHERE ?1 = '' AND search_pos >= ?2 AND search_pos < ?3
+         ORDER BY search_pos DESC LIMIT ?4"
+    } else {
+        "SELECT rowid FROM search_text
+         WHERE search_text MATCH ?1 AND rowid >= ?2 AND rowid < ?3
+         ORDER BY rowid DESC LIMIT ?4"
+    };
+    let positions: Vec<i64> = sqlx::query_scalar(look)
+        .bind(expression)
+        .bind(low)
+        .bind(high)
+        .bind(i64::from(examine))
+        .fetch_all(&mut *db)
+        .await?;
+    let next = match positions.last() {
+        Some(&last) if positions.len() == examine as usize => Some(last),
+        _ => None,
+    };
+    if positions.is_empty() {
+        return Ok(Candidates { found: Vec::new(), next });
+    }
+    let listed = serde_json::to_string(&positions).expect("numbers");
     let rows: Vec<CandidateRow> = sqlx::query_as(&format!(
-        "SELECT s.id AS position, {columns}
-         FROM search_text t
-         CROSS JOIN search_rows s ON s.id = t.rowid
-         CROSS JOIN messages m ON m.room_id = s.room_id AND m.seq = s.seq
+        "SELECT m.search_pos AS position, {columns}
+         FROM json_each(?1) j
+         CROSS JOIN messages m ON m.search_pos = j.value
          LEFT JOIN messages p ON p.id = m.reply_to
-         WHERE search_text MATCH ?1 AND t.rowid < ?2
-           AND s.room_id IN (SELECT m.room_id FROM memberships m
-                             WHERE m.user_id = ?3 AND {SHOWN_TO_MEMBER})
-           AND (?4 IS NULL OR s.room_id = ?4) AND (?5 IS NULL OR s.author_id = ?5)
-           AND s.created_at >= ?6 AND s.created_at < ?7 AND m.deleted_at IS NULL
-         ORDER BY t.rowid DESC LIMIT ?8",
+         WHERE m.room_id IN (SELECT m.room_id FROM memberships m
+                             WHERE m.user_id = ?2 AND {SHOWN_TO_MEMBER})
+           AND (?3 IS NULL OR m.room_id = ?3) AND (?4 IS NULL OR m.author_id = ?4)
+           AND m.deleted_at IS NULL
+         ORDER BY m.search_pos DESC",
         columns = message_columns(),
     ))
-    .bind(expression)
-    .bind(below.unwrap_or(i64::MAX))
+    .bind(listed)
     .bind(scope.user.as_i64())
     .bind(scope.room.map(|r| r.as_i64()))
     .bind(scope.author.map(|a| a.as_i64()))
-    .bind(scope.after.map_or(i64::MIN, |t| t.as_millis()))
-    .bind(scope.before.map_or(i64::MAX, |t| t.as_millis()))
-    .bind(i64::from(limit))
     .fetch_all(&mut *db)
     .await?;
-    Ok(candidates_from(rows, |rows| complete(db, rows)).await?)
+    let found = candidates_from(rows, |rows| complete(db, rows)).await?;
+    Ok(Candidates { found, next })
 }
 
 /// How many messages of the backlog one transaction indexes.
 const BACKLOG_BATCH: i64 = 2_000;
 
-/// Indexes the messages stored before search came in (listed, oldest first, by migration
-/// 0008 in `search_backlog`), in batches, on the writing connection as the store opens:
-/// nothing else writes then. Every later start finds the backlog empty.
+/// Makes the index as the store opens, on the writing connection (nothing else writes
+/// then): when it was made another way ([`TERMS_VERSION`]), it is emptied and every live
+/// message is listed in `search_backlog`; the messages listed there are then indexed in
+/// batches, oldest first. Every later start finds nothing to do.
 pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
-    use sqlx::Connection;
+    let version: i64 =
+        sqlx::query_scalar("SELECT terms_version FROM search_state").fetch_one(&mut *db).await?;
+    if version != TERMS_VERSION {
+        let mut tx = db.begin().await?;
+        sqlx::query(
+            "INSERT INTO search_text (search_text) VALUES ('delete-all');
+             UPDATE messages SET search_pos = NULL WHERE search_pos IS NOT NULL;
+             DELETE FROM search_backlog;
+             INSERT INTO search_backlog (room_id, seq)
+                 SELECT room_id, seq FROM messages WHERE deleted_at IS NULL
+                 ORDER BY created_at, seq;",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE search_state SET terms_version = ?1")
+            .bind(TERMS_VERSION)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let place = format!(
+        "UPDATE messages SET search_pos = {} WHERE room_id = ?1 AND seq = ?2
+         RETURNING search_pos",
+        next_position("?3")
+    );
     let mut count = 0;
     loop {
         let mut tx = db.begin().await?;
         let batch: Vec<(i64, i64, i64, i64, i64, String)> = sqlx::query_as(
             "SELECT b.id, m.room_id, m.seq, m.author_id, m.created_at, m.body
              FROM search_backlog b JOIN messages m ON m.room_id = b.room_id AND m.seq = b.seq
-             WHERE m.deleted_at IS NULL ORDER BY b.id LIMIT ?1",
+             WHERE m.deleted_at IS NULL AND m.search_pos IS NULL ORDER BY b.id LIMIT ?1",
         )
         .bind(BACKLOG_BATCH)
         .fetch_all(&mut *tx)
@@ -162,19 +237,17 @@ pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
             break;
         };
         for (_, room, seq, author, created_at, body) in &batch {
-            sqlx::query(
-                "INSERT INTO search_rows (room_id, seq, author_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING;
-                 INSERT INTO search_text (rowid, terms) SELECT last_insert_rowid(), ?5
-                 WHERE changes() > 0",
-            )
-            .bind(room)
-            .bind(seq)
-            .bind(author)
-            .bind(created_at)
-            .bind(message_terms(RoomId::from_i64(*room), UserId::from_i64(*author), body))
-            .execute(&mut *tx)
-            .await?;
+            let position: i64 = sqlx::query_scalar(&place)
+                .bind(room)
+                .bind(seq)
+                .bind(created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO search_text (rowid, terms) VALUES (?1, ?2)")
+                .bind(position)
+                .bind(message_terms(RoomId::from_i64(*room), UserId::from_i64(*author), body))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("DELETE FROM search_backlog WHERE id <= ?1")
             .bind(last)
@@ -184,7 +257,7 @@ pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
         count += batch.len();
     }
     if count > 0 {
-        tracing::info!(count, "indexed messages stored before search for search");
+        tracing::info!(count, "indexed messages for search");
     }
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! keeps it in place, and the body leaves the database files. The author may delete, and
 //! the owner of a group may delete anyone's message; nobody else, and nobody in a DM.
 
-use std::path::Path;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -11,7 +9,7 @@ use super::{
     QUIET, error_code, expect_event, expect_no_event, find, history, listed_room, message_path,
     next_events, put, reaction_path, seq_of, text,
 };
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, database_files, each_store, files_holding, spawn_app};
 
 #[each_store]
 async fn the_author_deletes_by_http_and_by_websocket_and_everyone_gets_the_tombstone_live() {
@@ -92,27 +90,6 @@ async fn deleting_a_tombstone_again_changes_nothing() {
     expect_no_event(&mut alice_ws, QUIET).await;
     let next = app.send(&alice, &room, "next").await;
     assert_eq!(next["seq"], last_seq + 1, "the second delete took no seq");
-}
-
-/// The database file and its write-ahead log, whichever exist, as bytes.
-fn database_files(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
-    ["confab.db", "confab.db-wal"]
-        .into_iter()
-        .filter_map(|name| {
-            let bytes = std::fs::read(data_dir.join(name)).ok()?;
-            Some((name.to_owned(), bytes))
-        })
-        .collect()
-}
-
-/// The names of the files that hold `needle`.
-fn files_holding(files: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
-    let needle = needle.as_bytes();
-    files
-        .iter()
-        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
-        .map(|(name, _)| name.clone())
-        .collect()
 }
 
 /// Stretches of `text` long enough to be recognised if left on disk: 16 bytes every 8.

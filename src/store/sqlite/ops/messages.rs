@@ -19,21 +19,23 @@ use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
 
 /// Stores a plain message if its author is a member (and the room is not a DM closed by a
-/// block), taking the room's next seq, and enters it in the search index: three statements
-/// sent as one (one hand-off to SQLite's thread). The index's two follow the insert only
-/// if it stored a row (`changes()` counts the statement before); the insert's trigger has
-/// moved the room's last seq to the new message's.
+/// block), taking the room's next seq and its place in the search's order, and enters it
+/// in the search index: two statements sent as one (one hand-off to SQLite's thread). The
+/// index's follows the insert only if it stored a row; the insert's trigger has moved the
+/// room's last seq to the new message's.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO messages
-             (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at)
-         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8
-         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?4
+             (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at,
+              search_pos)
+         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?4, ?5, ?6, ?7, ?8, ?3, {}
+         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?5
          WHERE r.id = ?2 AND {}
          ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
              DO NOTHING
          RETURNING seq;
          {}",
+        search::next_position("?3"),
         rules::DM_UNBLOCKED,
         search::ENTER,
     )
@@ -91,12 +93,12 @@ impl Operation for InsertMessage {
             let inserted = sqlx::query_scalar::<_, i64>(&INSERT)
                 .bind(&self.terms)
                 .bind(message.room_id.as_i64())
+                .bind(message.created_at.as_millis())
                 .bind(id.as_i64())
                 .bind(message.author_id.as_i64())
                 .bind(message.body.as_str())
                 .bind(message.client_id.as_ref().map(|c| c.as_str()))
                 .bind(message.reply_to.map(MessageId::as_i64))
-                .bind(message.created_at.as_millis())
                 // All: the statements after the insert run only while rows are read.
                 .fetch_all(&mut *db)
                 .await
@@ -189,6 +191,9 @@ impl Operation for EditMessage {
             return Err(refused(StoreError::NotAuthor));
         }
         let seq = next_seq(db, self.room).await?;
+        let old_terms =
+            search::message_terms(self.room, original.author_id, original.body.as_str());
+        search::remove(db, self.room, original.seq, &old_terms).await?;
         sqlx::query(
             "UPDATE messages SET body = ?1, edited_at = ?2, changed_seq = ?3 WHERE id = ?4",
         )
@@ -198,7 +203,7 @@ impl Operation for EditMessage {
         .bind(self.message.as_i64())
         .execute(&mut *db)
         .await?;
-        search::reindex(db, self.room, original.seq, &self.terms).await?;
+        search::reenter(db, self.room, original.seq, &self.terms).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = ?1")
             .bind(self.message.as_i64())
             .execute(&mut *db)
@@ -254,17 +259,19 @@ impl Operation for DeleteMessage {
             return Ok(Deleted { message: original, media: Vec::new() });
         }
         let seq = next_seq(db, self.room).await?;
-        // The body, reactions and mentions leave storage; SQLite's secure_delete overwrites
-        // the freed space.
+        // The body, its terms in the search index, reactions and mentions leave storage;
+        // SQLite's secure_delete overwrites the freed space.
+        let terms = search::message_terms(self.room, original.author_id, original.body.as_str());
+        search::remove(db, self.room, original.seq, &terms).await?;
         sqlx::query(
-            "UPDATE messages SET body = '', deleted_at = ?1, changed_seq = ?2 WHERE id = ?3",
+            "UPDATE messages SET body = '', deleted_at = ?1, changed_seq = ?2, search_pos = NULL
+             WHERE id = ?3",
         )
         .bind(self.now.as_millis())
         .bind(seq)
         .bind(self.message.as_i64())
         .execute(&mut *db)
         .await?;
-        search::remove(db, self.room, original.seq).await?;
         // Its files go too; their bytes are the caller's to remove once this commits.
         let media: Vec<String> =
             sqlx::query_scalar("DELETE FROM media WHERE message_id = ?1 RETURNING id")
