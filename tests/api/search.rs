@@ -81,6 +81,10 @@ const MESSAGES: &[&str] = &[
     "new   york, new york",
     "I moved from york to new haven",
     "ＦＵＬＬ width ｶﾀｶﾅ text",
+    // Half-width kana with voiced marks, decomposed (NFD) kana, conjoining Hangul jamo.
+    "ｶﾞｲﾄﾞﾌﾞｯｸを買った",
+    "か\u{3099}んばる",
+    "\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8} \u{1109}\u{1165}\u{110B}\u{116E}\u{11AF}",
 ];
 
 /// Queries and the messages (by index into MESSAGES) they find, newest first.
@@ -103,9 +107,14 @@ fn expectations() -> Vec<(&'static str, Vec<usize>)> {
         ("可爱", vec![8]),
         ("京都", vec![9]),
         ("東", vec![9]),
-        ("が", vec![10]),
+        ("が", vec![17, 10]),
+        ("か\u{3099}", vec![17, 10]),
         ("か", vec![]),
-        ("한국", vec![11]),
+        ("ガイド", vec![16]),
+        ("ｶﾞｲﾄﾞ", vec![16]),
+        ("カイト", vec![]),
+        ("한국", vec![18, 11]),
+        ("서울", vec![18]),
         ("👍", vec![12]),
         ("❤", vec![12]),
         ("york", vec![14, 13]),
@@ -145,6 +154,8 @@ async fn finds_words_parts_and_phrases_in_every_script() {
     assert_eq!(highlighted(&page["results"][1]), ["new", "york", "new", "york"]);
     let page = search(&app, &alice, &format!("q={}", encode("ΣΟΦΙΑ"))).await;
     assert_eq!(highlighted(&page["results"][0]), ["ΣΟΦΊΑ"]);
+    let page = search(&app, &alice, &format!("q={}", encode("ガイド"))).await;
+    assert_eq!(highlighted(&page["results"][0]), ["ｶﾞｲﾄﾞ"]);
     let page = search(&app, &alice, &format!("q={}", encode("team"))).await;
     let result = &page["results"][0];
     assert_eq!(result["message"]["room_id"], room.as_str());
