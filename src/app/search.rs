@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::App;
 use crate::domain::search::{SearchQuery, Snippet};
-use crate::domain::{Message, RoomId, Timestamp, UserId};
+use crate::domain::{Message, RoomId, Timestamp, UserId, ValidationError};
 use crate::error::{Error, Result};
 use crate::limits::Action;
 use crate::store::SearchScope;
@@ -56,7 +56,7 @@ impl App {
     /// Messages matching `params.q` in the rooms `viewer` is a member of now.
     pub async fn search(&self, viewer: UserId, params: &SearchParams) -> Result<SearchPage> {
         let query = SearchQuery::parse(params.q.as_deref().unwrap_or(""))
-            .map_err(|error| Error::bad_request("invalid_query", error.message()))?;
+            .map_err(|error| ValidationError::new("q", error.code(), error.message()))?;
         let limit = super::page_limit(params.limit, 20, MAX_SEARCH_PAGE)?;
         let author = match &params.from {
             Some(id) => Some(id.parse::<UserId>().map_err(|_| bad("from", "a user id"))?),

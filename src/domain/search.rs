@@ -43,6 +43,15 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_query",
+            Self::TooLong => "query_too_long",
+            Self::ControlCharacter => "invalid_query_characters",
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             Self::Empty => "Type something to search for.".to_owned(),

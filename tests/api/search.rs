@@ -318,14 +318,29 @@ async fn filters_narrow_and_pages_cover_every_hit_once_newest_first() {
 async fn bad_searches_get_clear_errors() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
+    // The query itself is validated: 422, naming the field.
+    let too_long = format!("q={}", "a".repeat(201));
+    for (query, code) in [
+        ("q=", "empty_query"),
+        ("q=%20%20", "empty_query"),
+        ("", "empty_query"),
+        // Quotes around nothing and a variation selector: nothing to search for.
+        ("q=%22%22%20%EF%B8%8F", "empty_query"),
+        (too_long.as_str(), "query_too_long"),
+        ("q=a%00b", "invalid_query_characters"),
+        ("q=a%0Ab", "invalid_query_characters"),
+    ] {
+        let (status, error) = app.get(&alice, &format!("/search?{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {error}");
+        assert_eq!(error["error"]["code"], code, "{query}");
+        assert_eq!(error["error"]["field"], "q", "{query}");
+    }
+    // The other parameters are malformed, not invalid: 400.
     for query in [
-        "q=",
-        "q=%20%20",
-        "",
-        &format!("q={}", "a".repeat(201)),
-        "q=a%00b",
         "q=a&cursor=-1",
+        "q=a&cursor=",
         "q=a&after=yesterday",
+        "q=a&before=soon",
         "q=a&from=nobody!",
     ] {
         let (status, error) = app.get(&alice, &format!("/search?{query}")).await;
