@@ -4,8 +4,16 @@
 //! not); each is matched here against its text, which also says what to highlight. The
 //! work one request does is bounded: it looks at so many candidates at most, and a page
 //! that stops there short of `limit` still says where to go on.
+//!
+//! A page's `next` is a position in the search's order, signed with the server's key: a
+//! bare position would reveal how many messages the server holds, and would let a client
+//! make up places to start from.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use super::App;
 use crate::domain::search::{SearchQuery, Snippet};
@@ -65,7 +73,7 @@ impl App {
         let after = time_param("after", params.after.as_deref())?;
         let before = time_param("before", params.before.as_deref())?;
         let mut below = match &params.cursor {
-            Some(cursor) => Some(parse_cursor(cursor)?),
+            Some(cursor) => Some(self.parse_cursor(cursor)?),
             None => None,
         };
         let room = match &params.room_id {
@@ -95,14 +103,14 @@ impl App {
                     },
                 });
                 if results.len() == limit as usize {
-                    return Ok(SearchPage { results, next: below.map(cursor) });
+                    return Ok(SearchPage { results, next: below.map(|at| self.cursor(at)) });
                 }
             }
             if exhausted {
                 return Ok(SearchPage { results, next: None });
             }
             if examined >= CANDIDATES_MAX {
-                return Ok(SearchPage { results, next: below.map(cursor) });
+                return Ok(SearchPage { results, next: below.map(|at| self.cursor(at)) });
             }
         }
     }
@@ -115,6 +123,20 @@ impl App {
             _ => Err(Error::NotFound("Room")),
         }
     }
+
+    /// The `next` of a page that ends at `position`.
+    fn cursor(&self, position: i64) -> String {
+        self.inner.search_cursors.seal(position)
+    }
+
+    /// The position a page's `next` ends at, if this server (or another node of its
+    /// cluster) made it.
+    fn parse_cursor(&self, text: &str) -> Result<i64> {
+        self.inner
+            .search_cursors
+            .open(text)
+            .ok_or_else(|| bad("cursor", "the next of an earlier page"))
+    }
 }
 
 fn time_param(field: &'static str, text: Option<&str>) -> Result<Option<Timestamp>> {
@@ -122,25 +144,47 @@ fn time_param(field: &'static str, text: Option<&str>) -> Result<Option<Timestam
         .transpose()
 }
 
-/// Cursors are opaque to clients: a position in the search's order, in base 36.
-fn cursor(position: i64) -> String {
-    let mut digits = Vec::new();
-    let mut n = position as u64;
-    loop {
-        digits.push(char::from_digit((n % 36) as u32, 36).unwrap_or('0'));
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.iter().rev().collect()
+/// The name of the cursors' key in the server's secrets.
+pub const SEARCH_CURSOR_SECRET: &str = "search_cursor_key";
+
+/// How many bytes of the HMAC a cursor carries: 128 bits are beyond guessing.
+const CURSOR_TAG_BYTES: usize = 16;
+
+/// Signs and checks cursors: `base64url(position as 8 big-endian bytes || the first 16
+/// bytes of HMAC-SHA256(key, those 8 bytes))`.
+#[derive(Clone)]
+pub(super) struct CursorKeys {
+    mac: Hmac<Sha256>,
 }
 
-fn parse_cursor(text: &str) -> Result<i64> {
-    u64::from_str_radix(text, 36)
-        .ok()
-        .and_then(|n| i64::try_from(n).ok())
-        .ok_or_else(|| bad("cursor", "the next of an earlier page"))
+impl CursorKeys {
+    pub(super) fn new(key: &[u8]) -> Self {
+        let mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        Self { mac }
+    }
+
+    fn seal(&self, position: i64) -> String {
+        let position = position.to_be_bytes();
+        let mut mac = self.mac.clone();
+        mac.update(&position);
+        let mut bytes = [0; 8 + CURSOR_TAG_BYTES];
+        bytes[..8].copy_from_slice(&position);
+        bytes[8..].copy_from_slice(&mac.finalize().into_bytes()[..CURSOR_TAG_BYTES]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn open(&self, text: &str) -> Option<i64> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let (position, tag) = bytes.split_at_checked(8)?;
+        if tag.len() != CURSOR_TAG_BYTES {
+            return None;
+        }
+        let mut mac = self.mac.clone();
+        mac.update(position);
+        // Constant-time: the comparison says nothing of how close a forgery came.
+        mac.verify_truncated_left(tag).ok()?;
+        Some(i64::from_be_bytes(position.try_into().ok()?))
+    }
 }
 
 fn bad(field: &'static str, what: &str) -> Error {
@@ -153,11 +197,34 @@ mod tests {
 
     #[test]
     fn cursors_go_there_and_back() {
+        let keys = CursorKeys::new(b"a key");
         for position in [0, 1, 35, 36, 1_000_000, i64::MAX] {
-            assert_eq!(parse_cursor(&cursor(position)).ok(), Some(position));
+            assert_eq!(keys.open(&keys.seal(position)), Some(position));
         }
-        assert!(parse_cursor("").is_err());
-        assert!(parse_cursor("-1").is_err());
-        assert!(parse_cursor("zzzzzzzzzzzzzzzzzzzzzz").is_err());
+    }
+
+    #[test]
+    fn cursors_reveal_no_number_and_refuse_tampering_other_keys_and_garbage() {
+        let keys = CursorKeys::new(b"a key");
+        let cursor = keys.seal(1_000_000);
+        assert!(!cursor.contains("1000000") && cursor.len() == 32, "{cursor}");
+
+        // Another position with the tag of this one, and this one with its tag changed.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&cursor).expect("as written");
+        bytes[7] ^= 1;
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&bytes)), None);
+        bytes[7] ^= 1;
+        bytes[23] ^= 1;
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&bytes)), None);
+        // A tag cut short, or with more after it.
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&bytes[..20])), None);
+        let mut longer = URL_SAFE_NO_PAD.decode(&cursor).expect("as written");
+        longer.push(0);
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&longer)), None);
+
+        assert_eq!(CursorKeys::new(b"another key").open(&cursor), None);
+        for garbage in ["", "-1", "lfls", "zzzzzzzzzzzzzzzzzzzzzz", "not base64!", "AAAAAAAAAAA"] {
+            assert_eq!(keys.open(garbage), None, "{garbage:?}");
+        }
     }
 }

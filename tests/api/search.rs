@@ -338,6 +338,7 @@ async fn bad_searches_get_clear_errors() {
     // The other parameters are malformed, not invalid: 400.
     for query in [
         "q=a&cursor=-1",
+        "q=a&cursor=lfls",
         "q=a&cursor=",
         "q=a&after=yesterday",
         "q=a&before=soon",
@@ -354,6 +355,40 @@ async fn bad_searches_get_clear_errors() {
     }
     let (status, _) = app.get(&alice, &format!("/search?q={}", "a".repeat(200))).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[each_store]
+async fn cursors_are_signed_by_the_server_and_outlive_a_restart() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "notes", "private", &[]).await;
+    for i in 0..3 {
+        app.send(&alice, &room, &format!("walrus {i}")).await;
+    }
+    let page = search(&app, &alice, "q=walrus&limit=1").await;
+    let next = page["next"].as_str().expect("a next page").to_owned();
+    assert!(next.len() == 32 && !next.chars().all(|c| c.is_ascii_digit()), "{next}");
+
+    // Changed anywhere, it is refused.
+    for at in [0, next.len() - 1] {
+        let mut tampered: Vec<char> = next.chars().collect();
+        tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+        let tampered: String = tampered.into_iter().collect();
+        let (status, error) = app.get(&alice, &format!("/search?q=walrus&cursor={tampered}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{tampered}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_query");
+    }
+
+    // Another server, with a key of its own, does not take it.
+    let other = spawn_app().await;
+    let bob = other.register("bob").await;
+    let (status, error) = other.get(&bob, &format!("/search?q=walrus&cursor={next}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    // The key is kept in the database, so a cursor outlives a restart.
+    let app = app.restart().await;
+    let page = search(&app, &alice, &format!("q=walrus&limit=1&cursor={next}")).await;
+    assert_eq!(bodies(&page), ["walrus 1"]);
 }
 
 /// A connection of the test's own to a server's SQLite database.
