@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::app::App;
 use crate::app::events::change_sink;
 use crate::app::receipts::ReceiptBatcher;
+use crate::app::{App, SEARCH_CURSOR_SECRET, ServerKeys};
 use crate::auth::{DEVICE_KEY_SECRET, DeviceKeys};
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::{Settings, redact};
@@ -84,17 +84,23 @@ pub async fn run(
     let blobs = LocalBlobs::open(settings.data_dir.join("media")).map_err(|source| {
         ServerError::DataDir { path: settings.data_dir.join("media").display().to_string(), source }
     })?;
-    let device_key = store
-        .secret(DEVICE_KEY_SECRET, DeviceKeys::generate_key())
-        .await
-        .map_err(|error| ServerError::Store { database: settings.database.redacted(), error })?;
+    let secret = async |name, candidate| {
+        store
+            .secret(name, candidate)
+            .await
+            .map_err(|error| ServerError::Store { database: settings.database.redacted(), error })
+    };
+    let keys = ServerKeys {
+        device: secret(DEVICE_KEY_SECRET, DeviceKeys::generate_key()).await?,
+        search_cursor: secret(SEARCH_CURSOR_SECRET, rand::random::<[u8; 32]>().to_vec()).await?,
+    };
     let app = App::new(
         store.clone(),
         Arc::new(blobs),
         bus.clone(),
         hub,
         settings,
-        &device_key,
+        &keys,
         shutdown.clone(),
     )?;
 

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 pub use accounts::SignedIn;
 pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
-pub use search::{SearchPage, SearchParams};
+pub use search::{SEARCH_CURSOR_SECRET, SearchPage, SearchParams};
 
 use crate::auth::{DeviceKeys, LoginThrottle, PasswordHasher, Policies, SharedThrottle};
 use crate::bus::Bus;
@@ -71,6 +71,15 @@ fn not_member() -> Error {
     Error::forbidden("not_member", "Join the room first.")
 }
 
+/// The server's keys, kept in the database (`Store::secret`) so that every node of a
+/// cluster accepts what any other node signed.
+pub struct ServerKeys {
+    /// Signs device cookies (`auth::device`).
+    pub device: Vec<u8>,
+    /// Signs search cursors (`SEARCH_CURSOR_SECRET`).
+    pub search_cursor: Vec<u8>,
+}
+
 /// A signed-in session: who is asking.
 pub type Session = SessionRecord;
 
@@ -90,6 +99,8 @@ struct Inner {
     passwords: PasswordHasher,
     /// Signs and checks device cookies, with the server's key.
     devices: DeviceKeys,
+    /// Signs and checks search cursors, with the server's key.
+    search_cursors: search::CursorKeys,
     throttle: LoginThrottle,
     /// The cluster's counts, with several nodes.
     shared_throttle: Option<SharedThrottle>,
@@ -108,7 +119,7 @@ impl App {
         bus: Arc<dyn Bus>,
         hub: Arc<Hub>,
         settings: Settings,
-        device_key: &[u8],
+        keys: &ServerKeys,
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let redis = settings.redis_url.as_deref().and_then(|url| redis::Client::open(url).ok());
@@ -123,7 +134,8 @@ impl App {
                 hub,
                 settings,
                 passwords: PasswordHasher::new()?,
-                devices: DeviceKeys::new(device_key),
+                devices: DeviceKeys::new(&keys.device),
+                search_cursors: search::CursorKeys::new(&keys.search_cursor),
                 throttle: LoginThrottle::new(Policies::DEFAULT),
                 shared_throttle,
                 limiter,

@@ -4,14 +4,22 @@
 //! not); each is matched here against its text, which also says what to highlight. The
 //! work one request does is bounded: it looks at so many candidates at most, and a page
 //! that stops there short of `limit` still says where to go on.
+//!
+//! A page's `next` is a position in the search's order, signed with the server's key: a
+//! bare position (the time a message was sent, perhaps one in a room the searcher is not
+//! in) would tell what it should not, and would let a client make up places to start from.
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use super::App;
 use crate::domain::search::{SearchQuery, Snippet};
-use crate::domain::{Message, RoomId, Timestamp, UserId};
+use crate::domain::{Message, RoomId, Timestamp, UserId, ValidationError};
 use crate::error::{Error, Result};
 use crate::limits::Action;
 use crate::store::{Candidates, SearchScope};
@@ -61,7 +69,7 @@ impl App {
     /// Messages matching `params.q` in the rooms `viewer` is a member of now.
     pub async fn search(&self, viewer: UserId, params: &SearchParams) -> Result<SearchPage> {
         let query = SearchQuery::parse(params.q.as_deref().unwrap_or(""))
-            .map_err(|error| Error::bad_request("invalid_query", error.message()))?;
+            .map_err(|error| ValidationError::new("q", error.code(), error.message()))?;
         let limit = super::page_limit(params.limit, 20, MAX_SEARCH_PAGE)?;
         let author = match &params.from {
             Some(id) => Some(id.parse::<UserId>().map_err(|_| bad("from", "a user id"))?),
@@ -70,7 +78,7 @@ impl App {
         let after = time_param("after", params.after.as_deref())?;
         let before = time_param("before", params.before.as_deref())?;
         let mut below = match &params.cursor {
-            Some(cursor) => Some(parse_cursor(cursor)?),
+            Some(cursor) => Some(self.parse_cursor(cursor)?),
             None => None,
         };
         let room = match &params.room_id {
@@ -120,7 +128,7 @@ impl App {
             for (position, result) in matched {
                 results.push(result);
                 if results.len() == limit as usize {
-                    return Ok(SearchPage { results, next: Some(cursor(position)) });
+                    return Ok(SearchPage { results, next: Some(self.cursor(position)) });
                 }
             }
             let Some(next) = next else {
@@ -128,7 +136,7 @@ impl App {
             };
             below = Some(next);
             if examined >= CANDIDATES_MAX {
-                return Ok(SearchPage { results, next: Some(cursor(next)) });
+                return Ok(SearchPage { results, next: Some(self.cursor(next)) });
             }
             examine = (examine * 4).min(EXAMINE_MAX);
         }
@@ -142,6 +150,20 @@ impl App {
             _ => Err(Error::NotFound("Room")),
         }
     }
+
+    /// The `next` of a page that ends at `position`.
+    fn cursor(&self, position: i64) -> String {
+        self.inner.search_cursors.seal(position)
+    }
+
+    /// The position a page's `next` ends at, if this server (or another node of its
+    /// cluster) made it.
+    fn parse_cursor(&self, text: &str) -> Result<i64> {
+        self.inner
+            .search_cursors
+            .open(text)
+            .ok_or_else(|| bad("cursor", "the next of an earlier page"))
+    }
 }
 
 fn time_param(field: &'static str, text: Option<&str>) -> Result<Option<Timestamp>> {
@@ -149,25 +171,47 @@ fn time_param(field: &'static str, text: Option<&str>) -> Result<Option<Timestam
         .transpose()
 }
 
-/// Cursors are opaque to clients: a position in the search's order, in base 36.
-fn cursor(position: i64) -> String {
-    let mut digits = Vec::new();
-    let mut n = position as u64;
-    loop {
-        digits.push(char::from_digit((n % 36) as u32, 36).unwrap_or('0'));
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.iter().rev().collect()
+/// The name of the cursors' key in the server's secrets.
+pub const SEARCH_CURSOR_SECRET: &str = "search_cursor_key";
+
+/// How many bytes of the HMAC a cursor carries: 128 bits are beyond guessing.
+const CURSOR_TAG_BYTES: usize = 16;
+
+/// Signs and checks cursors: `base64url(position as 8 big-endian bytes || the first 16
+/// bytes of HMAC-SHA256(key, those 8 bytes))`.
+#[derive(Clone)]
+pub(super) struct CursorKeys {
+    mac: Hmac<Sha256>,
 }
 
-fn parse_cursor(text: &str) -> Result<i64> {
-    u64::from_str_radix(text, 36)
-        .ok()
-        .and_then(|n| i64::try_from(n).ok())
-        .ok_or_else(|| bad("cursor", "the next of an earlier page"))
+impl CursorKeys {
+    pub(super) fn new(key: &[u8]) -> Self {
+        let mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        Self { mac }
+    }
+
+    fn seal(&self, position: i64) -> String {
+        let position = position.to_be_bytes();
+        let mut mac = self.mac.clone();
+        mac.update(&position);
+        let mut bytes = [0; 8 + CURSOR_TAG_BYTES];
+        bytes[..8].copy_from_slice(&position);
+        bytes[8..].copy_from_slice(&mac.finalize().into_bytes()[..CURSOR_TAG_BYTES]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn open(&self, text: &str) -> Option<i64> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let (position, tag) = bytes.split_at_checked(8)?;
+        if tag.len() != CURSOR_TAG_BYTES {
+            return None;
+        }
+        let mut mac = self.mac.clone();
+        mac.update(position);
+        // Constant-time: the comparison says nothing of how close a forgery came.
+        mac.verify_truncated_left(tag).ok()?;
+        Some(i64::from_be_bytes(position.try_into().ok()?))
+    }
 }
 
 fn bad(field: &'static str, what: &str) -> Error {
@@ -180,11 +224,34 @@ mod tests {
 
     #[test]
     fn cursors_go_there_and_back() {
+        let keys = CursorKeys::new(b"a key");
         for position in [0, 1, 35, 36, 1_000_000, i64::MAX] {
-            assert_eq!(parse_cursor(&cursor(position)).ok(), Some(position));
+            assert_eq!(keys.open(&keys.seal(position)), Some(position));
         }
-        assert!(parse_cursor("").is_err());
-        assert!(parse_cursor("-1").is_err());
-        assert!(parse_cursor("zzzzzzzzzzzzzzzzzzzzzz").is_err());
+    }
+
+    #[test]
+    fn cursors_reveal_no_number_and_refuse_tampering_other_keys_and_garbage() {
+        let keys = CursorKeys::new(b"a key");
+        let cursor = keys.seal(1_000_000);
+        assert!(!cursor.contains("1000000") && cursor.len() == 32, "{cursor}");
+
+        // Another position with the tag of this one, and this one with its tag changed.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&cursor).expect("as written");
+        bytes[7] ^= 1;
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&bytes)), None);
+        bytes[7] ^= 1;
+        bytes[23] ^= 1;
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&bytes)), None);
+        // A tag cut short, or with more after it.
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&bytes[..20])), None);
+        let mut longer = URL_SAFE_NO_PAD.decode(&cursor).expect("as written");
+        longer.push(0);
+        assert_eq!(keys.open(&URL_SAFE_NO_PAD.encode(&longer)), None);
+
+        assert_eq!(CursorKeys::new(b"another key").open(&cursor), None);
+        for garbage in ["", "-1", "lfls", "zzzzzzzzzzzzzzzzzzzzzz", "not base64!", "AAAAAAAAAAA"] {
+            assert_eq!(keys.open(garbage), None, "{garbage:?}");
+        }
     }
 }

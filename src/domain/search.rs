@@ -4,15 +4,19 @@
 //! `σ`), compatibility forms made plain (full-width `Ａ` is `a`, `ﬁ` is `fi`), the accents of
 //! Latin, Greek and Cyrillic letters and the vowel marks of Arabic and Hebrew dropped, emoji
 //! variation selectors and invisible characters dropped, and each run of whitespace one
-//! space. Nothing else is folded: the marks that tell Japanese kana apart stay, so `か` does
+//! space. Characters that compose count as their composed form: half-width `ｶﾞ` is `ガ`,
+//! `か` followed by a combining voiced sound mark is `が`, conjoining Hangul jamo are their
+//! syllable. Nothing else is folded: the marks that tell Japanese kana apart stay, so `か` does
 //! not find `が`. The store's index is built from the same folded text (`store/search.rs`),
 //! so what it offers as candidates is always a superset of what [`SearchQuery::find`]
 //! confirms here.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use icu_casemap::CaseMapperBorrowed;
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
+use icu_properties::CodePointMapData;
+use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
 
 use super::lookalike::is_generic_mark;
 
@@ -25,6 +29,11 @@ pub const SNIPPET_CHARS: usize = 200;
 /// How far before the first match a cut snippet starts, in characters.
 const SNIPPET_LEAD: usize = 60;
 
+/// The most characters [`fold`] normalises together. Real text combines a few at most;
+/// a pile of hundreds of combining marks is cut into pieces of this many (as Unicode's
+/// stream-safe format does at 30), so that it costs no more than ordinary text.
+const SEGMENT_MAX: usize = 32;
+
 /// Why a query was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryError {
@@ -34,6 +43,15 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_query",
+            Self::TooLong => "query_too_long",
+            Self::ControlCharacter => "invalid_query_characters",
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             Self::Empty => "Type something to search for.".to_owned(),
@@ -120,30 +138,43 @@ pub struct Folded {
     pub spans: Vec<Range<usize>>,
 }
 
-/// Folds `text` one character at a time (so every folded character knows its origin): see
-/// the module's documentation for what folding does. Whitespace at either end is dropped.
+/// Folds `text` for matching (see the module's documentation) a canonical segment at a
+/// time: a starter and the characters that may combine with it ([`joins`]) are normalised
+/// together, so that compositions across characters count (`ｶﾞ` is `ガ`, `か` followed by
+/// a combining voiced mark is `が`, conjoining jamo are their syllable). Each folded
+/// character knows its origin: every folded character of a segment comes from the
+/// segment's whole range. Whitespace at either end is dropped.
 pub fn fold(text: &str) -> Folded {
     let mut folded = Folded::default();
     let mut offset = 0;
-    for c in text.chars() {
-        let span = offset..offset + c.len_utf16();
-        offset = span.end;
-        if c.is_whitespace() {
-            if folded.chars.last().is_some_and(|&last| last != ' ') {
-                folded.push(' ', &span);
-            }
-        } else if c.is_ascii() {
-            folded.push(c.to_ascii_lowercase(), &span);
-        } else if is_plain(c) {
-            folded.push(c, &span);
-        } else if is_dropped(c) {
-            // A mark belongs to the character it follows: highlighting that highlights both.
-            if let Some(last) = folded.spans.last_mut() {
-                last.end = span.end;
-            }
-        } else {
-            fold_char(c, &span, &mut folded);
+    let mut rest = text;
+    while !rest.is_empty() {
+        // The fast path: ASCII needs no normalisation, one UTF-16 unit a character.
+        let ascii = ascii_run(rest);
+        for &b in &rest.as_bytes()[..ascii] {
+            fold_ascii(char::from(b), &(offset..offset + 1), &mut folded);
+            offset += 1;
         }
+        rest = &rest[ascii..];
+        let mut chars = rest.chars();
+        let Some(first) = chars.next() else { break };
+        let (mut end, mut units, mut previous) = (first.len_utf8(), first.len_utf16(), first);
+        for c in chars.take(SEGMENT_MAX - 1) {
+            if !joins(previous, c) {
+                break;
+            }
+            end += c.len_utf8();
+            units += c.len_utf16();
+            previous = c;
+        }
+        let span = offset..offset + units;
+        offset = span.end;
+        if end == first.len_utf8() {
+            fold_char(first, &span, &mut folded);
+        } else {
+            fold_segment(&rest[..end], &span, &mut folded);
+        }
+        rest = &rest[end..];
     }
     if folded.chars.last() == Some(&' ') {
         folded.chars.pop();
@@ -157,25 +188,106 @@ impl Folded {
         self.chars.push(c);
         self.spans.push(span.clone());
     }
+
+    /// One space for a run of whitespace, and none at the start.
+    fn push_space(&mut self, span: &Range<usize>) {
+        if self.chars.last().is_some_and(|&last| last != ' ') {
+            self.push(' ', span);
+        }
+    }
+
+    /// A character that folds to nothing belongs to the one before it: highlighting that
+    /// highlights both.
+    fn extend_last(&mut self, span: &Range<usize>) {
+        if let Some(last) = self.spans.last_mut() {
+            last.end = span.end;
+        }
+    }
 }
 
-/// The slow path of [`fold`]: compatibility form, full case folding, then accents off.
+/// How many of `text`'s first bytes are ASCII characters that fold on their own: all its
+/// leading ASCII, but the last of it when a character that combines with it follows (an
+/// `e` and a combining acute accent are one segment).
+fn ascii_run(text: &str) -> usize {
+    let run = text.bytes().take_while(u8::is_ascii).count();
+    match (run.checked_sub(1), text[run..].chars().next()) {
+        (Some(last), Some(next)) if joins(char::from(text.as_bytes()[last]), next) => last,
+        _ => run,
+    }
+}
+
+/// Whether `c` belongs to the segment of the character before it, `previous`: a combining
+/// mark (with whatever it follows), a half-width voiced or semi-voiced sound mark (which
+/// NFKC composes with the kana before it), and a Hangul vowel jamo after a leading
+/// consonant jamo or a trailing one after a vowel jamo or a syllable without a final.
+fn joins(previous: char, c: char) -> bool {
+    const LEADING: RangeInclusive<char> = '\u{1100}'..='\u{1112}';
+    const VOWEL: RangeInclusive<char> = '\u{1161}'..='\u{1175}';
+    const TRAILING: RangeInclusive<char> = '\u{11A8}'..='\u{11C2}';
+    const SYLLABLES: RangeInclusive<char> = '\u{AC00}'..='\u{D7A3}';
+    if c.is_ascii() {
+        return false;
+    }
+    let open_syllable =
+        SYLLABLES.contains(&previous) && (previous as u32 - 0xAC00).is_multiple_of(28);
+    matches!(c, '\u{FF9E}' | '\u{FF9F}')
+        || (VOWEL.contains(&c) && LEADING.contains(&previous))
+        || (TRAILING.contains(&c) && (VOWEL.contains(&previous) || open_syllable))
+        || GeneralCategoryGroup::Mark.contains(CodePointMapData::<GeneralCategory>::new().get(c))
+}
+
+/// An ASCII character, folded without the Unicode tables.
+fn fold_ascii(c: char, span: &Range<usize>, folded: &mut Folded) {
+    if c.is_whitespace() {
+        folded.push_space(span);
+    } else {
+        folded.push(c.to_ascii_lowercase(), span);
+    }
+}
+
+/// A segment of one character: the common cases without normalising.
 fn fold_char(c: char, span: &Range<usize>, folded: &mut Folded) {
-    let (mut one, mut other) = ([0; 4], [0; 4]);
-    let compatible = ComposingNormalizerBorrowed::new_nfkc().normalize(c.encode_utf8(&mut other));
-    let cased = CaseMapperBorrowed::new().fold_string(&compatible);
+    if c.is_ascii() {
+        fold_ascii(c, span, folded);
+    } else if c.is_whitespace() {
+        folded.push_space(span);
+    } else if is_plain(c) {
+        folded.push(c, span);
+    } else if is_dropped(c) {
+        folded.extend_last(span);
+    } else {
+        let mut buffer = [0; 4];
+        fold_normalized(
+            &ComposingNormalizerBorrowed::new_nfkc().normalize(c.encode_utf8(&mut buffer)),
+            span,
+            folded,
+        );
+    }
+}
+
+/// A segment of several characters: its compatibility form, composed, then folded.
+fn fold_segment(segment: &str, span: &Range<usize>, folded: &mut Folded) {
+    let before = folded.chars.len();
+    fold_normalized(&ComposingNormalizerBorrowed::new_nfkc().normalize(segment), span, folded);
+    if folded.chars.len() == before {
+        folded.extend_last(span);
+    }
+}
+
+/// The slow path of [`fold`], on text already in NFKC: full case folding, then accents off.
+fn fold_normalized(compatible: &str, span: &Range<usize>, folded: &mut Folded) {
+    let mut buffer = [0; 4];
+    let cased = CaseMapperBorrowed::new().fold_string(compatible);
     for g in cased.chars() {
         if is_dropped(g) {
             continue;
         }
         if g.is_whitespace() {
-            if folded.chars.last().is_some_and(|&last| last != ' ') {
-                folded.push(' ', span);
-            }
+            folded.push_space(span);
             continue;
         }
         let decomposed =
-            DecomposingNormalizerBorrowed::new_nfkd().normalize(g.encode_utf8(&mut one));
+            DecomposingNormalizerBorrowed::new_nfkd().normalize(g.encode_utf8(&mut buffer));
         if decomposed.chars().any(is_dropped) {
             for d in decomposed.chars().filter(|&d| !is_dropped(d)) {
                 folded.push(d, span);
@@ -337,6 +449,57 @@ mod tests {
     }
 
     #[test]
+    fn characters_that_combine_fold_as_their_composed_form() {
+        // Half-width kana with a half-width voiced or semi-voiced sound mark.
+        assert_eq!(folded("ｶﾞ"), "ガ");
+        assert_eq!(folded("ﾊﾟﾝ"), "パン");
+        assert_eq!(folded("ｶﾞｲﾄﾞﾌﾞｯｸ"), "ガイドブック");
+        // Decomposed (NFD) kana.
+        assert_eq!(folded("か\u{3099}"), "が");
+        assert_eq!(folded("は\u{309A}"), "ぱ");
+        assert_eq!(folded("カ\u{3099}"), "ガ");
+        // Conjoining jamo, with a final consonant and without, and a syllable without a
+        // final followed by a final jamo.
+        assert_eq!(folded("\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}"), "한국");
+        assert_eq!(folded("\u{1100}\u{1161}"), "가");
+        assert_eq!(folded("가\u{11A8}"), "각");
+        // A pile of combining marks costs no more than ordinary text, and still belongs
+        // to its letter.
+        let piled = format!("a{}b", "\u{0301}".repeat(100));
+        let piled = fold(&piled);
+        assert_eq!(piled.chars, ['a', 'b']);
+        assert_eq!(piled.spans, [0..101, 101..102]);
+    }
+
+    #[test]
+    fn ascii_takes_the_fast_path_but_keeps_a_combining_mark_with_its_letter() {
+        assert_eq!(folded("Tab\tand\nnew\u{000B}LINE  "), "tab and new line");
+        assert_eq!(folded("Cafe\u{0301} OK"), "cafe ok");
+        let spans = fold("ab\u{0301}c d").spans;
+        assert_eq!(spans, [0..1, 1..3, 3..4, 4..5, 5..6]);
+    }
+
+    #[test]
+    fn the_voiced_sound_mark_tells_kana_apart_in_every_form() {
+        for voiced in ["が", "か\u{3099}"] {
+            assert!(finds("が", voiced), "{voiced:?}");
+            assert!(finds(voiced, "が"), "{voiced:?}");
+            assert!(!finds("か", voiced), "{voiced:?}");
+            assert!(!finds(voiced, "か"), "{voiced:?}");
+        }
+        for voiced in ["ガ", "ｶﾞ", "カ\u{3099}"] {
+            assert!(finds("ガ", voiced), "{voiced:?}");
+            assert!(finds(voiced, "ガ"), "{voiced:?}");
+            assert!(!finds("カ", voiced), "{voiced:?}");
+            assert!(!finds("ｶ", voiced), "{voiced:?}");
+            assert!(!finds(voiced, "カ"), "{voiced:?}");
+        }
+        assert!(finds("パン", "ﾊﾟﾝを買う"));
+        assert!(!finds("ハン", "ﾊﾟﾝを買う"));
+        assert!(finds("한국", "\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}어"));
+    }
+
+    #[test]
     fn every_word_must_appear_anywhere_and_quotes_keep_a_phrase_whole() {
         assert!(finds("perm", "Who has the Permission?"));
         assert!(finds("york new", "new york"));
@@ -376,6 +539,14 @@ mod tests {
         assert_eq!(found, vec![3..8]);
         // A match that folds several characters into one keeps them all.
         assert_eq!(marked("e", "e\u{0301}"), ["e\u{0301}"]);
+        // A half-width voiced kana is two characters, and a match covers both.
+        let text = "😀 ｶﾞｲﾄﾞを見て";
+        let found = SearchQuery::parse("ガ").expect("as written").find(text).expect("as written");
+        assert_eq!(found, vec![3..5]);
+        assert_eq!(marked("ガイド", text), ["ｶﾞｲﾄﾞ"]);
+        assert_eq!(marked("ド", text), ["ﾄﾞ"]);
+        assert_eq!(marked("イ", text), ["ｲ"]);
+        assert_eq!(marked("が", "か\u{3099}と"), ["か\u{3099}"]);
     }
 
     #[test]

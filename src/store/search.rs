@@ -26,7 +26,7 @@ use crate::store::SearchScope;
 
 /// Which way of making terms an index holds. A store whose index was made another way
 /// makes it again as it opens (a change to folding or to the terms changes this).
-pub(super) const TERMS_VERSION: i64 = 2;
+pub(super) const TERMS_VERSION: i64 = 3;
 
 /// Positions per millisecond of `created_at`: room for that many messages sent in the same
 /// millisecond, more than one server stores.

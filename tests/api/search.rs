@@ -81,6 +81,10 @@ const MESSAGES: &[&str] = &[
     "new   york, new york",
     "I moved from york to new haven",
     "ＦＵＬＬ width ｶﾀｶﾅ text",
+    // Half-width kana with voiced marks, decomposed (NFD) kana, conjoining Hangul jamo.
+    "ｶﾞｲﾄﾞﾌﾞｯｸを買った",
+    "か\u{3099}んばる",
+    "\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8} \u{1109}\u{1165}\u{110B}\u{116E}\u{11AF}",
 ];
 
 /// Queries and the messages (by index into MESSAGES) they find, newest first.
@@ -103,9 +107,14 @@ fn expectations() -> Vec<(&'static str, Vec<usize>)> {
         ("可爱", vec![8]),
         ("京都", vec![9]),
         ("東", vec![9]),
-        ("が", vec![10]),
+        ("が", vec![17, 10]),
+        ("か\u{3099}", vec![17, 10]),
         ("か", vec![]),
-        ("한국", vec![11]),
+        ("ガイド", vec![16]),
+        ("ｶﾞｲﾄﾞ", vec![16]),
+        ("カイト", vec![]),
+        ("한국", vec![18, 11]),
+        ("서울", vec![18]),
         ("👍", vec![12]),
         ("❤", vec![12]),
         ("york", vec![14, 13]),
@@ -145,6 +154,8 @@ async fn finds_words_parts_and_phrases_in_every_script() {
     assert_eq!(highlighted(&page["results"][1]), ["new", "york", "new", "york"]);
     let page = search(&app, &alice, &format!("q={}", encode("ΣΟΦΙΑ"))).await;
     assert_eq!(highlighted(&page["results"][0]), ["ΣΟΦΊΑ"]);
+    let page = search(&app, &alice, &format!("q={}", encode("ガイド"))).await;
+    assert_eq!(highlighted(&page["results"][0]), ["ｶﾞｲﾄﾞ"]);
     let page = search(&app, &alice, &format!("q={}", encode("team"))).await;
     let result = &page["results"][0];
     assert_eq!(result["message"]["room_id"], room.as_str());
@@ -307,14 +318,30 @@ async fn filters_narrow_and_pages_cover_every_hit_once_newest_first() {
 async fn bad_searches_get_clear_errors() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
+    // The query itself is validated: 422, naming the field.
+    let too_long = format!("q={}", "a".repeat(201));
+    for (query, code) in [
+        ("q=", "empty_query"),
+        ("q=%20%20", "empty_query"),
+        ("", "empty_query"),
+        // Quotes around nothing and a variation selector: nothing to search for.
+        ("q=%22%22%20%EF%B8%8F", "empty_query"),
+        (too_long.as_str(), "query_too_long"),
+        ("q=a%00b", "invalid_query_characters"),
+        ("q=a%0Ab", "invalid_query_characters"),
+    ] {
+        let (status, error) = app.get(&alice, &format!("/search?{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {error}");
+        assert_eq!(error["error"]["code"], code, "{query}");
+        assert_eq!(error["error"]["field"], "q", "{query}");
+    }
+    // The other parameters are malformed, not invalid: 400.
     for query in [
-        "q=",
-        "q=%20%20",
-        "",
-        &format!("q={}", "a".repeat(201)),
-        "q=a%00b",
         "q=a&cursor=-1",
+        "q=a&cursor=lfls",
+        "q=a&cursor=",
         "q=a&after=yesterday",
+        "q=a&before=soon",
         "q=a&from=nobody!",
     ] {
         let (status, error) = app.get(&alice, &format!("/search?{query}")).await;
@@ -328,6 +355,40 @@ async fn bad_searches_get_clear_errors() {
     }
     let (status, _) = app.get(&alice, &format!("/search?q={}", "a".repeat(200))).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[each_store]
+async fn cursors_are_signed_by_the_server_and_outlive_a_restart() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "notes", "private", &[]).await;
+    for i in 0..3 {
+        app.send(&alice, &room, &format!("walrus {i}")).await;
+    }
+    let page = search(&app, &alice, "q=walrus&limit=1").await;
+    let next = page["next"].as_str().expect("a next page").to_owned();
+    assert!(next.len() == 32 && !next.chars().all(|c| c.is_ascii_digit()), "{next}");
+
+    // Changed anywhere, it is refused.
+    for at in [0, next.len() - 1] {
+        let mut tampered: Vec<char> = next.chars().collect();
+        tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+        let tampered: String = tampered.into_iter().collect();
+        let (status, error) = app.get(&alice, &format!("/search?q=walrus&cursor={tampered}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{tampered}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_query");
+    }
+
+    // Another server, with a key of its own, does not take it.
+    let other = spawn_app().await;
+    let bob = other.register("bob").await;
+    let (status, error) = other.get(&bob, &format!("/search?q=walrus&cursor={next}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    // The key is kept in the database, so a cursor outlives a restart.
+    let app = app.restart().await;
+    let page = search(&app, &alice, &format!("q=walrus&limit=1&cursor={next}")).await;
+    assert_eq!(bodies(&page), ["walrus 1"]);
 }
 
 /// A connection of the test's own to a server's SQLite database.

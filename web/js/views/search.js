@@ -17,6 +17,8 @@ const DEBOUNCE_MS = 200;
 const PAGE = 20;
 /** How long to wait after a 429 that did not say (it always should). */
 const DEFAULT_RETRY_S = 2;
+/** What the server says of a query it will not run: shown as it is, with no "Try again". */
+const QUERY_REFUSALS = new Set(['empty_query', 'query_too_long', 'invalid_query_characters', 'invalid_query']);
 
 export class Search {
   constructor(model, client) {
@@ -200,7 +202,7 @@ export class Search {
       this.retryTimer = setTimeout(() => this.request(cursor), seconds * 1000);
       return;
     }
-    if (error.code === 'invalid_query') return this.say(error.message);
+    if (QUERY_REFUSALS.has(error.code)) return this.say(error.message);
     const retry = h('button', { class: 'btn', type: 'button', text: 'Try again', on: { click: () => this.request(cursor) } });
     this.say(['Search failed: ' + error.message + ' ', retry], 'error');
   }
