@@ -22,6 +22,7 @@ mod driver;
 pub mod postgres;
 mod rows;
 mod rules;
+pub mod order;
 mod search;
 mod skeletons;
 pub mod sqlite;

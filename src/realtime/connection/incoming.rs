@@ -18,6 +18,7 @@ use crate::app::Draft;
 use crate::domain::{Message, RoomId};
 use crate::error::Error;
 use crate::realtime::PeerPresence;
+use crate::store::order;
 use crate::realtime::protocol::{
     CLIENT_TYPES, ClientFrame, ClientPresence, Envelope, ServerFrame, close_code,
 };
@@ -104,18 +105,20 @@ impl Connection {
                 }
                 let previous = self.sends.insert(room_id.clone(), next);
                 self.request(Some(client_id.clone()), async move {
-                    // Done or dropped, the previous send to this room is out of the way.
+                    // Placed, done or dropped, the previous send to this room is out of the
+                    // way (`store::order`).
                     if let Some(previous) = previous {
                         let _ = previous.await;
                     }
-                    let _done = done;
                     let draft = Draft {
                         body: &body,
                         client_id: Some(&client_id),
                         reply_to: reply_to.as_deref(),
                         attachments: &attachments,
                     };
-                    app.send_message(user, &room_id, draft).await.map(|(message, _)| Some(message))
+                    order::placing(done, app.send_message(user, &room_id, draft))
+                        .await
+                        .map(|(message, _)| Some(message))
                 });
             }
             ClientFrame::Edit { room_id, message_id, body } => self

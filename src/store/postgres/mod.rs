@@ -509,7 +509,7 @@ impl Store for PostgresStore {
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
         let terms = search::index_grams(message.body.as_str());
-        self.writes.submit(InsertMessage { message, terms }).await
+        self.writes.submit_then(InsertMessage { message, terms }, crate::store::order::placed).await
     }
 
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {

@@ -185,12 +185,22 @@ impl Writes {
     /// they were submitted (a connection's messages in the order it sent them); a caller
     /// that goes away while it waits for the turn has written nothing.
     pub async fn submit<W: Write>(&self, write: W) -> StoreResult<W::Output> {
+        self.submit_then(write, || ()).await
+    }
+
+    /// [`Writes::submit`], calling `placed` once the write holds its turn.
+    pub async fn submit_then<W: Write>(
+        &self,
+        write: W,
+        placed: impl FnOnce(),
+    ) -> StoreResult<W::Output> {
         if self.tasks.is_closed() {
             return Err(StoreError::Closed);
         }
         let turn = tokio::time::timeout(TURN_PATIENCE, self.turns.take(write.gate()))
             .await
             .map_err(|_| StoreError::Unavailable("the room's writes ahead are stuck".into()))?;
+        placed();
         let (reply, answer) = oneshot::channel();
         let writes = self.clone();
         self.tasks.spawn(async move { writes.run(write, turn, reply).await });

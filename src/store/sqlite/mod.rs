@@ -487,7 +487,8 @@ impl Store for SqliteStore {
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
         let terms =
             search::message_terms(message.room_id, message.author_id, message.body.as_str());
-        self.writer.submit(InsertMessage { message, terms }).await
+        let insert = InsertMessage { message, terms, entry: None };
+        self.writer.submit_then(insert, crate::store::order::placed).await
     }
 
     async fn messages(&self, room: RoomId, page: Page) -> StoreResult<MessagePage> {

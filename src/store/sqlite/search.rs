@@ -52,16 +52,33 @@ pub(super) fn next_position(created_at: &str) -> String {
     )
 }
 
-/// What follows a message's insert (`ops/messages.rs`, whose `?1` and `?2` are the terms
-/// and the room, and which placed the message), when it stored a row (`changes()` counts
-/// the statement before). It uses the lowest parameters it can: sqlx binds a statement's
-/// unused parameters below its highest one in order from what the statements before
-/// left, and stops binding where those run out.
-pub(super) const ENTER: &str = "
-    INSERT INTO search_text (rowid, terms)
-        SELECT search_pos, ?1 FROM messages
-        WHERE room_id = ?2 AND seq = (SELECT last_seq FROM rooms WHERE id = ?2)
-          AND changes() > 0";
+/// A new message's terms, to be entered in the index under its position before its batch
+/// commits (`writer.rs`).
+pub(super) struct SearchEntry {
+    pub position: i64,
+    pub terms: String,
+}
+
+/// Enters `entries` in the index, in one statement, and empties the list.
+pub(super) async fn enter(
+    db: &mut SqliteConnection,
+    entries: &mut Vec<SearchEntry>,
+) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<(i64, &str)> =
+        entries.iter().map(|entry| (entry.position, entry.terms.as_str())).collect();
+    sqlx::query(
+        "INSERT INTO search_text (rowid, terms)
+             SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
+    )
+    .bind(serde_json::to_string(&listed).expect("numbers and text"))
+    .execute(&mut *db)
+    .await?;
+    entries.clear();
+    Ok(())
+}
 
 /// Takes a message's terms out of the index, before it is edited or deleted: `terms` are
 /// those it was entered with, made again from its text as it was.
@@ -236,6 +253,7 @@ pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
             tx.commit().await?;
             break;
         };
+        let mut entries = Vec::with_capacity(batch.len());
         for (_, room, seq, author, created_at, body) in &batch {
             let position: i64 = sqlx::query_scalar(&place)
                 .bind(room)
@@ -243,12 +261,10 @@ pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
                 .bind(created_at)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO search_text (rowid, terms) VALUES (?1, ?2)")
-                .bind(position)
-                .bind(message_terms(RoomId::from_i64(*room), UserId::from_i64(*author), body))
-                .execute(&mut *tx)
-                .await?;
+            let terms = message_terms(RoomId::from_i64(*room), UserId::from_i64(*author), body);
+            entries.push(SearchEntry { position, terms });
         }
+        enter(&mut tx, &mut entries).await?;
         sqlx::query("DELETE FROM search_backlog WHERE id <= ?1")
             .bind(last)
             .execute(&mut *tx)

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BUSY_TIMEOUT;
+use super::search::{self, SearchEntry};
 
 use crate::store::{Change, ChangeSink, StoreError, StoreResult};
 
@@ -71,6 +72,18 @@ pub(super) trait Operation: Send + 'static {
     fn erases(&self) -> bool {
         false
     }
+
+    /// What this operation, applied, leaves for the writer to enter in the search index
+    /// (`search::enter`) before the batch commits.
+    fn search_entry(&mut self) -> Option<SearchEntry> {
+        None
+    }
+
+    /// Whether this operation changes the search index's entries itself (an edit, a
+    /// deletion): the entries waiting to be entered go in before it runs.
+    fn changes_search_entries(&self) -> bool {
+        false
+    }
 }
 
 /// An operation on its way through a batch, type-erased so that one queue holds them all.
@@ -87,6 +100,10 @@ pub(super) trait Queued: Send {
     fn answer(self: Box<Self>, batch_failure: Option<&str>);
 
     fn erases(&self) -> bool;
+
+    fn search_entry(&mut self) -> Option<SearchEntry>;
+
+    fn changes_search_entries(&self) -> bool;
 }
 
 pub(super) struct Pending<O: Operation> {
@@ -112,6 +129,14 @@ impl<O: Operation> Queued for Pending<O> {
 
     fn erases(&self) -> bool {
         self.op.erases()
+    }
+
+    fn search_entry(&mut self) -> Option<SearchEntry> {
+        self.op.search_entry()
+    }
+
+    fn changes_search_entries(&self) -> bool {
+        self.op.changes_search_entries()
     }
 
     fn answer(self: Box<Self>, batch_failure: Option<&str>) {
@@ -160,9 +185,20 @@ impl Writer {
 
     /// Queues an operation and waits for its answer.
     pub async fn submit<O: Operation>(&self, op: O) -> StoreResult<O::Output> {
+        self.submit_then(op, || ()).await
+    }
+
+    /// Queues an operation, calls `queued` once it has its place in the queue, and waits
+    /// for its answer.
+    pub async fn submit_then<O: Operation>(
+        &self,
+        op: O,
+        queued: impl FnOnce(),
+    ) -> StoreResult<O::Output> {
         let (reply, answer) = oneshot::channel();
         let pending = Box::new(Pending { op, reply, result: None });
         self.queue.send(pending).await.map_err(|_| StoreError::Closed)?;
+        queued();
         answer.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -231,17 +267,35 @@ async fn sleep_or_never(duration: Option<Duration>) {
 }
 
 /// Applies every operation in one transaction and commits it.
+///
+/// New messages' search entries are entered together at the end of the batch (and before
+/// any operation that changes entries itself), in one statement: FTS5 writes what it holds
+/// to disk at every statement that may be rolled back alone, so an entry per message, each
+/// followed by the next message's insert, would write a segment of the index per message.
 async fn commit_batch(
     connection: &mut SqliteConnection,
     batch: &mut [Box<dyn Queued>],
     changes: &mut Vec<Change>,
 ) -> Result<(), StoreError> {
     execute(connection, "BEGIN IMMEDIATE").await?;
+    let mut entries = Vec::new();
     for op in batch.iter_mut() {
-        if let Err(error) = op.apply(connection, changes).await {
+        let mut applied = Ok(());
+        if op.changes_search_entries() {
+            applied = search::enter(connection, &mut entries).await.map_err(Into::into);
+        }
+        if applied.is_ok() {
+            applied = op.apply(connection, changes).await;
+        }
+        if let Err(error) = applied {
             rollback(connection).await;
             return Err(error);
         }
+        entries.extend(op.search_entry());
+    }
+    if let Err(error) = search::enter(connection, &mut entries).await {
+        rollback(connection).await;
+        return Err(error.into());
     }
     if let Err(error) = execute(connection, "COMMIT").await {
         rollback(connection).await;

@@ -22,6 +22,14 @@ const RESULTS: &str = "[...document.querySelectorAll('[data-testid=search-result
 impl Browser {
     /// Replaces what the search box holds with `query`, typed.
     async fn search_for(&self, query: &str) {
+        // The box is typed into once it is shown (on a phone the dialog slides in).
+        self.until(
+            "the search box shown",
+            "(() => { const box = document.querySelector('[data-testid=search-input]'); \
+             return !!box && box.getClientRects().length > 0 \
+             && getComputedStyle(box).visibility === 'visible' && !box.disabled; })()",
+        )
+        .await;
         let select_all = format!("{}a{}", char::from(Key::Control), char::from(Key::Null));
         self.type_into("[data-testid=search-input]", &format!("{select_all}{query}")).await;
     }
@@ -460,6 +468,8 @@ async fn the_search_fits_a_phone() {
 
     let phone = driver.browser(PHONE.0, PHONE.1).await;
     phone.sign_in(&app, &alice).await;
+    // The room list slides in on a phone: a click while it moves may land beside the button.
+    phone.until_still().await;
     phone.click("[data-testid=open-search]").await;
     phone.search_for("trailhead").await;
     phone

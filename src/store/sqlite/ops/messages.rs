@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use super::super::messages::{complete, message_in_room, message_select};
-use super::super::search;
+use super::super::search::{self, SearchEntry};
 use super::super::writer::{ApplyError, Operation};
 use super::{next_seq, refused, role_of};
 use crate::domain::{
@@ -19,25 +19,22 @@ use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
 
 /// Stores a plain message if its author is a member (and the room is not a DM closed by a
-/// block), taking the room's next seq and its place in the search's order, and enters it
-/// in the search index: two statements sent as one (one hand-off to SQLite's thread). The
-/// index's follows the insert only if it stored a row; the insert's trigger has moved the
-/// room's last seq to the new message's.
+/// block), taking the room's next seq and its place in the search's order. The insert's
+/// trigger moves the room's last seq to the new message's. Its terms enter the search index
+/// with the rest of the batch's (`writer.rs`).
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO messages
              (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at,
               search_pos)
-         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?4, ?5, ?6, ?7, ?8, ?3, {}
-         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?5
-         WHERE r.id = ?2 AND {}
+         SELECT r.id, r.last_seq + 1, r.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?2, {}
+         FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?4
+         WHERE r.id = ?1 AND {}
          ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL
              DO NOTHING
-         RETURNING seq;
-         {}",
-        search::next_position("?3"),
+         RETURNING seq, search_pos",
+        search::next_position("?2"),
         rules::DM_UNBLOCKED,
-        search::ENTER,
     )
 });
 
@@ -46,11 +43,17 @@ pub(in crate::store::sqlite) struct InsertMessage {
     /// The body's terms for the search index (`store/search.rs`), made before the message
     /// reaches the writer.
     pub terms: String,
+    /// The terms and the position they go under, once stored.
+    pub entry: Option<SearchEntry>,
 }
 
 #[async_trait]
 impl Operation for InsertMessage {
     type Output = Inserted;
+
+    fn search_entry(&mut self) -> Option<SearchEntry> {
+        self.entry.take()
+    }
 
     /// Stores one message under the room's next seq; a refused message writes nothing and
     /// never burns a seq. Nothing tells a non-member anything (not a retry's stored message,
@@ -90,8 +93,7 @@ impl Operation for InsertMessage {
         // A random 63-bit id can collide with an existing one, very rarely; draw again.
         let mut id = message.id;
         let seq = loop {
-            let inserted = sqlx::query_scalar::<_, i64>(&INSERT)
-                .bind(&self.terms)
+            let inserted = sqlx::query_as::<_, (i64, i64)>(&INSERT)
                 .bind(message.room_id.as_i64())
                 .bind(message.created_at.as_millis())
                 .bind(id.as_i64())
@@ -99,12 +101,14 @@ impl Operation for InsertMessage {
                 .bind(message.body.as_str())
                 .bind(message.client_id.as_ref().map(|c| c.as_str()))
                 .bind(message.reply_to.map(MessageId::as_i64))
-                // All: the statements after the insert run only while rows are read.
-                .fetch_all(&mut *db)
-                .await
-                .map(|seqs| seqs.first().copied());
+                .fetch_optional(&mut *db)
+                .await;
             match inserted {
-                Ok(Some(seq)) => break seq,
+                Ok(Some((seq, position))) => {
+                    let terms = std::mem::take(&mut self.terms);
+                    self.entry = Some(SearchEntry { position, terms });
+                    break seq;
+                }
                 // No row: not a member, a DM closed by a block, or the client id is taken by
                 // a retry. Which one is asked only now, membership first, so a non-member
                 // learns nothing.
@@ -176,6 +180,10 @@ pub(in crate::store::sqlite) struct EditMessage {
 impl Operation for EditMessage {
     type Output = Message;
 
+    fn changes_search_entries(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &mut self,
         db: &mut SqliteConnection,
@@ -236,6 +244,10 @@ pub(in crate::store::sqlite) struct DeleteMessage {
 #[async_trait]
 impl Operation for DeleteMessage {
     type Output = Deleted;
+
+    fn changes_search_entries(&self) -> bool {
+        true
+    }
 
     fn erases(&self) -> bool {
         true
