@@ -19,10 +19,10 @@
 //! delivery.
 
 mod driver;
+pub mod order;
 pub mod postgres;
 mod rows;
 mod rules;
-pub mod order;
 mod search;
 mod skeletons;
 pub mod sqlite;

@@ -429,12 +429,16 @@ async fn messages_stored_before_search_came_in_are_indexed_as_the_store_opens() 
     assert_eq!(status, StatusCode::OK);
     app.stop().await;
     // The database as a migration leaves one made before search, or with an index made
-    // another way: nothing indexed, and the index's version not the server's.
+    // another way: on SQLite nothing indexed, on PostgreSQL numbers and terms of the old
+    // kind (a sequence's numbers, no room or author terms), which migration 0006 leaves in
+    // place; and the index's version not the server's.
     execute(
         &app,
         "INSERT INTO search_text (search_text) VALUES ('delete-all');
          UPDATE messages SET search_pos = NULL; UPDATE search_state SET terms_version = 0;",
-        "UPDATE messages SET search_ord = NULL, search_terms = NULL",
+        "UPDATE messages SET search_ord = nextval('messages_search_order'), search_terms = '{}'
+             WHERE deleted_at IS NULL;
+         UPDATE search_state SET terms_version = 0;",
     )
     .await;
     let app = app.restart().await;

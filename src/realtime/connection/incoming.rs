@@ -18,11 +18,11 @@ use crate::app::Draft;
 use crate::domain::{Message, RoomId};
 use crate::error::Error;
 use crate::realtime::PeerPresence;
-use crate::store::order;
 use crate::realtime::protocol::{
     CLIENT_TYPES, ClientFrame, ClientPresence, Envelope, ServerFrame, close_code,
 };
 use crate::realtime::sync::{SyncRange, SyncRequest, TooManySyncs};
+use crate::store::order;
 
 /// Requests a connection may have in flight before the server stops reading its frames;
 /// the client then feels backpressure instead of the server buffering without bound.

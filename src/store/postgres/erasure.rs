@@ -18,8 +18,10 @@
 //! still open, holds the old version as surely as one that began before. Deletions come in
 //! bursts: requests are coalesced, one pass at a time, at most one every
 //! [`ERASE_INTERVAL`], each covering every deletion committed before it started. The pass
-//! skips index cleanup (no index holds message content; autovacuum cleans them later), and
-//! runs beside reads and writes. A snapshot taken while the pass starts can still hold
+//! skips index cleanup, which autovacuum does later, and runs beside reads and writes.
+//! Skipping it leaves the deleted message's entries in the search's GIN index (hashes of
+//! its runs of three characters, from which someone with the files can guess at its words)
+//! until then (ARCHITECTURE.md). A snapshot taken while the pass starts can still hold
 //! the horizon back (its oldest id may come from a transaction of another database), and
 //! a page pinned by a reader is not pruned: a pass that leaves dead versions behind is
 //! followed by another, up to [`ERASE_PASSES`].

@@ -508,7 +508,8 @@ impl Store for PostgresStore {
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Inserted> {
-        let terms = search::index_grams(message.body.as_str());
+        let terms =
+            search::message_terms(message.room_id, message.author_id, message.body.as_str());
         self.writes.submit_then(InsertMessage { message, terms }, crate::store::order::placed).await
     }
 
@@ -595,7 +596,8 @@ impl Store for PostgresStore {
         body: MessageBody,
         now: Timestamp,
     ) -> StoreResult<Message> {
-        let terms = search::index_grams(body.as_str());
+        // Only the author edits: the editor's term is the author's.
+        let terms = search::message_terms(room, editor, body.as_str());
         self.writes.submit(EditMessage { room, message, editor, body, terms, now }).await
     }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::super::gate::Gate;
 use super::super::messages::{complete, message_in_room, message_select};
+use super::super::search;
 use super::super::writes::{Done, Failed, Tx, Write};
 use super::{lock_room, refused, role_of};
 use crate::domain::{Emoji, MediaId, Message, MessageBody, MessageId, RoomId, Timestamp, UserId};
@@ -18,24 +19,26 @@ use crate::store::rules;
 use crate::store::{Change, Deleted, Inserted, NewMessage, Reacted, StoreError};
 
 /// Stores a plain message if its author is a member (and the room is not a DM closed by a
-/// block), under the seq taken just before, with its search terms and its number in the
-/// search's order.
+/// block), under the seq taken just before, with its search terms and its position in the
+/// search's order (by when it was sent, `postgres/search.rs`).
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO messages
              (room_id, seq, changed_seq, id, author_id, body, client_id, reply_to, created_at,
               search_terms, search_ord)
-         SELECT $1, $2, $2, $3, $4, $5, $6, $7, $8, $9, nextval('messages_search_order')
+         SELECT $1, $2, $2, $3, $4, $5, $6, $7, $8, $9, {}
          FROM memberships m WHERE m.room_id = $1 AND m.user_id = $4 AND {}
          ON CONFLICT (room_id, author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
          RETURNING seq",
+        search::position("$8::bigint"),
         rules::DM_UNBLOCKED
     )
 });
 
 pub(in crate::store::postgres) struct InsertMessage {
     pub message: NewMessage,
-    /// The body's terms for the search index (`store/search.rs`).
+    /// The body's, the room's and the author's terms for the search index
+    /// (`postgres/search.rs`).
     pub terms: Vec<i64>,
 }
 
@@ -143,7 +146,7 @@ pub(in crate::store::postgres) struct EditMessage {
     pub message: MessageId,
     pub editor: UserId,
     pub body: MessageBody,
-    /// The new body's terms for the search index.
+    /// The new body's terms for the search index, with the room's and the author's.
     pub terms: Vec<i64>,
     pub now: Timestamp,
 }
