@@ -6,7 +6,9 @@ import { Connection } from './connection.js';
 import { isolated } from './dom.js';
 import { Model } from './state.js';
 import { showAuth } from './views/auth.js';
+import { openProfileDialog } from './views/dialogs.js';
 import { Shell } from './views/shell.js';
+import { errorSentence, showSsoSignup, takeSsoReturn } from './views/sso.js';
 
 const root = document.getElementById('app');
 const AWAY_AFTER_MS = 5 * 60_000;
@@ -29,18 +31,34 @@ const READ_EVERY_MS = 250;
 const MEMBERS_AFTER_MS = 300;
 
 async function boot() {
+  // Back from an identity provider: the address says how it went (sso.js).
+  const sso = takeSsoReturn();
+  const signIn = (notice = null) => showAuth(root, start, { notice });
   try {
-    start(await get('/me'));
+    if (sso.outcome === 'signup') {
+      await showSsoSignup(root, start, signIn);
+      return;
+    }
+    const me = await get('/me');
+    // Signed in with an error: linking failed. Said beside the sign-in methods.
+    if (sso.error) return start(me, { text: errorSentence(sso.error), error: true });
+    if (sso.outcome === 'linked') return start(me, { text: (sso.linked || 'The provider') + ' is now linked: you can sign in with it.', error: false });
+    start(me);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) showAuth(root, start);
+    if (error instanceof ApiError && error.status === 401) signIn(sso.error ? errorSentence(sso.error) : null);
     else root.textContent = 'Confab cannot be reached: ' + error.message;
   }
 }
 
-function start(me) {
+/** Enters the chat as `me`. `ssoNotice` (`{text, error}`), the outcome of linking a
+ *  provider, is shown in the profile dialog, which opens with it beside the sign-in
+ *  methods it changed. */
+function start(me, ssoNotice = null) {
   const model = new Model(me);
   const client = new Client(model);
-  client.run();
+  client.run().then(() => {
+    if (ssoNotice) openProfileDialog(model, client, { ssoNotice });
+  });
 }
 
 /** Everything the signed-in page does: the actions the views call, and the reactions to

@@ -1,12 +1,17 @@
 // Signing in and registering. The server's validation messages are shown beside the field
-// they concern.
+// they concern. The password form and the Register tab show only while the server allows
+// them, beside a button per identity provider it offers (sso.js).
 
 import { ApiError, post } from '../api.js';
 import { h, replace } from '../dom.js';
+import { providerButtons, signInMethods } from './sso.js';
 
-/** Shows the sign-in screen in `root`; calls `onSignedIn(user)` once the user is in. */
-export function showAuth(root, onSignedIn) {
-  let mode = 'login';
+/** Shows the sign-in screen in `root`; calls `onSignedIn(user)` once the user is in.
+ *  `notice` is a sentence to show above it (why signing in with a provider failed). */
+export async function showAuth(root, onSignedIn, { notice = null } = {}) {
+  const methods = await signInMethods();
+  const tabs = methods.password_login && methods.password_signup;
+  let mode = methods.password_login ? 'login' : 'register';
   const render = () => {
     const errors = new Map();
     const field = (name, label, type, autocomplete) => {
@@ -45,13 +50,28 @@ export function showAuth(root, onSignedIn) {
       type: 'button', text: label, attrs: { role: 'tab', 'aria-selected': mode === name },
       on: { click: () => { mode = name; render(); } },
     });
+    const password = methods.password_login || methods.password_signup;
+    const providers = methods.providers.length > 0 ? ssoBlock(methods.providers, password) : null;
     replace(root, h('main', { class: 'auth' },
       h('section', { class: 'auth-card', attrs: { 'aria-label': 'Sign in to Confab' } },
         h('h1', { text: 'Confab' }),
         h('p', { class: 'tagline', text: 'Chat that keeps up.' }),
-        h('div', { class: 'tabs', attrs: { role: 'tablist' } }, tab('login', 'Sign in'), tab('register', 'Register')),
-        form)));
-    root.querySelector('#auth-username').focus();
+        notice ? h('p', { class: 'form-error sso-notice', text: notice, attrs: { role: 'alert', 'data-testid': 'sso-notice' } }) : null,
+        providers,
+        tabs ? h('div', { class: 'tabs', attrs: { role: 'tablist' } }, tab('login', 'Sign in'), tab('register', 'Register')) : null,
+        password ? form : null,
+        password || providers ? null : h('p', { text: 'This server offers no way to sign in at the moment.' }))));
+    (root.querySelector('#auth-username') || root.querySelector('.sso-button'))?.focus();
   };
   render();
+}
+
+/** The provider buttons, with a line for a refusal to start, and "or" before the password
+ *  form when there is one. */
+function ssoBlock(providers, password) {
+  const error = h('p', { class: 'form-error', attrs: { role: 'alert' } });
+  return h('div', { class: 'sso-providers' },
+    providerButtons(providers, error),
+    error,
+    password ? h('div', { class: 'sso-or', attrs: { 'aria-hidden': 'true' } }, h('span', { text: 'or' })) : null);
 }

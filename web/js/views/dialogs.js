@@ -1,9 +1,11 @@
 // Dialogs: create a room or group (and invite people), browse public rooms, find people and
-// start a direct conversation, see and manage a room's members, block or unblock someone.
+// start a direct conversation, see and manage a room's members, block or unblock someone,
+// edit your profile.
 
 import { ApiError, api, get, post, uploadAvatar } from '../api.js';
 import { bdi, h, keepingFocus, replace } from '../dom.js';
 import { size } from './attachments.js';
+import { signInMethodsSection } from './identities.js';
 import { openProfileCard } from './profile-card.js';
 import { onPresenceTick, presenceLabel, statusOf } from './presence.js';
 // A cycle (conversation.js opens the members dialog), harmless: both sides only call each
@@ -269,8 +271,10 @@ function blockedList(model, client) {
   return { element: list, stop };
 }
 
-/** Your profile: display name, a few words about you, and your picture. */
-export function openProfileDialog(model, client) {
+/** Your profile: display name, a few words about you, your picture, and the ways you sign
+ *  in. `ssoNotice` (`{text, error}`), the outcome of linking a provider just now, is shown
+ *  beside the ways you sign in. */
+export function openProfileDialog(model, client, { ssoNotice = null } = {}) {
   const me = model.me;
   const errors = new Map();
   const field = (name, label, input) => {
@@ -345,7 +349,7 @@ export function openProfileDialog(model, client) {
     h('button', { class: 'btn', type: 'button', text: 'Cancel', on: { click: () => dialog.close() } }),
     h('button', { class: 'btn primary', type: 'submit', text: 'Save' })));
   const blocked = blockedList(model, client);
-  dialog = modal('Your profile', form, h('h3', { text: 'Blocked people' }), blocked.element);
+  dialog = modal('Your profile', form, signInMethodsSection(ssoNotice), h('h3', { text: 'Blocked people' }), blocked.element);
   dialog.addEventListener('close', () => {
     blocked.stop();
     showPicture(null, false);
