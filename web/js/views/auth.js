@@ -10,8 +10,10 @@ import { providerButtons, signInMethods } from './sso.js';
  *  `notice` is a sentence to show above it (why signing in with a provider failed). */
 export async function showAuth(root, onSignedIn, { notice = null } = {}) {
   const methods = await signInMethods();
+  // An account made with a password no one may sign in with would be a trap: without
+  // password login there is no Register either.
   const tabs = methods.password_login && methods.password_signup;
-  let mode = methods.password_login ? 'login' : 'register';
+  let mode = 'login';
   const render = () => {
     const errors = new Map();
     const field = (name, label, type, autocomplete) => {
@@ -50,7 +52,7 @@ export async function showAuth(root, onSignedIn, { notice = null } = {}) {
       type: 'button', text: label, attrs: { role: 'tab', 'aria-selected': mode === name },
       on: { click: () => { mode = name; render(); } },
     });
-    const password = methods.password_login || methods.password_signup;
+    const password = methods.password_login;
     const providers = methods.providers.length > 0 ? ssoBlock(methods.providers, password) : null;
     replace(root, h('main', { class: 'auth' },
       h('section', { class: 'auth-card', attrs: { 'aria-label': 'Sign in to Confab' } },

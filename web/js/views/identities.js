@@ -20,6 +20,7 @@ export function signInMethodsSection(notice = null) {
   const section = h('section', { class: 'sign-in-methods', hidden: true, attrs: { 'aria-labelledby': 'sign-in-methods-title' } },
     h('h3', { id: 'sign-in-methods-title', text: 'Sign-in methods' }), status, list, links);
   let methods = null;
+  let shown = false;
   const render = async () => {
     methods ??= await signInMethods();
     section.hidden = methods.providers.length === 0;
@@ -37,6 +38,10 @@ export function signInMethodsSection(notice = null) {
       mine.password || mine.identities.length ? null : h('li', { class: 'sub', text: 'None.' }));
     const linked = new Set(mine.identities.map((identity) => identity.provider));
     replace(links, methods.providers.filter((provider) => !linked.has(provider.id)).map((provider) => linkButton(provider, status)));
+    // Opened to tell how linking went: what it says is in view, below the profile's
+    // fields (on a phone, below the fold).
+    if (notice && !shown) section.scrollIntoView({ block: 'nearest' });
+    shown = true;
   };
   render();
   return section;
