@@ -108,6 +108,23 @@ pub struct Config {
 
     /// The most WebSocket connections one user may hold at once, over every node (0: no
     /// cap); beyond it new ones are refused with 429.
+    /// A TOML file of OpenID Connect identity providers people may sign in with
+    /// ("Sign in with Google"): see docs/deploy.md. Unset, sign-in is by password only.
+    #[arg(long, env = "CONFAB_OIDC_PROVIDERS")]
+    pub oidc_providers: Option<PathBuf>,
+
+    /// Whether people may sign in with a username and password. Turn it off for teams
+    /// that sign in only through their identity provider (it needs one configured).
+    #[arg(long, env = "CONFAB_PASSWORD_LOGIN", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub password_login: bool,
+
+    /// Whether people may create accounts with a username and password (off when password
+    /// login is). Accounts made by signing in with an identity provider are not affected.
+    #[arg(long, env = "CONFAB_PASSWORD_SIGNUP", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub password_signup: bool,
+
     #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_USER",
           default_value_t = crate::limits::DEFAULT_SOCKETS_PER_USER as u32)]
     pub max_sockets_per_user: u32,
@@ -185,6 +202,135 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// How often one person or address may act, and how many sockets a user may hold.
     pub limits: LimitSettings,
+    /// Identity providers people may sign in with.
+    pub oidc_providers: Vec<OidcProvider>,
+    /// Whether `POST /auth/login` takes passwords.
+    pub password_login: bool,
+    /// Whether `POST /auth/register` makes accounts.
+    pub password_signup: bool,
+}
+
+/// An OpenID Connect identity provider, as the operator configured it.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// Names the provider in URLs (`/api/v1/auth/oidc/{id}/…`): a-z, 0-9, `-` and `_`.
+    pub id: String,
+    /// The button's words: "Sign in with {label}".
+    pub label: String,
+    /// The issuer URL; its `/.well-known/openid-configuration` describes the provider.
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret, given here or read from `client_secret_file`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing)]
+    client_secret_file: Option<PathBuf>,
+    /// Scopes asked for besides `openid`; by default `email` and `profile`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["email".to_owned(), "profile".to_owned()]
+}
+
+impl OidcProvider {
+    /// A provider with the default scopes, for tests and callers that build settings.
+    pub fn new(id: &str, label: &str, issuer: &str, client_id: &str, secret: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            label: label.to_owned(),
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: Some(secret.to_owned()),
+            client_secret_file: None,
+            scopes: default_scopes(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The providers file: `[[provider]]` tables.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvidersFile {
+    #[serde(default)]
+    provider: Vec<OidcProvider>,
+}
+
+/// Reads and checks the providers file.
+fn oidc_providers(path: &std::path::Path) -> Result<Vec<OidcProvider>, ConfigError> {
+    let named =
+        |what: String| ConfigError(format!("CONFAB_OIDC_PROVIDERS ({}): {what}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| named(e.to_string()))?;
+    let file: ProvidersFile = toml::from_str(&text).map_err(|e| named(e.to_string()))?;
+    let mut providers = file.provider;
+    for provider in &mut providers {
+        if let Some(secret_file) = provider.client_secret_file.take() {
+            if provider.client_secret.is_some() {
+                return Err(named(format!(
+                    "provider {:?} has both client_secret and client_secret_file",
+                    provider.id
+                )));
+            }
+            let secret = std::fs::read_to_string(&secret_file)
+                .map_err(|e| named(format!("{}: {e}", secret_file.display())))?;
+            provider.client_secret = Some(secret.trim().to_owned());
+        }
+    }
+    check_providers(&providers).map_err(named)?;
+    Ok(providers)
+}
+
+/// Ids unique and fit for URLs, labels present, issuers http(s) URLs (http on loopback
+/// only: the flow's secrets cross that connection).
+pub fn check_providers(providers: &[OidcProvider]) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    for provider in providers {
+        let id = &provider.id;
+        let fits = !id.is_empty()
+            && id.len() <= 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !fits {
+            return Err(format!("provider id {id:?}: 1 to 32 of a-z, 0-9, - and _"));
+        }
+        if !ids.insert(id) {
+            return Err(format!("provider id {id:?} is given twice"));
+        }
+        if provider.label.trim().is_empty() || provider.label.chars().count() > 64 {
+            return Err(format!("provider {id:?}: a label of 1 to 64 characters"));
+        }
+        if provider.client_id.is_empty() {
+            return Err(format!("provider {id:?}: client_id is empty"));
+        }
+        let issuer = provider.issuer.trim_end_matches('/');
+        let loopback = ["http://127.", "http://localhost:", "http://localhost/", "http://[::1]"];
+        let secure = issuer.starts_with("https://")
+            || loopback.iter().any(|start| issuer.starts_with(start))
+            || issuer == "http://localhost";
+        if !secure || origin_of(issuer).is_none() {
+            return Err(format!(
+                "provider {id:?}: the issuer must be an https:// URL (http:// only on \
+                 loopback), not {:?}",
+                provider.issuer
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where the server keeps its records.
@@ -303,6 +449,17 @@ impl Settings {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let oidc_providers = match &config.oidc_providers {
+            Some(path) => oidc_providers(path)?,
+            None => Vec::new(),
+        };
+        if !config.password_login && oidc_providers.is_empty() {
+            return Err(ConfigError(
+                "CONFAB_PASSWORD_LOGIN=false leaves no way to sign in: configure an identity \
+                 provider (CONFAB_OIDC_PROVIDERS) too"
+                    .to_owned(),
+            ));
+        }
         Ok(Self {
             data_dir: config.data_dir.clone(),
             database,
@@ -323,6 +480,9 @@ impl Settings {
             },
             header_timeout: Duration::from_secs(config.header_timeout_secs),
             limits: limit_settings(config)?,
+            oidc_providers,
+            password_login: config.password_login,
+            password_signup: config.password_signup && config.password_login,
         })
     }
 

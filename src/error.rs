@@ -51,6 +51,9 @@ pub enum Error {
         /// What was too much, as a sentence without its full stop.
         what: &'static str,
     },
+    /// A server Confab depends on for this request (an identity provider) failed (502).
+    #[error("{message}")]
+    BadGateway { code: &'static str, message: String },
     /// The server is shutting down or its database is unreachable (503).
     #[error("The service is unavailable. Try again shortly.")]
     Unavailable,
@@ -65,6 +68,7 @@ impl Error {
         match self {
             Self::Validation(e) => e.code,
             Self::BadRequest { code, .. } | Self::Forbidden { code, .. } => code,
+            Self::BadGateway { code, .. } => code,
             Self::Conflict { code, .. } => code,
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",

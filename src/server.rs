@@ -104,6 +104,9 @@ pub async fn run(
         shutdown.clone(),
     )?;
 
+    // An identity provider's mistake shows in the log at start, not at a first sign-in.
+    let warming = app.clone();
+    tokio::spawn(async move { warming.oidc().warm_up().await });
     let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
     let tending = tokio::spawn(tend_limits(app.clone(), shutdown.clone()));
     if let Some(redis) = redis {

@@ -33,6 +33,12 @@ impl App {
         display_name: Option<&str>,
         client: IpAddr,
     ) -> Result<SignedIn> {
+        if !self.settings().password_signup {
+            return Err(Error::forbidden(
+                "password_signup_disabled",
+                "Accounts are made by signing in with an identity provider here.",
+            ));
+        }
         let username = Username::parse(username)?;
         let password = Password::parse(password, &username)?;
         let display_name = match display_name {
@@ -47,6 +53,7 @@ impl App {
             display_name,
             password_hash,
             created_at: Timestamp::now(),
+            identity: None,
         };
         let user = match self.store().create_user(new_user).await {
             Err(StoreError::Conflict(_)) => {
@@ -74,6 +81,12 @@ impl App {
         client: IpAddr,
         device_cookie: Option<&str>,
     ) -> Result<SignedIn> {
+        if !self.settings().password_login {
+            return Err(Error::forbidden(
+                "password_login_disabled",
+                "Sign in with an identity provider here: passwords are turned off.",
+            ));
+        }
         // A name that cannot exist counts against the address only, so that junk names
         // cannot fill the throttle's memory.
         let username = Username::parse(username).ok();
@@ -91,7 +104,9 @@ impl App {
             Some(username) => self.store().credentials(username).await?,
             None => None,
         };
-        let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+        // An account made through an identity provider has no password ('').
+        let stored_hash =
+            credentials.as_ref().map(|c| c.password_hash.as_str()).filter(|hash| !hash.is_empty());
         let matches = self.inner.passwords.verify(password, stored_hash).await?;
         match credentials {
             Some(credentials) if matches => {
@@ -186,7 +201,7 @@ impl App {
         Ok(self.store().search_users(super::search_prefix(prefix)?, limit).await?)
     }
 
-    async fn start_session(&self, user: User) -> Result<SignedIn> {
+    pub(super) async fn start_session(&self, user: User) -> Result<SignedIn> {
         let token = SessionToken::generate();
         let now = Timestamp::now();
         let ttl = i64::try_from(self.settings().session_ttl.as_secs()).unwrap_or(i64::MAX);

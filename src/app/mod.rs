@@ -19,6 +19,7 @@ mod messages;
 pub mod receipts;
 mod rooms;
 mod search;
+mod sso;
 
 use std::sync::Arc;
 
@@ -29,6 +30,10 @@ pub use accounts::SignedIn;
 pub use media::{AVATAR_LIMIT, Download, MAX_AVATAR_BYTES};
 pub use messages::{Draft, HistoryQuery};
 pub use search::{SEARCH_CURSOR_SECRET, SearchPage, SearchParams};
+pub use sso::{
+    CallbackParams, IdentityView, ProviderView, SignInMethodsView, SignupProposal, SsoOutcome,
+    SsoRefusal, SsoStart,
+};
 
 use crate::auth::{DeviceKeys, LoginThrottle, PasswordHasher, Policies, SharedThrottle};
 use crate::bus::Bus;
@@ -106,6 +111,8 @@ struct Inner {
     shared_throttle: Option<SharedThrottle>,
     /// How much one person or address may do.
     limiter: Limiter,
+    /// The identity providers people may sign in with.
+    oidc: crate::auth::oidc::Providers,
     /// Cancelled when the server shuts down; WebSocket connections watch it.
     shutdown: CancellationToken,
     /// WebSocket connection tasks, so that shutdown can wait for them to close.
@@ -126,6 +133,9 @@ impl App {
         let shared_throttle =
             redis.clone().map(|client| SharedThrottle::new(client, Policies::DEFAULT));
         let limiter = Limiter::new(&settings.limits, redis, hub.node().to_string());
+        let oidc =
+            crate::auth::oidc::Providers::new(&settings.oidc_providers, &settings.public_origin)
+                .map_err(Error::internal)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -139,6 +149,7 @@ impl App {
                 throttle: LoginThrottle::new(Policies::DEFAULT),
                 shared_throttle,
                 limiter,
+                oidc,
                 shutdown,
                 connections: TaskTracker::new(),
             }),
@@ -183,6 +194,10 @@ impl App {
 
     pub fn limiter(&self) -> &Limiter {
         &self.inner.limiter
+    }
+
+    pub fn oidc(&self) -> &crate::auth::oidc::Providers {
+        &self.inner.oidc
     }
 
     /// Takes one `action` from `user`'s budget, or refuses with 429.

@@ -126,6 +126,10 @@ id_type!(
     /// A login session; appears in logs and lets a logout close that session's sockets.
     SessionId
 );
+id_type!(
+    /// An identity at an OpenID Connect provider, linked to an account.
+    IdentityId
+);
 
 /// A string that is not an id of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -14,7 +14,7 @@ pub mod search;
 mod time;
 mod user;
 
-pub use id::{InvalidId, MessageId, RoomId, SessionId, UserId};
+pub use id::{IdentityId, InvalidId, MessageId, RoomId, SessionId, UserId};
 pub use lookalike::lookalike_key;
 pub use media::{MediaId, MediaKind};
 pub use message::{ClientId, Emoji, Mention, MessageBody};

@@ -130,7 +130,7 @@ async fn user(
 }
 
 /// `{user, token, expires_at}` with the session cookie set, for browsers.
-fn session_response(app: &App, status: StatusCode, signed_in: &SignedIn) -> Response {
+pub(super) fn session_response(app: &App, status: StatusCode, signed_in: &SignedIn) -> Response {
     let max_age = (signed_in.expires_at.as_millis() - Timestamp::now().as_millis()) / 1000;
     let body = SessionResponse {
         user: &signed_in.user,
@@ -150,7 +150,7 @@ const DEVICE_COOKIE_MAX_AGE: u64 = 365 * 86_400;
 
 /// The device cookie: sent only to the sign-in endpoints (nothing else reads it), never to
 /// scripts, never with another site's requests. It outlives sessions and logouts.
-fn device_cookie(app: &App, value: &str) -> HeaderValue {
+pub(super) fn device_cookie(app: &App, value: &str) -> HeaderValue {
     let secure = if app.settings().secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{DEVICE_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Strict; \
@@ -161,7 +161,7 @@ fn device_cookie(app: &App, value: &str) -> HeaderValue {
 
 /// The session cookie: HttpOnly so scripts cannot read it, SameSite=Lax so other sites
 /// cannot send it with their requests, Secure when Confab is served over https.
-fn session_cookie(app: &App, token: &str, max_age: i64) -> HeaderValue {
+pub(super) fn session_cookie(app: &App, token: &str, max_age: i64) -> HeaderValue {
     let secure = if app.settings().secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"

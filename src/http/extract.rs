@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use ipnet::IpNet;
@@ -97,6 +97,20 @@ impl FromRequestParts<App> for Auth {
         let session = app.authenticate(&token).await?;
         tracing::Span::current().record("user_id", tracing::field::display(session.user.id));
         Ok(Self { session, token })
+    }
+}
+
+/// The signed-in caller, if the request carries a valid session; a request without one,
+/// or with one that has ended, is anonymous rather than refused.
+impl OptionalFromRequestParts<App> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Option<Self>, Error> {
+        match <Auth as FromRequestParts<App>>::from_request_parts(parts, app).await {
+            Ok(auth) => Ok(Some(auth)),
+            Err(Error::Unauthenticated) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 }
 

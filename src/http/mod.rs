@@ -14,6 +14,7 @@ mod media;
 mod messages;
 mod rooms;
 mod search;
+mod sso;
 mod web;
 mod ws;
 
@@ -53,6 +54,7 @@ pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
         .merge(rooms::routes())
         .merge(messages::routes())
         .merge(search::routes())
+        .merge(sso::routes())
         .merge(media::routes())
         .merge(ws::routes())
         .layer(

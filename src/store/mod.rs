@@ -35,9 +35,9 @@ use async_trait::async_trait;
 use crate::config::Database;
 use crate::domain::search::SearchQuery;
 use crate::domain::{
-    Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, Message, MessageBody, MessageId,
-    Receipt, Room, RoomCursor, RoomId, RoomKind, RoomName, RoomRole, SessionId, Timestamp, Unread,
-    User, UserId, Username,
+    Bio, ClientId, DisplayName, Emoji, IdentityId, MediaId, MediaKind, Message, MessageBody,
+    MessageId, Receipt, Room, RoomCursor, RoomId, RoomKind, RoomName, RoomRole, SessionId,
+    Timestamp, Unread, User, UserId, Username,
 };
 
 pub use rules::MAX_REACTIONS_PER_MESSAGE;
@@ -131,14 +131,78 @@ pub struct NewUser {
     pub id: UserId,
     pub username: Username,
     pub display_name: DisplayName,
+    /// Empty for an account that signs in only through an identity provider.
     pub password_hash: String,
     pub created_at: Timestamp,
+    /// The identity the account is made for, linked in the same transaction; refused
+    /// with `Conflict("identity")` if it is linked already.
+    pub identity: Option<NewIdentity>,
 }
 
-/// What a login checks: the user and their password hash.
+/// What a login checks: the user and their password hash (empty: no password).
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+}
+
+/// An identity at an OpenID Connect provider to link to an account.
+pub struct NewIdentity {
+    pub id: IdentityId,
+    /// The provider's issuer and the identity's `sub`: together, who it is.
+    pub issuer: String,
+    pub subject: String,
+    /// The configured provider's id, to show the identity by.
+    pub provider: String,
+    /// An email the provider said was verified, to show; never used to find anyone.
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A linked identity.
+#[derive(Debug, Clone)]
+pub struct IdentityRecord {
+    pub id: IdentityId,
+    pub issuer: String,
+    pub provider: String,
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// How a user may sign in: their identities, and whether they have a password.
+#[derive(Debug, Clone)]
+pub struct SignInMethods {
+    pub identities: Vec<IdentityRecord>,
+    pub password: bool,
+}
+
+/// What linking an identity did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linked {
+    /// Linked now.
+    Linked,
+    /// It was linked to this user already.
+    Already,
+    /// It is linked to another user: nothing changed.
+    Elsewhere,
+}
+
+/// What unlinking an identity did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlinked {
+    Unlinked,
+    /// The user has no such identity.
+    NotFound,
+    /// It is the user's last way to sign in: kept.
+    LastWay,
+}
+
+/// A sign-in flow under way, or a sign-up waiting for its username (`app::sso`), as the
+/// store keeps it: by the hash of the secret that finishes it.
+pub struct PendingFlow {
+    pub key_hash: [u8; 32],
+    /// What the application needs to finish it, as JSON.
+    pub flow: String,
+    pub expires_at: Timestamp,
 }
 
 /// A session to store; the token itself is never stored, only its hash.
@@ -432,7 +496,31 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<SessionRecord>>;
     /// Deletes a session (announcing `SessionEnded`); returns whether it existed.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Deletes expired sessions (their count is returned) and expired sign-in flows.
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// The account an identity at a provider is linked to.
+    async fn identity_user(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
+    /// A user's identities, oldest first, and whether they have a password.
+    async fn sign_in_methods(&self, user: UserId) -> StoreResult<SignInMethods>;
+    async fn link_identity(&self, user: UserId, identity: NewIdentity) -> StoreResult<Linked>;
+    /// Unlinks an identity unless it is the user's last way to sign in: no other identity,
+    /// and no password, or one that does not count (`password_counts`: password login on).
+    async fn unlink_identity(
+        &self,
+        user: UserId,
+        identity: IdentityId,
+        password_counts: bool,
+    ) -> StoreResult<Unlinked>;
+    /// Keeps a sign-in flow until it is taken or expires.
+    async fn put_flow(&self, flow: PendingFlow) -> StoreResult<()>;
+    /// A flow by its key's hash, and when it expires (expired or not); `take` deletes it
+    /// in the same statement, so that only one request can finish it.
+    async fn flow(
+        &self,
+        key_hash: [u8; 32],
+        take: bool,
+    ) -> StoreResult<Option<(String, Timestamp)>>;
     /// The server's secret named `name`, made from `candidate` on first use and the same
     /// for every start and every node after.
     async fn secret(&self, name: &'static str, candidate: Vec<u8>) -> StoreResult<Vec<u8>>;

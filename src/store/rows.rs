@@ -10,15 +10,36 @@ use std::collections::HashMap;
 use sqlx::FromRow;
 
 use crate::domain::{
-    Attachment, Bio, ClientId, DisplayName, Emoji, MediaId, MediaKind, Message, MessageBody,
-    MessageId, Reaction, ReplyPreview, Room, RoomId, RoomKind, RoomRole, Timestamp, User, UserId,
-    Username,
+    Attachment, Bio, ClientId, DisplayName, Emoji, IdentityId, MediaId, MediaKind, Message,
+    MessageBody, MessageId, Reaction, ReplyPreview, Room, RoomId, RoomKind, RoomRole, Timestamp,
+    User, UserId, Username,
 };
-use crate::store::{MemberRecord, StoreError, StoreResult};
+use crate::store::{IdentityRecord, MemberRecord, StoreError, StoreResult};
 
 /// How many characters of the original a reply's preview shows (the select cuts it, the
 /// rule for a new reply too).
 pub(super) const REPLY_PREVIEW_CHARS: usize = 100;
+
+#[derive(FromRow)]
+pub(super) struct IdentityRow {
+    pub id: i64,
+    pub issuer: String,
+    pub provider: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+impl IdentityRow {
+    pub fn into_record(self) -> IdentityRecord {
+        IdentityRecord {
+            id: IdentityId::from_i64(self.id),
+            issuer: self.issuer,
+            provider: self.provider,
+            email: self.email,
+            created_at: Timestamp::from_millis(self.created_at),
+        }
+    }
+}
 
 #[derive(FromRow)]
 pub(super) struct UserRow {

@@ -21,6 +21,7 @@ mod media;
 mod messaging;
 mod names;
 mod nginx;
+mod oidc_provider;
 mod postgres;
 mod presence;
 mod receipts;

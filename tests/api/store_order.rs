@@ -104,6 +104,7 @@ async fn user(store: &dyn Store, name: &str) -> UserId {
         display_name: DisplayName::from_trusted(name.to_owned()),
         password_hash: "not a real hash".to_owned(),
         created_at: Timestamp::now(),
+        identity: None,
     };
     store.create_user(user).await.expect("user created").id
 }

@@ -1,9 +1,10 @@
 //! The test harness: a real server on a random loopback port with a fresh data directory
 //! (and, on PostgreSQL, a fresh database), and typed helpers for its HTTP API and WebSocket.
 //! `#[each_store]` runs a test once per store (`store.rs`); `postgres.rs` starts the
-//! PostgreSQL clusters.
+//! PostgreSQL clusters; `oidc.rs` is an OpenID Connect identity provider.
 
 pub mod nginx;
+pub mod oidc;
 pub mod postgres;
 pub mod redis;
 pub mod store;

@@ -34,21 +34,22 @@ use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
     AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
     DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
-    MarkRead, OpenDm, React, RemoveMember, SetBlock, TouchLastSeen, UpdateProfile,
+    LinkIdentity, MarkRead, OpenDm, PutFlow, React, RemoveMember, SetBlock, TakeFlow,
+    TouchLastSeen, UnlinkIdentity, UpdateProfile,
 };
 use self::writes::Writes;
-use super::rows::{MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
+use super::rows::{IdentityRow, MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
 use super::rules::{SHOWN_TO_MEMBER, prefix_range};
 use super::{
-    AddedBy, Candidates, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted,
-    MediaRecord, MemberRecord, MessagePage, NewMedia, NewMessage, NewRoom, NewSession, NewUser,
-    Page, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord, Store, StoreError,
-    StoreResult,
+    AddedBy, Candidates, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, Linked,
+    MediaRecord, MemberRecord, MessagePage, NewIdentity, NewMedia, NewMessage, NewRoom, NewSession,
+    NewUser, Page, PendingFlow, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord,
+    SignInMethods, Store, StoreError, StoreResult, Unlinked,
 };
 use crate::domain::search::SearchQuery;
 use crate::domain::{
-    Emoji, MediaId, Message, MessageBody, MessageId, Receipt, Room, RoomCursor, RoomId, RoomKind,
-    SessionId, Timestamp, Unread, User, UserId, Username,
+    Emoji, IdentityId, MediaId, Message, MessageBody, MessageId, Receipt, Room, RoomCursor, RoomId,
+    RoomKind, SessionId, Timestamp, Unread, User, UserId, Username,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -349,6 +350,71 @@ impl Store for PostgresStore {
 
     async fn secret(&self, name: &'static str, candidate: Vec<u8>) -> StoreResult<Vec<u8>> {
         self.writes.submit(KeepSecret { name, candidate }).await
+    }
+
+    async fn identity_user(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE id = (SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2)"
+        ))
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(UserRow::into_user))
+    }
+
+    async fn sign_in_methods(&self, user: UserId) -> StoreResult<SignInMethods> {
+        let rows: Vec<IdentityRow> = sqlx::query_as(
+            "SELECT id, issuer, provider, email, created_at FROM identities
+             WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(user.as_i64())
+        .fetch_all(&self.pool)
+        .await?;
+        let password: bool =
+            sqlx::query_scalar("SELECT password_hash <> '' FROM users WHERE id = $1")
+                .bind(user.as_i64())
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(false);
+        Ok(SignInMethods {
+            identities: rows.into_iter().map(IdentityRow::into_record).collect(),
+            password,
+        })
+    }
+
+    async fn link_identity(&self, user: UserId, identity: NewIdentity) -> StoreResult<Linked> {
+        self.writes.submit(LinkIdentity { user, identity }).await
+    }
+
+    async fn unlink_identity(
+        &self,
+        user: UserId,
+        identity: IdentityId,
+        password_counts: bool,
+    ) -> StoreResult<Unlinked> {
+        self.writes.submit(UnlinkIdentity { user, identity, password_counts }).await
+    }
+
+    async fn put_flow(&self, flow: PendingFlow) -> StoreResult<()> {
+        self.writes.submit(PutFlow(flow)).await
+    }
+
+    async fn flow(
+        &self,
+        key_hash: [u8; 32],
+        take: bool,
+    ) -> StoreResult<Option<(String, Timestamp)>> {
+        if take {
+            return self.writes.submit(TakeFlow(key_hash)).await;
+        }
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT flow, expires_at FROM sign_in_flows WHERE key_hash = $1")
+                .bind(&key_hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(flow, expires_at)| (flow, Timestamp::from_millis(expires_at))))
     }
 
     async fn create_room(&self, room: NewRoom, members: Vec<UserId>) -> StoreResult<()> {

@@ -65,3 +65,20 @@ pub async fn postgres_for(data_dir: &Path) -> String {
     lock().insert(data_dir.to_path_buf(), url.clone());
     url
 }
+
+/// Runs `sql` on a server's database, past the API: to put a record in a state the API
+/// cannot (a flow past its expiry, say).
+pub async fn execute(database: &Database, data_dir: &Path, sql: &str) {
+    use sqlx::Connection;
+    match database {
+        Database::Embedded => {
+            let url = format!("sqlite://{}", data_dir.join("confab.db").display());
+            let mut sqlite = sqlx::SqliteConnection::connect(&url).await.expect("open SQLite");
+            sqlx::raw_sql(sql).execute(&mut sqlite).await.expect("SQL runs on SQLite");
+        }
+        Database::Postgres(url) => {
+            let mut postgres = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&mut postgres).await.expect("SQL runs on PostgreSQL");
+        }
+    }
+}

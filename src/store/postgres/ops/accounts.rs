@@ -4,11 +4,12 @@ use async_trait::async_trait;
 
 use super::super::gate::Gate;
 use super::super::writes::{Done, Failed, Tx, Write};
+use super::identities::insert_identity;
 use super::refused;
 use crate::domain::{Bio, RoomId, SessionId, Timestamp, User, UserId};
 use crate::store::driver::violated_unique;
 use crate::store::rows::UserRow;
-use crate::store::{Change, NewSession, NewUser, ProfileChange, StoreError};
+use crate::store::{Change, Linked, NewSession, NewUser, ProfileChange, StoreError};
 
 pub(in crate::store::postgres) struct CreateUser(pub NewUser);
 
@@ -37,6 +38,12 @@ impl Write for CreateUser {
         .bind(user.created_at.as_millis())
         .execute(tx.db())
         .await;
+        if inserted.is_ok()
+            && let Some(identity) = &user.identity
+            && insert_identity(tx, user.id, identity).await? != Linked::Linked
+        {
+            return Err(refused(StoreError::Conflict("identity")));
+        }
         match inserted {
             Ok(_) => Ok(Done::Commit(User {
                 id: user.id,
@@ -130,6 +137,10 @@ impl Write for DeleteExpiredSessions {
 
     async fn apply(&mut self, tx: &mut Tx, _: &mut Vec<Change>) -> Result<Done<u64>, Failed> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(self.0.as_millis())
+            .execute(tx.db())
+            .await?;
+        sqlx::query("DELETE FROM sign_in_flows WHERE expires_at <= $1")
             .bind(self.0.as_millis())
             .execute(tx.db())
             .await?;

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod blocks;
+mod identities;
 mod markers;
 mod media;
 mod messages;
@@ -20,6 +21,7 @@ pub(super) use accounts::{
     UpdateProfile,
 };
 pub(super) use blocks::SetBlock;
+pub(super) use identities::{LinkIdentity, PutFlow, TakeFlow, UnlinkIdentity};
 pub(super) use markers::MarkRead;
 pub(super) use media::{CreateMedia, DeleteUnattachedMedia};
 pub(super) use messages::{DeleteMessage, EditMessage, InsertMessage, React};

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use super::super::writer::{ApplyError, Operation};
+use super::identities::{identity_taken, insert_identity};
 use super::refused;
 use crate::domain::{Bio, RoomId, SessionId, Timestamp, User, UserId};
 use crate::store::rows::UserRow;
@@ -21,6 +22,11 @@ impl Operation for CreateUser {
         _: &mut Vec<Change>,
     ) -> Result<User, ApplyError> {
         let user = &self.0;
+        if let Some(identity) = &user.identity
+            && identity_taken(db, identity).await?
+        {
+            return Err(refused(StoreError::Conflict("identity")));
+        }
         // The unique indexes decide: the name itself, and its look-alike key.
         let inserted = sqlx::query(
             "INSERT INTO users
@@ -41,6 +47,9 @@ impl Operation for CreateUser {
         .await?;
         if inserted.rows_affected() == 0 {
             return Err(refused(StoreError::Conflict("username")));
+        }
+        if let Some(identity) = &user.identity {
+            insert_identity(db, user.id, identity).await?;
         }
         Ok(User {
             id: user.id,
@@ -118,6 +127,10 @@ impl Operation for DeleteExpiredSessions {
         _: &mut Vec<Change>,
     ) -> Result<u64, ApplyError> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1")
+            .bind(self.0.as_millis())
+            .execute(&mut *db)
+            .await?;
+        sqlx::query("DELETE FROM sign_in_flows WHERE expires_at <= ?1")
             .bind(self.0.as_millis())
             .execute(&mut *db)
             .await?;

@@ -1,0 +1,195 @@
+//! Signing in with an identity provider over HTTP: what the sign-in screen offers, a
+//! flow's start and callback, the sign-up of someone new, and the identities linked to
+//! an account. The callback answers browsers, so it never answers with an error page:
+//! every outcome is a redirect to Confab's own pages (docs/api.md).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+
+use super::accounts::{device_cookie, session_cookie, session_response};
+use super::extract::{Auth, ClientAddr, JsonBody, PathParams, bad_origin, cookie, origin_allowed};
+use crate::app::{
+    App, CallbackParams, ProviderView, SignInMethodsView, SignupProposal, SsoOutcome,
+};
+use crate::domain::Timestamp;
+use crate::error::{Error, Result};
+
+/// Binds a flow to the browser that started it.
+const FLOW_COOKIE: &str = "confab_sso";
+/// Holds a pending sign-up's ticket.
+const SIGNUP_COOKIE: &str = "confab_sso_signup";
+/// Both cookies go only to the flow's own endpoints.
+const COOKIE_PATH: &str = "/api/v1/auth/oidc";
+const FLOW_COOKIE_SECS: i64 = 10 * 60;
+const SIGNUP_COOKIE_SECS: i64 = 30 * 60;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/auth/methods", get(methods))
+        .route("/auth/oidc/signup", get(signup_proposal).post(signup))
+        .route("/auth/oidc/{provider}/start", post(start))
+        .route("/auth/oidc/{provider}/callback", get(callback))
+        .route("/me/identities", get(identities))
+        .route("/me/identities/{identity_id}", delete(unlink))
+}
+
+#[derive(Serialize)]
+struct Methods {
+    password_login: bool,
+    password_signup: bool,
+    providers: Vec<ProviderView>,
+}
+
+async fn methods(State(app): State<App>) -> Json<Methods> {
+    let settings = app.settings();
+    Json(Methods {
+        password_login: settings.password_login,
+        password_signup: settings.password_signup,
+        providers: app.sso_providers(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Intent {
+    SignIn,
+    Link,
+}
+
+#[derive(Deserialize)]
+struct StartRequest {
+    intent: Intent,
+}
+
+#[derive(Serialize)]
+struct Started {
+    authorization_url: String,
+}
+
+async fn start(
+    State(app): State<App>,
+    ClientAddr(address): ClientAddr,
+    auth: Option<Auth>,
+    PathParams(provider): PathParams<String>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<StartRequest>,
+) -> Result<Response> {
+    // The flow's cookie is set by this answer: another site must not start flows here.
+    if !origin_allowed(&headers, &app) {
+        return Err(bad_origin());
+    }
+    let link = match request.intent {
+        Intent::SignIn => None,
+        Intent::Link => Some(auth.ok_or(Error::Unauthenticated)?.session.user.id),
+    };
+    let browser = cookie(&headers, FLOW_COOKIE);
+    let started = app.sso_start(&provider, link, browser.as_deref(), address).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        flow_cookie(&app, FLOW_COOKIE, &started.browser, FLOW_COOKIE_SECS),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let body = Started { authorization_url: started.authorization_url };
+    Ok((headers, Json(body)).into_response())
+}
+
+async fn callback(
+    State(app): State<App>,
+    ClientAddr(address): ClientAddr,
+    auth: Option<Auth>,
+    PathParams(provider): PathParams<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    // Whatever the query holds, the answer is a redirect: unreadable parameters are none.
+    let params = Query::<CallbackParams>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
+    let browser = cookie(&headers, FLOW_COOKIE);
+    let user = auth.map(|auth| auth.session.user.id);
+    let outcome = app.sso_callback(&provider, params, browser.as_deref(), user, address).await;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let to = match outcome {
+        Ok(SsoOutcome::SignedIn(signed_in)) => {
+            let max_age = (signed_in.expires_at.as_millis() - Timestamp::now().as_millis()) / 1000;
+            headers.insert(
+                header::SET_COOKIE,
+                session_cookie(&app, signed_in.token.as_str(), max_age.max(0)),
+            );
+            headers.append(header::SET_COOKIE, device_cookie(&app, &signed_in.device_cookie));
+            "/".to_owned()
+        }
+        Ok(SsoOutcome::Signup { ticket }) => {
+            headers.insert(
+                header::SET_COOKIE,
+                flow_cookie(&app, SIGNUP_COOKIE, &ticket, SIGNUP_COOKIE_SECS),
+            );
+            "/?sso=signup".to_owned()
+        }
+        Ok(SsoOutcome::Linked) => "/?sso=linked".to_owned(),
+        Err(refusal) => format!("/?sso_error={}", refusal.code()),
+    };
+    let location = HeaderValue::from_str(&to).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    headers.insert(header::LOCATION, location);
+    (StatusCode::SEE_OTHER, headers).into_response()
+}
+
+async fn signup_proposal(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<SignupProposal>> {
+    let ticket = cookie(&headers, SIGNUP_COOKIE);
+    Ok(Json(app.sso_signup_proposal(ticket.as_deref()).await?))
+}
+
+#[derive(Deserialize)]
+struct SignupRequest {
+    username: String,
+    display_name: Option<String>,
+}
+
+async fn signup(
+    State(app): State<App>,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<SignupRequest>,
+) -> Result<Response> {
+    if !origin_allowed(&headers, &app) {
+        return Err(bad_origin());
+    }
+    let ticket = cookie(&headers, SIGNUP_COOKIE);
+    let display_name = request.display_name.as_deref();
+    let signed_in =
+        app.sso_signup(ticket.as_deref(), &request.username, display_name, address).await?;
+    let mut response = session_response(&app, StatusCode::CREATED, &signed_in);
+    response.headers_mut().append(header::SET_COOKIE, flow_cookie(&app, SIGNUP_COOKIE, "", 0));
+    Ok(response)
+}
+
+async fn identities(State(app): State<App>, auth: Auth) -> Result<Json<SignInMethodsView>> {
+    Ok(Json(app.sign_in_methods(auth.session.user.id).await?))
+}
+
+async fn unlink(
+    State(app): State<App>,
+    auth: Auth,
+    PathParams(identity): PathParams<String>,
+) -> Result<StatusCode> {
+    app.unlink_identity(auth.session.user.id, &identity).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A cookie for the flow's endpoints only. SameSite=Lax: the provider's redirect back is
+/// a top-level navigation from another site, which Lax cookies go with.
+fn flow_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if app.settings().secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{name}={value}; Path={COOKIE_PATH}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
