@@ -20,6 +20,7 @@ mod phone;
 mod reading;
 mod resilience;
 mod search;
+mod sso;
 
 use std::path::PathBuf;
 use std::process::Stdio;

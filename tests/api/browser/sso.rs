@@ -24,10 +24,7 @@ async fn provider_and_app(
 ) -> (Provider, TestApp) {
     let provider = Provider::start(CLIENT_ID, CLIENT_SECRET).await;
     provider.sign_in_as(
-        Identity::new("ada-1")
-            .email("ada@example.com", true)
-            .name("Ada Lovelace")
-            .username("ada"),
+        Identity::new("ada-1").email("ada@example.com", true).name("Ada Lovelace").username("ada"),
     );
     let issuer = provider.issuer();
     let app = spawn_app_with(|settings| {
