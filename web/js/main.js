@@ -33,10 +33,11 @@ const MEMBERS_AFTER_MS = 300;
 async function boot() {
   // Back from an identity provider: the address says how it went (sso.js).
   const sso = takeSsoReturn();
-  const signIn = (notice = null) => showAuth(root, start, { notice });
   try {
     if (sso.outcome === 'signup') {
-      await showSsoSignup(root, start, signIn);
+      // Without a sign-up to finish (it expired, or was cancelled), back to where the
+      // session says: the chat, or the sign-in screen saying why.
+      await showSsoSignup(root, start, enterOrSignIn);
       return;
     }
     const me = await get('/me');
@@ -45,7 +46,17 @@ async function boot() {
     if (sso.outcome === 'linked') return start(me, { text: (sso.linked || 'The provider') + ' is now linked: you can sign in with it.', error: false });
     start(me);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) signIn(sso.error ? errorSentence(sso.error) : null);
+    if (error instanceof ApiError && error.status === 401) showAuth(root, start, { notice: sso.error ? errorSentence(sso.error) : null });
+    else root.textContent = 'Confab cannot be reached: ' + error.message;
+  }
+}
+
+/** Enters the chat if signed in, else shows the sign-in screen with `notice` above it. */
+async function enterOrSignIn(notice) {
+  try {
+    start(await get('/me'));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) showAuth(root, start, { notice });
     else root.textContent = 'Confab cannot be reached: ' + error.message;
   }
 }

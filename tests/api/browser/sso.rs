@@ -1,10 +1,12 @@
 //! Signing in with an identity provider in the web client, against the test provider
 //! (support/oidc.rs) clicked through in the browser: a first sign-in finishes the account
-//! on "Finish creating your account" and the next goes straight into the chat; a refused
+//! on "Finish creating your account" (a taken username refused beside its field, the
+//! finished sign-up gone afterwards) and the next goes straight into the chat; a refused
 //! sign-in says why and creates nothing; a password account links and unlinks a provider
 //! from its profile; and the password form goes when the server turns password login off.
 
 use confab::config::OidcProvider;
+use fantoccini::key::Key;
 use serde_json::{Value, json};
 
 use super::chat::{DESKTOP, PHONE};
@@ -42,6 +44,12 @@ impl Browser {
     async fn sign_in_with_provider(&self, answer: &str) {
         self.click_button(&format!("Sign in with {LABEL}")).await;
         self.click(&format!("#{answer}")).await;
+    }
+
+    /// Replaces what the field `css` holds with `text`, typed.
+    async fn replace_text(&self, css: &str, text: &str) {
+        let select_all = format!("{}a{}", char::from(Key::Control), char::from(Key::Null));
+        self.type_into(css, &format!("{select_all}{text}")).await;
     }
 
     /// The status of `GET /api/v1/auth/oidc/signup` asked by the page, with its cookies.
@@ -103,6 +111,17 @@ async fn a_first_sign_in_finishes_the_account_and_the_next_goes_straight_into_th
     // The address no longer says `?sso=signup`, so a reload does not ask again.
     assert_eq!(page.client.execute("return location.search;", vec![]).await.expect("runs"), "");
     page.screenshot("sso-finish-account").await;
+
+    // A username someone has is refused beside the field, as registering does.
+    app.register("bob").await;
+    page.replace_text("#sso-username", "bob").await;
+    page.click_button("Create account").await;
+    page.until(
+        "the username refused",
+        "document.querySelector('#sso-username-error').textContent.length > 0",
+    )
+    .await;
+    page.replace_text("#sso-username", "ada").await;
     page.click_button("Create account").await;
     page.find(".sidebar .connection[data-state=connected]").await;
     page.until(
@@ -128,6 +147,13 @@ async fn a_first_sign_in_finishes_the_account_and_the_next_goes_straight_into_th
     // Signed out and in again: straight into the chat, no sign-up form.
     page.click("button[aria-label='Sign out']").await;
     page.find(".auth-card").await;
+    // The sign-up is finished: coming back to it says it is gone.
+    page.client.goto(&format!("{}/?sso=signup", app.origin)).await.expect("page opens");
+    page.until(
+        "the sign-up gone",
+        "document.querySelector('[data-testid=sso-notice]')?.textContent.startsWith('Your sign-up expired')",
+    )
+    .await;
     page.sign_in_with_provider("approve").await;
     page.find(".sidebar .connection[data-state=connected]").await;
     page.until(
