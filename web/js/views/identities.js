@@ -33,7 +33,7 @@ export function signInMethodsSection(notice = null) {
       return;
     }
     replace(list,
-      mine.password ? h('li', {}, h('span', { class: 'grow' }, h('div', { text: 'Password' }), h('div', { class: 'sub', text: 'Your username and password' }))) : null,
+      mine.password ? passwordRow(methods.password_login) : null,
       mine.identities.map((identity) => identityRow(identity, status, render)),
       mine.password || mine.identities.length ? null : h('li', { class: 'sub', text: 'None.' }));
     const linked = new Set(mine.identities.map((identity) => identity.provider));
@@ -45,6 +45,12 @@ export function signInMethodsSection(notice = null) {
   };
   render();
   return section;
+}
+
+/** The account's password, which signs in only while the server takes passwords. */
+function passwordRow(passwordLogin) {
+  const sub = passwordLogin ? 'Your username and password' : 'Not usable now: this server signs in through providers only';
+  return h('li', {}, h('span', { class: 'grow' }, h('div', { text: 'Password' }), h('div', { class: 'sub', text: sub })));
 }
 
 /** Shows `text` in the section's status line, as an error (announced at once) or not. */
