@@ -528,6 +528,72 @@ pub fn origin_of(url: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Settings from a providers file holding `toml`, with `extra` flags.
+    fn with_providers(toml: &str, extra: &[&str]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("secret"), "from-a-file\n").expect("write the secret");
+        let toml = toml.replace("SECRET_FILE", &dir.path().join("secret").display().to_string());
+        let file = dir.path().join("providers.toml");
+        std::fs::write(&file, toml).expect("write the file");
+        let mut args = vec!["confab", "--oidc-providers", file.to_str().expect("UTF-8")];
+        args.extend_from_slice(extra);
+        Settings::from_config(&Config::parse_from(args))
+    }
+
+    #[test]
+    fn identity_providers_come_from_a_checked_file() {
+        let settings = with_providers(
+            r#"
+            [[provider]]
+            id = "google"
+            label = "Google"
+            issuer = "https://accounts.google.com"
+            client_id = "abc.apps.googleusercontent.com"
+            client_secret = "inline"
+
+            [[provider]]
+            id = "corp_sso"
+            label = "Example Corp"
+            issuer = "https://sso.example.com/realms/example"
+            client_id = "confab"
+            client_secret_file = "SECRET_FILE"
+            scopes = ["email"]
+            "#,
+            &["--password-login", "false"],
+        )
+        .expect("valid");
+        let [google, corp] = &settings.oidc_providers[..] else { panic!("two providers") };
+        assert_eq!(google.client_secret.as_deref(), Some("inline"));
+        assert_eq!(google.scopes, ["email", "profile"], "the default scopes");
+        assert_eq!(corp.client_secret.as_deref(), Some("from-a-file"), "read and trimmed");
+        assert_eq!(corp.scopes, ["email"]);
+        assert!(!format!("{google:?}").contains("inline"), "Debug hides the secret");
+        assert!(!settings.password_login);
+        assert!(!settings.password_signup, "no password sign-up without password login");
+
+        let provider = |id: &str, issuer: &str| {
+            format!(
+                "[[provider]]\nid = {id:?}\nlabel = \"L\"\nissuer = {issuer:?}\nclient_id = \"c\"\n"
+            )
+        };
+        let refused = [
+            provider("Google", "https://accounts.google.com"),
+            provider("a", "http://sso.example.com"),
+            provider("a", "ftp://sso.example.com"),
+            provider("a", "https://x.example") + &provider("a", "https://y.example"),
+            provider("a", "https://x.example")
+                + "client_secret = \"s\"\nclient_secret_file = \"SECRET_FILE\"\n",
+            provider("a", "https://x.example") + "colour = \"blue\"\n",
+        ];
+        for toml in refused {
+            assert!(with_providers(&toml, &[]).is_err(), "refused: {toml}");
+        }
+        assert!(with_providers(&provider("a", "http://127.0.0.1:9000"), &[]).is_ok(), "loopback");
+        let no_way_in =
+            Settings::from_config(&Config::parse_from(["confab", "--password-login", "false"]));
+        assert!(no_way_in.is_err(), "password login off with no provider leaves no way in");
+    }
+
     #[test]
     fn origins_are_normalized_like_browsers_do() {
         assert_eq!(origin_of("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));

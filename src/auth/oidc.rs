@@ -242,7 +242,7 @@ impl Providers {
         // Checks that the metadata names this issuer, and fetches the keys.
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
-            .map_err(|e| OidcError::Unavailable(describe(&e)))?;
+            .map_err(|e| OidcError::Unavailable(crate::error::chain(&e)))?;
         // client_secret_basic unless the provider says it takes only client_secret_post.
         let methods = metadata.token_endpoint_auth_methods_supported();
         let post_only = methods.is_some_and(|methods| {
@@ -272,16 +272,4 @@ fn identity(claims: &openidconnect::core::CoreIdTokenClaims) -> VerifiedIdentity
         name: claims.name().and_then(|name| name.get(None)).map(|name| name.as_str().to_owned()),
         preferred_username: claims.preferred_username().map(|name| name.as_str().to_owned()),
     }
-}
-
-/// An error with its causes, for the log.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

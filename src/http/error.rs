@@ -34,7 +34,7 @@ const UNAVAILABLE_RETRY_SECS: u64 = 2;
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
-            tracing::error!(error = %error_chain(cause.as_ref()), "internal error");
+            tracing::error!(error = %crate::error::chain(cause.as_ref()), "internal error");
         }
         let mut body = json!({ "code": self.code(), "message": self.public_message() });
         if let Some(field) = self.field() {
@@ -61,18 +61,6 @@ impl IntoResponse for Error {
         }
         response
     }
-}
-
-/// An error and its causes on one line, for the log.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl From<JsonRejection> for Error {

@@ -28,6 +28,7 @@ mod receipts;
 mod rooms;
 mod search;
 mod slow_client;
+mod sso;
 mod store_order;
 mod support;
 mod sync;
