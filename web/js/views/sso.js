@@ -10,7 +10,7 @@ import { h, replace } from '../dom.js';
  *  it cannot ask (an older server): the password form, exactly as before. */
 const PASSWORD_ONLY = { password_login: true, password_signup: true, providers: [] };
 
-/** The sentence shown for each `sso_error` code the callback sends back. */
+/** The sentence shown for each `sso_error` code the callback sends back (docs/api.md). */
 const ERRORS = {
   sso_denied: 'Signing in was cancelled at the identity provider, so you are not signed in.',
   sso_state: 'That sign-in could not be matched to this browser: it was finished already or started in another browser. Please start again.',
@@ -19,7 +19,7 @@ const ERRORS = {
   sso_unavailable: 'The identity provider could not be reached. Please try again in a moment.',
   sso_identity_taken: 'That account at the identity provider is already linked to another Confab account.',
   sso_signed_out: 'Your session ended before linking finished. Sign in, then link again.',
-  sso_rate_limited: 'Too many sign-in attempts from here. Please wait a minute and try again.',
+  sso_failed: 'Something went wrong on this server while signing you in. Please try again in a moment.',
 };
 const UNKNOWN_ERROR = 'Signing in with the identity provider did not work. Please try again.';
 
