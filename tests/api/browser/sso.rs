@@ -199,6 +199,17 @@ async fn a_refused_sign_in_says_why_and_creates_nothing() {
     page.find("#auth-username").await;
     assert_eq!(page.text("[data-testid=sso-notice]").await, "");
     app.register("ada").await;
+
+    // A code this client does not know yet still says something.
+    page.client
+        .goto(&format!("{}/?sso_error=sso_from_a_newer_server", app.origin))
+        .await
+        .expect("opens");
+    page.until(
+        "the generic sentence",
+        "document.querySelector('[data-testid=sso-notice]')?.textContent.startsWith('Signing in with the identity provider did not work')",
+    )
+    .await;
     page.close().await;
 }
 
