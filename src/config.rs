@@ -106,8 +106,6 @@ pub struct Config {
     #[arg(long = "limit", env = "CONFAB_LIMITS", value_delimiter = ',')]
     pub limits: Vec<String>,
 
-    /// The most WebSocket connections one user may hold at once, over every node (0: no
-    /// cap); beyond it new ones are refused with 429.
     /// A TOML file of OpenID Connect identity providers people may sign in with
     /// ("Sign in with Google"): see docs/deploy.md. Unset, sign-in is by password only.
     #[arg(long, env = "CONFAB_OIDC_PROVIDERS")]
@@ -125,6 +123,8 @@ pub struct Config {
           action = clap::ArgAction::Set)]
     pub password_signup: bool,
 
+    /// The most WebSocket connections one user may hold at once, over every node (0: no
+    /// cap); beyond it new ones are refused with 429.
     #[arg(long, env = "CONFAB_MAX_SOCKETS_PER_USER",
           default_value_t = crate::limits::DEFAULT_SOCKETS_PER_USER as u32)]
     pub max_sockets_per_user: u32,
@@ -294,6 +294,15 @@ fn oidc_providers(path: &std::path::Path) -> Result<Vec<OidcProvider>, ConfigErr
     Ok(providers)
 }
 
+/// Whether `host[:port]` names this machine: localhost, or a loopback address.
+fn loopback_host(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Ids unique and fit for URLs, labels present, issuers http(s) URLs (http on loopback
 /// only: the flow's secrets cross that connection).
 pub fn check_providers(providers: &[OidcProvider]) -> Result<(), String> {
@@ -317,12 +326,12 @@ pub fn check_providers(providers: &[OidcProvider]) -> Result<(), String> {
         if provider.client_id.is_empty() {
             return Err(format!("provider {id:?}: client_id is empty"));
         }
-        let issuer = provider.issuer.trim_end_matches('/');
-        let loopback = ["http://127.", "http://localhost:", "http://localhost/", "http://[::1]"];
-        let secure = issuer.starts_with("https://")
-            || loopback.iter().any(|start| issuer.starts_with(start))
-            || issuer == "http://localhost";
-        if !secure || origin_of(issuer).is_none() {
+        let secure = match origin_of(&provider.issuer) {
+            Some(origin) if origin.starts_with("https://") => true,
+            Some(origin) => loopback_host(&origin["http://".len()..]),
+            None => false,
+        };
+        if !secure {
             return Err(format!(
                 "provider {id:?}: the issuer must be an https:// URL (http:// only on \
                  loopback), not {:?}",
@@ -579,6 +588,8 @@ mod tests {
         let refused = [
             provider("Google", "https://accounts.google.com"),
             provider("a", "http://sso.example.com"),
+            provider("a", "http://127.evil.example"),
+            provider("a", "http://localhost.evil.example"),
             provider("a", "ftp://sso.example.com"),
             provider("a", "https://x.example") + &provider("a", "https://y.example"),
             provider("a", "https://x.example")
@@ -588,7 +599,11 @@ mod tests {
         for toml in refused {
             assert!(with_providers(&toml, &[]).is_err(), "refused: {toml}");
         }
-        assert!(with_providers(&provider("a", "http://127.0.0.1:9000"), &[]).is_ok(), "loopback");
+        for loopback in
+            ["http://127.0.0.1:9000", "http://localhost:8080/realms/x", "http://[::1]:80"]
+        {
+            assert!(with_providers(&provider("a", loopback), &[]).is_ok(), "{loopback}");
+        }
         let no_way_in =
             Settings::from_config(&Config::parse_from(["confab", "--password-login", "false"]));
         assert!(no_way_in.is_err(), "password login off with no provider leaves no way in");

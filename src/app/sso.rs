@@ -22,7 +22,7 @@ use crate::auth::oidc::{OidcError, VerifiedIdentity};
 use crate::domain::{DisplayName, IdentityId, Timestamp, UserId, Username};
 use crate::error::{Error, Result};
 use crate::limits::{Action, Subject};
-use crate::store::{Linked, NewIdentity, NewUser, PendingFlow, StoreError, Unlinked};
+use crate::store::{Linked, NewIdentity, NewUser, PendingFlow, SignInWays, StoreError, Unlinked};
 
 /// How long a flow may take at the provider.
 const FLOW_SECS: i64 = 10 * 60;
@@ -56,6 +56,7 @@ pub enum SsoRefusal {
     Unavailable,
     IdentityTaken,
     SignedOut,
+    RateLimited,
     /// Anything else (the database failing): logged.
     Failed,
 }
@@ -70,6 +71,7 @@ impl SsoRefusal {
             Self::Unavailable => "sso_unavailable",
             Self::IdentityTaken => "sso_identity_taken",
             Self::SignedOut => "sso_signed_out",
+            Self::RateLimited => "sso_rate_limited",
             Self::Failed => "sso_failed",
         }
     }
@@ -182,22 +184,19 @@ impl App {
     }
 
     /// Starts a flow at `provider`: to sign in, or (`link`) to link an identity to the
-    /// signed-in user. `browser` is the binding cookie the browser holds, if any.
+    /// signed-in user. The browser gets a new binding cookie each time: one it brought
+    /// might have been planted.
     pub async fn sso_start(
         &self,
         provider: &str,
         link: Option<UserId>,
-        browser: Option<&str>,
         client: IpAddr,
     ) -> Result<SsoStart> {
         if self.inner.oidc.get(provider).is_none() {
             return Err(Error::NotFound("Identity provider"));
         }
         self.limiter().check(Action::Login, Subject::address(client), 1).await?;
-        let browser = match browser.filter(|b| well_formed(b)) {
-            Some(browser) => browser.to_owned(),
-            None => SessionToken::generate().as_str().to_owned(),
-        };
+        let browser = SessionToken::generate().as_str().to_owned();
         let state = SessionToken::generate();
         let authorization =
             self.inner.oidc.authorize(provider, state.as_str()).await.map_err(provider_error)?;
@@ -244,8 +243,15 @@ impl App {
         client: IpAddr,
     ) -> Result<SsoOutcome, SsoRefusal> {
         let state = params.state.as_deref().filter(|s| well_formed(s)).ok_or(SsoRefusal::State)?;
+        self.limiter()
+            .check(Action::Login, Subject::address(client), 1)
+            .await
+            .map_err(|_| SsoRefusal::RateLimited)?;
+        // Looked up first, so that made-up states cost a read, not a write.
+        let flow_key = key("flow", state);
+        self.store().flow(flow_key, false).await.map_err(failed)?.ok_or(SsoRefusal::State)?;
         // Taken whatever happens next: a flow is finished once.
-        let taken = self.store().flow(key("flow", state), true).await.map_err(failed)?;
+        let taken = self.store().flow(flow_key, true).await.map_err(failed)?;
         let (flow, expires_at) = taken.ok_or(SsoRefusal::State)?;
         let Ok(Pending::Flow { provider: started_at, browser: bound, nonce, pkce_verifier, link }) =
             serde_json::from_str(&flow)
@@ -263,6 +269,9 @@ impl App {
             return Err(SsoRefusal::Denied);
         }
         let code = params.code.ok_or(SsoRefusal::Denied)?;
+        if link.is_some() && signed_in != link {
+            return Err(SsoRefusal::SignedOut);
+        }
         let identity =
             self.inner.oidc.finish(provider, &code, &pkce_verifier, &nonce).await.map_err(
                 |error| {
@@ -277,9 +286,6 @@ impl App {
             )?;
 
         if let Some(user) = link {
-            if signed_in != Some(user) {
-                return Err(SsoRefusal::SignedOut);
-            }
             let linked = self
                 .store()
                 .link_identity(user, new_identity(provider, &identity))
@@ -318,8 +324,13 @@ impl App {
     }
 
     /// The pending sign-up of this ticket, with a username and display name proposed.
-    pub async fn sso_signup_proposal(&self, ticket: Option<&str>) -> Result<SignupProposal> {
+    pub async fn sso_signup_proposal(
+        &self,
+        ticket: Option<&str>,
+        client: IpAddr,
+    ) -> Result<SignupProposal> {
         let (provider, identity) = self.pending_signup(ticket).await?;
+        self.limiter().check(Action::Login, Subject::address(client), 1).await?;
         let username = self.free_username(&identity).await?;
         let display_name = identity
             .name
@@ -382,8 +393,11 @@ impl App {
             }
             other => other?,
         };
-        if let Some(ticket) = ticket {
-            self.store().flow(key("signup", ticket), true).await?;
+        // The account is made: a ticket left behind only expires.
+        if let Some(ticket) = ticket
+            && let Err(error) = self.store().flow(key("signup", ticket), true).await
+        {
+            tracing::warn!(%error, "a finished sign-up's ticket was not deleted");
         }
         tracing::info!(user_id = %user.id, username = %user.username, provider,
             "user registered through an identity provider");
@@ -454,11 +468,16 @@ impl App {
         Ok(SignInMethodsView { identities, password: methods.password })
     }
 
-    /// Unlinks one of `user`'s identities, unless it is their last way to sign in.
+    /// Unlinks one of `user`'s identities, unless it is their last way to sign in: an
+    /// identity of a provider no longer configured is no way in, nor is a password while
+    /// password login is off.
     pub async fn unlink_identity(&self, user: UserId, identity: &str) -> Result<()> {
         let id: IdentityId = identity.parse().map_err(|_| Error::NotFound("Identity"))?;
-        let password_counts = self.settings().password_login;
-        match self.store().unlink_identity(user, id, password_counts).await? {
+        let ways = SignInWays {
+            password: self.settings().password_login,
+            providers: self.inner.oidc.configured().map(|p| p.id.clone()).collect(),
+        };
+        match self.store().unlink_identity(user, id, ways).await? {
             Unlinked::Unlinked => {
                 tracing::info!(user_id = %user, identity = %id, "identity unlinked");
                 Ok(())

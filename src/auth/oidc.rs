@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
 };
 use openidconnect::{
     AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
@@ -79,13 +80,42 @@ pub struct Providers {
 struct Provider {
     config: OidcProvider,
     redirect: RedirectUrl,
-    discovered: std::sync::Mutex<Option<Arc<Discovered>>>,
+    /// What was last discovered, and when a fetch last failed.
+    kept: std::sync::Mutex<Kept>,
+    /// Held while fetching: one fetch per provider at a time, however many requests wait.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Kept {
+    discovered: Option<Arc<Discovered>>,
+    failed_at: Option<Instant>,
 }
 
 struct Discovered {
     client: Client,
     at: Instant,
 }
+
+/// After a failed fetch, how long requests use what is kept (or are refused, if nothing
+/// is) rather than ask the provider again: an outage costs it one request in this long.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// The signature algorithms an ID token may use: public-key ones only, whatever the
+/// provider's discovery lists (an HMAC would be checked with the client secret, which
+/// more than the provider knows).
+const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
 
 impl Providers {
     /// The providers, each with its callback at `{public_origin}/api/v1/auth/oidc/{id}/
@@ -103,7 +133,12 @@ impl Providers {
             .map(|config| {
                 let callback = format!("{public_origin}/api/v1/auth/oidc/{}/callback", config.id);
                 let redirect = RedirectUrl::new(callback).map_err(|e| e.to_string())?;
-                Ok(Provider { config: config.clone(), redirect, discovered: Default::default() })
+                Ok(Provider {
+                    config: config.clone(),
+                    redirect,
+                    kept: Default::default(),
+                    fetching: Default::default(),
+                })
             })
             .collect::<Result<_, String>>()?;
         Ok(Self { http, providers })
@@ -127,7 +162,7 @@ impl Providers {
     /// sign-in.
     pub async fn warm_up(&self) {
         for provider in &self.providers {
-            match self.client(provider, false).await {
+            match self.client(provider, None).await {
                 Ok(_) => tracing::info!(provider = %provider.config.id,
                     issuer = %provider.config.issuer, "identity provider discovered"),
                 Err(error) => tracing::warn!(provider = %provider.config.id, %error,
@@ -140,7 +175,7 @@ impl Providers {
     /// nonce and PKCE challenge.
     pub async fn authorize(&self, id: &str, state: &str) -> Result<Authorization, OidcError> {
         let provider = self.provider(id)?;
-        let discovered = self.client(provider, false).await?;
+        let discovered = self.client(provider, None).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = state.to_owned();
         let mut request = discovered.client.authorize_url(
@@ -170,7 +205,7 @@ impl Providers {
         nonce: &str,
     ) -> Result<VerifiedIdentity, OidcError> {
         let provider = self.provider(id)?;
-        let discovered = self.client(provider, false).await?;
+        let discovered = self.client(provider, None).await?;
         let exchange = discovered
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -187,48 +222,84 @@ impl Providers {
             .id_token()
             .ok_or_else(|| OidcError::Refused("the token response holds no ID token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
-        let verified = match token.claims(&discovered.client.id_token_verifier(), &nonce) {
+        let check = |client: &Client| {
+            let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
+            let claims = token.claims(&verifier, &nonce)?;
+            // The verifier leaves `azp` alone: when present it must be us.
+            if claims.authorized_party().is_some_and(|azp| **azp != provider.config.client_id) {
+                return Err(ClaimsVerificationError::InvalidAudience(
+                    "authorized party (azp) is another client".to_owned(),
+                ));
+            }
+            Ok(identity(claims))
+        };
+        let verified = match check(&discovered.client) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 // Signed by a key published since we looked: the provider rotated its keys.
                 // The token came from the provider's own token endpoint, so this costs one
                 // fetch per real sign-in at most.
-                let fresh = self.client(provider, true).await?;
-                let claims = token.claims(&fresh.client.id_token_verifier(), &nonce);
-                claims.map(identity)
+                let fresh = self.client(provider, Some(discovered.at)).await?;
+                check(&fresh.client)
             }
-            other => other.map(identity),
+            other => other,
         };
         verified.map_err(|e| OidcError::Refused(format!("the ID token: {e}")))
     }
 
     /// The provider's client from its discovered metadata: as kept, unless it is older
-    /// than [`METADATA_TTL`] or `again` asks for a fresh copy. A failed refresh falls back
-    /// on what is kept.
-    async fn client(&self, provider: &Provider, again: bool) -> Result<Arc<Discovered>, OidcError> {
-        let kept = provider.discovered.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(kept) = &kept
-            && !again
-            && kept.at.elapsed() < METADATA_TTL
-        {
-            return Ok(kept.clone());
+    /// than [`METADATA_TTL`] or is the one fetched at `stale` (a newer one is wanted). One
+    /// fetch at a time per provider; after a failure, what is kept (or the failure) stands
+    /// for [`RETRY_AFTER_FAILURE`].
+    async fn client(
+        &self,
+        provider: &Provider,
+        stale: Option<Instant>,
+    ) -> Result<Arc<Discovered>, OidcError> {
+        let usable = |kept: &Kept| -> Option<Result<Arc<Discovered>, OidcError>> {
+            let discovered = kept.discovered.as_ref();
+            let fresh = discovered.filter(|d| {
+                d.at.elapsed() < METADATA_TTL && stale.is_none_or(|stale| d.at > stale)
+            });
+            if let Some(fresh) = fresh {
+                return Some(Ok(fresh.clone()));
+            }
+            let failed_lately = kept.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
+            failed_lately.then(|| {
+                discovered.cloned().ok_or_else(|| {
+                    OidcError::Unavailable("its metadata could not be fetched lately".to_owned())
+                })
+            })
+        };
+        if let Some(answer) = usable(&provider.lock()) {
+            return answer;
         }
-        match self.discover(&provider.config, &provider.redirect).await {
+        let _fetching = provider.fetching.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(answer) = usable(&provider.lock()) {
+            return answer;
+        }
+        let fetched = self.discover(&provider.config, &provider.redirect).await;
+        let mut kept = provider.lock();
+        match fetched {
             Ok(client) => {
                 let fresh = Arc::new(Discovered { client, at: Instant::now() });
-                *provider.discovered.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(fresh.clone());
+                *kept = Kept { discovered: Some(fresh.clone()), failed_at: None };
                 Ok(fresh)
             }
-            Err(error) => match kept {
-                Some(kept) if !again => {
-                    tracing::warn!(provider = %provider.config.id, %error,
-                        "identity provider's metadata could not be refreshed; using the old");
-                    Ok(kept)
+            Err(error) => {
+                kept.failed_at = Some(Instant::now());
+                match &kept.discovered {
+                    // Old metadata serves better than none; a rotated key needs new.
+                    Some(old) if stale.is_none() => {
+                        tracing::warn!(provider = %provider.config.id, %error,
+                            "identity provider's metadata could not be refreshed; using the old");
+                        Ok(old.clone())
+                    }
+                    _ => Err(error),
                 }
-                _ => Err(error),
-            },
+            }
         }
     }
 
@@ -257,6 +328,12 @@ impl Providers {
         )
         .set_redirect_uri(redirect.clone());
         Ok(if post_only { client.set_auth_type(AuthType::RequestBody) } else { client })
+    }
+}
+
+impl Provider {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -23,7 +23,10 @@ use crate::error::{Error, Result};
 const FLOW_COOKIE: &str = "confab_sso";
 /// Holds a pending sign-up's ticket.
 const SIGNUP_COOKIE: &str = "confab_sso_signup";
-/// Both cookies go only to the flow's own endpoints.
+/// Over plain http both cookies go only to the flow's own endpoints. Over https they take
+/// the `__Host-` prefix, which browsers accept only from this very origin, over https, for
+/// `Path=/`: no sibling subdomain and no man in the middle of plain http can plant a
+/// cookie of their own flow (a login CSRF) under that name.
 const COOKIE_PATH: &str = "/api/v1/auth/oidc";
 const FLOW_COOKIE_SECS: i64 = 10 * 60;
 const SIGNUP_COOKIE_SECS: i64 = 30 * 60;
@@ -87,8 +90,7 @@ async fn start(
         Intent::SignIn => None,
         Intent::Link => Some(auth.ok_or(Error::Unauthenticated)?.session.user.id),
     };
-    let browser = cookie(&headers, FLOW_COOKIE);
-    let started = app.sso_start(&provider, link, browser.as_deref(), address).await?;
+    let started = app.sso_start(&provider, link, address).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
@@ -102,15 +104,17 @@ async fn start(
 async fn callback(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
-    auth: Option<Auth>,
+    auth: Result<Auth, Error>,
     PathParams(provider): PathParams<String>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     // Whatever the query holds, the answer is a redirect: unreadable parameters are none.
     let params = Query::<CallbackParams>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
-    let browser = cookie(&headers, FLOW_COOKIE);
-    let user = auth.map(|auth| auth.session.user.id);
+    let browser = cookie(&headers, &cookie_name(&app, FLOW_COOKIE));
+    // A session that cannot be read (the database down) is none: the answer is still a
+    // redirect.
+    let user = auth.ok().map(|auth| auth.session.user.id);
     let outcome = app.sso_callback(&provider, params, browser.as_deref(), user, address).await;
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -141,10 +145,11 @@ async fn callback(
 
 async fn signup_proposal(
     State(app): State<App>,
+    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
 ) -> Result<Json<SignupProposal>> {
-    let ticket = cookie(&headers, SIGNUP_COOKIE);
-    Ok(Json(app.sso_signup_proposal(ticket.as_deref()).await?))
+    let ticket = cookie(&headers, &cookie_name(&app, SIGNUP_COOKIE));
+    Ok(Json(app.sso_signup_proposal(ticket.as_deref(), address).await?))
 }
 
 #[derive(Deserialize)]
@@ -162,7 +167,7 @@ async fn signup(
     if !origin_allowed(&headers, &app) {
         return Err(bad_origin());
     }
-    let ticket = cookie(&headers, SIGNUP_COOKIE);
+    let ticket = cookie(&headers, &cookie_name(&app, SIGNUP_COOKIE));
     let display_name = request.display_name.as_deref();
     let signed_in =
         app.sso_signup(ticket.as_deref(), &request.username, display_name, address).await?;
@@ -187,9 +192,16 @@ async fn unlink(
 /// A cookie for the flow's endpoints only. SameSite=Lax: the provider's redirect back is
 /// a top-level navigation from another site, which Lax cookies go with.
 fn flow_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if app.settings().secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{name}={value}; Path={COOKIE_PATH}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    );
+    let name = cookie_name(app, name);
+    let cookie = if app.settings().secure_cookies {
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}; Secure")
+    } else {
+        format!("{name}={value}; Path={COOKIE_PATH}; HttpOnly; SameSite=Lax; Max-Age={max_age}")
+    };
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A flow cookie's name: `__Host-` first over https.
+fn cookie_name(app: &App, name: &str) -> String {
+    if app.settings().secure_cookies { format!("__Host-{name}") } else { name.to_owned() }
 }

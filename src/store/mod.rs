@@ -186,6 +186,15 @@ pub enum Linked {
     Elsewhere,
 }
 
+/// What counts as a way to sign in when an identity is unlinked.
+#[derive(Debug, Clone)]
+pub struct SignInWays {
+    /// A password counts (password login is on).
+    pub password: bool,
+    /// The ids of the providers configured now: only their identities count.
+    pub providers: Vec<String>,
+}
+
 /// What unlinking an identity did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unlinked {
@@ -504,13 +513,13 @@ pub trait Store: Send + Sync + 'static {
     /// A user's identities, oldest first, and whether they have a password.
     async fn sign_in_methods(&self, user: UserId) -> StoreResult<SignInMethods>;
     async fn link_identity(&self, user: UserId, identity: NewIdentity) -> StoreResult<Linked>;
-    /// Unlinks an identity unless it is the user's last way to sign in: no other identity,
-    /// and no password, or one that does not count (`password_counts`: password login on).
+    /// Unlinks an identity unless it is the user's last way to sign in of those `ways`
+    /// counts: no other identity of a configured provider, and no password that counts.
     async fn unlink_identity(
         &self,
         user: UserId,
         identity: IdentityId,
-        password_counts: bool,
+        ways: SignInWays,
     ) -> StoreResult<Unlinked>;
     /// Keeps a sign-in flow until it is taken or expires.
     async fn put_flow(&self, flow: PendingFlow) -> StoreResult<()>;

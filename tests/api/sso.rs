@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::oidc::{Fault, Identity, Provider};
-use crate::support::{TestApp, each_store, spawn_app_with, spawn_cluster_with};
+use crate::support::{TestApp, each_store, eventually, spawn_app_with, spawn_cluster_with};
 use confab::config::{OidcProvider, Settings};
 
 const CLIENT_ID: &str = "confab";
@@ -289,6 +289,21 @@ async fn a_signed_in_user_links_and_unlinks_a_provider() {
         browser.call(&app, reqwest::Method::DELETE, &format!("/me/identities/{hers}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A link whose session ended before the provider answered: refused before the code is
+    // used.
+    let other = Browser::new();
+    let (status, _) = other
+        .post(&app, "/auth/login", json!({"username": "bob", "password": "password-bob"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let authorization = other.start(&app, "link").await;
+    let (status, _) = other.post(&app, "/auth/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let callback = provider.approve(&authorization).await;
+    let exchanges = provider.token_requests();
+    assert_eq!(other.callback(&app, &callback).await, Landed::Refused("sso_signed_out".into()));
+    assert_eq!(provider.token_requests(), exchanges, "the code was not used");
+
     // Bob keeps his password: he may unlink, and the provider then makes a new account.
     let id = identities[0]["id"].as_str().expect("an id");
     let (status, _) =
@@ -390,17 +405,25 @@ async fn an_expired_flow_is_refused() {
 
 #[tokio::test]
 async fn a_provider_that_is_down_is_a_clear_refusal_and_its_return_is_noticed() {
-    let (mut provider, app) = provider_and_app().await;
+    // Down before Confab first looks at it.
+    let mut provider = Provider::start(CLIENT_ID, CLIENT_SECRET).await;
     provider.sign_in_as(ada());
     provider.stop().await;
+    let app = spawn_app_with(configure(&provider)).await;
     let browser = Browser::new();
     let (status, body) =
         browser.post(&app, "/auth/oidc/test/start", json!({"intent": "sign_in"})).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["code"], "sso_unavailable");
 
+    // Back: Confab asks again after a short pause, not at every request meanwhile.
     provider.start_again().await;
-    let authorization = browser.start(&app, "sign_in").await;
+    let start = json!({"intent": "sign_in"});
+    let authorization = eventually("the provider is used again", || async {
+        let (status, body) = browser.post(&app, "/auth/oidc/test/start", start.clone()).await;
+        (status == StatusCode::OK).then(|| body["authorization_url"].as_str().map(str::to_owned))?
+    })
+    .await;
     let callback = provider.approve(&authorization).await;
     // Down between the two ends of a flow.
     provider.stop().await;
@@ -475,4 +498,57 @@ async fn a_flow_started_on_one_node_is_finished_on_another() {
     let user = browser.finish_signup(second).await;
     assert_eq!(browser.sign_in(first, &provider).await, Landed::SignedIn);
     assert_eq!(browser.me(first).await.expect("signed in")["id"], user["id"]);
+}
+
+#[each_store]
+async fn an_identity_of_a_provider_no_longer_configured_is_no_way_in() {
+    let (provider, app) = provider_and_app().await;
+    provider.sign_in_as(ada());
+    let browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, &provider).await, Landed::Signup);
+    browser.finish_signup(&app).await;
+    provider.sign_in_as(Identity::new("ada-second"));
+    let authorization = browser.start(&app, "link").await;
+    let callback = provider.approve(&authorization).await;
+    assert_eq!(browser.callback(&app, &callback).await, Landed::Linked);
+
+    // The operator renames the provider the first identity came through.
+    let sql = "UPDATE identities SET provider = 'gone' WHERE subject = 'ada-subject'";
+    crate::support::store::execute(app.database(), app.data_path(), sql).await;
+    let (_, methods) = browser.get(&app, "/me/identities").await;
+    let identities = methods["identities"].as_array().expect("identities");
+    assert_eq!(identities.len(), 2);
+    assert_eq!(identities[0]["provider"], Value::Null, "no longer configured: {methods}");
+    assert_eq!(identities[0]["label"], provider.issuer(), "shown by its issuer");
+    let second = identities[1]["id"].as_str().expect("an id");
+    let (status, body) = browser
+        .call(&app, reqwest::Method::DELETE, &format!("/me/identities/{second}"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the other identity cannot sign in: {body}");
+    let first = identities[0]["id"].as_str().expect("an id");
+    let (status, _) =
+        browser.call(&app, reqwest::Method::DELETE, &format!("/me/identities/{first}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "while a working one stays");
+}
+
+#[tokio::test]
+async fn over_https_the_flow_cookies_are_host_only() {
+    let provider = Provider::start(CLIENT_ID, CLIENT_SECRET).await;
+    let with_provider = configure(&provider);
+    let app = spawn_app_with(move |settings| {
+        with_provider(settings);
+        settings.secure_cookies = true;
+    })
+    .await;
+    let response = Browser::new()
+        .http
+        .post(app.url("/auth/oidc/test/start"))
+        .json(&json!({"intent": "sign_in"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()[reqwest::header::SET_COOKIE].to_str().expect("ASCII");
+    assert!(cookie.starts_with("__Host-confab_sso="), "{cookie}");
+    assert!(cookie.contains("; Path=/;") && cookie.ends_with("; Secure"), "{cookie}");
 }

@@ -44,7 +44,7 @@ use super::{
     AddedBy, Candidates, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, Linked,
     MediaRecord, MemberRecord, MessagePage, NewIdentity, NewMedia, NewMessage, NewRoom, NewSession,
     NewUser, Page, PendingFlow, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord,
-    SignInMethods, Store, StoreError, StoreResult, Unlinked,
+    SignInMethods, SignInWays, Store, StoreError, StoreResult, Unlinked,
 };
 use crate::domain::search::SearchQuery;
 use crate::domain::{
@@ -392,9 +392,9 @@ impl Store for PostgresStore {
         &self,
         user: UserId,
         identity: IdentityId,
-        password_counts: bool,
+        ways: SignInWays,
     ) -> StoreResult<Unlinked> {
-        self.writes.submit(UnlinkIdentity { user, identity, password_counts }).await
+        self.writes.submit(UnlinkIdentity { user, identity, ways }).await
     }
 
     async fn put_flow(&self, flow: PendingFlow) -> StoreResult<()> {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::super::gate::Gate;
 use super::super::writes::{Done, Failed, Tx, Write};
 use crate::domain::{IdentityId, Timestamp, UserId};
-use crate::store::{Change, Linked, NewIdentity, PendingFlow, Unlinked};
+use crate::store::{Change, Linked, NewIdentity, PendingFlow, SignInWays, Unlinked};
 
 /// Links `identity` to `user` unless it is linked to someone. Another node may link the
 /// same identity at the same moment: the unique index decides, and the loser reads whose
@@ -66,7 +66,7 @@ impl Write for LinkIdentity {
 pub(in crate::store::postgres) struct UnlinkIdentity {
     pub user: UserId,
     pub identity: IdentityId,
-    pub password_counts: bool,
+    pub ways: SignInWays,
 }
 
 #[async_trait]
@@ -86,17 +86,19 @@ impl Write for UnlinkIdentity {
                 .fetch_optional(tx.db())
                 .await?;
         let (mine, others): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE id = $2), COUNT(*) FILTER (WHERE id <> $2)
+            "SELECT COUNT(*) FILTER (WHERE id = $2),
+                    COUNT(*) FILTER (WHERE id <> $2 AND provider = ANY($3))
              FROM identities WHERE user_id = $1",
         )
         .bind(self.user.as_i64())
         .bind(self.identity.as_i64())
+        .bind(&self.ways.providers)
         .fetch_one(tx.db())
         .await?;
         if mine == 0 {
             return Ok(Done::Rollback(Unlinked::NotFound));
         }
-        if others == 0 && !(self.password_counts && password == Some(true)) {
+        if others == 0 && !(self.ways.password && password == Some(true)) {
             return Ok(Done::Rollback(Unlinked::LastWay));
         }
         sqlx::query("DELETE FROM identities WHERE id = $1")

@@ -5,7 +5,7 @@ use sqlx::SqliteConnection;
 
 use super::super::writer::{ApplyError, Operation};
 use crate::domain::{IdentityId, Timestamp, UserId};
-use crate::store::{Change, Linked, NewIdentity, PendingFlow, Unlinked};
+use crate::store::{Change, Linked, NewIdentity, PendingFlow, SignInWays, Unlinked};
 
 /// Links `identity` to `user`, unless it is linked to someone: call it inside the
 /// operation that needs it, after checking nothing else can refuse.
@@ -76,7 +76,7 @@ impl Operation for LinkIdentity {
 pub(in crate::store::sqlite) struct UnlinkIdentity {
     pub user: UserId,
     pub identity: IdentityId,
-    pub password_counts: bool,
+    pub ways: SignInWays,
 }
 
 #[async_trait]
@@ -92,17 +92,19 @@ impl Operation for UnlinkIdentity {
         // the count and the delete.
         let (mine, others, password): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM identities WHERE user_id = ?1 AND id = ?2),
-                    (SELECT COUNT(*) FROM identities WHERE user_id = ?1 AND id <> ?2),
+                    (SELECT COUNT(*) FROM identities WHERE user_id = ?1 AND id <> ?2
+                        AND provider IN (SELECT value FROM json_each(?3))),
                     (SELECT COUNT(*) FROM users WHERE id = ?1 AND password_hash <> '')",
         )
         .bind(self.user.as_i64())
         .bind(self.identity.as_i64())
+        .bind(serde_json::to_string(&self.ways.providers).unwrap_or_else(|_| "[]".to_owned()))
         .fetch_one(&mut *db)
         .await?;
         if mine == 0 {
             return Ok(Unlinked::NotFound);
         }
-        if others == 0 && !(self.password_counts && password > 0) {
+        if others == 0 && !(self.ways.password && password > 0) {
             return Ok(Unlinked::LastWay);
         }
         sqlx::query("DELETE FROM identities WHERE id = ?1")
