@@ -33,7 +33,7 @@ impl App {
         display_name: Option<&str>,
         client: IpAddr,
     ) -> Result<SignedIn> {
-        if !self.settings().password_signup {
+        if !(self.settings().password_signup && self.settings().password_login) {
             return Err(Error::forbidden(
                 "password_signup_disabled",
                 "Accounts are made by signing in with an identity provider here.",

@@ -52,7 +52,7 @@ async fn methods(State(app): State<App>) -> Json<Methods> {
     let settings = app.settings();
     Json(Methods {
         password_login: settings.password_login,
-        password_signup: settings.password_signup,
+        password_signup: settings.password_signup && settings.password_login,
         providers: app.sso_providers(),
     })
 }
