@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -122,8 +123,28 @@ pub async fn run(
         max_connections = capacity.total(),
         "confab listening"
     );
-    let router = crate::http::router(app.clone(), capacity.clone());
+    let metrics = crate::metrics::install();
+    let upkeep = tokio::spawn(keep_metrics(metrics.clone(), shutdown.clone()));
+    let (public_metrics, metrics_server) = match settings.metrics_addr {
+        None => (Some(metrics), None),
+        Some(address) => {
+            let listener = TcpListener::bind(address).await?;
+            tracing::info!(address = %listener.local_addr()?, "metrics listening");
+            let router = crate::http::metrics::routes(metrics);
+            let shutdown = shutdown.clone();
+            let serving = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            (None, Some(tokio::spawn(serving.into_future())))
+        }
+    };
+    let router = crate::http::router(app.clone(), capacity.clone(), public_metrics);
     serve(Listener::new(listener, capacity), router, app.settings(), &shutdown).await;
+    upkeep.abort();
+    if let Some(metrics_server) = metrics_server
+        && let Ok(Ok(Err(error))) = tokio::time::timeout(CLOSE_GRACE, metrics_server).await
+    {
+        tracing::warn!(%error, "the metrics listener failed");
+    }
 
     // Graceful shutdown does not reach upgraded WebSockets; they watch the same signal and
     // close themselves. Wait for them, but not forever.
@@ -194,6 +215,20 @@ async fn tend_limits(app: App, shutdown: CancellationToken) {
         }
     }
 }
+
+/// Every few seconds, the recorder's upkeep: histograms' samples folded into their
+/// buckets even while nobody scrapes, so their memory stays bounded.
+async fn keep_metrics(metrics: PrometheusHandle, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(METRICS_UPKEEP);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => metrics.run_upkeep(),
+        }
+    }
+}
+
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// How often the limits are tended: well within the node lease of the socket counts.
 const LIMITS_TENDING: Duration = Duration::from_secs(5);

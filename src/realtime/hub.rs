@@ -317,6 +317,17 @@ impl Hub {
         {
             return None;
         }
+        // This node's users online: counted as one comes (from nothing, or offline) and
+        // goes (to offline), under the user's entry, so the gauge never drifts.
+        let was_here = entry.status.is_some_and(|was| was != PresenceStatus::Offline);
+        let is_here = status != PresenceStatus::Offline;
+        if was_here != is_here {
+            metrics::gauge!(crate::metrics::USERS_ONLINE).increment(if is_here {
+                1.0
+            } else {
+                -1.0
+            });
+        }
         entry.status = Some(status);
         let version = self.presence_clock.fetch_add(1, Ordering::Relaxed) + 1;
         entry.computed = version;

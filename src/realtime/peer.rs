@@ -114,7 +114,9 @@ impl Peer {
         let droppable = matches!(item, Outbound::Moment { .. });
         match self.queue.try_send(item) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) if droppable => {}
+            Err(TrySendError::Full(_)) if droppable => {
+                metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(1);
+            }
             Err(TrySendError::Full(_)) => self.request_close(CloseRequest::TooSlow),
             // The connection is on its way out; its guard unregisters it.
             Err(TrySendError::Closed(_)) => {}
