@@ -135,8 +135,13 @@ fn describe() {
         LOGIN_FAILURES,
         UPLOADS,
         UPLOAD_BYTES,
+        BUS_PUBLISHED,
+        BUS_RECEIVED,
     ] {
         metrics::counter!(name).increment(0);
+    }
+    for kind in [message_kind(0), message_kind(1)] {
+        metrics::counter!(MESSAGES_STORED, "kind" => kind).increment(0);
     }
     metrics::gauge!(WS_OPEN).increment(0.0);
     metrics::gauge!(USERS_ONLINE).increment(0.0);

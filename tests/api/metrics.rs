@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::{
-    ServerProcess, TestApp, TestUser, each_store, eventually, free_loopback_address,
+    ServerProcess, TestApp, TestUser, each_store, eventually, free_loopback_address, spawn_cluster,
 };
 
 /// Characters in each message of the flood that makes a client too slow.
@@ -153,6 +153,33 @@ async fn with_metrics_addr_the_metrics_leave_the_public_address() {
         ) >= 1.0,
         "{text}"
     );
+}
+
+/// The bus's counters, with two nodes. These nodes run in the test process, whose other
+/// tests' servers count into the same recorder: the counters must rise by at least this
+/// test's traffic, and nothing else can be asserted exactly.
+#[tokio::test]
+async fn with_several_nodes_the_bus_counts_what_it_publishes_and_receives() {
+    let Some(cluster) = spawn_cluster(2).await else { return };
+    let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let scrape_url = format!("http://{}/metrics", one.address);
+    let alice = one.register("alice").await;
+    let bob = two.register("bob").await;
+    let room = one.create_room(&alice, "across", "private", &[&bob]).await;
+    let mut listening = two.connect(&bob).await;
+    let before = scrape(one, &scrape_url).await;
+    one.send(&alice, &room, "over the bus").await;
+    let created = listening.recv_type("message.created").await;
+    assert_eq!(created["message"]["body"], "over the bus");
+    // Received is counted before the event reaches bob; published once Redis has
+    // answered the publishing node, which may come after.
+    for counter in ["confab_bus_published_total", "confab_bus_received_total"] {
+        eventually(&format!("{counter} rises"), || async {
+            let now = scrape(one, &scrape_url).await;
+            (value(&now, counter) > value(&before, counter)).then_some(())
+        })
+        .await;
+    }
 }
 
 /// Sends messages of nearly the largest size, a hundred at a time from eight senders,
