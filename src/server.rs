@@ -46,6 +46,8 @@ pub enum ServerError {
     Redis(String, redis::RedisError),
     #[error("could not start: {0}")]
     Start(#[from] crate::error::Error),
+    #[error("could not serve metrics on {address}: {source}")]
+    Metrics { address: std::net::SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -61,6 +63,19 @@ pub async fn run(
         path: settings.data_dir.display().to_string(),
         source,
     })?;
+    // The recorder first, so that everything the server does counts; and the metrics
+    // listener before anything that would need closing if it cannot be had.
+    let metrics = crate::metrics::install();
+    let metrics_listener = match settings.metrics_addr {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| ServerError::Metrics { address, source })?;
+            tracing::info!(%address, "metrics listening");
+            Some(listener)
+        }
+        None => None,
+    };
     let hub = Arc::new(Hub::new());
     // The bus outlives the store, so that the writes the store finishes at shutdown are
     // still published.
@@ -123,13 +138,10 @@ pub async fn run(
         max_connections = capacity.total(),
         "confab listening"
     );
-    let metrics = crate::metrics::install();
     let upkeep = tokio::spawn(keep_metrics(metrics.clone(), shutdown.clone()));
-    let (public_metrics, metrics_server) = match settings.metrics_addr {
+    let (public_metrics, metrics_server) = match metrics_listener {
         None => (Some(metrics), None),
-        Some(address) => {
-            let listener = TcpListener::bind(address).await?;
-            tracing::info!(address = %listener.local_addr()?, "metrics listening");
+        Some(listener) => {
             let router = crate::http::metrics::routes(metrics);
             let shutdown = shutdown.clone();
             let serving = axum::serve(listener, router)
