@@ -9,7 +9,8 @@
 //!
 //! Architecture invariant: on the delivery path nothing formats a label or takes a lock
 //! for a metric. A connection counts what it writes once per flush, with a counter handle
-//! it took when it started; labels there are static strings.
+//! it took when it started, and a peer counts a dropped frame with a handle the hub gave
+//! it; handles are taken after [`install`], so they reach the recorder.
 
 use std::sync::OnceLock;
 
