@@ -54,18 +54,20 @@ async fn metrics_count_messages_connections_routes_and_slow_clients_exactly() {
     // A WebSocket opened and closed moves each counter by one.
     let before = scrape().await;
     let mut socket = app.connect(&alice).await;
-    let open = eventually("the connection is counted open", || async {
+    let open = eventually("the connection and its user are counted", || async {
         let now = scrape().await;
-        (value(&now, "confab_websocket_connections") == 1.0).then_some(now)
+        let open = value(&now, "confab_websocket_connections") == 1.0;
+        (open && value(&now, "confab_users_online") == 1.0).then_some(now)
     })
     .await;
     let opened = |text: &str| value(text, "confab_websocket_connections_opened_total");
     assert_eq!(opened(&open) - opened(&before), 1.0, "{open}");
     let close = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
     socket.stream.send(Message::Close(Some(close))).await.expect("send close");
-    let closed = eventually("the connection is counted closed", || async {
+    let closed = eventually("the connection is counted closed and its user gone", || async {
         let now = scrape().await;
-        (value(&now, "confab_websocket_connections") == 0.0).then_some(now)
+        let closed = value(&now, "confab_websocket_connections") == 0.0;
+        (closed && value(&now, "confab_users_online") == 0.0).then_some(now)
     })
     .await;
     let closed_total = |text: &str| sum(text, "confab_websocket_connections_closed_total");
