@@ -106,6 +106,14 @@ async fn metrics_count_messages_connections_routes_and_slow_clients_exactly() {
         assert!(!text.contains(raw), "{raw} appears in the metrics:\n{text}");
     }
 
+    // A wrong password counts once as a login failure.
+    let before = scrape().await;
+    let wrong = json!({ "username": "alice", "password": "not-alice's-password" });
+    let (status, _) = app.call(reqwest::Method::POST, "/auth/login", None, Some(wrong)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let failures = |text: &str| value(text, "confab_login_failures_total");
+    assert_eq!(failures(&scrape().await) - failures(&before), 1.0);
+
     // A client that stops reading is cut off once, and counted once.
     let before = scrape().await;
     let stalled = app.connect(&bob).await;
