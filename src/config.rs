@@ -29,6 +29,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
+    /// Where to serve Prometheus metrics (GET /metrics), apart from the public address so
+    /// that only the monitoring network reaches them: e.g. 127.0.0.1:9090. Unset, /metrics
+    /// is served on --addr with everything else.
+    #[arg(long, env = "CONFAB_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Redis, to run several nodes on one PostgreSQL database behind a load balancer:
     /// e.g. redis://redis.internal:6379. Unset, a node keeps its events to itself.
     #[arg(long, env = "CONFAB_REDIS_URL")]
@@ -208,6 +214,8 @@ pub struct Settings {
     pub password_login: bool,
     /// Whether `POST /auth/register` makes accounts.
     pub password_signup: bool,
+    /// Where `/metrics` is served instead of the main listener, so it need not be public.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// An OpenID Connect identity provider, as the operator configured it.
@@ -492,6 +500,7 @@ impl Settings {
             oidc_providers,
             password_login: config.password_login,
             password_signup: config.password_signup && config.password_login,
+            metrics_addr: config.metrics_addr,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod media;
+pub mod metrics;
 pub mod private;
 pub mod realtime;
 pub mod server;

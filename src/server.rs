@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,6 +46,8 @@ pub enum ServerError {
     Redis(String, redis::RedisError),
     #[error("could not start: {0}")]
     Start(#[from] crate::error::Error),
+    #[error("could not serve metrics on {address}: {source}")]
+    Metrics { address: std::net::SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -60,6 +63,19 @@ pub async fn run(
         path: settings.data_dir.display().to_string(),
         source,
     })?;
+    // The recorder first, so that everything the server does counts; and the metrics
+    // listener before anything that would need closing if it cannot be had.
+    let metrics = crate::metrics::install();
+    let metrics_listener = match settings.metrics_addr {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| ServerError::Metrics { address, source })?;
+            tracing::info!(%address, "metrics listening");
+            Some(listener)
+        }
+        None => None,
+    };
     let hub = Arc::new(Hub::new());
     // The bus outlives the store, so that the writes the store finishes at shutdown are
     // still published.
@@ -122,8 +138,25 @@ pub async fn run(
         max_connections = capacity.total(),
         "confab listening"
     );
-    let router = crate::http::router(app.clone(), capacity.clone());
+    let upkeep = tokio::spawn(keep_metrics(metrics.clone(), shutdown.clone()));
+    let (public_metrics, metrics_server) = match metrics_listener {
+        None => (Some(metrics), None),
+        Some(listener) => {
+            let router = crate::http::metrics::routes(metrics);
+            let shutdown = shutdown.clone();
+            let serving = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            (None, Some(tokio::spawn(serving.into_future())))
+        }
+    };
+    let router = crate::http::router(app.clone(), capacity.clone(), public_metrics);
     serve(Listener::new(listener, capacity), router, app.settings(), &shutdown).await;
+    upkeep.abort();
+    if let Some(metrics_server) = metrics_server
+        && let Ok(Ok(Err(error))) = tokio::time::timeout(CLOSE_GRACE, metrics_server).await
+    {
+        tracing::warn!(%error, "the metrics listener failed");
+    }
 
     // Graceful shutdown does not reach upgraded WebSockets; they watch the same signal and
     // close themselves. Wait for them, but not forever.
@@ -194,6 +227,20 @@ async fn tend_limits(app: App, shutdown: CancellationToken) {
         }
     }
 }
+
+/// Every few seconds, the recorder's upkeep: histograms' samples folded into their
+/// buckets even while nobody scrapes, so their memory stays bounded.
+async fn keep_metrics(metrics: PrometheusHandle, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(METRICS_UPKEEP);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => metrics.run_upkeep(),
+        }
+    }
+}
+
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// How often the limits are tended: well within the node lease of the socket counts.
 const LIMITS_TENDING: Duration = Duration::from_secs(5);

@@ -116,6 +116,7 @@ impl App {
             }
             _ => {
                 tracing::info!(username = name.unwrap_or("(invalid)"), %client, "login failed");
+                metrics::counter!(crate::metrics::LOGIN_FAILURES).increment(1);
                 Err(Error::InvalidCredentials)
             }
         }
@@ -129,7 +130,10 @@ impl App {
         address: &str,
         device: Option<&str>,
     ) -> Result<()> {
-        let refused = |retry_after| Error::RateLimited { retry_after, what: FAILED_LOGINS };
+        let refused = |retry_after| {
+            metrics::counter!(crate::metrics::THROTTLED, "action" => "login_failures").increment(1);
+            Error::RateLimited { retry_after, what: FAILED_LOGINS }
+        };
         let now = Instant::now();
         match device {
             Some(device) => self.throttle().begin_device(device, now),

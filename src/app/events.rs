@@ -19,11 +19,17 @@ pub fn change_sink(bus: Arc<dyn Bus>, hub: Arc<Hub>, receipts: Arc<ReceiptBatche
 
 fn publish(bus: &dyn Bus, hub: &Hub, receipts: &ReceiptBatcher, change: &Change) {
     match change {
-        Change::MessageCreated(message) => bus.publish(BusEvent::Room {
-            room_id: message.room_id,
-            seq: message.seq,
-            frame: message_created_frame(message),
-        }),
+        Change::MessageCreated(message) => {
+            // Counted here, where each committed message is announced exactly once, on
+            // either store, whichever way it was sent.
+            let kind = crate::metrics::message_kind(message.attachments.len());
+            metrics::counter!(crate::metrics::MESSAGES_STORED, "kind" => kind).increment(1);
+            bus.publish(BusEvent::Room {
+                room_id: message.room_id,
+                seq: message.seq,
+                frame: message_created_frame(message),
+            });
+        }
         Change::MessageEdited { seq, message } => {
             let room_id = message.room_id;
             let frame = ServerFrame::MessageUpdated { room_id, seq: *seq, message }.to_text();

@@ -171,6 +171,8 @@ impl App {
             has_thumbnail: media.has_thumbnail,
         };
         self.store().create_media(media).await?;
+        metrics::counter!(crate::metrics::UPLOADS).increment(1);
+        metrics::counter!(crate::metrics::UPLOAD_BYTES).increment(view.size);
         Ok(view)
     }
 

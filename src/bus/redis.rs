@@ -119,6 +119,7 @@ impl RedisBus {
     fn receive(&self, from: NodeId, envelope: Envelope) {
         match envelope {
             Envelope::Event(event) => {
+                metrics::counter!(crate::metrics::BUS_RECEIVED).increment(1);
                 if matches!(event, BusEvent::Presence { .. }) {
                     self.hub.node_heard(from);
                 }
@@ -258,12 +259,18 @@ async fn publish(connection: &mut MultiplexedConnection, batch: &mut Vec<Bytes>)
     if batch.is_empty() {
         return true;
     }
+    let count = batch.len() as u64;
     let mut pipe = redis::pipe();
     for bytes in batch.drain(..) {
         pipe.cmd("PUBLISH").arg(CHANNEL).arg(bytes.as_ref()).ignore();
     }
     let sent = tokio::time::timeout(REDIS_PATIENCE, pipe.query_async::<()>(connection)).await;
-    matches!(sent, Ok(Ok(())))
+    let sent = matches!(sent, Ok(Ok(())));
+    if sent {
+        // Envelopes, the nodes' own Alive and Hello among them.
+        metrics::counter!(crate::metrics::BUS_PUBLISHED).increment(count);
+    }
+    sent
 }
 
 /// Receives every node's events on one subscription, and makes it again when it breaks.

@@ -1,4 +1,5 @@
-//! The HTTP API under `/api/v1`, plus `/healthz` and `/readyz`: routers per feature, merged here.
+//! The HTTP API under `/api/v1`, plus `/healthz`, `/readyz` and (unless it has a listener of
+//! its own) `/metrics`: routers per feature, merged here.
 //!
 //! Handlers only translate: they extract and authenticate, call the application, and turn
 //! its answer or error into JSON. Every error, including unknown routes, wrong methods and
@@ -12,6 +13,7 @@ mod health;
 pub mod listener;
 mod media;
 mod messages;
+pub mod metrics;
 mod rooms;
 mod search;
 mod sso;
@@ -24,9 +26,11 @@ use std::time::Duration;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{BoxError, Extension, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -46,7 +50,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every route; readiness also looks at `capacity`, the connections the listener holds.
-pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
+/// With `metrics`, `/metrics` is among them; without, it is served elsewhere (or nowhere).
+pub fn router(app: App, capacity: Arc<Capacity>, metrics: Option<PrometheusHandle>) -> Router {
     // Every request but an upload must be answered within REQUEST_TIMEOUT.
     let quick = Router::new()
         .merge(accounts::routes())
@@ -68,11 +73,18 @@ pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     let policy = content_security_policy(&app.settings().public_origin);
     let always = |name, value| SetResponseHeaderLayer::if_not_present(name, value);
-    Router::new()
+    let mut router = Router::new()
         .nest("/api/v1", api)
         .merge(web::routes())
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz).layer(Extension(capacity)))
+        .route("/readyz", get(health::readyz).layer(Extension(capacity)));
+    if let Some(handle) = metrics {
+        router = router.merge(metrics::routes(handle));
+    }
+    router
+        // Every route (the nested API's included) notes its template for the request
+        // counts; the fallbacks below are not routes, and count as unmatched.
+        .route_layer(middleware::from_fn(metrics::note_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Headers every response carries: the policy above; nothing sniffed as another type;
@@ -103,6 +115,7 @@ pub fn router(app: App, capacity: Arc<Capacity>) -> Router {
                 })
                 .on_failure(()),
         )
+        .layer(middleware::from_fn(metrics::count_requests))
         .with_state(app)
 }
 

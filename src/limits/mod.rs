@@ -248,7 +248,10 @@ impl Limiter {
         let Some(buckets) = self.buckets.get(&action) else {
             return Ok(());
         };
-        let refused = |retry_after| Error::RateLimited { retry_after, what: action.what() };
+        let refused = |retry_after| {
+            metrics::counter!(crate::metrics::THROTTLED, "action" => action.name()).increment(1);
+            Error::RateLimited { retry_after, what: action.what() }
+        };
         buckets.take(&subject, cost, Instant::now()).map_err(refused)?;
         if let Some(shared) = &self.shared {
             match shared.take(action, subject, buckets.rate(), cost).await {

@@ -100,6 +100,7 @@ impl Sockets {
 }
 
 fn too_many() -> Error {
+    metrics::counter!(crate::metrics::THROTTLED, "action" => "socket").increment(1);
     Error::RateLimited {
         retry_after: RETRY_AFTER,
         what: "You have as many connections open as you may; close one first",

@@ -63,6 +63,8 @@ pub struct Peer {
     rooms: Mutex<PeerRooms>,
     /// A `PeerPresence`, changed under the hub's lock for this user.
     presence: AtomicU8,
+    /// The hub's count of frames of the moment dropped for a full queue.
+    dropped: metrics::Counter,
 }
 
 pub(super) struct PeerRooms {
@@ -90,6 +92,7 @@ impl Peer {
         user_id: UserId,
         session_id: SessionId,
         queue: mpsc::Sender<Outbound>,
+        dropped: metrics::Counter,
     ) -> Self {
         Self {
             id,
@@ -104,6 +107,7 @@ impl Peer {
                 unregistered: false,
             }),
             presence: AtomicU8::new(PeerPresence::Starting as u8),
+            dropped,
         }
     }
 
@@ -114,7 +118,7 @@ impl Peer {
         let droppable = matches!(item, Outbound::Moment { .. });
         match self.queue.try_send(item) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) if droppable => {}
+            Err(TrySendError::Full(_)) if droppable => self.dropped.increment(1),
             Err(TrySendError::Full(_)) => self.request_close(CloseRequest::TooSlow),
             // The connection is on its way out; its guard unregisters it.
             Err(TrySendError::Closed(_)) => {}

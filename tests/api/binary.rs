@@ -19,9 +19,14 @@ fn help_lists_every_environment_variable() {
         .expect("run confab --help");
     assert!(output.status.success(), "--help exits 0: {}", output.status);
     let help = String::from_utf8(output.stdout).expect("help is UTF-8");
-    for variable in
-        ["CONFAB_ADDR", "CONFAB_DATA_DIR", "CONFAB_PUBLIC_URL", "CONFAB_LOG", "CONFAB_LOG_FORMAT"]
-    {
+    for variable in [
+        "CONFAB_ADDR",
+        "CONFAB_DATA_DIR",
+        "CONFAB_PUBLIC_URL",
+        "CONFAB_LOG",
+        "CONFAB_LOG_FORMAT",
+        "CONFAB_METRICS_ADDR",
+    ] {
         assert!(help.contains(&format!("{variable}=")), "--help names {variable}:\n{help}");
     }
 }

@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod media;
 mod messaging;
+mod metrics;
 mod names;
 mod nginx;
 mod oidc_provider;

@@ -237,12 +237,15 @@ impl Connection {
         }
         let ranges = planned.into_values().collect();
         let request = SyncRequest { id, client_id, ranges };
-        if let Err(TooManySyncs(refused)) = self.syncs.request(request) {
-            self.push_error_for(
-                refused.client_id.as_deref(),
-                "too_many_syncs",
-                "Wait for sync.done before sending another sync.",
-            );
+        match self.syncs.request(request) {
+            Ok(()) => metrics::counter!(crate::metrics::SYNCS).increment(1),
+            Err(TooManySyncs(refused)) => {
+                self.push_error_for(
+                    refused.client_id.as_deref(),
+                    "too_many_syncs",
+                    "Wait for sync.done before sending another sync.",
+                );
+            }
         }
     }
 

@@ -61,11 +61,15 @@ pub async fn serve(app: App, socket: WebSocket, session: Session) {
         let started = Instant::now();
         let (peer, queue) =
             app.hub().register(session.user.id, session.id, app.settings().ws_queue);
-        let _registration = Registration { app: app.clone(), peer: peer.clone() };
+        let mut registration = Registration::new(app.clone(), peer.clone());
         tracing::info!(conn = peer.id, "websocket connected");
         let mut connection = Connection::new(app, socket, peer, queue, session);
         let closing = connection.run().await;
         connection.close(closing).await;
+        registration.closed_with = closing.code;
+        if closing.code == close_code::TOO_SLOW {
+            metrics::counter!(crate::metrics::SLOW_CLOSED).increment(1);
+        }
         tracing::info!(
             duration_ms = started.elapsed().as_millis() as u64,
             close_code = closing.code,
@@ -78,14 +82,29 @@ pub async fn serve(app: App, socket: WebSocket, session: Session) {
 }
 
 /// Removes the connection from the hub however the task ends, and announces the user's
-/// presence if this was their last connection.
+/// presence if this was their last connection. It also keeps the connection counts, so
+/// that every connection counted open is counted closed, however it ends.
 struct Registration {
     app: App,
     peer: Arc<Peer>,
+    /// The code the connection closed with; a task that ends without closing (the runtime
+    /// stopping under it) counts as lost.
+    closed_with: u16,
+}
+
+impl Registration {
+    fn new(app: App, peer: Arc<Peer>) -> Self {
+        metrics::counter!(crate::metrics::WS_OPENED).increment(1);
+        metrics::gauge!(crate::metrics::WS_OPEN).increment(1.0);
+        Self { app, peer, closed_with: Closing::lost().code }
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        let code = crate::metrics::close_code_label(self.closed_with);
+        metrics::counter!(crate::metrics::WS_CLOSED, "code" => code).increment(1);
+        metrics::gauge!(crate::metrics::WS_OPEN).decrement(1.0);
         let (change, rooms) = self.app.hub().unregister(&self.peer);
         if let Some(change) = change {
             self.app.announce_presence(self.peer.user_id, change, rooms);
@@ -172,6 +191,9 @@ struct Connection {
     last_heard: Instant,
     /// Frames waiting to be written with the next flush.
     outgoing: Vec<WsMessage>,
+    /// Counts the frames written, once per flush: a handle taken once, so that counting
+    /// costs one atomic add and no lookup.
+    deliveries: metrics::Counter,
 }
 
 impl Connection {
@@ -199,6 +221,7 @@ impl Connection {
             typing_sent: HashMap::new(),
             last_heard: Instant::now(),
             outgoing: Vec::new(),
+            deliveries: metrics::counter!(crate::metrics::DELIVERIES),
         }
     }
 
@@ -422,6 +445,7 @@ impl Connection {
         if let Some(cursor) = self.cursors.get_mut(&room_id) {
             cursor.delivered = cursor.delivered.max(up_to);
         }
+        metrics::counter!(crate::metrics::GAPS_FILLED).increment(1);
         Ok(())
     }
 
@@ -449,6 +473,8 @@ impl Connection {
             // A room left while its sync was under way gets nothing more.
             SyncItem::Frames(room_id, frames) => {
                 if self.cursors.contains_key(&room_id) {
+                    metrics::counter!(crate::metrics::EVENTS_REPLAYED)
+                        .increment(frames.len() as u64);
                     self.outgoing.extend(frames.into_iter().map(WsMessage::Text));
                 }
             }
@@ -486,6 +512,7 @@ impl Connection {
             return Ok(());
         }
         let socket = &mut self.socket;
+        let count = self.outgoing.len() as u64;
         let frames = self.outgoing.drain(..);
         let write = async move {
             for frame in frames {
@@ -496,7 +523,11 @@ impl Connection {
         // A frame handed to the socket is buffered whole, so a close frame sent after an
         // interrupted write still follows complete frames.
         tokio::select! {
-            written = write => written.map_err(|_| Closing::lost()),
+            written = write => {
+                written.map_err(|_| Closing::lost())?;
+                self.deliveries.increment(count);
+                Ok(())
+            }
             request = self.peer.close_requested() => Err(Closing::requested(request)),
             () = self.shutdown.cancelled() => Err(Closing::SHUTDOWN),
             () = tokio::time::sleep(WRITE_TIMEOUT) => Err(Closing::requested(CloseRequest::TooSlow)),

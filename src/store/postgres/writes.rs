@@ -311,6 +311,9 @@ impl Writes {
         changes: &mut Vec<Change>,
     ) -> Result<Attempted<W::Output>, Failed> {
         let mut tx = Tx { inner: self.pool.begin().await?, xid: None };
+        // Every write is a transaction of its own here: a batch of one.
+        metrics::counter!(crate::metrics::STORE_BATCHES).increment(1);
+        metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(1.0);
         let output = match write.apply(&mut tx, changes).await? {
             Done::Rollback(output) => {
                 tx.inner.rollback().await?;
@@ -319,15 +322,21 @@ impl Writes {
             Done::Commit(output) => output,
         };
         if changes.is_empty() {
+            let committing = std::time::Instant::now();
             tx.inner.commit().await?;
+            record_commit(committing);
             return Ok(Attempted::Committed(output));
         }
         let xid = match tx.xid.take() {
             Some(xid) => xid,
             None => sqlx::query_as(&format!("SELECT {XID_COLUMNS}")).fetch_one(tx.db()).await?,
         };
+        let committing = std::time::Instant::now();
         match tx.inner.commit().await {
-            Ok(()) => Ok(Attempted::Committed(output)),
+            Ok(()) => {
+                record_commit(committing);
+                Ok(Attempted::Committed(output))
+            }
             Err(error) if is_unavailability(&error) => {
                 tracing::warn!(%error, xid = xid.xid, "the database went away during a commit; asking whether it committed");
                 Ok(Attempted::InDoubt { xid, error: error.into() })
@@ -402,6 +411,12 @@ enum Attempted<T> {
 
 /// Whether an error is PostgreSQL giving up on a transaction that another one conflicted
 /// with (a deadlock, a serialization failure): trying again is the cure.
+/// How long a commit took, from `COMMIT` sent to its answer.
+fn record_commit(started: std::time::Instant) {
+    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
+        .record(started.elapsed().as_secs_f64());
+}
+
 fn is_conflict(error: &StoreError) -> bool {
     let StoreError::Backend(cause) = error else { return false };
     match cause.downcast_ref::<sqlx::Error>() {

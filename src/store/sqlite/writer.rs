@@ -231,6 +231,8 @@ async fn run(
         if received == 0 {
             break;
         }
+        metrics::counter!(crate::metrics::STORE_BATCHES).increment(1);
+        metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(batch.len() as f64);
         let failure = commit_batch(&mut connection, &mut batch, &mut changes).await.err();
         if let Some(error) = &failure {
             tracing::error!(%error, ops = batch.len(), "write batch failed and was rolled back");
@@ -297,10 +299,14 @@ async fn commit_batch(
         rollback(connection).await;
         return Err(error.into());
     }
+    // The commit is where the batch's fsync happens: what a confirmed write waits for.
+    let committing = std::time::Instant::now();
     if let Err(error) = execute(connection, "COMMIT").await {
         rollback(connection).await;
         return Err(error);
     }
+    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
+        .record(committing.elapsed().as_secs_f64());
     Ok(())
 }
 
