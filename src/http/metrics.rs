@@ -3,11 +3,10 @@
 //! and a label per id would grow without bound and leak them to whoever reads metrics.
 //!
 //! Routing happens inside the router, after the outer layers have seen the request, so the
-//! outer layer ([`count_requests`]) leaves an empty [`RouteSlot`] in the request, the layer
-//! on the matched route ([`note_route`]) fills it with the route's template, and the outer
-//! layer reads it once the response is ready. A request no route matched is `unmatched`.
+//! layer on the matched route ([`note_route`]) puts the route's template on the response,
+//! where the outer layer ([`count_requests`]) reads it. A request no route matched is
+//! `unmatched`.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
@@ -36,27 +35,16 @@ async fn render(handle: PrometheusHandle) -> Response {
         .into_response()
 }
 
-/// Where the matched route's template travels back to [`count_requests`].
-#[derive(Clone, Default)]
-pub struct RouteSlot(Arc<Mutex<Option<MatchedPath>>>);
-
-impl RouteSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<MatchedPath>> {
-        // Only ever a single assignment under the lock: a poisoned one is still whole.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 /// The outer layer: counts and times every request, labelled by the route it matched.
-pub async fn count_requests(mut request: Request, next: Next) -> Response {
-    let slot = RouteSlot::default();
-    request.extensions_mut().insert(slot.clone());
+pub async fn count_requests(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let route =
-        slot.lock().take().map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
     let status = response.status().as_u16().to_string();
     metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
@@ -66,15 +54,18 @@ pub async fn count_requests(mut request: Request, next: Next) -> Response {
 
 /// The layer on every route: notes the route's template for [`count_requests`].
 pub async fn note_route(request: Request, next: Next) -> Response {
-    if let (Some(slot), Some(path)) =
-        (request.extensions().get::<RouteSlot>(), request.extensions().get::<MatchedPath>())
-        // A nested router's fallback is a catch-all route of axum's own making: not a
-        // route of ours, and its template names axum's internals.
-        && !path.as_str().contains("__private__axum")
-    {
-        *slot.lock() = Some(path.clone());
+    // A nested router's fallback is a catch-all route of axum's own making: not a route
+    // of ours, and its template names axum's internals.
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .filter(|path| !path.as_str().contains("__private__axum"))
+        .cloned();
+    let mut response = next.run(request).await;
+    if let Some(path) = path {
+        response.extensions_mut().insert(path);
     }
-    next.run(request).await
+    response
 }
 
 /// The method as a static label; a method of no route's is `other`, so that a client
