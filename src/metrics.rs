@@ -61,6 +61,10 @@ pub const UPLOAD_BYTES: &str = "confab_upload_bytes_total";
 pub const BUS_PUBLISHED: &str = "confab_bus_published_total";
 /// Events this node received from other nodes through Redis.
 pub const BUS_RECEIVED: &str = "confab_bus_received_total";
+/// How long bus messages take from the sender's encoding to this node's decoding, by
+/// `origin`: `own` (this node's messages coming back: exact) or `other` (another node's, by
+/// two clocks) (histogram).
+pub const BUS_LAG_SECONDS: &str = "confab_bus_lag_seconds";
 
 /// Latency buckets in seconds: from a quick fsync to a request at its timeout.
 const SECONDS_BUCKETS: &[f64] =
@@ -124,6 +128,11 @@ fn describe() {
     describe_counter!(UPLOAD_BYTES, Unit::Bytes, "Bytes of files uploaded.");
     describe_counter!(BUS_PUBLISHED, "Events published to other nodes through Redis.");
     describe_counter!(BUS_RECEIVED, "Events received from other nodes through Redis.");
+    describe_histogram!(
+        BUS_LAG_SECONDS,
+        Unit::Seconds,
+        "Time from a node publishing a bus message to this node receiving it, by origin."
+    );
     for name in [
         WS_OPENED,
         DELIVERIES,

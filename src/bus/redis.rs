@@ -275,6 +275,8 @@ async fn publish(connection: &mut MultiplexedConnection, batch: &mut Vec<Bytes>)
 
 /// Receives every node's events on one subscription, and makes it again when it breaks.
 async fn subscriber(client: redis::Client, bus: Arc<RedisBus>, shutdown: CancellationToken) {
+    let lag_own = metrics::histogram!(crate::metrics::BUS_LAG_SECONDS, "origin" => "own");
+    let lag_other = metrics::histogram!(crate::metrics::BUS_LAG_SECONDS, "origin" => "other");
     let mut backoff = BACKOFF_MIN;
     let mut first_failure = true;
     loop {
@@ -324,11 +326,21 @@ async fn subscriber(client: redis::Client, bus: Arc<RedisBus>, shutdown: Cancell
             };
             let Some(message) = message else { break };
             let bytes = Bytes::copy_from_slice(message.get_payload_bytes());
-            match wire::decode(bytes) {
-                Ok((from, Envelope::Alive)) if from == bus.node => heard_self = Instant::now(),
-                Ok((from, _)) if from == bus.node => {}
-                Ok((from, envelope)) => bus.receive(from, envelope),
-                Err(error) => tracing::warn!(%error, "ignored a bus message that is not ours"),
+            let received = match wire::decode(bytes) {
+                Ok(received) => received,
+                Err(error) => {
+                    tracing::warn!(%error, "ignored a bus message that is not ours");
+                    continue;
+                }
+            };
+            let own = received.from == bus.node;
+            if let Some(lag) = received.lag() {
+                if own { &lag_own } else { &lag_other }.record(lag);
+            }
+            match received.envelope {
+                Envelope::Alive if own => heard_self = Instant::now(),
+                _ if own => {}
+                envelope => bus.receive(received.from, envelope),
             }
         }
         set_state(&bus.link.subscribed, false, "subscription", &bus.link);

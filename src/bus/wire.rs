@@ -3,6 +3,8 @@
 //! them. The frame is never parsed or re-encoded on the way: the node that published it
 //! serialized it once, and every node hands the same bytes to its connections.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,10 @@ pub enum Envelope {
 struct Header {
     /// The sending node.
     node: u64,
+    /// When it was sent, in microseconds since the Unix epoch by the sender's clock: what
+    /// the bus lag is measured from. Absent from nodes older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
     #[serde(flatten)]
     kind: Kind,
 }
@@ -91,7 +97,7 @@ pub fn encode(node: NodeId, envelope: &Envelope) -> Vec<u8> {
         Envelope::Hello => (Kind::Hello, None),
         Envelope::Event(event) => split(event),
     };
-    let header = Header { node: node.0, kind };
+    let header = Header { node: node.0, at: Some(micros_since_epoch(SystemTime::now())), kind };
     // A header of ids and numbers always serializes; the fallback is never sent.
     let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
     bytes.push(b'\n');
@@ -135,8 +141,32 @@ fn split(event: &BusEvent) -> (Kind, Option<&Utf8Bytes>) {
     }
 }
 
-/// The sender and envelope that `bytes` carry.
-pub fn decode(bytes: Bytes) -> Result<(NodeId, Envelope), WireError> {
+/// What a bus message carries.
+#[derive(Debug)]
+pub struct Received {
+    /// The node that sent it.
+    pub from: NodeId,
+    /// When the sender sent it (by its clock), if it said.
+    pub sent_at: Option<SystemTime>,
+    pub envelope: Envelope,
+}
+
+impl Received {
+    /// How long it took to arrive, by the sender's clock and this node's: exact for a
+    /// node's own messages, off by the clocks' difference for another's.
+    pub fn lag(&self) -> Option<Duration> {
+        let sent_at = self.sent_at?;
+        Some(SystemTime::now().duration_since(sent_at).unwrap_or_default())
+    }
+}
+
+fn micros_since_epoch(time: SystemTime) -> u64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What `bytes` carry.
+pub fn decode(bytes: Bytes) -> Result<Received, WireError> {
     let newline = bytes.iter().position(|b| *b == b'\n').ok_or(WireError::NoHeader)?;
     let header: Header = serde_json::from_slice(&bytes[..newline])?;
     let rest = bytes.slice(newline + 1..);
@@ -148,9 +178,11 @@ pub fn decode(bytes: Bytes) -> Result<(NodeId, Envelope), WireError> {
         Ok(Utf8Bytes::from(text))
     };
     let node = NodeId(header.node);
+    let sent_at = header.at.map(|micros| UNIX_EPOCH + Duration::from_micros(micros));
+    let received = |envelope| Received { from: node, sent_at, envelope };
     let event = match header.kind {
-        Kind::Alive => return Ok((node, Envelope::Alive)),
-        Kind::Hello => return Ok((node, Envelope::Hello)),
+        Kind::Alive => return Ok(received(Envelope::Alive)),
+        Kind::Hello => return Ok(received(Envelope::Hello)),
         Kind::Room { room, seq } => BusEvent::Room { room_id: room, seq, frame: frame("room")? },
         Kind::RoomMoment { room, except } => {
             BusEvent::RoomMoment { room_id: room, except, frame: frame("room moment")? }
@@ -173,7 +205,7 @@ pub fn decode(bytes: Bytes) -> Result<(NodeId, Envelope), WireError> {
             BusEvent::SessionEnded { user_id: user, session_id: session }
         }
     };
-    Ok((node, Envelope::Event(event)))
+    Ok(received(Envelope::Event(event)))
 }
 
 #[cfg(test)]
@@ -184,7 +216,7 @@ mod tests {
         let node = NodeId(42);
         let bytes = encode(node, &Envelope::Event(event));
         match decode(Bytes::from(bytes)).expect("decodes") {
-            (from, Envelope::Event(event)) if from == node => event,
+            Received { from, envelope: Envelope::Event(event), .. } if from == node => event,
             other => panic!("not the event sent: {other:?}"),
         }
     }
@@ -234,9 +266,21 @@ mod tests {
         ] {
             assert!(decode(Bytes::copy_from_slice(bytes)).is_err(), "{bytes:?}");
         }
-        let (node, envelope) =
-            decode(Bytes::from(encode(NodeId(3), &Envelope::Hello))).expect("hello");
-        assert_eq!(node, NodeId(3));
-        assert!(matches!(envelope, Envelope::Hello));
+        let received = decode(Bytes::from(encode(NodeId(3), &Envelope::Hello))).expect("hello");
+        assert_eq!(received.from, NodeId(3));
+        assert!(matches!(received.envelope, Envelope::Hello));
+    }
+
+    #[test]
+    fn a_message_says_when_it_was_sent_and_an_older_node_need_not() {
+        let before = SystemTime::now();
+        let received = decode(Bytes::from(encode(NodeId(3), &Envelope::Alive))).expect("alive");
+        let sent_at = received.sent_at.expect("the time it was sent");
+        // Microseconds: the time read back is at most a microsecond before the one taken.
+        assert!(sent_at + Duration::from_micros(1) >= before, "{sent_at:?} {before:?}");
+        assert!(received.lag().is_some());
+        let old = decode(Bytes::from_static(b"{\"node\":4,\"k\":\"alive\"}\n")).expect("old");
+        assert_eq!(old.from, NodeId(4));
+        assert!(old.sent_at.is_none() && old.lag().is_none());
     }
 }

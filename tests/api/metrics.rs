@@ -190,6 +190,15 @@ async fn with_several_nodes_the_bus_counts_what_it_publishes_and_receives() {
         })
         .await;
     }
+    // The lag of what came back: this node's own messages, and the other node's.
+    for origin in ["own", "other"] {
+        let count = format!("confab_bus_lag_seconds_count{{origin=\"{origin}\"}}");
+        eventually(&format!("{count} rises"), || async {
+            let now = scrape(one, &scrape_url).await;
+            (value(&now, &count) > value(&before, &count)).then_some(())
+        })
+        .await;
+    }
 }
 
 /// Sends messages of nearly the largest size, a hundred at a time from eight senders,

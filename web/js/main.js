@@ -382,6 +382,12 @@ class Client {
     this.model.outbox.set(clientId, entry);
     if (roomId === this.activeRoom) this.shell.conversation.followOwn();
     this.model.changed('messages');
+    // While messages are held back by the rate limit, a new one waits behind them: sent
+    // now, it could be let through by a token that came back meanwhile and overtake them.
+    if ([...this.model.outbox.values()].some((held) => held.heldBack)) {
+      entry.heldBack = true;
+      return;
+    }
     this.sendFrame(entry);
   }
 

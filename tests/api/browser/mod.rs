@@ -87,6 +87,8 @@ async fn start_chromedriver() -> Result<Driver, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // A process group of its own, which the Chromium it starts joins: see `Drop`.
+        .process_group(0)
         .spawn()
         .expect("chromedriver starts");
     let mut stdout = BufReader::new(process.stdout.take().expect("stdout is piped")).lines();
@@ -187,7 +189,13 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and every browser it started: a test that fails before closing its
+    /// windows would otherwise leave Chromium running after chromedriver is gone.
     fn drop(&mut self) {
+        if let Some(pid) = self.process.id() {
+            let group = format!("-{pid}");
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.process.start_kill();
     }
 }
