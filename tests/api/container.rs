@@ -150,18 +150,17 @@ fn build_images(tools: &Tools) -> Images {
     let repository = Path::new(REPOSITORY);
     let ci = repository.join("tests/container");
     run(Command::new("sh").arg(ci.join("base-image.sh")).arg(BASE_IMAGE));
-    let build = |tag: &str, containerfile: &Path, context: &Path| {
-        run(tools
-            .podman()
-            .args(["build", "--quiet", "--format", "docker", "--tag", tag])
-            .arg(format!("--build-arg=BASE={BASE_IMAGE}"))
-            .arg("--file")
-            .arg(containerfile)
-            .arg(context));
-    };
+    // Their `apt-get install` reaches Debian's mirror on the host's network: netavark's
+    // bridge does not reach this machine's resolver.
     let ci_image = |service: &str| {
         let tag = format!("localhost/confab-ci/{service}:latest");
-        build(&tag, &ci.join(format!("{service}.Containerfile")), &ci);
+        run(tools
+            .podman()
+            .args(["build", "--quiet", "--format", "docker", "--network=host", "--tag", &tag])
+            .arg(format!("--build-arg=BASE={BASE_IMAGE}"))
+            .arg("--file")
+            .arg(ci.join(format!("{service}.Containerfile")))
+            .arg(&ci));
         tag
     };
     let (postgres, redis, nginx) = (ci_image("postgres"), ci_image("redis"), ci_image("nginx"));
