@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod concurrency;
 mod connections;
+mod container;
 mod conversation;
 mod faults;
 mod harness;
