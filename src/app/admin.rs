@@ -169,13 +169,15 @@ impl App {
             AdminCommand::ResetPassword { username, password } => {
                 let username = Username::parse(&username)?;
                 let user = self.named(&username).await?;
+                let generated = password.is_none();
                 let password =
                     Password::parse(password.unwrap_or_else(generate_password), &username)?;
                 let hash = self.inner.passwords.hash(password.expose()).await?;
                 let mut outcome =
                     self.change_account(actor, user, AccountChange::Password(hash)).await?;
+                // Only a generated password is shown: the operator knows one they gave.
                 if let AdminOutcome::Account { password: shown, .. } = &mut outcome {
-                    *shown = Some(password.expose().to_owned());
+                    *shown = generated.then(|| password.expose().to_owned());
                 }
                 Ok(outcome)
             }
