@@ -37,7 +37,7 @@ pub struct Config {
 
     /// Redis, to run several nodes on one PostgreSQL database behind a load balancer:
     /// e.g. redis://redis.internal:6379. Unset, a node keeps its events to itself.
-    #[arg(long, env = "CONFAB_REDIS_URL")]
+    #[arg(long, env = "CONFAB_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
 
     /// Proxies (addresses or networks, comma-separated: 10.0.0.0/8,127.0.0.1) whose
@@ -162,11 +162,18 @@ impl ConnectionLimits {
 }
 
 /// What to do instead of serving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Apply the database's pending migrations and exit, without serving: for operators
     /// who migrate before rolling out a new version. Serving applies them too.
     Migrate,
+    /// Administer users: create, reset passwords, sign out, deactivate, list, make
+    /// administrators. Uses the same data directory, database and Redis as the server;
+    /// with a server running on this data directory, the server carries the command out.
+    Admin {
+        #[command(subcommand)]
+        command: crate::cli::AdminCli,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,9 @@
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -1,5 +1,6 @@
 //! The `confab` binary: read the configuration, set up logging, serve until Ctrl-C or
-//! SIGTERM (or, with `confab migrate`, apply the database's migrations and stop).
+//! SIGTERM (or, with `confab migrate`, apply the database's migrations and stop; with
+//! `confab admin …`, administer users: `cli`).
 //!
 //! A failure to start is one line on stderr and a non-zero exit, for whoever reads a
 //! service manager's status.
@@ -21,7 +22,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Config::parse()).await {
+    let config = Config::parse();
+    if let Some(Command::Admin { command }) = &config.command {
+        return admin(&config, command.clone()).await;
+    }
+    match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: the error and its causes, each already saying what it is about.
@@ -31,8 +36,22 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `confab admin`: its own exit codes (docs/operations.md), its logs on stderr.
+async fn admin(config: &Config, command: confab::cli::AdminCli) -> ExitCode {
+    let settings = confab::telemetry::init(&config.log, config.log_format, true)
+        .map_err(anyhow::Error::msg)
+        .and_then(|()| Ok(Settings::from_config(config)?));
+    match settings {
+        Ok(settings) => confab::cli::admin(&settings, command).await,
+        Err(error) => {
+            eprintln!("confab: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
-    confab::telemetry::init(&config.log, config.log_format).map_err(anyhow::Error::msg)?;
+    confab::telemetry::init(&config.log, config.log_format, false).map_err(anyhow::Error::msg)?;
     let settings = Settings::from_config(&config)?;
     if config.command == Some(Command::Migrate) {
         let database = settings.database.redacted();

@@ -129,6 +129,21 @@ pub async fn run(
         tracing::info!(node = %app.hub().node(), "joining other nodes through redis");
         bus_tasks.spawn(crate::realtime::repair::run(app.clone(), redis, shutdown.clone()));
     }
+    // `confab admin` beside this server hands it commands here; with Redis, it publishes
+    // on the bus like a node instead (`cli`).
+    let control = match &app.settings().redis_url {
+        Some(_) => None,
+        None => {
+            let path = crate::control::socket_path(&app.settings().data_dir);
+            match crate::control::serve(app.clone(), path, shutdown.clone()) {
+                Ok(task) => Some(task),
+                Err(error) => {
+                    tracing::warn!(%error, "no control socket: `confab admin` cannot reach this server");
+                    None
+                }
+            }
+        }
+    };
     let receipts = tokio::spawn(receipts.run(bus, shutdown.clone()));
     let settings = app.settings();
     let capacity = Capacity::new(&settings.connection_limits, settings.trusted_proxies.clone());
@@ -166,6 +181,9 @@ pub async fn run(
     }
     housekeeping.abort();
     tending.abort();
+    if let Some(control) = control {
+        let _ = tokio::time::timeout(CLOSE_GRACE, control).await;
+    }
     app.limiter().leave().await;
     receipts.abort();
     // Writes already taken are finished and announced; none are taken after this.

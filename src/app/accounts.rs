@@ -22,6 +22,11 @@ pub struct SignedIn {
 /// What the login throttle's 429 says.
 const FAILED_LOGINS: &str = "Too many failed attempts";
 
+/// What signing in to a deactivated account answers (403).
+pub(super) fn account_deactivated() -> Error {
+    Error::forbidden("account_deactivated", "This account has been deactivated.")
+}
+
 /// The most users one search returns.
 pub const MAX_USER_SEARCH: u32 = 50;
 
@@ -112,6 +117,11 @@ impl App {
             Some(credentials) if matches => {
                 let username = credentials.user.username.as_str();
                 self.attempt_succeeded(username, &address, device.as_deref()).await;
+                // Said only to whoever knows the password: a guesser learns nothing.
+                if credentials.deactivated {
+                    tracing::info!(username, %client, "login refused: deactivated");
+                    return Err(account_deactivated());
+                }
                 self.start_session(credentials.user).await
             }
             _ => {

@@ -11,6 +11,7 @@
 //! Architecture invariant: this layer never speaks SQL and never touches a socket.
 
 mod accounts;
+pub mod admin;
 mod blocks;
 pub mod events;
 mod live;

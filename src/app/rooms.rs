@@ -120,6 +120,7 @@ impl App {
         if self.store().user(user).await?.is_none() {
             return Err(unknown_user("user_id"));
         }
+        self.refuse_deactivated(user, "user_id").await?;
         self.limit(Action::Member, caller).await?;
         self.store().add_member(room, user, AddedBy::Member(caller), Timestamp::now()).await?;
         self.room_for(caller, room).await
@@ -158,6 +159,7 @@ impl App {
     /// room and whether it was created now.
     pub async fn open_dm(&self, caller: UserId, other: &str) -> Result<(Room, bool)> {
         let other = self.user(other).await?.id;
+        self.refuse_deactivated(other, "user_id").await?;
         self.limit(Action::Room, caller).await?;
         let (room_id, created) =
             self.store().dm_room(caller, other, RoomId::generate(), Timestamp::now()).await?;
@@ -186,8 +188,11 @@ impl App {
         let mut users = BTreeSet::new();
         for id in ids {
             let id: UserId = id.parse().map_err(|_| unknown_user("member_ids"))?;
-            if id != except && users.insert(id) && self.store().user(id).await?.is_none() {
-                return Err(unknown_user("member_ids"));
+            if id != except && users.insert(id) {
+                if self.store().user(id).await?.is_none() {
+                    return Err(unknown_user("member_ids"));
+                }
+                self.refuse_deactivated(id, "member_ids").await?;
             }
         }
         Ok(users.into_iter().collect())

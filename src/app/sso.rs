@@ -57,6 +57,8 @@ pub enum SsoRefusal {
     IdentityTaken,
     SignedOut,
     RateLimited,
+    /// The account the identity is linked to is deactivated.
+    Deactivated,
     /// Anything else (the database failing): logged.
     Failed,
 }
@@ -72,6 +74,7 @@ impl SsoRefusal {
             Self::IdentityTaken => "sso_identity_taken",
             Self::SignedOut => "sso_signed_out",
             Self::RateLimited => "sso_rate_limited",
+            Self::Deactivated => "sso_deactivated",
             Self::Failed => "sso_failed",
         }
     }
@@ -304,6 +307,11 @@ impl App {
             .await
             .map_err(failed)?;
         if let Some(user) = known {
+            let account = self.store().account(user.id).await.map_err(failed)?;
+            if account.is_some_and(|account| account.deactivated_at.is_some()) {
+                tracing::info!(user_id = %user.id, provider, %client, "sign-in refused: deactivated");
+                return Err(SsoRefusal::Deactivated);
+            }
             tracing::info!(user_id = %user.id, provider, %client, "signed in with a provider");
             return self.start_session(user).await.map(SsoOutcome::SignedIn).map_err(|error| {
                 tracing::error!(%error, "a session could not be started");

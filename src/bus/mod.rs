@@ -19,7 +19,7 @@ use std::fmt;
 use axum::extract::ws::Utf8Bytes;
 
 pub use local::LocalBus;
-pub use redis::RedisBus;
+pub use redis::{RedisBus, publish_once};
 
 use crate::domain::{PresenceStatus, RoomId, SessionId, Timestamp, UserId};
 

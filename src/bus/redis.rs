@@ -158,6 +158,22 @@ impl Bus for RedisBus {
     }
 }
 
+/// Publishes `events` on the channel as a node would, for a process that is no node
+/// (`confab admin`, which changed the store and must tell the nodes): no subscription, no
+/// heartbeat, and the events wait for Redis rather than being dropped while it is away.
+/// Returns once Redis has taken them all.
+pub async fn publish_once(url: &str, events: Vec<BusEvent>) -> Result<(), redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let mut connection = connect(&client).await?;
+    let node = NodeId::generate();
+    for event in events {
+        let bytes = wire::encode(node, &Envelope::Event(event));
+        let _receivers: i64 =
+            redis::cmd("PUBLISH").arg(CHANNEL).arg(bytes).query_async(&mut connection).await?;
+    }
+    Ok(())
+}
+
 /// Logs a change of a link's state once: when an outage begins and when it ends.
 fn set_state(flag: &AtomicBool, up: bool, what: &str, link: &Link) {
     let was = flag.swap(up, Ordering::Relaxed);

@@ -75,8 +75,16 @@ async fn logout(State(app): State<App>, auth: Auth) -> Result<Response> {
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-async fn me(auth: Auth) -> Json<User> {
-    Json(auth.session.user)
+/// The caller, and whether they administer the server (the client shows administration).
+#[derive(Serialize)]
+struct Me {
+    #[serde(flatten)]
+    user: User,
+    admin: bool,
+}
+
+async fn me(auth: Auth) -> Json<Me> {
+    Json(Me { user: auth.session.user, admin: auth.session.admin })
 }
 
 #[derive(Deserialize)]

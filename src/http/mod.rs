@@ -6,6 +6,7 @@
 //! malformed bodies, is answered in the shape documented in docs/api.md.
 
 mod accounts;
+mod admin;
 mod blocks;
 mod error;
 pub(crate) mod extract;
@@ -55,6 +56,7 @@ pub fn router(app: App, capacity: Arc<Capacity>, metrics: Option<PrometheusHandl
     // Every request but an upload must be answered within REQUEST_TIMEOUT.
     let quick = Router::new()
         .merge(accounts::routes())
+        .merge(admin::routes())
         .merge(blocks::routes())
         .merge(rooms::routes())
         .merge(messages::routes())

@@ -18,6 +18,7 @@
 //! is still waiting. That is what lets the realtime layer promise gap-free, ordered
 //! delivery.
 
+mod admin;
 mod driver;
 pub mod order;
 pub mod postgres;
@@ -40,6 +41,7 @@ use crate::domain::{
     Timestamp, Unread, User, UserId, Username,
 };
 
+pub use admin::{Account, AccountChange, AccountChanged, AdminAction};
 pub use rules::MAX_REACTIONS_PER_MESSAGE;
 
 /// The embedded database's file, in the data directory.
@@ -143,6 +145,8 @@ pub struct NewUser {
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// The account is deactivated: no password lets it in.
+    pub deactivated: bool,
 }
 
 /// An identity at an OpenID Connect provider to link to an account.
@@ -228,6 +232,8 @@ pub struct SessionRecord {
     pub id: SessionId,
     pub user: User,
     pub expires_at: Timestamp,
+    /// The user administers the server.
+    pub admin: bool,
 }
 
 /// A public room or private group to create; its creator becomes owner.
@@ -497,7 +503,8 @@ pub trait Store: Send + Sync + 'static {
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;
 
     async fn create_session(&self, session: NewSession) -> StoreResult<()>;
-    /// The session with this token hash, if it exists and has not expired at `now`.
+    /// The session with this token hash, if it exists, has not expired at `now` and its
+    /// user is not deactivated.
     async fn session(
         &self,
         token_hash: &[u8; 32],
@@ -692,6 +699,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(User, Option<String>)>;
     /// The blob key of a user's avatar.
     async fn avatar(&self, user: UserId) -> StoreResult<Option<String>>;
+
+    /// Deletes a message as an administrator: any message of a public room, member or not,
+    /// while `admin` is still an administrator (checked in the write); otherwise refused
+    /// with `NotMember` (a room that is not public) or `NotAuthor` (no longer an
+    /// administrator). Announced like any deletion.
+    async fn delete_message_as_admin(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        admin: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Deleted>;
+
+    /// A user with their administrator flag and whether they are deactivated.
+    async fn account(&self, user: UserId) -> StoreResult<Option<Account>>;
+    async fn account_named(&self, username: &Username) -> StoreResult<Option<Account>>;
+    /// Accounts whose username or display name starts with `prefix` (any case), by
+    /// username, those after `after` (a username) only.
+    async fn accounts(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>>;
+    /// Changes an account; `None` if there is no such user. Every session a change ends
+    /// is announced (`SessionEnded`), so its connections close on every node.
+    async fn change_account(
+        &self,
+        user: UserId,
+        change: AccountChange,
+    ) -> StoreResult<Option<AccountChanged>>;
+    /// Records what an administrator did.
+    async fn record_admin_action(&self, action: AdminAction) -> StoreResult<()>;
 
     /// `blocker` blocks `blocked` (never themself: the caller checks); false if they did
     /// already. Their DM, if any, leaves the blocker's view: announced as `DmHidden`, so

@@ -109,7 +109,10 @@ async fn register_returns_201_with_the_user_a_token_and_an_http_only_session_coo
 
     let (status, me) = app.get(&session_user(&reply), "/me").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(&me, user, "the token signs in as the new user");
+    // `/me` adds whether you administer the server.
+    let mut expected = user.clone();
+    expected["admin"] = json!(false);
+    assert_eq!(me, expected, "the token signs in as the new user");
 }
 
 #[each_store]
@@ -376,7 +379,9 @@ async fn me_accepts_the_session_cookie_instead_of_a_bearer_token() {
 
     let me = me_with_cookie(&app, &format!("theme=dark; {pair}")).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
-    assert_eq!(me.body, reply.body["user"]);
+    let mut expected = reply.body["user"].clone();
+    expected["admin"] = json!(false);
+    assert_eq!(me.body, expected);
 
     let forged = me_with_cookie(&app, "confab_session=forged-token").await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);

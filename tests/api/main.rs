@@ -4,6 +4,7 @@
 //! Set `CONFAB_TEST_LOG=debug` to see the servers' logs.
 
 mod accounts;
+mod admin;
 mod bad_input;
 mod bench;
 mod binary;

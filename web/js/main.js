@@ -64,7 +64,9 @@ async function enterOrSignIn(notice) {
 /** Enters the chat as `me`. `ssoNotice` (`{text, error}`), the outcome of linking a
  *  provider, is shown in the profile dialog, which opens with it beside the sign-in
  *  methods it changed. */
-function start(me, ssoNotice = null) {
+async function start(me, ssoNotice = null) {
+  // Signing in and registering answer the user without `admin`; `GET /me` says it.
+  if (me.admin === undefined) me = await get('/me').catch(() => me);
   const model = new Model(me);
   const client = new Client(model);
   client.run().then(() => {
@@ -437,6 +439,16 @@ class Client {
   remove(roomId, messageId) {
     this.request({ type: 'delete', room_id: roomId, message_id: messageId }, () =>
       api('DELETE', `/rooms/${roomId}/messages/${messageId}`));
+  }
+
+  /** Deletes someone else's message in a public room, as an administrator; the deletion
+   *  comes back as `message.deleted` like any other. */
+  async removeAsAdmin(roomId, messageId) {
+    try {
+      await api('DELETE', `/admin/rooms/${roomId}/messages/${messageId}`);
+    } catch (error) {
+      this.shell.toast(error.message);
+    }
   }
 
   toggleReaction(roomId, messageId, emoji) {

@@ -23,6 +23,9 @@ const MAX_ORIGINALS = 500;
 export class Model {
   constructor(me) {
     this.me = me;
+    /** Whether you administer the server (`GET /me`'s `admin`): the sidebar then offers
+     *  Administration, and public rooms' messages a Delete. */
+    this.admin = Boolean(me.admin);
     this.rooms = new Map();
     this.users = new Map([[me.id, me]]);
     this.presence = new Map();

@@ -38,7 +38,7 @@ use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
 use super::protocol::{PresentUser, ServerFrame, catch_up_frame, close_code};
 use super::sync::{SyncItem, Syncs};
 use crate::app::{App, Session};
-use crate::domain::{RoomId, Timestamp, User};
+use crate::domain::{RoomId, SessionId, Timestamp, User};
 use crate::store::{ChangeSpan, StoreError};
 
 /// Queue items written to the socket with one flush.
@@ -176,6 +176,8 @@ struct Connection {
     /// Items the hub queued for this connection.
     queue: mpsc::Receiver<Outbound>,
     user: User,
+    /// The session it stands for: checked once more after registering, see `start`.
+    session_id: SessionId,
     session_expires_at: Timestamp,
     cursors: HashMap<RoomId, Cursor>,
     /// Writes the client asked for, running.
@@ -213,6 +215,7 @@ impl Connection {
             shutdown,
             queue,
             user: session.user,
+            session_id: session.id,
             session_expires_at: session.expires_at,
             cursors: HashMap::new(),
             requests: FuturesUnordered::new(),
@@ -275,6 +278,14 @@ impl Connection {
             tracing::error!(%error, "could not start a websocket session");
             Closing::store_failed(&error)
         };
+        // A session that ended (a logout, an administrator's deactivation) after the
+        // upgrade checked it but before the hub registered this connection was announced
+        // to nobody here: the store says so now. Any later end reaches the hub.
+        let live =
+            store.live_sessions(&[self.session_id], Timestamp::now()).await.map_err(failed)?;
+        if live.is_empty() {
+            return Err(Closing::requested(CloseRequest::SessionEnded));
+        }
         // Subscribe first, read the seqs second (see the invariant at the top). Membership
         // may change meanwhile: a room whose change the hub has dispatched to this
         // connection is left as the hub set it, since that change is newer than either

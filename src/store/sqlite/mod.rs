@@ -27,19 +27,21 @@ use sqlx::{ConnectOptions, SqliteConnection};
 
 use self::messages::{complete, message_in_room, message_select, messages_by_id};
 use self::ops::{
-    AddMember, CreateMedia, CreateRoom, CreateSession, CreateUser, DeleteExpiredSessions,
-    DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage, InsertMessage, KeepSecret,
-    LinkIdentity, MarkRead, OpenDm, PutFlow, React, RemoveMember, SetBlock, TakeFlow,
-    TouchLastSeen, UnlinkIdentity, UpdateProfile,
+    AddMember, ChangeAccount, CreateMedia, CreateRoom, CreateSession, CreateUser,
+    DeleteExpiredSessions, DeleteMessage, DeleteSession, DeleteUnattachedMedia, EditMessage,
+    InsertMessage, KeepSecret, LinkIdentity, MarkRead, OpenDm, PutFlow, React, RecordAdminAction,
+    RemoveMember, SetBlock, TakeFlow, TouchLastSeen, UnlinkIdentity, UpdateProfile,
 };
 use self::writer::Writer;
+use super::admin::{ACCOUNT_COLUMNS, AccountRow};
 use super::rows::{IdentityRow, MediaRow, MemberRow, MessageRow, RoomRow, UserRow, parse_role};
 use super::rules::{SHOWN_TO_MEMBER, prefix_range};
 use super::{
-    AddedBy, Candidates, ChangeSink, ChangeSpan, Changed, Credentials, Deleted, Inserted, Linked,
-    MediaRecord, MemberRecord, MessagePage, NewIdentity, NewMedia, NewMessage, NewRoom, NewSession,
-    NewUser, Page, PendingFlow, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord,
-    SignInMethods, SignInWays, Store, StoreError, StoreResult, Unlinked,
+    Account, AccountChange, AccountChanged, AddedBy, AdminAction, Candidates, ChangeSink,
+    ChangeSpan, Changed, Credentials, Deleted, Inserted, Linked, MediaRecord, MemberRecord,
+    MessagePage, NewIdentity, NewMedia, NewMessage, NewRoom, NewSession, NewUser, Page,
+    PendingFlow, ProfileChange, Reacted, RoomAccess, SearchScope, SessionRecord, SignInMethods,
+    SignInWays, Store, StoreError, StoreResult, Unlinked,
 };
 use crate::domain::search::SearchQuery;
 use crate::domain::{
@@ -243,14 +245,20 @@ impl Store for SqliteStore {
             #[sqlx(flatten)]
             user: UserRow,
             password_hash: String,
+            deactivated: bool,
         }
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"
+            "SELECT {USER_COLUMNS}, password_hash, deactivated_at IS NOT NULL AS deactivated
+             FROM users WHERE username = ?1"
         ))
         .bind(username.as_str())
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|r| Credentials { user: r.user.into_user(), password_hash: r.password_hash }))
+        Ok(row.map(|r| Credentials {
+            user: r.user.into_user(),
+            password_hash: r.password_hash,
+            deactivated: r.deactivated,
+        }))
     }
 
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
@@ -282,14 +290,15 @@ impl Store for SqliteStore {
         struct Row {
             session_id: i64,
             expires_at: i64,
+            is_admin: bool,
             #[sqlx(flatten)]
             user: UserRow,
         }
         let row: Option<Row> = sqlx::query_as(
             "SELECT s.id AS session_id, s.expires_at, u.id, u.username, u.display_name, u.bio,
-                    u.avatar, u.created_at
+                    u.avatar, u.created_at, u.is_admin
              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.deactivated_at IS NULL",
         )
         .bind(&token_hash[..])
         .bind(now.as_millis())
@@ -299,6 +308,7 @@ impl Store for SqliteStore {
             id: SessionId::from_i64(r.session_id),
             user: r.user.into_user(),
             expires_at: Timestamp::from_millis(r.expires_at),
+            admin: r.is_admin,
         }))
     }
 
@@ -651,7 +661,7 @@ impl Store for SqliteStore {
         by: UserId,
         now: Timestamp,
     ) -> StoreResult<Deleted> {
-        self.writer.submit(DeleteMessage { room, message, by, now }).await
+        self.writer.submit(DeleteMessage { room, message, by, now, as_admin: false }).await
     }
 
     async fn react(
@@ -746,6 +756,69 @@ impl Store for SqliteStore {
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
         let now = Timestamp::now();
         self.writer.submit(SetBlock { blocker, blocked, blocking: false, now }).await
+    }
+
+    async fn delete_message_as_admin(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        admin: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Deleted> {
+        self.writer.submit(DeleteMessage { room, message, by: admin, now, as_admin: true }).await
+    }
+
+    async fn account(&self, user: UserId) -> StoreResult<Option<Account>> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = ?1"))
+                .bind(user.as_i64())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(AccountRow::into_account))
+    }
+
+    async fn account_named(&self, username: &Username) -> StoreResult<Option<Account>> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE username = ?1"))
+                .bind(username.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(AccountRow::into_account))
+    }
+
+    async fn accounts(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>> {
+        let (low, high) = prefix_range(prefix);
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM users
+             WHERE ((username >= ?1 AND username < ?2)
+                    OR (display_key >= ?1 AND display_key < ?2))
+               AND username > ?3
+             ORDER BY username LIMIT ?4"
+        ))
+        .bind(&low)
+        .bind(&high)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(AccountRow::into_account).collect())
+    }
+
+    async fn change_account(
+        &self,
+        user: UserId,
+        change: AccountChange,
+    ) -> StoreResult<Option<AccountChanged>> {
+        self.writer.submit(ChangeAccount { user, change }).await
+    }
+
+    async fn record_admin_action(&self, action: AdminAction) -> StoreResult<()> {
+        self.writer.submit(RecordAdminAction(action)).await
     }
 
     async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<User>> {

@@ -5,6 +5,7 @@
 //! notice and pass without running, except when `CI` is set: then they must run. A
 //! screenshot of each key screen is saved under `target/tmp/screenshots/` on every run.
 
+mod admin;
 mod bidi;
 mod big_room;
 mod blocking;

@@ -18,7 +18,7 @@ const MAX_AVATAR_BYTES = 10 * 1024 * 1024;
 
 /** Opens a modal <dialog> holding `content`; it removes itself when closed. `title` is
  *  text, or nodes when it holds a name (isolated in a <bdi>). */
-function modal(title, ...content) {
+export function modal(title, ...content) {
   const heading = h('h2', {}, title);
   const dialog = h('dialog', { attrs: { 'aria-label': heading.textContent } }, heading, content);
   dialog.addEventListener('close', () => dialog.remove());
@@ -27,7 +27,7 @@ function modal(title, ...content) {
   return dialog;
 }
 
-function closeButton(dialog, text = 'Close') {
+export function closeButton(dialog, text = 'Close') {
   return h('button', { class: 'btn', type: 'button', text, on: { click: () => dialog.close() } });
 }
 

@@ -145,6 +145,8 @@ function actions(view, room, message, own) {
   }
   if (message.deleted) return null;
   const canDelete = own || (room.info.role === 'owner' && room.info.kind !== 'dm');
+  // An administrator deletes anything in a public room, through the administration API.
+  const adminDelete = !canDelete && view.client.model.admin && room.info.kind === 'public';
   // The quick row is the emoji used most recently (today's six until there are some);
   // "More reactions" opens the full picker, loaded then.
   const react = (emoji) => { view.pickerFor = null; picker.hidden = true; rememberEmoji(emoji); view.client.toggleReaction(room.id, message.id, emoji); };
@@ -167,7 +169,8 @@ function actions(view, room, message, own) {
     h('button', { class: 'icon-btn', title: 'React', attrs: { 'aria-label': 'Add reaction', 'aria-expanded': String(view.pickerFor === message.id) }, on: { click: (event) => { togglePicker(); event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden)); } } }, icon('smile')),
     picker,
     own ? h('button', { class: 'icon-btn', title: 'Edit', attrs: { 'aria-label': 'Edit' }, on: { click: () => view.composer.edit(message) } }, icon('edit')) : null,
-    canDelete ? h('button', { class: 'icon-btn', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) view.client.remove(room.id, message.id); } } }, icon('trash')) : null);
+    canDelete ? h('button', { class: 'icon-btn', title: 'Delete', attrs: { 'aria-label': 'Delete' }, on: { click: () => { if (confirm('Delete this message for everyone?')) view.client.remove(room.id, message.id); } } }, icon('trash')) : null,
+    adminDelete ? h('button', { class: 'icon-btn', title: 'Delete as administrator', attrs: { 'aria-label': 'Delete as administrator' }, on: { click: () => { if (confirm('Delete this message for everyone, as an administrator?')) view.client.removeAsAdmin(room.id, message.id); } } }, icon('trash')) : null);
 }
 
 /** A user's picture, or their initials. */

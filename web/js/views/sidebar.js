@@ -5,6 +5,7 @@
 
 import { bdi, h, initials, replace } from '../dom.js';
 import { filesSummary } from './attachments.js';
+import { openAdminDialog } from './admin.js';
 import { openBrowseDialog, openCreateDialog, openDmDialog, openProfileDialog } from './dialogs.js';
 import { openProfileCard } from './profile-card.js';
 import { searchButton } from './search.js';
@@ -29,6 +30,7 @@ export function renderSidebar(container, model, client, { active, connection }) 
     h('button', { class: 'btn', text: '+ Room', on: { click: () => openCreateDialog(model, client) } }),
     h('button', { class: 'btn', text: 'Browse', on: { click: () => openBrowseDialog(client) } }),
     h('button', { class: 'btn', text: '+ Message', on: { click: () => openDmDialog(client) } }),
+    model.admin ? h('button', { class: 'btn', text: 'Administration', attrs: { 'data-testid': 'administration' }, on: { click: () => openAdminDialog(model, client) } }) : null,
     notificationsControl(client));
 
   const rooms = [...model.rooms.values()].sort((a, b) => lastActivity(b) - lastActivity(a));

@@ -20,6 +20,7 @@ const ERRORS = {
   sso_identity_taken: 'That account at the identity provider is already linked to another Confab account.',
   sso_signed_out: 'Your session ended before linking finished. Sign in, then link again.',
   sso_rate_limited: 'Too many sign-in attempts from here. Please wait a minute and try again.',
+  sso_deactivated: 'This account has been deactivated. Ask whoever runs this server.',
   sso_failed: 'Something went wrong on this server while signing you in. Please try again in a moment.',
 };
 const UNKNOWN_ERROR = 'Signing in with the identity provider did not work. Please try again.';

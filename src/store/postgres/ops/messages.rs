@@ -12,7 +12,9 @@ use super::super::messages::{complete, message_in_room, message_select};
 use super::super::search;
 use super::super::writes::{Done, Failed, Tx, Write};
 use super::{lock_room, refused, role_of};
-use crate::domain::{Emoji, MediaId, Message, MessageBody, MessageId, RoomId, Timestamp, UserId};
+use crate::domain::{
+    Emoji, MediaId, Message, MessageBody, MessageId, RoomId, RoomKind, RoomRole, Timestamp, UserId,
+};
 use crate::store::driver::violated_unique;
 use crate::store::rows::MessageRow;
 use crate::store::rules;
@@ -213,6 +215,8 @@ pub(in crate::store::postgres) struct DeleteMessage {
     pub message: MessageId,
     pub by: UserId,
     pub now: Timestamp,
+    /// `by` deletes as an administrator: in a public room, member or not.
+    pub as_admin: bool,
     /// The transaction that removed the body (its full id), once it did.
     pub erased_by: Option<i64>,
 }
@@ -237,14 +241,23 @@ impl Write for DeleteMessage {
         changes: &mut Vec<Change>,
     ) -> Result<Done<Deleted>, Failed> {
         let kind = lock_room(tx.db(), self.room).await?;
-        let Some(role) = role_of(tx.db(), self.room, self.by).await? else {
+        let role = role_of(tx.db(), self.room, self.by).await?;
+        if self.as_admin {
+            if kind != Some(RoomKind::Public) {
+                return Err(refused(StoreError::NotMember));
+            }
+            if !super::admin::is_admin(tx.db(), self.by).await? {
+                return Err(refused(StoreError::NotAuthor));
+            }
+        }
+        let Some(role) = role.or(self.as_admin.then_some(RoomRole::Member)) else {
             return Err(refused(StoreError::NotMember));
         };
         let original = message_in_room(tx.db(), self.room, self.message)
             .await?
             .ok_or(refused(StoreError::MessageNotFound))?;
         let kind = kind.ok_or(refused(StoreError::NotMember))?;
-        if !rules::may_delete(self.by, role, kind, original.author_id) {
+        if !self.as_admin && !rules::may_delete(self.by, role, kind, original.author_id) {
             return Err(refused(StoreError::NotAuthor));
         }
         if original.deleted {

@@ -9,6 +9,7 @@
 //! seq it took included.
 
 mod accounts;
+mod admin;
 mod blocks;
 mod identities;
 mod markers;
@@ -20,6 +21,7 @@ pub(super) use accounts::{
     CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
     UpdateProfile,
 };
+pub(super) use admin::{ChangeAccount, RecordAdminAction};
 pub(super) use blocks::SetBlock;
 pub(super) use identities::{LinkIdentity, PutFlow, TakeFlow, UnlinkIdentity};
 pub(super) use markers::MarkRead;

@@ -239,6 +239,8 @@ pub(in crate::store::sqlite) struct DeleteMessage {
     pub message: MessageId,
     pub by: UserId,
     pub now: Timestamp,
+    /// `by` deletes as an administrator: in a public room, member or not.
+    pub as_admin: bool,
 }
 
 #[async_trait]
@@ -258,14 +260,30 @@ impl Operation for DeleteMessage {
         db: &mut SqliteConnection,
         changes: &mut Vec<Change>,
     ) -> Result<Deleted, ApplyError> {
-        let Some(role) = role_of(db, self.room, self.by).await? else {
-            return Err(refused(StoreError::NotMember));
-        };
+        let role = role_of(db, self.room, self.by).await?;
+        if self.as_admin {
+            let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM rooms WHERE id = ?1")
+                .bind(self.room.as_i64())
+                .fetch_optional(&mut *db)
+                .await?;
+            if kind.as_deref() != Some(RoomKind::Public.as_str()) {
+                return Err(refused(StoreError::NotMember));
+            }
+            if !super::admin::is_admin(db, self.by).await? {
+                return Err(refused(StoreError::NotAuthor));
+            }
+        }
         let original = message_in_room(db, self.room, self.message)
             .await?
             .ok_or(refused(StoreError::MessageNotFound))?;
-        if !rules::may_delete(self.by, role, room_kind(db, self.room).await?, original.author_id) {
-            return Err(refused(StoreError::NotAuthor));
+        if !self.as_admin {
+            let Some(role) = role else {
+                return Err(refused(StoreError::NotMember));
+            };
+            let kind = room_kind(db, self.room).await?;
+            if !rules::may_delete(self.by, role, kind, original.author_id) {
+                return Err(refused(StoreError::NotAuthor));
+            }
         }
         if original.deleted {
             return Ok(Deleted { message: original, media: Vec::new() });

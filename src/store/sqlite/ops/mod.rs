@@ -6,6 +6,7 @@
 //! request; and it refuses before writing anything, so a refusal never leaves half a change.
 
 mod accounts;
+mod admin;
 mod blocks;
 mod identities;
 mod markers;
@@ -17,6 +18,7 @@ pub(super) use accounts::{
     CreateSession, CreateUser, DeleteExpiredSessions, DeleteSession, KeepSecret, TouchLastSeen,
     UpdateProfile,
 };
+pub(super) use admin::{ChangeAccount, RecordAdminAction};
 pub(super) use blocks::SetBlock;
 pub(super) use identities::{LinkIdentity, PutFlow, TakeFlow, UnlinkIdentity};
 pub(super) use markers::MarkRead;
