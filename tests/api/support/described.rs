@@ -82,9 +82,9 @@ fn segments(path: &str) -> Vec<String> {
     path.trim_end_matches('/').split('/').map(str::to_owned).collect()
 }
 
-/// `~` and `/` escaped for a JSON pointer.
+/// `~` and `/` escaped for a JSON pointer, and braces for the URI fragment it goes in.
 fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
+    token.replace('~', "~0").replace('/', "~1").replace('{', "%7B").replace('}', "%7D")
 }
 
 /// Checks one answer against the description. `path` is the path as requested (from
