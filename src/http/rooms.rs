@@ -141,7 +141,10 @@ async fn room(
     path = "/rooms/{room_id}/join",
     tag = "rooms",
     params(("room_id" = String, Path, description = "A room's id.")),
-    responses((status = 200, description = "The room, joined.", body = Room)),
+    responses(
+        (status = 200, description = "The room, joined.", body = Room),
+        (status = 409, description = "`dm_members_fixed`: a DM cannot be joined."),
+    ),
 )]
 async fn join(
     State(app): State<App>,
@@ -159,6 +162,7 @@ async fn join(
     params(("room_id" = String, Path, description = "A room's id.")),
     responses(
         (status = 204, description = "Left."),
+        (status = 403, description = "`not_member`: a public room you have not joined."),
         (status = 409, description = "`dm_members_fixed`."),
     ),
 )]

@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<App> {
     responses(
         (status = 200, description = "A page of results; `next` goes on.", body = SearchPage),
         (status = 403, description = "`not_member`: `room_id` names a public room you have not joined."),
+        (status = 404, description = "`not_found`: `room_id` names no room you may see."),
         (status = 422, description = "`empty_query`, `query_too_long`, `invalid_query_characters`, `invalid_limit`."),
     ),
 )]
