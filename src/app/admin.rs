@@ -94,7 +94,8 @@ pub enum AdminOutcome {
 }
 
 /// An account as administrators see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Account)]
 pub struct AccountView {
     pub id: UserId,
     pub username: String,

@@ -16,7 +16,8 @@ use crate::store::{Inserted, MAX_ATTACHMENTS, MessagePage, NewMessage, Page, Sto
 pub const MAX_HISTORY_PAGE: u32 = 200;
 
 /// Which window of a room's history to read, as the query string gives it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Messages with a seq below this; the page ends right before it.
     pub before: Option<i64>,

@@ -34,34 +34,45 @@ const CANDIDATES_MAX: usize = 2_000;
 const EXAMINE_MAX: u32 = 1_000;
 
 /// A search as the query string gives it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Words and "quoted phrases", every one of which a message must hold.
     pub q: Option<String>,
+    /// Only this room's messages.
     pub room_id: Option<String>,
+    /// Only this user's messages (a user id).
     pub from: Option<String>,
+    /// Only messages sent after this time (RFC 3339).
     pub after: Option<String>,
+    /// Only messages sent before this time (RFC 3339).
     pub before: Option<String>,
+    /// 1 to 50; 20 when absent.
     pub limit: Option<u32>,
+    /// The `next` of the page before, to go on from it.
     pub cursor: Option<String>,
 }
 
 /// A page of results, newest first; `next` goes on from the last.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchPage {
     pub results: Vec<SearchResult>,
+    /// Where to go on from (as `cursor`), or null at the end.
+    #[schema(required = true)]
     pub next: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     pub message: Message,
     pub snippet: SnippetView,
 }
 
 /// A snippet as clients get it: ranges as `[start, end]` pairs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SnippetView {
     pub text: String,
+    /// Matched ranges of `text`, `[start, end)` in UTF-16 code units.
     pub highlights: Vec<[usize; 2]>,
 }
 

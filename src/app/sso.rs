@@ -81,7 +81,8 @@ impl SsoRefusal {
 }
 
 /// What the provider's redirect brought back.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
@@ -89,32 +90,35 @@ pub struct CallbackParams {
 }
 
 /// A pending sign-up, as the screen that finishes it shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignupProposal {
     pub provider: ProviderView,
     pub username: String,
     pub display_name: String,
+    #[schema(required = true)]
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderView {
     pub id: String,
     pub label: String,
 }
 
 /// One of a user's identities, as their profile shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub id: IdentityId,
     /// The configured provider's id; None when it is no longer configured.
+    #[schema(required = true)]
     pub provider: Option<String>,
     pub label: String,
+    #[schema(required = true)]
     pub email: Option<String>,
     pub linked_at: Timestamp,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignInMethodsView {
     pub identities: Vec<IdentityView>,
     pub password: bool,

@@ -50,6 +50,17 @@ fn random() -> i64 {
     }
 }
 
+/// The schema of an id as clients see it: a string of [`ENCODED_LEN`] base32 digits.
+fn id_schema(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .min_length(Some(ENCODED_LEN))
+        .max_length(Some(ENCODED_LEN))
+        .pattern(Some("^[0-9a-hjkmnp-tv-z]{13}$"))
+        .description(Some(description))
+        .into()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -98,6 +109,15 @@ macro_rules! id_type {
                 serializer.serialize_str(&encode(self.0))
             }
         }
+
+        /// On the wire: 13 characters of Crockford's base32, lower case.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema(concat!("The id of ", stringify!($name), ": opaque, 13 characters."))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

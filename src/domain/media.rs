@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// What a file is, as far as showing it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     Image,
@@ -38,7 +38,7 @@ impl MediaKind {
 
 /// A media id: 128 random bits as 26 lower-case base32 characters. Unlike other ids it is
 /// long enough that knowing one URL tells nothing about any other.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct MediaId(String);
 

@@ -9,7 +9,7 @@ use super::{ValidationError, has_control_chars};
 /// The text of a message: not empty after trimming, at most 4,000 characters, no control
 /// characters but newline and tab. Windows line endings are folded to `\n` first, and
 /// surrounding whitespace is removed.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct MessageBody(String);
 
@@ -120,7 +120,7 @@ impl fmt::Debug for MessageBody {
 
 /// An id the client picks for a send, so that a retry of the same send is stored once:
 /// 1–64 printable ASCII characters (a UUID fits).
-#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ClientId(String);
 
@@ -157,7 +157,7 @@ impl fmt::Debug for ClientId {
 /// A reaction: an emoji (or a short code such as `:shipit:`), 1–32 bytes without spaces,
 /// control characters or invisible ones (the joiners and variation selectors of emoji
 /// sequences aside).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Emoji(String);
 

@@ -27,16 +27,7 @@ pub struct User {
 
 impl Serialize for User {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Shown<'a> {
-            id: UserId,
-            username: &'a Username,
-            display_name: &'a DisplayName,
-            bio: &'a Bio,
-            avatar_url: Option<String>,
-            created_at: Timestamp,
-        }
-        Shown {
+        UserShown {
             id: self.id,
             username: &self.username,
             display_name: &self.display_name,
@@ -48,13 +39,47 @@ impl Serialize for User {
     }
 }
 
+/// A user as clients see them: what [`User`] serializes to, and its schema.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
+struct UserShown<'a> {
+    id: UserId,
+    username: &'a Username,
+    display_name: &'a DisplayName,
+    /// A few words about themself; may be empty.
+    bio: &'a Bio,
+    /// Where their picture is served; null without one. It changes with each new picture.
+    #[schema(required = true)]
+    avatar_url: Option<String>,
+    created_at: Timestamp,
+}
+
+impl utoipa::PartialSchema for User {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <UserShown<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for User {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <UserShown<'static> as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        <UserShown<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A room as one particular user (the viewer) sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Room {
     pub id: RoomId,
     pub kind: RoomKind,
     /// The room's name; for a DM, the other user's display name.
     pub name: String,
+    #[schema(required = true)]
     pub created_by: Option<UserId>,
     pub created_at: Timestamp,
     /// The seq of the room's newest event; 0 while it has none.
@@ -64,30 +89,37 @@ pub struct Room {
     pub joined: bool,
     /// The viewer's role, when a member.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub role: Option<RoomRole>,
     /// The highest seq the viewer has read (fetched or sent), when a member.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub last_read_seq: Option<i64>,
     /// Messages by others after `last_read_seq`, when a member.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub unread_count: Option<i64>,
     /// Of those, the ones that mention the viewer, when a member.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub mention_count: Option<i64>,
     /// The newest message, if the viewer may read the room and it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub last_message: Option<Message>,
     /// For a DM, the other user (the viewer themself in a DM with oneself).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub peer: Option<User>,
     /// The member who added the viewer, when someone else did (not when the viewer joined
     /// or created the room, nor in a DM), so that people can see how they got there.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub added_by: Option<UserId>,
 }
 
 /// A member of a room, for member lists.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     #[serde(flatten)]
     pub user: User,
@@ -99,7 +131,7 @@ pub struct Member {
 }
 
 /// Whether a user is around.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     /// At least one of their connections is open and active.
@@ -109,15 +141,16 @@ pub enum PresenceStatus {
     Offline,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Presence {
     pub status: PresenceStatus,
     /// When they were last connected, if ever (absent while connected).
+    #[schema(required = true)]
     pub last_seen_at: Option<Timestamp>,
 }
 
 /// A member's read marker and what lies after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Unread {
     pub last_read_seq: i64,
     /// Messages by others after `last_read_seq`, deleted ones aside.
@@ -127,7 +160,7 @@ pub struct Unread {
 }
 
 /// Where a member stands in one room: the room's newest seq, their marker and counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RoomCursor {
     pub room_id: RoomId,
     pub last_seq: i64,
@@ -136,7 +169,7 @@ pub struct RoomCursor {
 }
 
 /// How far one member has got in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub user_id: UserId,
     /// Everything up to this seq is read.
@@ -146,7 +179,7 @@ pub struct Receipt {
 }
 
 /// A message as stored and as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub room_id: RoomId,
@@ -156,12 +189,15 @@ pub struct Message {
     /// Empty once deleted.
     pub body: MessageBody,
     /// The sender's idempotency key, if it gave one.
+    #[schema(required = true)]
     pub client_id: Option<ClientId>,
     pub created_at: Timestamp,
+    #[schema(required = true)]
     pub edited_at: Option<Timestamp>,
     /// A tombstone: the body is gone from storage.
     pub deleted: bool,
     /// The message this one replies to, as a short preview.
+    #[schema(required = true)]
     pub reply_to: Option<ReplyPreview>,
     /// Reactions, by emoji in the order first used.
     pub reactions: Vec<Reaction>,
@@ -190,20 +226,7 @@ pub struct Attachment {
 
 impl Serialize for Attachment {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Shown<'a> {
-            id: &'a MediaId,
-            kind: MediaKind,
-            mime: &'a str,
-            name: &'a str,
-            size: u64,
-            width: Option<u32>,
-            height: Option<u32>,
-            duration_ms: Option<u64>,
-            url: String,
-            thumbnail_url: Option<String>,
-        }
-        Shown {
+        AttachmentShown {
             id: &self.id,
             kind: self.kind,
             mime: &self.mime,
@@ -219,8 +242,50 @@ impl Serialize for Attachment {
     }
 }
 
+/// A file as clients see it: what [`Attachment`] serializes to, and its schema.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Attachment)]
+struct AttachmentShown<'a> {
+    id: &'a MediaId,
+    kind: MediaKind,
+    /// The Content-Type it is served with, decided from its bytes.
+    mime: &'a str,
+    name: &'a str,
+    size: u64,
+    /// Set for pictures: as shown, Exif orientation applied.
+    #[schema(required = true)]
+    width: Option<u32>,
+    #[schema(required = true)]
+    height: Option<u32>,
+    /// Set for sound and video when the uploader gave it.
+    #[schema(required = true)]
+    duration_ms: Option<u64>,
+    url: String,
+    /// Set for pictures: at most 320 pixels a side.
+    #[schema(required = true)]
+    thumbnail_url: Option<String>,
+}
+
+impl utoipa::PartialSchema for Attachment {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <AttachmentShown<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Attachment {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <AttachmentShown<'static> as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        <AttachmentShown<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// What a reply shows of the message it answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplyPreview {
     pub message_id: MessageId,
     pub author_id: UserId,
@@ -230,7 +295,7 @@ pub struct ReplyPreview {
 }
 
 /// One emoji's reactions to a message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reaction {
     pub emoji: Emoji,
     pub count: usize,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{ValidationError, has_control_chars};
 
 /// What kind of room: who can see it and who can join it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// Listed in the directory; anyone signed in may join and leave.
@@ -39,7 +39,7 @@ impl RoomKind {
 }
 
 /// A room name: 1–64 printable characters, surrounding whitespace removed.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct RoomName(String);
 
@@ -82,7 +82,7 @@ impl fmt::Debug for RoomName {
 }
 
 /// A member's standing in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomRole {
     /// Created the room (or inherited it when the owner left); may remove members.

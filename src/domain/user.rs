@@ -9,7 +9,7 @@ use super::{ValidationError, has_control_chars};
 /// A username: 3–32 characters of `a-z 0-9 _ . -`. Upper-case letters are accepted on input
 /// and folded to lower case, so names are unique without regard to case and `Alice` logs in
 /// as `alice`.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Username(String);
 
@@ -99,7 +99,7 @@ impl fmt::Debug for Password {
 /// whitespace removed. Printable excludes the invisible characters that change how the
 /// text around a name is shown, so that no name can pass for another or reverse the line it
 /// sits in.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct DisplayName(String);
 
@@ -147,7 +147,7 @@ impl fmt::Debug for DisplayName {
 
 /// A few words a user says about themself: at most 300 characters, surrounding whitespace
 /// removed; may be empty.
-#[derive(Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Clone, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Bio(String);
 

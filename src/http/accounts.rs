@@ -1,12 +1,13 @@
 //! Accounts over HTTP: register, log in and out, who am I, find people.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{
     Auth, ClientAddr, DEVICE_COOKIE, JsonBody, PathParams, QueryParams, SESSION_COOKIE, cookie,
@@ -15,36 +16,54 @@ use crate::app::{App, SignedIn};
 use crate::domain::{Timestamp, User};
 use crate::error::Result;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/me", get(me).patch(update_profile))
-        .route("/users", get(search_users))
-        .route("/users/{user_id}", get(user))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_profile))
+        .routes(routes!(search_users))
+        .routes(routes!(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterRequest {
+    /// 3–32 characters of `a-z 0-9 _ . -`; capitals are folded to lower case.
     username: String,
+    /// 8–256 characters, not the username.
     password: String,
+    /// 1–64 characters; the username when absent.
     display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct SessionResponse<'a> {
+/// A new session: the token to send as `Authorization: Bearer`, also set as the cookie.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionResponse<'a> {
     user: &'a User,
     token: &'a str,
     expires_at: Timestamp,
 }
 
+/// Creates an account and signs in.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "accounts",
+    security(()),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and signed in; the session cookie is set.", body = SessionResponse),
+        (status = 403, description = "`password_signup_disabled`: this server signs people up only through identity providers."),
+        (status = 409, description = "`username_taken`: taken, or a look-alike of a taken one."),
+        (status = 422, description = "`invalid_username`, `invalid_password`, `invalid_display_name`."),
+    ),
+)]
 async fn register(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
@@ -56,6 +75,19 @@ async fn register(
     Ok(session_response(&app, StatusCode::CREATED, &signed_in))
 }
 
+/// Signs in with a username and password.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "accounts",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set.", body = SessionResponse),
+        (status = 401, description = "`invalid_credentials`: a wrong password or an unknown user."),
+        (status = 403, description = "`password_login_disabled`: this server signs people in only through identity providers."),
+    ),
+)]
 async fn login(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
@@ -68,6 +100,13 @@ async fn login(
     Ok(session_response(&app, StatusCode::OK, &signed_in))
 }
 
+/// Ends the session and clears its cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "accounts",
+    responses((status = 204, description = "Signed out.")),
+)]
 async fn logout(State(app): State<App>, auth: Auth) -> Result<Response> {
     app.logout(&auth.token).await?;
     let mut headers = HeaderMap::new();
@@ -76,23 +115,45 @@ async fn logout(State(app): State<App>, auth: Auth) -> Result<Response> {
 }
 
 /// The caller, and whether they administer the server (the client shows administration).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Me {
     #[serde(flatten)]
     user: User,
+    /// Whether you administer this server (the administration endpoints answer you).
     admin: bool,
 }
 
+/// The signed-in user.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "accounts",
+    responses((status = 200, description = "You.", body = Me)),
+)]
 async fn me(auth: Auth) -> Json<Me> {
     Json(Me { user: auth.session.user, admin: auth.session.admin })
 }
 
-#[derive(Deserialize)]
+/// The fields to change; those absent stay.
+#[derive(Deserialize, ToSchema)]
 struct ProfileRequest {
+    /// 1–64 characters.
     display_name: Option<String>,
+    /// At most 300 characters; empty removes it.
     bio: Option<String>,
 }
 
+/// Changes the signed-in user's display name or bio.
+#[utoipa::path(
+    patch,
+    path = "/me",
+    tag = "accounts",
+    request_body = ProfileRequest,
+    responses(
+        (status = 200, description = "You, changed.", body = User),
+        (status = 422, description = "`invalid_display_name`, `invalid_bio`."),
+    ),
+)]
 async fn update_profile(
     State(app): State<App>,
     auth: Auth,
@@ -108,18 +169,32 @@ async fn update_profile(
     Ok(Json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UserSearch {
+    /// The start of a username or display name; everyone when empty.
     #[serde(default)]
     q: String,
+    /// 1 to 50; 20 when absent.
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Users {
     users: Vec<User>,
 }
 
+/// Finds people by username or display name.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "accounts",
+    params(UserSearch),
+    responses(
+        (status = 200, description = "People whose names start so.", body = Users),
+        (status = 422, description = "`invalid_limit`."),
+    ),
+)]
 async fn search_users(
     State(app): State<App>,
     _auth: Auth,
@@ -129,6 +204,14 @@ async fn search_users(
     Ok(Json(Users { users }))
 }
 
+/// One user.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "accounts",
+    params(("user_id" = String, Path, description = "A user's id.")),
+    responses((status = 200, description = "The user.", body = User)),
+)]
 async fn user(
     State(app): State<App>,
     _auth: Auth,

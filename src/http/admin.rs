@@ -3,10 +3,11 @@
 //! 403 `not_admin`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Auth, PathParams, QueryParams};
 use crate::app::App;
@@ -15,36 +16,53 @@ use crate::domain::{Message, Timestamp};
 use crate::error::{Error, Result};
 use crate::store::AccountChange;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/admin/users", get(users))
-        .route("/admin/users/{user_id}/deactivate", post(deactivate))
-        .route("/admin/users/{user_id}/reactivate", post(reactivate))
-        .route("/admin/rooms/{room_id}/messages/{message_id}", delete(delete_message))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(users))
+        .routes(routes!(deactivate))
+        .routes(routes!(reactivate))
+        .routes(routes!(delete_message))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UsersQuery {
+    /// The start of a username or display name (any case); everyone when empty.
     #[serde(default)]
     q: String,
+    /// The username after which the page starts (the previous page's `next`).
     after: Option<String>,
+    /// 1 to 200; 50 when absent.
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AccountsPage)]
 struct UsersPage {
     users: Vec<AccountView>,
     /// The `after` of the next page; null on the last.
     next: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AccountResponse {
     user: AccountView,
     /// Sessions the change ended.
     sessions_ended: u64,
 }
 
+/// The accounts, a page at a time, by username (administrators only).
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "administration",
+    params(UsersQuery),
+    responses(
+        (status = 200, description = "A page of accounts.", body = UsersPage),
+        (status = 403, description = "`not_admin`."),
+        (status = 422, description = "`invalid_limit`."),
+    ),
+)]
 async fn users(
     State(app): State<App>,
     auth: Auth,
@@ -57,6 +75,19 @@ async fn users(
     }
 }
 
+/// Deactivates an account: its sessions end at once on every node, and it cannot sign in
+/// until reactivated (administrators only).
+#[utoipa::path(
+    post,
+    path = "/admin/users/{user_id}/deactivate",
+    tag = "administration",
+    params(("user_id" = String, Path, description = "A user's id.")),
+    responses(
+        (status = 200, description = "The account, and the sessions ended.", body = AccountResponse),
+        (status = 403, description = "`not_admin`."),
+        (status = 409, description = "`cannot_deactivate_self`."),
+    ),
+)]
 async fn deactivate(
     State(app): State<App>,
     auth: Auth,
@@ -65,6 +96,17 @@ async fn deactivate(
     change(&app, &auth, &user_id, AccountChange::Deactivate { at: Timestamp::now() }).await
 }
 
+/// Reactivates an account (administrators only).
+#[utoipa::path(
+    post,
+    path = "/admin/users/{user_id}/reactivate",
+    tag = "administration",
+    params(("user_id" = String, Path, description = "A user's id.")),
+    responses(
+        (status = 200, description = "The account.", body = AccountResponse),
+        (status = 403, description = "`not_admin`."),
+    ),
+)]
 async fn reactivate(
     State(app): State<App>,
     auth: Auth,
@@ -88,7 +130,19 @@ async fn change(
     }
 }
 
-/// 200 with the tombstone.
+/// Deletes any message of a public room, member or not (administrators only); a private
+/// room or DM the caller is not in does not exist for them.
+#[utoipa::path(
+    delete,
+    path = "/admin/rooms/{room_id}/messages/{message_id}",
+    tag = "administration",
+    params(("room_id" = String, Path, description = "A room's id."), ("message_id" = String, Path, description = "A message's id.")),
+    responses(
+        (status = 200, description = "The tombstone.", body = Message),
+        (status = 403, description = "`not_admin`, `not_member`, `not_author`."),
+        (status = 409, description = "`message_deleted`."),
+    ),
+)]
 async fn delete_message(
     State(app): State<App>,
     auth: Auth,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::Error;
 
@@ -28,6 +28,29 @@ impl Error {
     }
 }
 
+/// The body of every error response. The description (`openapi.rs`) lists, per endpoint
+/// and status, the `code`s it may hold.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and snake_case: match on it.
+    code: &'static str,
+    /// A sentence for people.
+    message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    field: Option<&'static str>,
+    /// With `rate_limited`: seconds to wait, as `Retry-After` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    retry_after: Option<u64>,
+}
+
 /// When a client should try a request answered 503 again, in seconds.
 const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
@@ -36,14 +59,15 @@ impl IntoResponse for Error {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = %crate::error::chain(cause.as_ref()), "internal error");
         }
-        let mut body = json!({ "code": self.code(), "message": self.public_message() });
-        if let Some(field) = self.field() {
-            body["field"] = field.into();
-        }
-        if let Some(seconds) = self.retry_after() {
-            body["retry_after"] = seconds.into();
-        }
-        let mut response = (self.status(), Json(json!({ "error": body }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+                field: self.field(),
+                retry_after: self.retry_after(),
+            },
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
             Self::RateLimited { .. } => {

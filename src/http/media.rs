@@ -2,17 +2,18 @@
 //! sound and video can seek), thumbnails, and avatars.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::ReaderStream;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Auth, PathParams, QueryParams};
 use crate::app::{AVATAR_LIMIT, App, Download, MAX_AVATAR_BYTES};
@@ -22,24 +23,33 @@ use crate::media::blobs::BlobReader;
 
 /// Routes that take uploads: their own body limit, and no overall request timeout (a large
 /// file on a slow line takes long; the idle timeout on the body still applies).
-pub fn upload_routes(max_upload_bytes: u64) -> Router<App> {
+pub fn upload_routes(max_upload_bytes: u64) -> OpenApiRouter<App> {
     let limit = usize::try_from(max_upload_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
-    Router::new().route("/media", post(upload).layer(DefaultBodyLimit::max(limit))).route(
-        "/me/avatar",
-        axum::routing::put(set_avatar)
-            .delete(remove_avatar)
-            .layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES + 64 * 1024)),
-    )
+    let avatar_limit = DefaultBodyLimit::max(MAX_AVATAR_BYTES + 64 * 1024);
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .layer(DefaultBodyLimit::max(limit))
+        .merge(OpenApiRouter::new().routes(routes!(set_avatar, remove_avatar)).layer(avatar_limit))
 }
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/media/{media_id}", get(download))
-        .route("/media/{media_id}/thumbnail", get(thumbnail))
-        .route("/users/{user_id}/avatar", get(avatar))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(download))
+        .routes(routes!(thumbnail))
+        .routes(routes!(avatar))
 }
 
-#[derive(Deserialize)]
+/// The multipart body of an upload: one field, `file`. Only described, never built: the
+/// handlers read the fields as they stream in.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes the multipart form; the handlers stream its fields")]
+struct FileUpload {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UploadQuery {
     /// How long a recording lasts, as the client measured it.
     duration_ms: Option<u64>,
@@ -47,6 +57,19 @@ struct UploadQuery {
 
 /// 201 with the file as a message would carry it. The multipart body has one field, `file`.
 /// A file over the limit gets a 413 that names the limit.
+#[utoipa::path(
+    post,
+    path = "/media",
+    tag = "media",
+    params(UploadQuery),
+    request_body(content = FileUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; send its id with a message.", body = Attachment),
+        (status = 400, description = "`invalid_upload`: not a multipart body; `upload_failed`: the body broke off or is malformed."),
+        (status = 413, description = "`payload_too_large`: over the upload limit, which the message names."),
+        (status = 422, description = "`missing_file`, `empty_file`."),
+    ),
+)]
 async fn upload(
     State(app): State<App>,
     auth: Auth,
@@ -89,6 +112,19 @@ fn multipart_error(limit: SizeLimit) -> impl Fn(MultipartError) -> Error {
     }
 }
 
+/// A file, or the byte range asked for (`Range: bytes=start-[end]`). Pictures, video and
+/// sound are served inline with their type; anything else as a download.
+#[utoipa::path(
+    get,
+    path = "/media/{media_id}",
+    tag = "media",
+    params(("media_id" = String, Path, description = "A file's id (26 characters).")),
+    responses(
+        (status = 200, description = "The file's bytes."),
+        (status = 206, description = "The range's bytes."),
+        (status = 416, description = "The range starts past the end."),
+    ),
+)]
 async fn download(
     State(app): State<App>,
     auth: Auth,
@@ -99,6 +135,13 @@ async fn download(
 }
 
 /// A picture's thumbnail: small, so sent whole, typed from its own bytes.
+#[utoipa::path(
+    get,
+    path = "/media/{media_id}/thumbnail",
+    tag = "media",
+    params(("media_id" = String, Path, description = "A file's id (26 characters).")),
+    responses((status = 200, description = "A JPEG or PNG, at most 320 pixels a side.")),
+)]
 async fn thumbnail(
     State(app): State<App>,
     auth: Auth,
@@ -161,6 +204,17 @@ async fn serve(app: &App, auth: Auth, media_id: &str, headers: &HeaderMap) -> Re
     Ok(response)
 }
 
+/// A user's picture.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/avatar",
+    tag = "media",
+    params(
+        ("user_id" = String, Path, description = "A user's id."),
+        ("v" = Option<String>, Query, description = "The picture's version, as `avatar_url` gives it: only for caching."),
+    ),
+    responses((status = 200, description = "A square JPEG or PNG.")),
+)]
 async fn avatar(
     State(app): State<App>,
     _auth: Auth,
@@ -190,6 +244,18 @@ async fn small_picture(blob: BlobReader) -> Result<Response> {
 }
 
 /// A picture over `AVATAR_LIMIT` gets a 413 that names the limit.
+#[utoipa::path(
+    put,
+    path = "/me/avatar",
+    tag = "media",
+    request_body(content = FileUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "You, with the new picture.", body = User),
+        (status = 400, description = "`invalid_upload`: not a multipart body; `upload_failed`: the body broke off or is malformed."),
+        (status = 413, description = "`payload_too_large`: over 10 MB."),
+        (status = 422, description = "`missing_file`, `empty_file`, `invalid_image`."),
+    ),
+)]
 async fn set_avatar(
     State(app): State<App>,
     auth: Auth,
@@ -211,6 +277,13 @@ async fn set_avatar(
     .into())
 }
 
+/// Removes the signed-in user's picture.
+#[utoipa::path(
+    delete,
+    path = "/me/avatar",
+    tag = "media",
+    responses((status = 200, description = "You, without a picture.", body = User)),
+)]
 async fn remove_avatar(State(app): State<App>, auth: Auth) -> Result<Json<User>> {
     Ok(Json(app.remove_avatar(auth.session.user.id).await?))
 }

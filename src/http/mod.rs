@@ -15,6 +15,7 @@ pub mod listener;
 mod media;
 mod messages;
 pub mod metrics;
+pub mod openapi;
 mod rooms;
 mod search;
 mod sso;
@@ -29,7 +30,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::get;
 use axum::{BoxError, Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
@@ -37,6 +37,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::App;
 use crate::error::Error;
@@ -53,33 +54,15 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every route; readiness also looks at `capacity`, the connections the listener holds.
 /// With `metrics`, `/metrics` is among them; without, it is served elsewhere (or nowhere).
 pub fn router(app: App, capacity: Arc<Capacity>, metrics: Option<PrometheusHandle>) -> Router {
-    // Every request but an upload must be answered within REQUEST_TIMEOUT.
-    let quick = Router::new()
-        .merge(accounts::routes())
-        .merge(admin::routes())
-        .merge(blocks::routes())
-        .merge(rooms::routes())
-        .merge(messages::routes())
-        .merge(search::routes())
-        .merge(sso::routes())
-        .merge(media::routes())
-        .merge(ws::routes())
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
-                .timeout(REQUEST_TIMEOUT),
-        );
-    let api = quick
-        .merge(media::upload_routes(app.settings().max_upload_bytes))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+    let (described, description) =
+        described_routes(app.settings().max_upload_bytes).split_for_parts();
+    let described = described.layer(Extension(openapi::Described::new(
+        &openapi::finish(description),
+        &crate::realtime::protocol::schema(),
+    )));
     let policy = content_security_policy(&app.settings().public_origin);
     let always = |name, value| SetResponseHeaderLayer::if_not_present(name, value);
-    let mut router = Router::new()
-        .nest("/api/v1", api)
-        .merge(web::routes())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz).layer(Extension(capacity)));
+    let mut router = Router::new().merge(described).merge(web::routes()).layer(Extension(capacity));
     if let Some(handle) = metrics {
         router = router.merge(metrics::routes(handle));
     }
@@ -119,6 +102,36 @@ pub fn router(app: App, capacity: Arc<Capacity>, metrics: Option<PrometheusHandl
         )
         .layer(middleware::from_fn(metrics::count_requests))
         .with_state(app)
+}
+
+/// Every route of the API and health, each with its description (src/http/openapi.rs): a
+/// new endpoint is added to its feature's `routes()` with `routes!`, beside its
+/// `#[utoipa::path]`.
+fn described_routes(max_upload_bytes: u64) -> OpenApiRouter<App> {
+    // Every request but an upload must be answered within REQUEST_TIMEOUT.
+    let quick = OpenApiRouter::new()
+        .merge(accounts::routes())
+        .merge(admin::routes())
+        .merge(blocks::routes())
+        .merge(rooms::routes())
+        .merge(messages::routes())
+        .merge(search::routes())
+        .merge(sso::routes())
+        .merge(media::routes())
+        .merge(ws::routes())
+        .merge(openapi::routes())
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
+                .timeout(REQUEST_TIMEOUT),
+        );
+    let api = quick.merge(media::upload_routes(max_upload_bytes)).fallback(not_found);
+    OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", api).merge(health::routes())
+}
+
+/// The API's description, as `/api/v1/openapi.json` serves it.
+pub fn description() -> serde_json::Value {
+    openapi::finish(described_routes(u64::MAX).into_openapi())
 }
 
 /// The Content-Security-Policy of every response: the page runs only its own scripts and

@@ -2,65 +2,90 @@
 //! membership, and direct messages.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Auth, JsonBody, PathParams, QueryParams};
 use crate::app::App;
 use crate::domain::{Member, PresenceStatus, Room};
 use crate::error::Result;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/rooms", get(my_rooms).post(create_room))
-        .route("/rooms/public", get(public_rooms))
-        .route("/rooms/{room_id}", get(room))
-        .route("/rooms/{room_id}/join", post(join))
-        .route("/rooms/{room_id}/leave", post(leave))
-        .route("/rooms/{room_id}/members", get(members).post(add_member))
-        .route("/rooms/{room_id}/members/{user_id}", delete(remove_member))
-        .route("/dm/{user_id}", post(open_dm))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(my_rooms, create_room))
+        .routes(routes!(public_rooms))
+        .routes(routes!(room))
+        .routes(routes!(join))
+        .routes(routes!(leave))
+        .routes(routes!(members, add_member))
+        .routes(routes!(remove_member))
+        .routes(routes!(open_dm))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Rooms {
     rooms: Vec<Room>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateRoom {
+    /// 1–64 characters.
     name: String,
+    /// `public` or `private` (DMs are opened with `POST /dm/{user_id}`).
     kind: String,
+    /// People to add at once.
     #[serde(default)]
     member_ids: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Directory {
+    /// The start of a room's name; every public room when empty.
     #[serde(default)]
     q: String,
+    /// 1 to 200; 100 when absent.
     limit: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AddMember {
     user_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Members {
     members: Vec<Member>,
     /// Members online or away now.
     online_count: usize,
 }
 
+/// The signed-in user's rooms.
+#[utoipa::path(
+    get,
+    path = "/rooms",
+    tag = "rooms",
+    responses((status = 200, description = "Your rooms.", body = Rooms)),
+)]
 async fn my_rooms(State(app): State<App>, auth: Auth) -> Result<Json<Rooms>> {
     Ok(Json(Rooms { rooms: app.rooms(auth.session.user.id).await? }))
 }
 
+/// The directory of public rooms.
+#[utoipa::path(
+    get,
+    path = "/rooms/public",
+    tag = "rooms",
+    params(Directory),
+    responses(
+        (status = 200, description = "Public rooms whose names start so.", body = Rooms),
+        (status = 422, description = "`invalid_limit`."),
+    ),
+)]
 async fn public_rooms(
     State(app): State<App>,
     auth: Auth,
@@ -70,6 +95,19 @@ async fn public_rooms(
     Ok(Json(Rooms { rooms }))
 }
 
+/// Creates a public room or a private group, owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/rooms",
+    tag = "rooms",
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "The new room.", body = Room),
+        (status = 403, description = "`blocked`: someone to add blocks you."),
+        (status = 409, description = "`room_name_taken`: a public room by that name (or a look-alike) exists."),
+        (status = 422, description = "`invalid_room_name`, `invalid_room_kind`, `unknown_user`, `too_many_members`."),
+    ),
+)]
 async fn create_room(
     State(app): State<App>,
     auth: Auth,
@@ -81,6 +119,14 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
+/// One room, as the caller sees it.
+#[utoipa::path(
+    get,
+    path = "/rooms/{room_id}",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "A room's id.")),
+    responses((status = 200, description = "The room.", body = Room)),
+)]
 async fn room(
     State(app): State<App>,
     auth: Auth,
@@ -89,6 +135,17 @@ async fn room(
     Ok(Json(app.room(auth.session.user.id, &room_id).await?))
 }
 
+/// Joins a public room.
+#[utoipa::path(
+    post,
+    path = "/rooms/{room_id}/join",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "A room's id.")),
+    responses(
+        (status = 200, description = "The room, joined.", body = Room),
+        (status = 409, description = "`dm_members_fixed`: a DM cannot be joined."),
+    ),
+)]
 async fn join(
     State(app): State<App>,
     auth: Auth,
@@ -97,6 +154,18 @@ async fn join(
     Ok(Json(app.join(auth.session.user.id, &room_id).await?))
 }
 
+/// Leaves a room (a DM cannot be left).
+#[utoipa::path(
+    post,
+    path = "/rooms/{room_id}/leave",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "A room's id.")),
+    responses(
+        (status = 204, description = "Left."),
+        (status = 403, description = "`not_member`: a public room you have not joined."),
+        (status = 409, description = "`dm_members_fixed`."),
+    ),
+)]
 async fn leave(
     State(app): State<App>,
     auth: Auth,
@@ -106,6 +175,14 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A room's members, with their presence.
+#[utoipa::path(
+    get,
+    path = "/rooms/{room_id}/members",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "A room's id.")),
+    responses((status = 200, description = "The members.", body = Members)),
+)]
 async fn members(
     State(app): State<App>,
     auth: Auth,
@@ -117,6 +194,20 @@ async fn members(
     Ok(Json(Members { members, online_count }))
 }
 
+/// Adds someone to a room the caller is in.
+#[utoipa::path(
+    post,
+    path = "/rooms/{room_id}/members",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "A room's id.")),
+    request_body = AddMember,
+    responses(
+        (status = 200, description = "The room.", body = Room),
+        (status = 403, description = "`blocked`: they block you."),
+        (status = 409, description = "`dm_members_fixed`."),
+        (status = 422, description = "`unknown_user`, `too_many_members`."),
+    ),
+)]
 async fn add_member(
     State(app): State<App>,
     auth: Auth,
@@ -126,6 +217,18 @@ async fn add_member(
     Ok(Json(app.add_member(auth.session.user.id, &room_id, &request.user_id).await?))
 }
 
+/// Removes a member (the owner only).
+#[utoipa::path(
+    delete,
+    path = "/rooms/{room_id}/members/{user_id}",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "A room's id."), ("user_id" = String, Path, description = "A member's id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "`not_owner`."),
+        (status = 409, description = "`dm_members_fixed`."),
+    ),
+)]
 async fn remove_member(
     State(app): State<App>,
     auth: Auth,
@@ -135,6 +238,18 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Opens the direct conversation with a user, or finds the one there is.
+#[utoipa::path(
+    post,
+    path = "/dm/{user_id}",
+    tag = "rooms",
+    params(("user_id" = String, Path, description = "A user's id.")),
+    responses(
+        (status = 200, description = "The DM there was.", body = Room),
+        (status = 201, description = "A new DM.", body = Room),
+        (status = 403, description = "`blocked`: they block you; `blocking`: you block them."),
+    ),
+)]
 async fn open_dm(
     State(app): State<App>,
     auth: Auth,

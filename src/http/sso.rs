@@ -4,12 +4,13 @@
 //! every outcome is a redirect to Confab's own pages (docs/api.md).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::accounts::{device_cookie, session_cookie, session_response};
 use super::extract::{Auth, ClientAddr, JsonBody, PathParams, bad_origin, cookie, origin_allowed};
@@ -31,23 +32,31 @@ const COOKIE_PATH: &str = "/api/v1/auth/oidc";
 const FLOW_COOKIE_SECS: i64 = 10 * 60;
 const SIGNUP_COOKIE_SECS: i64 = 30 * 60;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/auth/methods", get(methods))
-        .route("/auth/oidc/signup", get(signup_proposal).post(signup))
-        .route("/auth/oidc/{provider}/start", post(start))
-        .route("/auth/oidc/{provider}/callback", get(callback))
-        .route("/me/identities", get(identities))
-        .route("/me/identities/{identity_id}", delete(unlink))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(methods))
+        .routes(routes!(signup_proposal, signup))
+        .routes(routes!(start))
+        .routes(routes!(callback))
+        .routes(routes!(identities))
+        .routes(routes!(unlink))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Methods {
     password_login: bool,
     password_signup: bool,
     providers: Vec<ProviderView>,
 }
 
+/// How people may sign in here: password, and which identity providers.
+#[utoipa::path(
+    get,
+    path = "/auth/methods",
+    tag = "sso",
+    security(()),
+    responses((status = 200, description = "The sign-in methods.", body = Methods)),
+)]
 async fn methods(State(app): State<App>) -> Json<Methods> {
     let settings = app.settings();
     Json(Methods {
@@ -57,23 +66,39 @@ async fn methods(State(app): State<App>) -> Json<Methods> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Intent {
     SignIn,
     Link,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct StartRequest {
     intent: Intent,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Started {
     authorization_url: String,
 }
 
+/// Starts signing in with (or linking) a provider: go to `authorization_url`.
+#[utoipa::path(
+    post,
+    path = "/auth/oidc/{provider}/start",
+    tag = "sso",
+    security(()),
+    params(("provider" = String, Path, description = "A configured provider's id (`GET /auth/methods`).")),
+    request_body = StartRequest,
+    responses(
+        (status = 200, description = "Where to send the browser; the flow's cookie is set.", body = Started),
+        (status = 401, description = "`unauthenticated`: linking needs a session."),
+        (status = 403, description = "`bad_origin`: started from another site's page."),
+        (status = 404, description = "`not_found`: no such provider."),
+        (status = 502, description = "`sso_unavailable`: the provider cannot be reached."),
+    ),
+)]
 async fn start(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
@@ -101,6 +126,16 @@ async fn start(
     Ok((headers, Json(body)).into_response())
 }
 
+/// Where the provider sends the browser back. Always a redirect to Confab's page, with
+/// `?sso=signup`, `?sso=linked` or `?sso_error=<code>` when not simply signed in.
+#[utoipa::path(
+    get,
+    path = "/auth/oidc/{provider}/callback",
+    tag = "sso",
+    security(()),
+    params(("provider" = String, Path, description = "A configured provider's id (`GET /auth/methods`)."), CallbackParams),
+    responses((status = 303, description = "To `/`, signed in or told what happened.")),
+)]
 async fn callback(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
@@ -143,6 +178,17 @@ async fn callback(
     (StatusCode::SEE_OTHER, headers).into_response()
 }
 
+/// The account a first sign-in with a provider proposes (from the sign-up cookie).
+#[utoipa::path(
+    get,
+    path = "/auth/oidc/signup",
+    tag = "sso",
+    security(()),
+    responses(
+        (status = 200, description = "The proposal.", body = SignupProposal),
+        (status = 404, description = "`not_found`: no sign-up under way (or it expired)."),
+    ),
+)]
 async fn signup_proposal(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
@@ -152,12 +198,27 @@ async fn signup_proposal(
     Ok(Json(app.sso_signup_proposal(ticket.as_deref(), address).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SignupRequest {
     username: String,
     display_name: Option<String>,
 }
 
+/// Creates the account a first sign-in with a provider proposed, and signs in.
+#[utoipa::path(
+    post,
+    path = "/auth/oidc/signup",
+    tag = "sso",
+    security(()),
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Registered and signed in.", body = super::accounts::SessionResponse),
+        (status = 403, description = "`bad_origin`: from another site's page."),
+        (status = 404, description = "`not_found`: no sign-up under way (or it expired)."),
+        (status = 409, description = "`username_taken`, `identity_taken`."),
+        (status = 422, description = "`invalid_username`, `invalid_display_name`."),
+    ),
+)]
 async fn signup(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
@@ -176,10 +237,28 @@ async fn signup(
     Ok(response)
 }
 
+/// The signed-in user's linked identities, and whether they have a password.
+#[utoipa::path(
+    get,
+    path = "/me/identities",
+    tag = "sso",
+    responses((status = 200, description = "Your sign-in methods.", body = SignInMethodsView)),
+)]
 async fn identities(State(app): State<App>, auth: Auth) -> Result<Json<SignInMethodsView>> {
     Ok(Json(app.sign_in_methods(auth.session.user.id).await?))
 }
 
+/// Unlinks an identity.
+#[utoipa::path(
+    delete,
+    path = "/me/identities/{identity_id}",
+    tag = "sso",
+    params(("identity_id" = String, Path, description = "An identity's id.")),
+    responses(
+        (status = 204, description = "Unlinked."),
+        (status = 409, description = "`last_sign_in_method`: link another provider first."),
+    ),
+)]
 async fn unlink(
     State(app): State<App>,
     auth: Auth,

@@ -1,5 +1,7 @@
 //! The web client: the files under `web/`, embedded in the binary at compile time and served
-//! at `/` (the page) and `/assets/<version>/...` (its scripts and styles).
+//! at `/` (the page) and `/assets/<version>/...` (its scripts and styles); and the API
+//! reference at `/api/docs`, a page of the same kind that draws `/api/v1/openapi.json`
+//! (`web/reference.html`, `web/reference/`), with nothing fetched from elsewhere.
 //!
 //! `<version>` is a digest of every file, so a new build changes every asset URL: assets are
 //! cached for a year as immutable, and the page, which is never cached, always names the
@@ -23,15 +25,19 @@ use crate::error::Error;
 #[derive(RustEmbed)]
 #[folder = "web/"]
 #[exclude = "index.html"]
+#[exclude = "reference.html"]
 struct Assets;
 
 /// The page, with `{{ASSETS}}` standing for the versioned asset path.
 const INDEX_TEMPLATE: &str = include_str!("../../web/index.html");
+/// The API reference's page, likewise.
+const REFERENCE_TEMPLATE: &str = include_str!("../../web/reference.html");
 
-/// The page as served, and the version its asset URLs carry.
+/// The pages as served, and the version their asset URLs carry.
 struct Site {
     version: String,
     index: String,
+    reference: String,
 }
 
 impl Site {
@@ -46,29 +52,35 @@ impl Site {
             }
         }
         digest.update(INDEX_TEMPLATE.as_bytes());
+        digest.update(REFERENCE_TEMPLATE.as_bytes());
         let version: String =
             digest.finalize().iter().take(6).map(|byte| format!("{byte:02x}")).collect();
-        let index = INDEX_TEMPLATE.replace("{{ASSETS}}", &format!("/assets/{version}"));
-        Self { version, index }
+        let assets = format!("/assets/{version}");
+        let index = INDEX_TEMPLATE.replace("{{ASSETS}}", &assets);
+        let reference = REFERENCE_TEMPLATE.replace("{{ASSETS}}", &assets);
+        Self { version, index, reference }
     }
 }
 
 pub fn routes() -> Router<App> {
     let site = Arc::new(Site::build());
     let page = site.clone();
+    let reference = site.clone();
     Router::new()
-        .route("/", get(move || index(page.clone())))
+        .route("/", get(move || html(page.index.clone())))
+        .route("/api/docs", get(move || html(reference.reference.clone())))
         .route("/assets/{version}/{*path}", get(move |path| asset(site.clone(), path)))
         .layer(CompressionLayer::new().gzip(true))
 }
 
-async fn index(site: Arc<Site>) -> Response {
+/// A page: never cached, so that it always names the current assets.
+async fn html(page: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        site.index.clone(),
+        page,
     )
         .into_response()
 }

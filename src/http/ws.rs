@@ -1,12 +1,12 @@
 //! The WebSocket endpoint: checks the origin and the session, then hands the upgraded
 //! socket to a connection task.
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{TokenSource, bad_origin, origin_allowed, session_token};
 use crate::app::App;
@@ -25,13 +25,27 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// writes fail and the connection closes, so memory per connection stays bounded.
 const MAX_WRITE_BUFFER: usize = 512 * 1024;
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/ws", get(upgrade))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
 /// Browsers always send Origin with a WebSocket upgrade, and it must be ours (otherwise
 /// any page could open a socket with the visitor's cookie). Clients without an Origin are
 /// not browsers and must authenticate with a bearer token.
+/// The WebSocket: live events, sending, catching up. Its frames are described in
+/// `/api/v1/ws-schema.json` and docs/api.md. Authenticate with the bearer token, or (browsers)
+/// the cookie with Confab's own Origin.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "realtime",
+    responses(
+        (status = 101, description = "Upgraded: frames follow."),
+        (status = 400, description = "`websocket_required`: not a WebSocket upgrade."),
+        (status = 403, description = "`bad_origin`: an Origin other than Confab's."),
+        (status = 429, description = "`rate_limited`: the user holds as many sockets as they may."),
+    ),
+)]
 async fn upgrade(
     State(app): State<App>,
     headers: HeaderMap,

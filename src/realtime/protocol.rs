@@ -39,7 +39,7 @@ pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
 /// A frame from the client. Frames that change something may carry a `client_id`, which
 /// an `error` about them echoes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Post a message. `client_id` makes retries safe: the same id from the same user in
@@ -90,14 +90,14 @@ pub enum ClientFrame {
 }
 
 /// A user who is around, in a presence snapshot.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PresentUser {
     pub user_id: UserId,
     pub status: PresenceStatus,
 }
 
 /// What a connection says of its user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientPresence {
     Online,
@@ -128,7 +128,7 @@ pub const CLIENT_TYPES: [&str; 10] =
 
 /// A frame from the server. Frames with a `seq` belong to a room's ordered stream; the
 /// others (typing, presence, receipts, counts) are state of the moment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum ServerFrame<'a> {
     /// The first frame: who you are and, per room, the seq after which live events start,
@@ -282,6 +282,35 @@ pub fn catch_up_frame(since: i64, up_to: i64, changed: &Changed) -> Utf8Bytes {
         ServerFrame::MessageUpdated { room_id, seq, message }
     };
     frame.to_text()
+}
+
+/// Every frame as a JSON Schema (2020-12), derived from the types above and served at
+/// `/api/v1/ws-schema.json`: `$defs.ClientFrame` is any frame a client may send,
+/// `$defs.ServerFrame` any the server sends, each a `oneOf` by `type`.
+pub fn schema() -> serde_json::Value {
+    use utoipa::{PartialSchema, ToSchema};
+    let mut schemas = Vec::new();
+    ClientFrame::schemas(&mut schemas);
+    ServerFrame::schemas(&mut schemas);
+    schemas.push((ClientFrame::name().into_owned(), ClientFrame::schema()));
+    schemas.push((ServerFrame::name().into_owned(), ServerFrame::schema()));
+    let definitions: serde_json::Map<String, serde_json::Value> = schemas
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or_default()))
+        .collect();
+    // utoipa writes references for an OpenAPI document; here they point into `$defs`.
+    let text = serde_json::Value::Object(definitions)
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Confab WebSocket frames",
+        "description": "Frames are JSON text, one object each, with a `type`. ClientFrame: \
+            what a client may send; ServerFrame: what the server sends. docs/api.md tells \
+            when each is sent.",
+        "anyOf": [{ "$ref": "#/$defs/ClientFrame" }, { "$ref": "#/$defs/ServerFrame" }],
+        "$defs": serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

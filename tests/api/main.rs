@@ -25,6 +25,7 @@ mod metrics;
 mod names;
 mod nginx;
 mod oidc_provider;
+mod openapi;
 mod postgres;
 mod presence;
 mod receipts;

@@ -3,6 +3,7 @@
 //! `#[each_store]` runs a test once per store (`store.rs`); `postgres.rs` starts the
 //! PostgreSQL clusters; `oidc.rs` is an OpenID Connect identity provider.
 
+pub mod described;
 pub mod nginx;
 pub mod oidc;
 pub mod postgres;
@@ -170,7 +171,7 @@ impl TestApp {
         user: Option<&TestUser>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, self.url(path));
+        let mut request = self.http.request(method.clone(), self.url(path));
         if let Some(user) = user {
             request = request.bearer_auth(&user.token);
         }
@@ -179,12 +180,19 @@ impl TestApp {
         }
         let response = request.send().await.expect("request sent");
         let status = response.status();
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/json"));
         let text = response.text().await.expect("body read");
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        let described = json.then_some(&body).filter(|body| !body.is_string());
+        described::check_answer(&method, &format!("/api/v1{path}"), status, described);
         (status, body)
     }
 
@@ -375,6 +383,7 @@ impl WsClient {
             match next {
                 Some(Ok(Message::Text(text))) => {
                     let frame: Value = serde_json::from_str(&text).expect("server frames are JSON");
+                    described::check_frame(&frame);
                     let kind = frame["type"].as_str().unwrap_or_default();
                     if !self.ignored.contains(&kind) {
                         return Ok(Some(frame));
