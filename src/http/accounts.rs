@@ -85,7 +85,7 @@ async fn register(
     responses(
         (status = 200, description = "Signed in; the session cookie is set.", body = SessionResponse),
         (status = 401, description = "`invalid_credentials`: a wrong password or an unknown user."),
-        (status = 403, description = "`password_login_disabled`: this server signs people in only through identity providers."),
+        (status = 403, description = "`password_login_disabled`: this server signs people in only through identity providers; `account_deactivated`: an administrator deactivated this account (said only after the right password)."),
     ),
 )]
 async fn login(

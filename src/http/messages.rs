@@ -93,6 +93,7 @@ async fn history(
         (status = 200, description = "Stored before under this `client_id`: the stored message.", body = Message),
         (status = 201, description = "Stored.", body = Message),
         (status = 403, description = "`not_member`: a public room you have not joined; `blocked`: the other member of the DM blocks you."),
+        (status = 409, description = "`message_deleted`: `reply_to` names a deleted message."),
         (status = 422, description = "`empty_body`, `body_too_long`, `invalid_body`, `invalid_client_id`, `unknown_message`, `unknown_attachment`, `too_many_attachments`."),
     ),
 )]

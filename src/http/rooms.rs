@@ -104,7 +104,7 @@ async fn public_rooms(
     responses(
         (status = 201, description = "The new room.", body = Room),
         (status = 403, description = "`blocked`: someone to add blocks you."),
-        (status = 409, description = "`room_name_taken`: a public room by that name (or a look-alike) exists."),
+        (status = 409, description = "`room_name_taken`: a public room by that name (or a look-alike) exists; `user_deactivated`: `member_ids` names a deactivated account."),
         (status = 422, description = "`invalid_room_name`, `invalid_room_kind`, `unknown_user`, `too_many_members`."),
     ),
 )]
@@ -181,7 +181,10 @@ async fn leave(
     path = "/rooms/{room_id}/members",
     tag = "rooms",
     params(("room_id" = String, Path, description = "A room's id.")),
-    responses((status = 200, description = "The members.", body = Members)),
+    responses(
+        (status = 200, description = "The members.", body = Members),
+        (status = 403, description = "`not_member`: a public room you have not joined."),
+    ),
 )]
 async fn members(
     State(app): State<App>,
@@ -204,7 +207,7 @@ async fn members(
     responses(
         (status = 200, description = "The room.", body = Room),
         (status = 403, description = "`blocked`: they block you."),
-        (status = 409, description = "`dm_members_fixed`."),
+        (status = 409, description = "`dm_members_fixed`, `user_deactivated`."),
         (status = 422, description = "`unknown_user`, `too_many_members`."),
     ),
 )]
@@ -248,6 +251,7 @@ async fn remove_member(
         (status = 200, description = "The DM there was.", body = Room),
         (status = 201, description = "A new DM.", body = Room),
         (status = 403, description = "`blocked`: they block you; `blocking`: you block them."),
+        (status = 409, description = "`user_deactivated`: their account is deactivated."),
     ),
 )]
 async fn open_dm(

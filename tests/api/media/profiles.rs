@@ -19,9 +19,12 @@ async fn set_avatar(app: &TestApp, user: &TestUser, name: &str, bytes: &[u8]) ->
     send_file(app, user, Method::PUT, "/me/avatar", name, "application/octet-stream", bytes).await
 }
 
+/// The caller as `/me` shows them, without `admin` (which only `/me` says), so that it
+/// compares with the user other answers carry.
 async fn me(app: &TestApp, user: &TestUser) -> Value {
-    let (status, body) = app.get(user, "/me").await;
+    let (status, mut body) = app.get(user, "/me").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.as_object_mut().and_then(|me| me.remove("admin")), Some(Value::Bool(false)));
     body
 }
 
