@@ -51,6 +51,19 @@ impl App {
             None => DisplayName::from_username(&username),
         };
         self.limiter().check(Action::Register, Subject::address(client), 1).await?;
+        let user = self.create_password_user(username, display_name, &password).await?;
+        tracing::info!(user_id = %user.id, username = %user.username, "user registered");
+        self.start_session(user).await
+    }
+
+    /// Stores a new user who signs in with `password` (already checked against the
+    /// rules); 409 `username_taken` when the name, or one it looks like, is taken.
+    pub(super) async fn create_password_user(
+        &self,
+        username: Username,
+        display_name: DisplayName,
+        password: &Password,
+    ) -> Result<User> {
         let password_hash = self.inner.passwords.hash(password.expose()).await?;
         let new_user = NewUser {
             id: UserId::generate(),
@@ -60,18 +73,14 @@ impl App {
             created_at: Timestamp::now(),
             identity: None,
         };
-        let user = match self.store().create_user(new_user).await {
-            Err(StoreError::Conflict(_)) => {
-                return Err(Error::conflict_on(
-                    "username",
-                    "username_taken",
-                    "That username is taken, or looks too much like one that is.",
-                ));
-            }
-            other => other?,
-        };
-        tracing::info!(user_id = %user.id, username = %user.username, "user registered");
-        self.start_session(user).await
+        match self.store().create_user(new_user).await {
+            Err(StoreError::Conflict(_)) => Err(Error::conflict_on(
+                "username",
+                "username_taken",
+                "That username is taken, or looks too much like one that is.",
+            )),
+            other => Ok(other?),
+        }
     }
 
     /// Checks a username and password. Attempts are limited per client address, and

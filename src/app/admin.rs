@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{App, Session};
 use crate::domain::{DisplayName, MessageId, Password, Timestamp, UserId, Username};
 use crate::error::{Error, Result};
-use crate::store::{Account, AccountChange, AdminAction, NewUser, StoreError};
+use crate::store::{Account, AccountChange, AdminAction, StoreError};
 
 /// The most accounts one page of the list holds.
 pub const MAX_ACCOUNT_PAGE: u32 = 200;
@@ -296,25 +296,7 @@ impl App {
         };
         let generated = password.is_none();
         let password = Password::parse(password.unwrap_or_else(generate_password), &username)?;
-        let password_hash = self.inner.passwords.hash(password.expose()).await?;
-        let new_user = NewUser {
-            id: UserId::generate(),
-            username,
-            display_name,
-            password_hash,
-            created_at: Timestamp::now(),
-            identity: None,
-        };
-        let user = match self.store().create_user(new_user).await {
-            Err(StoreError::Conflict(_)) => {
-                return Err(Error::conflict_on(
-                    "username",
-                    "username_taken",
-                    "That username is taken, or looks too much like one that is.",
-                ));
-            }
-            other => other?,
-        };
+        let user = self.create_password_user(username, display_name, &password).await?;
         self.audit(actor, "create_user", user.username.as_str().to_owned()).await;
         let account = self.store().account(user.id).await?.ok_or(Error::NotFound("User"))?;
         Ok(AdminOutcome::Account {
