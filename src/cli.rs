@@ -17,6 +17,7 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
@@ -370,7 +371,8 @@ async fn open(settings: &Settings) -> Result<Local, Failure> {
     let announced = Arc::new(Announced::default());
     let bus: Arc<dyn Bus> = announced.clone();
     let sink = change_sink(bus.clone(), hub.clone(), ReceiptBatcher::new());
-    let store = crate::store::open(&settings.database, &settings.data_dir, sink)
+    // An operator at a terminal is told at once that the database is out of reach.
+    let store = crate::store::open(&settings.database, &settings.data_dir, Duration::ZERO, sink)
         .await
         .map_err(|error| Failure::failed(format!("could not open {database}: {error}")))?;
     let secret = async |name, candidate| {

@@ -29,6 +29,13 @@ pub struct Config {
     #[arg(long, env = "CONFAB_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
+    /// Seconds a starting node keeps trying to reach a database server that refuses or
+    /// does not answer yet (one started beside it, say) before it gives up. 0 gives up at
+    /// once.
+    #[arg(long, env = "CONFAB_DATABASE_WAIT_SECS", default_value_t = 60, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub database_wait_secs: u64,
+
     /// Where to serve Prometheus metrics (GET /metrics), apart from the public address so
     /// that only the monitoring network reaches them: e.g. 127.0.0.1:9090. Unset, /metrics
     /// is served on --addr with everything else.
@@ -188,6 +195,8 @@ pub struct Settings {
     /// Uploaded files, and the embedded database when there is no other.
     pub data_dir: PathBuf,
     pub database: Database,
+    /// How long a starting node waits for a database server it cannot reach yet.
+    pub database_wait: Duration,
     /// The bus between nodes (`redis://` URL), if this node is one of several.
     pub redis_url: Option<String>,
     /// Whose `X-Forwarded-For` is believed.
@@ -487,6 +496,7 @@ impl Settings {
         Ok(Self {
             data_dir: config.data_dir.clone(),
             database,
+            database_wait: Duration::from_secs(config.database_wait_secs),
             redis_url,
             trusted_proxies,
             secure_cookies: public_origin.starts_with("https://"),

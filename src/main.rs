@@ -55,7 +55,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let settings = Settings::from_config(&config)?;
     if config.command == Some(Command::Migrate) {
         let database = settings.database.redacted();
-        confab::store::migrate(&settings.database, &settings.data_dir)
+        confab::store::migrate(&settings.database, &settings.data_dir, settings.database_wait)
             .await
             .with_context(|| format!("could not migrate {database}"))?;
         tracing::info!(%database, "migrations applied");

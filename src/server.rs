@@ -94,9 +94,13 @@ pub async fn run(
     };
     let receipts = ReceiptBatcher::new();
     let sink = change_sink(bus.clone(), hub.clone(), receipts.clone());
-    let store = crate::store::open(&settings.database, &settings.data_dir, sink)
-        .await
-        .map_err(|error| ServerError::Store { database: settings.database.redacted(), error })?;
+    let store =
+        crate::store::open(&settings.database, &settings.data_dir, settings.database_wait, sink)
+            .await
+            .map_err(|error| ServerError::Store {
+                database: settings.database.redacted(),
+                error,
+            })?;
     let blobs = LocalBlobs::open(settings.data_dir.join("media")).map_err(|source| {
         ServerError::DataDir { path: settings.data_dir.join("media").display().to_string(), source }
     })?;

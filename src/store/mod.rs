@@ -30,6 +30,7 @@ pub mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -48,25 +49,34 @@ pub use rules::MAX_REACTIONS_PER_MESSAGE;
 pub const SQLITE_FILE: &str = "confab.db";
 
 /// Opens the configured database (applying pending migrations) and returns it as a
-/// [`Store`] that announces every committed change to `sink`.
+/// [`Store`] that announces every committed change to `sink`. A database server that
+/// cannot be reached yet is tried again for `start_wait` (the embedded one is always there).
 pub async fn open(
     database: &Database,
     data_dir: &Path,
+    start_wait: Duration,
     sink: ChangeSink,
 ) -> StoreResult<Arc<dyn Store>> {
     Ok(match database {
         Database::Embedded => {
             Arc::new(sqlite::SqliteStore::open(&data_dir.join(SQLITE_FILE), sink).await?)
         }
-        Database::Postgres(url) => Arc::new(postgres::PostgresStore::open(url, sink).await?),
+        Database::Postgres(url) => {
+            Arc::new(postgres::PostgresStore::open(url, start_wait, sink).await?)
+        }
     })
 }
 
-/// Applies the configured database's pending migrations, and nothing else.
-pub async fn migrate(database: &Database, data_dir: &Path) -> StoreResult<()> {
+/// Applies the configured database's pending migrations, and nothing else; waits for a
+/// database server as [`open`] does.
+pub async fn migrate(
+    database: &Database,
+    data_dir: &Path,
+    start_wait: Duration,
+) -> StoreResult<()> {
     match database {
         Database::Embedded => sqlite::migrate(&data_dir.join(SQLITE_FILE)).await,
-        Database::Postgres(url) => postgres::migrate(url).await,
+        Database::Postgres(url) => postgres::migrate(url, start_wait).await,
     }
 }
 

@@ -111,13 +111,14 @@ async fn confab_migrate_prepares_the_database_and_serves_nothing() {
 
 #[tokio::test]
 async fn a_database_out_of_reach_at_start_is_one_line_naming_it_without_its_password() {
-    // A port nobody listens on: nothing answers there.
+    // A port nobody listens on: nothing answers there. The node tries for a second.
     let closed = free_loopback_address();
     let url = format!("postgres://confab:hunter2@{closed}/chat");
     for migrate in [false, true] {
         let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
         command
             .args(["--addr", &free_loopback_address().to_string(), "--database-url", &url])
+            .args(["--database-wait-secs", "1"])
             .arg("--data-dir")
             .arg(tempfile::tempdir().expect("temp dir").path());
         if migrate {
@@ -138,7 +139,52 @@ async fn a_database_out_of_reach_at_start_is_one_line_naming_it_without_its_pass
         let redacted = format!("postgres://confab:***@{closed}/chat");
         assert!(lines[0].contains(&redacted), "it names the database: {stderr}");
         assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "{stderr}{stdout}");
+        assert!(stdout.contains("trying again"), "it said it was trying again: {stdout}");
     }
+}
+
+#[tokio::test]
+async fn a_node_started_before_its_database_waits_for_it_and_then_serves() {
+    let Some(cluster) = postgres::private_cluster().await else { return };
+    let url = cluster.create_database().await;
+    cluster.stop().await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut node = ServerProcess::spawn(|command| {
+        command.args(["--database-url", &url]).arg("--data-dir").arg(data.path());
+    })
+    .await;
+    node.until_logged("the database cannot be reached yet; trying again").await;
+    cluster.start().await;
+    node.wait_until_healthy().await;
+    let app = TestApp::external(node.address);
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice, "first", "public", &[]).await;
+    let (status, _) =
+        app.post(&alice, &format!("/rooms/{room}/messages"), json!({ "body": "made it" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_wrong_password_at_start_is_final_at_once() {
+    let Some(cluster) = postgres::private_cluster().await else { return };
+    let url = cluster.create_database().await;
+    // The test cluster trusts loopback; a user that does not exist is refused all the same.
+    let wrong = url.replacen("postgres://postgres@", "postgres://nobody:nothing@", 1);
+    assert_ne!(wrong, url, "the URL names its user: {url}");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
+    command
+        .args(["--addr", &free_loopback_address().to_string(), "--database-url", &wrong])
+        .args(["--database-wait-secs", "3600", "migrate"]);
+    let output = tokio::time::timeout(
+        PATIENCE,
+        tokio::task::spawn_blocking(move || command.output().expect("run confab")),
+    )
+    .await
+    .expect("confab gives up at once, not after an hour")
+    .expect("no panic");
+    assert!(!output.status.success(), "it exits non-zero");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("trying again"), "a refusal is not retried: {stdout}");
 }
 
 /// What became of one send.

@@ -56,7 +56,9 @@ async fn recorded(
         announced.changes.push(change.clone());
         announced.unseen.extend(unseen);
     });
-    let store = confab::store::open(database, data_dir, sink).await.expect("the store opens");
+    let store = confab::store::open(database, data_dir, std::time::Duration::ZERO, sink)
+        .await
+        .expect("the store opens");
     (store, announced)
 }
 

@@ -171,29 +171,15 @@ impl TestApp {
         user: Option<&TestUser>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method.clone(), self.url(path));
+        let mut request = self.http.request(method, self.url(path));
         if let Some(user) = user {
             request = request.bearer_auth(&user.token);
         }
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let json = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/json"));
-        let text = response.text().await.expect("body read");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        let described = json.then_some(&body).filter(|body| !body.is_string());
-        described::check_answer(&method, &format!("/api/v1{path}"), status, described);
-        (status, body)
+        let answer = described::send(request).await;
+        (answer.status, answer.json())
     }
 
     pub async fn get(&self, user: &TestUser, path: &str) -> (StatusCode, Value) {
@@ -475,6 +461,13 @@ impl ServerProcess {
     /// `configure` named a database: a fresh database, or the one of an earlier process
     /// over the same data directory (so that a restart finds its data, as on SQLite).
     pub async fn start(configure: impl FnOnce(&mut std::process::Command)) -> ServerProcess {
+        let mut server = ServerProcess::spawn(configure).await;
+        server.wait_until_healthy().await;
+        server
+    }
+
+    /// Starts confab as [`ServerProcess::start`] does, without waiting for it to serve.
+    pub async fn spawn(configure: impl FnOnce(&mut std::process::Command)) -> ServerProcess {
         let address = free_loopback_address();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_confab"));
         for (name, _) in std::env::vars_os() {
@@ -498,12 +491,11 @@ impl ServerProcess {
         let mut child = command.spawn().expect("spawn confab");
         let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
         let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
-        let mut server = ServerProcess { child, address, stdout, stderr };
-        server.wait_until_healthy().await;
-        server
+        ServerProcess { child, address, stdout, stderr }
     }
 
-    async fn wait_until_healthy(&mut self) {
+    /// Waits until `/healthz` answers 200; fails if the process exits first.
+    pub async fn wait_until_healthy(&mut self) {
         let http = reqwest::Client::new();
         let url = format!("http://{}/healthz", self.address);
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -524,6 +516,25 @@ impl ServerProcess {
                 tokio::time::Instant::now() < deadline,
                 "confab not healthy within {PATIENCE:?}\nstderr: {:?}",
                 self.stderr_lines()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the process has written a line holding `text`, to stdout or stderr.
+    pub async fn until_logged(&mut self, text: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let lines = [self.stdout_lines(), self.stderr_lines()].concat();
+            if lines.iter().any(|line| line.contains(text)) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                panic!("confab exited with {status} before logging {text:?}\n{lines:?}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "confab did not log {text:?} within {PATIENCE:?}\n{lines:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -96,8 +96,8 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects, applies pending migrations, and returns the store, which announces every
     /// committed change to `sink`.
-    pub async fn open(url: &str, sink: ChangeSink) -> StoreResult<Self> {
-        migrate(url).await?;
+    pub async fn open(url: &str, start_wait: Duration, sink: ChangeSink) -> StoreResult<Self> {
+        migrate(url, start_wait).await?;
         let options = connect_options(url)?.options([
             ("statement_timeout", STATEMENT_TIMEOUT),
             ("lock_timeout", LOCK_TIMEOUT),
@@ -119,17 +119,46 @@ impl PostgresStore {
 /// names stored before them, `skeletons.rs`), and nothing else. Nodes starting at once
 /// take turns under sqlx's advisory lock; a migration may take as long as it needs
 /// (building an index on a large table, say), so this connection has no statement timeout.
-pub async fn migrate(url: &str) -> StoreResult<()> {
-    let options = connect_options(url)?;
-    let mut connection = tokio::time::timeout(OPEN_TIMEOUT, options.connect())
-        .await
-        .map_err(|_| StoreError::Unavailable("no answer within 30 s".into()))??;
+/// While the database cannot be reached, it tries again for `start_wait`.
+pub async fn migrate(url: &str, start_wait: Duration) -> StoreResult<()> {
+    let mut connection = connect_at_start(&connect_options(url)?, start_wait).await?;
     check_server(&mut connection).await?;
     MIGRATOR.run_direct(&mut connection).await?;
     skeletons::fill_in(&mut connection).await?;
     search::fill_in(&mut connection).await?;
     connection.close().await?;
     Ok(())
+}
+
+/// A first connection, tried again while the database cannot be reached (refused, not
+/// resolved, starting up: what a database started beside the node says for its first
+/// seconds) until `start_wait` has passed; any other refusal (a wrong password, a missing
+/// database) is final at once.
+async fn connect_at_start(
+    options: &PgConnectOptions,
+    start_wait: Duration,
+) -> StoreResult<PgConnection> {
+    let deadline = tokio::time::Instant::now() + start_wait;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let error = match tokio::time::timeout(OPEN_TIMEOUT, options.connect()).await {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(error)) => StoreError::from(error),
+            Err(_) => StoreError::Unavailable("no answer within 30 s".into()),
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !matches!(error, StoreError::Unavailable(_)) || left.is_zero() {
+            return Err(error);
+        }
+        pause = pause.min(left);
+        tracing::warn!(
+            %error,
+            retry_in_ms = pause.as_millis() as u64,
+            "the database cannot be reached yet; trying again"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
