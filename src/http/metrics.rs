@@ -27,7 +27,18 @@ pub fn routes<S: Clone + Send + Sync + 'static>(handle: PrometheusHandle) -> Rou
     Router::new().route("/metrics", get(move || render(handle.clone())))
 }
 
-async fn render(handle: PrometheusHandle) -> Response {
+/// Every metric, in Prometheus's text format (docs/operations.md says what each means).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Every metric of this node, in Prometheus's text format (version 0.0.4).", content_type = "text/plain", body = String),
+        (status = 404, description = "`not_found`: this node serves its metrics on an address of their own (`CONFAB_METRICS_ADDR`)."),
+    ),
+)]
+pub(super) async fn render(handle: PrometheusHandle) -> Response {
     // Rendering reads every metric; a scrape every few seconds is cheap enough to run on
     // the async threads.
     let body = handle.render();

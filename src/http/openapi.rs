@@ -95,6 +95,9 @@ fn json_file(bytes: Bytes) -> Response {
             format; see docs/deploy.md).",
         license(name = "MIT OR Apache-2.0"),
     ),
+    // `/metrics` is served on the API's address or on one of its own (`CONFAB_METRICS_ADDR`),
+    // so it is routed apart from the described routes and listed here.
+    paths(super::metrics::render),
     components(schemas(ErrorBody)),
     tags(
         (name = "accounts", description = "Registering, signing in and out, profiles, finding people."),
@@ -106,7 +109,7 @@ fn json_file(bytes: Bytes) -> Response {
         (name = "search", description = "Searching messages."),
         (name = "administration", description = "Accounts and public rooms' messages, for administrators."),
         (name = "realtime", description = "The WebSocket (its frames: /api/v1/ws-schema.json)."),
-        (name = "health", description = "Liveness and readiness, for load balancers."),
+        (name = "health", description = "Liveness and readiness, for load balancers; metrics, for Prometheus."),
         (name = "description", description = "This description and the WebSocket's."),
     ),
 )]

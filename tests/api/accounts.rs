@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::{TestApp, TestUser, each_store, spawn_app, spawn_app_with};
+use crate::support::{TestApp, TestUser, described, each_store, spawn_app, spawn_app_with};
 
 /// A response read in full, headers included.
 struct Reply {
@@ -18,12 +18,10 @@ struct Reply {
 }
 
 impl Reply {
-    async fn read(response: reqwest::Response) -> Self {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body read");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Self { status, headers, body }
+    /// Sends `request` (its answer checked against the description) and reads the answer.
+    async fn send(request: reqwest::RequestBuilder) -> Self {
+        let answer = described::send(request).await;
+        Self { status: answer.status, body: answer.json(), headers: answer.headers }
     }
 }
 
@@ -33,7 +31,7 @@ fn error_code(body: &Value) -> &str {
 }
 
 async fn post_json(app: &TestApp, path: &str, body: Value) -> Reply {
-    Reply::read(app.http.post(app.url(path)).json(&body).send().await.expect("request sent")).await
+    Reply::send(app.http.post(app.url(path)).json(&body)).await
 }
 
 async fn register_with(app: &TestApp, body: Value) -> Reply {
@@ -76,9 +74,7 @@ fn session_cookie(headers: &HeaderMap) -> (String, Vec<String>) {
 }
 
 async fn me_with_cookie(app: &TestApp, cookie: &str) -> Reply {
-    let response =
-        app.http.get(app.url("/me")).header("cookie", cookie).send().await.expect("request sent");
-    Reply::read(response).await
+    Reply::send(app.http.get(app.url("/me")).header("cookie", cookie)).await
 }
 
 #[each_store]
@@ -394,14 +390,7 @@ async fn logout_is_204_and_the_token_and_cookie_stop_working_while_other_session
     let alice = app.register("alice").await;
     let other = session_user(&login(&app, "alice", "password-alice").await);
 
-    let response = app
-        .http
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .expect("request sent");
-    let reply = Reply::read(response).await;
+    let reply = Reply::send(app.http.post(app.url("/auth/logout")).bearer_auth(&alice.token)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     let (pair, attributes) = session_cookie(&reply.headers);
     assert_eq!(pair, "confab_session=", "the cookie is cleared");
@@ -460,14 +449,11 @@ async fn requests_without_a_valid_session_are_401_unauthenticated() {
             format!("Basic {}", alice.token),
         ];
         for header in headers {
-            let response = app
+            let request = app
                 .http
                 .request(method.clone(), app.url(&path))
-                .header("authorization", header.as_str())
-                .send()
-                .await
-                .expect("request sent");
-            let reply = Reply::read(response).await;
+                .header("authorization", header.as_str());
+            let reply = Reply::send(request).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{header}, {what}: {}", reply.body);
             assert_eq!(error_code(&reply.body), "unauthenticated", "{header}, {what}");
             assert_eq!(reply.headers.get(WWW_AUTHENTICATE).expect("WWW-Authenticate"), "Bearer");
@@ -620,7 +606,7 @@ async fn login_forwarded_with(
         .post(app.url("/auth/login"))
         .header("x-forwarded-for", client)
         .json(&json!({ "username": username, "password": password }));
-    request.send().await.expect("request sent").status()
+    described::send(request).await.status
 }
 
 /// A server behind a trusted proxy on loopback, so that tests speak for many addresses.
@@ -707,8 +693,8 @@ async fn login_from_device(
     if let Some(cookie) = cookie {
         request = request.header("cookie", format!("confab_device={cookie}"));
     }
-    let response = request.send().await.expect("request sent");
-    (response.status(), device_cookie_of(response.headers()))
+    let answer = described::send(request).await;
+    (answer.status, device_cookie_of(&answer.headers))
 }
 
 /// The `confab_device` value a response sets.
@@ -782,11 +768,10 @@ async fn a_device_cookie_counts_its_own_failures_and_serves_its_account_only() {
 async fn the_device_cookie_is_for_the_sign_in_endpoints_only_and_outlives_logout() {
     let app = spawn_app().await;
     let body = json!({ "username": "frank", "password": "password-frank" });
-    let response =
-        app.http.post(app.url("/auth/register")).json(&body).send().await.expect("register");
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let set_cookie: Vec<&str> = response
-        .headers()
+    let reply = Reply::send(app.http.post(app.url("/auth/register")).json(&body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let set_cookie: Vec<&str> = reply
+        .headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|value| value.to_str().ok())

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::support::{TestApp, TestUser, WsClient, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, WsClient, described, each_store, spawn_app};
 
 const FOREIGN_ORIGIN: &str = "http://evil.example";
 
@@ -22,16 +22,13 @@ fn error_code(body: &Value) -> &str {
 
 /// A request read in full: status, content type and body (JSON if it parses).
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, String, Value) {
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    let content_type = response
-        .headers()
+    let answer = described::send(request).await;
+    let content_type = answer
+        .headers
         .get(CONTENT_TYPE)
         .map(|v| v.to_str().expect("ascii content type").to_owned())
         .unwrap_or_default();
-    let text = response.text().await.expect("body read");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, content_type, body)
+    (answer.status, content_type, answer.json())
 }
 
 /// A POST as `user` of a raw body declared as JSON.

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::media::upload_claimed;
 use crate::support::{
-    PATIENCE, TestApp, TestUser, WsClient, each_store, spawn_app_as_shipped, spawn_app_with,
-    spawn_cluster_with,
+    PATIENCE, TestApp, TestUser, WsClient, described, each_store, spawn_app_as_shipped,
+    spawn_app_with, spawn_cluster_with,
 };
 
 /// An answer as the limits tests look at it: status, body, and `Retry-After` if sent.
@@ -44,14 +44,13 @@ impl TestApp {
         if let Some(address) = forwarded_for {
             request = request.header("x-forwarded-for", address);
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let retry_after = response
-            .headers()
+        let answer = described::send(request).await;
+        let retry_after = answer
+            .headers
             .get("retry-after")
             .map(|value| value.to_str().expect("ascii").parse().expect("whole seconds"));
-        let body = response.json().await.unwrap_or(Value::Null);
-        Answer { status, body, retry_after }
+        let body = serde_json::from_slice(&answer.bytes).unwrap_or(Value::Null);
+        Answer { status: answer.status, body, retry_after }
     }
 }
 

@@ -22,7 +22,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestUser};
+use crate::support::{TestApp, TestUser, described};
 
 /// How long a test listens to be sure that something does not arrive.
 const QUIET: Duration = Duration::from_millis(300);
@@ -35,11 +35,10 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    async fn read(response: reqwest::Response) -> Self {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("body read").to_vec();
-        Self { status, headers, bytes }
+    /// Sends `request` (its answer checked against the description) and reads the answer.
+    async fn send(request: reqwest::RequestBuilder) -> Self {
+        let answer = described::send(request).await;
+        Self { status: answer.status, headers: answer.headers, bytes: answer.bytes }
     }
 
     /// The body as JSON; a string holding the text when it is not JSON.
@@ -95,16 +94,13 @@ async fn send_file(
     bytes: &[u8],
 ) -> Reply {
     let (header, body) = multipart("file", file_name, content_type, bytes);
-    let response = app
+    let request = app
         .http
         .request(method, app.url(path))
         .bearer_auth(&user.token)
         .header("content-type", header)
-        .body(body)
-        .send()
-        .await
-        .expect("upload sent");
-    Reply::read(response).await
+        .body(body);
+    Reply::send(request).await
 }
 
 /// `POST /media` with the file as a client claims it: a name and a Content-Type.
@@ -132,7 +128,7 @@ async fn fetch_with(app: &TestApp, user: &TestUser, url: &str, headers: &[(&str,
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    Reply::read(request.send().await.expect("request sent")).await
+    Reply::send(request).await
 }
 
 async fn fetch(app: &TestApp, user: &TestUser, url: &str) -> Reply {

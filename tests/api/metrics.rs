@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::{
-    ServerProcess, TestApp, TestUser, each_store, eventually, free_loopback_address, spawn_cluster,
+    ServerProcess, TestApp, TestUser, described, each_store, eventually, free_loopback_address,
+    spawn_cluster,
 };
 
 /// Characters in each message of the flood that makes a client too slow.
@@ -51,26 +52,30 @@ async fn metrics_count_messages_connections_routes_and_slow_clients_exactly() {
     let stored = |text: &str| value(text, "confab_messages_stored_total{kind=\"text\"}");
     assert_eq!(stored(&after) - stored(&before), 1.0, "{after}");
 
-    // A WebSocket opened and closed moves each counter by one.
+    // A WebSocket opened and closed moves each counter by one. A scrape reads one metric
+    // after another, so one may show a change that another does not show yet: wait until
+    // every figure looked at has moved, then check by how much.
     let before = scrape().await;
+    let opened = |text: &str| value(text, "confab_websocket_connections_opened_total");
     let mut socket = app.connect(&alice).await;
     let open = eventually("the connection and its user are counted", || async {
         let now = scrape().await;
         let open = value(&now, "confab_websocket_connections") == 1.0;
-        (open && value(&now, "confab_users_online") == 1.0).then_some(now)
+        let counted = opened(&now) > opened(&before);
+        (open && counted && value(&now, "confab_users_online") == 1.0).then_some(now)
     })
     .await;
-    let opened = |text: &str| value(text, "confab_websocket_connections_opened_total");
     assert_eq!(opened(&open) - opened(&before), 1.0, "{open}");
     let close = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
     socket.stream.send(Message::Close(Some(close))).await.expect("send close");
+    let closed_total = |text: &str| sum(text, "confab_websocket_connections_closed_total");
     let closed = eventually("the connection is counted closed and its user gone", || async {
         let now = scrape().await;
         let closed = value(&now, "confab_websocket_connections") == 0.0;
-        (closed && value(&now, "confab_users_online") == 0.0).then_some(now)
+        let counted = closed_total(&now) > closed_total(&before);
+        (closed && counted && value(&now, "confab_users_online") == 0.0).then_some(now)
     })
     .await;
-    let closed_total = |text: &str| sum(text, "confab_websocket_connections_closed_total");
     assert_eq!(closed_total(&closed) - closed_total(&before), 1.0, "{closed}");
     assert_eq!(
         value(&closed, "confab_websocket_connections_closed_total{code=\"1000\"}")
@@ -118,15 +123,17 @@ async fn metrics_count_messages_connections_routes_and_slow_clients_exactly() {
     let before = scrape().await;
     let stalled = app.connect(&bob).await;
     let sent = flood_until_cut_off(&app, &scrape_url, &alice, &room, &before).await;
-    let after = scrape().await;
+    // The connection is counted slow as it closes, and closed once its task has ended.
+    let closed_slow =
+        |text: &str| value(text, "confab_websocket_connections_closed_total{code=\"4000\"}");
+    let after = eventually("the cut-off connection counted closed", || async {
+        let now = scrape().await;
+        (closed_slow(&now) > closed_slow(&before)).then_some(now)
+    })
+    .await;
     let slow = |text: &str| value(text, "confab_slow_connections_closed_total");
     assert_eq!(slow(&after) - slow(&before), 1.0, "{after}");
-    assert_eq!(
-        value(&after, "confab_websocket_connections_closed_total{code=\"4000\"}")
-            - value(&before, "confab_websocket_connections_closed_total{code=\"4000\"}"),
-        1.0,
-        "{after}"
-    );
+    assert_eq!(closed_slow(&after) - closed_slow(&before), 1.0, "{after}");
     assert_eq!(stored(&after) - stored(&before), sent as f64, "every message of the flood");
     assert!(value(&after, "confab_deliveries_total") > value(&before, "confab_deliveries_total"));
     assert!(sum(&after, "confab_store_commit_seconds_count") > 0.0, "{after}");
@@ -144,12 +151,8 @@ async fn with_metrics_addr_the_metrics_leave_the_public_address() {
     })
     .await;
     let http = reqwest::Client::new();
-    let public = http
-        .get(format!("http://{}/metrics", server.address))
-        .send()
-        .await
-        .expect("public /metrics");
-    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let public = described::send(http.get(format!("http://{}/metrics", server.address))).await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND);
     let private =
         http.get(format!("http://{metrics_addr}/metrics")).send().await.expect("private /metrics");
     assert_eq!(private.status(), StatusCode::OK);
@@ -247,11 +250,11 @@ async fn flood_until_cut_off(
 }
 
 async fn scrape(app: &TestApp, url: &str) -> String {
-    let response = app.http.get(url).send().await.expect("scrape");
-    assert_eq!(response.status(), StatusCode::OK);
-    let content_type = response.headers()[reqwest::header::CONTENT_TYPE].to_str().expect("ascii");
+    let answer = described::send(app.http.get(url)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let content_type = answer.headers[reqwest::header::CONTENT_TYPE].to_str().expect("ascii");
     assert!(content_type.starts_with("text/plain"), "{content_type}");
-    response.text().await.expect("metrics text")
+    String::from_utf8(answer.bytes).expect("metrics text")
 }
 
 /// The value of one series (its name and labels exactly as rendered), 0 if absent.

@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::oidc::{Fault, Identity, Provider};
-use crate::support::{TestApp, each_store, eventually, spawn_app_with, spawn_cluster_with};
+use crate::support::{
+    TestApp, described, each_store, eventually, spawn_app_with, spawn_cluster_with,
+};
 use confab::config::{OidcProvider, Settings};
 
 const CLIENT_ID: &str = "confab";
@@ -60,10 +62,8 @@ impl Browser {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let text = response.text().await.expect("body read");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let answer = described::send(request).await;
+        (answer.status, answer.json())
     }
 
     async fn get(&self, app: &TestApp, path: &str) -> (StatusCode, Value) {
@@ -85,9 +85,9 @@ impl Browser {
     /// Follows a callback URL (on `app`, whatever host it names) and reads where it lands.
     async fn callback(&self, app: &TestApp, callback: &str) -> Landed {
         let path = callback.split_once("/api/v1").map(|(_, path)| path).expect("a callback URL");
-        let response = self.http.get(app.url(path)).send().await.expect("callback");
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "a callback always redirects");
-        let location = response.headers()[reqwest::header::LOCATION].to_str().expect("ASCII");
+        let answer = described::send(self.http.get(app.url(path))).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "a callback always redirects");
+        let location = answer.headers[reqwest::header::LOCATION].to_str().expect("ASCII");
         match location {
             "/" => Landed::SignedIn,
             "/?sso=signup" => Landed::Signup,

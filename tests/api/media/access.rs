@@ -7,7 +7,7 @@ use super::fixtures;
 use serde_json::json;
 
 use super::{error_code, fetch, fetch_status, history, send_with_files, text, upload};
-use crate::support::{each_store, spawn_app};
+use crate::support::{described, each_store, spawn_app};
 
 #[each_store]
 async fn an_unsent_upload_is_only_its_uploaders() {
@@ -24,8 +24,8 @@ async fn an_unsent_upload_is_only_its_uploaders() {
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{url}");
         assert_eq!(error_code(&reply.json()), "not_found");
     }
-    let anonymous = app.http.get(format!("http://{}{url}", app.address)).send().await;
-    assert_eq!(anonymous.expect("sent").status(), StatusCode::UNAUTHORIZED);
+    let anonymous = described::send(app.http.get(format!("http://{}{url}", app.address))).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
 #[each_store]

@@ -1,6 +1,7 @@
-//! The API's description as the tests' oracle: every answer the HTTP helpers see is checked
-//! against `/api/v1/openapi.json` (the description the server serves, made by
-//! `confab::http::description`), and every frame a [`super::WsClient`] reads against
+//! The API's description as the tests' oracle: every answer the HTTP helpers see (they
+//! send through [`send`]) is checked against `/api/v1/openapi.json` (the description the
+//! server serves, made by `confab::http::description`), and every frame a
+//! [`super::WsClient`] reads against
 //! `/api/v1/ws-schema.json`. An answer whose status the description does not list for its
 //! method and path, a body that does not fit the schema listed, or an endpoint that answers
 //! without being described fails the test that saw it.
@@ -10,8 +11,47 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+/// An answer of the API, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON; a string holding the text when it is not JSON, null when empty.
+    pub fn json(&self) -> Value {
+        if self.bytes.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.bytes).into_owned()))
+    }
+}
+
+/// Sends a request to the API and checks its answer against the description: what every
+/// test helper that talks HTTP to the API goes through.
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let (client, request) = request.build_split();
+    let request = request.expect("a well-formed request");
+    let method = request.method().clone();
+    let path = request.url().path().to_owned();
+    let response = client.execute(request).await.expect("request sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body read").to_vec();
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let body = json.then(|| serde_json::from_slice::<Value>(&bytes).ok()).flatten();
+    check_answer(&method, &path, status, body.as_ref());
+    Answer { status, headers, bytes }
+}
 
 /// The description, and the validators compiled from it so far.
 struct Description {
