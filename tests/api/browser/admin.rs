@@ -4,9 +4,9 @@
 use super::chat::DESKTOP;
 use super::driver;
 use crate::admin::administrator;
-use crate::support::{each_store, spawn_app};
+use crate::support::spawn_app;
 
-#[each_store]
+#[tokio::test]
 async fn an_administrator_deactivates_someone_from_the_accounts_list() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

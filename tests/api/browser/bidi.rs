@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::chat::DESKTOP;
 use super::driver;
-use crate::support::{each_store, spawn_app};
+use crate::support::spawn_app;
 
 /// An Arabic display name that ends in digits, the case that reorders most.
 const ARABIC_NAME: &str = "سارة 42";
@@ -16,7 +16,7 @@ const ARABIC_NAME: &str = "سارة 42";
 const HEBREW_ROOM: &str = "חדשות 7";
 const ARABIC_MESSAGE: &str = "مرحبا 123";
 
-#[each_store]
+#[tokio::test]
 async fn right_to_left_names_and_messages_are_isolated_in_the_list_and_the_sidebar() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

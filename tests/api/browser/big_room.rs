@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::chat::DESKTOP;
 use super::{Browser, driver};
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, spawn_app};
 
 /// The seqs of the messages shown, whether they run on without a gap or a repeat (the
 /// room holds nothing but messages, so their seqs follow each other), how many there are,
@@ -74,7 +74,7 @@ impl Browser {
     }
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_long_history_scrolls_both_ways_through_a_bounded_page_with_no_gap() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

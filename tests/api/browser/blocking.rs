@@ -2,9 +2,9 @@
 
 use super::chat::{DESKTOP, two_in_a_dm};
 use super::driver;
-use crate::support::{each_store, spawn_app};
+use crate::support::spawn_app;
 
-#[each_store]
+#[tokio::test]
 async fn blocking_from_the_dm_header_hides_the_dm_until_unblocked_in_the_profile() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -54,7 +54,7 @@ async fn blocking_from_the_dm_header_hides_the_dm_until_unblocked_in_the_profile
     bob_page.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_group_says_who_added_you_beside_leave() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

@@ -1,7 +1,7 @@
 //! Two people chatting in two browser windows.
 
 use super::{Browser, Driver, driver};
-use crate::support::{TestApp, TestUser, each_store, spawn_app_as_shipped};
+use crate::support::{TestApp, TestUser, spawn_app_as_shipped};
 
 pub(super) const DESKTOP: (u32, u32) = (1280, 860);
 pub(super) const PHONE: (u32, u32) = (390, 844);
@@ -48,7 +48,7 @@ pub(super) async fn two_in_a_dm(
     (alice_page, bob_page, alice, bob, room)
 }
 
-#[each_store]
+#[tokio::test]
 async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -93,7 +93,7 @@ async fn two_people_register_start_a_dm_and_chat_both_ways_live() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn typing_and_presence_appear_and_disappear() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -137,7 +137,7 @@ async fn typing_and_presence_appear_and_disappear() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_read_receipt_turns_blue_when_the_other_side_reads() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -171,7 +171,7 @@ async fn a_read_receipt_turns_blue_when_the_other_side_reads() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_unread_badge_and_the_tab_title_count_up_and_clear() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -199,7 +199,7 @@ async fn the_unread_badge_and_the_tab_title_count_up_and_clear() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     let Some(mut driver) = driver().await else { return };
     let mut app = spawn_app_as_shipped().await;
@@ -249,7 +249,7 @@ async fn the_page_reconnects_after_a_server_restart_and_shows_what_it_missed() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn html_in_a_message_is_shown_as_text_and_links_are_safe() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -276,7 +276,7 @@ async fn html_in_a_message_is_shown_as_text_and_links_are_safe() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -344,7 +344,7 @@ async fn the_page_fits_a_phone_with_a_collapsing_sidebar() {
 
 /// Past the sending rate, the client holds messages back for as long as the server says
 /// and then sends them: none is shown as failed, and all arrive, in order.
-#[each_store]
+#[tokio::test]
 async fn messages_sent_faster_than_the_rate_wait_and_then_go() {
     let Some(mut driver) = driver().await else { return };
     let app = crate::support::spawn_app_with(|settings| {

@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::chat::DESKTOP;
 use super::driver;
-use crate::support::{each_store, spawn_app};
+use crate::support::spawn_app;
 
 /// A quote shows what it quotes as it stands: an edit or a deletion shows at once, and
 /// one made while the page was away shows after it reconnects.
-#[each_store]
+#[tokio::test]
 async fn quotes_follow_what_they_quote_live_and_after_a_reconnect() {
     let Some(mut driver) = driver().await else { return };
     let mut app = spawn_app().await;
@@ -51,7 +51,7 @@ async fn quotes_follow_what_they_quote_live_and_after_a_reconnect() {
 
 /// The header says how many are in the room and how many of them are around, as people
 /// come and go, in words that fit the number.
-#[each_store]
+#[tokio::test]
 async fn the_header_counts_follow_who_comes_and_goes_with_plurals() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -76,7 +76,7 @@ async fn the_header_counts_follow_who_comes_and_goes_with_plurals() {
 
 /// A run of one's own messages carries one receipt, on its last message; the messages of
 /// a run after its first show their time on hover.
-#[each_store]
+#[tokio::test]
 async fn a_run_of_ones_own_messages_carries_one_receipt_and_each_a_time() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

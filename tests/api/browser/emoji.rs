@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::chat::{DESKTOP, two_in_a_dm};
 use super::{Browser, Driver, driver};
-use crate::support::{TestApp, each_store, spawn_app_as_shipped};
+use crate::support::{TestApp, spawn_app_as_shipped};
 
 /// Whether the page has requested the picker's module or its data.
 const LOADED: &str = "performance.getEntriesByType('resource').filter(e => \
@@ -47,7 +47,7 @@ async fn alone_in_a_room(app: &TestApp, driver: &mut Driver) -> Browser {
     page
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_picker_loads_on_first_use_and_a_searched_emoji_is_sent_and_comes_first_next_time() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -91,7 +91,7 @@ async fn the_picker_loads_on_first_use_and_a_searched_emoji_is_sent_and_comes_fi
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_picker_is_used_by_keyboard_and_escape_gives_the_focus_back() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -127,7 +127,7 @@ async fn the_picker_is_used_by_keyboard_and_escape_gives_the_focus_back() {
     alice.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_skin_tone_applies_to_the_emoji_that_take_one_and_is_remembered() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -168,7 +168,7 @@ async fn a_skin_tone_applies_to_the_emoji_that_take_one_and_is_remembered() {
     alice.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_shortcode_is_completed_from_the_list_or_replaced_when_typed_whole() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -212,7 +212,7 @@ async fn a_shortcode_is_completed_from_the_list_or_replaced_when_typed_whole() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_reaction_chosen_in_the_picker_reaches_the_other_side_and_joins_the_quick_row() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::chat::{DESKTOP, PHONE, two_in_a_dm};
 use super::{Browser, Driver, driver};
-use crate::support::{TestApp, each_store, spawn_app_as_shipped};
+use crate::support::{TestApp, spawn_app_as_shipped};
 
 /// A JavaScript function that writes a node's children as a compact string: elements as
 /// `<tag>…</tag>` with no attributes, text as it is with `<` written `&lt;` (so text that
@@ -36,7 +36,7 @@ fn id_of(message: &Value) -> String {
     message["id"].as_str().expect("message id").to_owned()
 }
 
-#[each_store]
+#[tokio::test]
 async fn every_construct_shows_as_elements_in_the_other_browser() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -146,7 +146,7 @@ async fn every_construct_shows_as_elements_in_the_other_browser() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_hostile_body_shows_as_text_and_creates_no_element() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -219,17 +219,13 @@ async fn alice_alone(
     (page, alice, room)
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_code_block_s_copy_button_copies_its_text() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
     let (alice, alice_user, room) = alice_alone(&app, &mut driver).await;
     grant_clipboard(&driver, &alice).await;
-    // Each store's half copies its own text: were the clipboard shared between browsers,
-    // the two halves (which run at once) could not pass on each other's copy.
-    let store = crate::support::store::current();
-    let code = format!("cargo test --test api\n  -- browser::formatting::{store:?}");
-    let code = code.as_str();
+    let code = "cargo test --test api\n  -- browser::formatting";
     let id = id_of(&app.send(&alice_user, &room, &format!("Run:\n```sh\n{code}\n```")).await);
     alice.open_room(&room).await;
     let copy = format!(".message[data-id='{id}'] .fmt-copy");
@@ -271,7 +267,7 @@ async fn a_code_block_s_copy_button_copies_its_text() {
     alice.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_composer_shows_svg_icons_and_opens_its_formatting_help() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -462,7 +458,7 @@ const PARSER_CASES: &[(&str, &str)] = &[
     ("> a\r\n> b\r\nc", "<quote>a\nb</quote>|c"),
 ];
 
-#[each_store]
+#[tokio::test]
 async fn the_parser_builds_the_tree_each_construct_asks_for() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -511,7 +507,7 @@ async fn with_module(page: &Browser, module: &str, body: &str) -> Value {
     page.client.execute_async(&script, vec![]).await.expect("script runs")
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_renderer_refuses_unsafe_links_and_every_icon_draws() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;

@@ -5,7 +5,7 @@ use fantoccini::key::Key;
 
 use super::chat::two_in_a_dm;
 use super::{Browser, driver};
-use crate::support::{each_store, spawn_app_as_shipped};
+use crate::support::spawn_app_as_shipped;
 
 impl Browser {
     /// Presses a key in whatever has the focus. The list re-renders as receipts come, and
@@ -40,7 +40,7 @@ fn is_transient(error: &str) -> bool {
 /// The focused element's aria-label and the id of the message it is in.
 const FOCUS: &str = "[document.activeElement.getAttribute('aria-label'), document.activeElement.closest('.message')?.dataset.id ?? null]";
 
-#[each_store]
+#[tokio::test]
 async fn a_message_s_actions_are_reached_by_keyboard_and_keep_the_focus_as_messages_arrive() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;

@@ -2,7 +2,7 @@
 
 use super::chat::two_in_a_dm;
 use super::driver;
-use crate::support::{each_store, spawn_app_as_shipped};
+use crate::support::spawn_app_as_shipped;
 
 /// A picture file on disk for the browser to pick: a 600×300 gradient PNG.
 pub(super) fn picture_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -13,7 +13,7 @@ pub(super) fn picture_file(dir: &std::path::Path, name: &str) -> std::path::Path
     path
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -70,7 +70,7 @@ async fn a_voice_message_is_recorded_sent_and_played_by_the_other_side() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -109,7 +109,7 @@ async fn a_picture_sent_from_the_file_picker_shows_inline_for_both() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn an_avatar_change_is_seen_live_by_the_other_side() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -147,7 +147,7 @@ async fn an_avatar_change_is_seen_live_by_the_other_side() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_member_list_shows_pictures_and_bios_and_follows_changes_while_open() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;

@@ -1,5 +1,9 @@
 //! The web client in a real browser: headless Chromium driven through chromedriver.
 //!
+//! The page knows nothing of the store behind the API, and the API tests run every
+//! behaviour on both stores (`#[each_store]`), so the browser tests run on the embedded
+//! store only, apart from the cluster test, which runs on PostgreSQL and Redis.
+//!
 //! Each test starts its own chromedriver (on a port it picks itself, tried again if it fails
 //! to start) and its own browser sessions, each with a fresh profile. Without Chromium or chromedriver on PATH the tests print a loud
 //! notice and pass without running, except when `CI` is set: then they must run. A
@@ -19,6 +23,7 @@ mod media;
 mod people;
 mod phone;
 mod reading;
+mod reference;
 mod resilience;
 mod search;
 mod sso;
@@ -34,7 +39,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::{Store, TestApp};
+use crate::support::TestApp;
 
 /// How long a test waits for something to show on a page.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -318,17 +323,12 @@ impl Browser {
         self.type_into("[data-testid=composer]", &format!("{text}{enter}")).await;
     }
 
-    /// Saves a screenshot as `target/tmp/screenshots/<name>.png` (`<name>-postgres.png` on
-    /// PostgreSQL, so that the two halves of a test, which run at once, keep a file each).
+    /// Saves a screenshot as `target/tmp/screenshots/<name>.png`.
     pub async fn screenshot(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         let _ = std::fs::create_dir_all(&dir);
-        let suffix = match crate::support::store::current() {
-            Store::Sqlite => "",
-            Store::Postgres => "-postgres",
-        };
         if let Ok(png) = self.client.screenshot().await {
-            let _ = std::fs::write(dir.join(format!("{name}{suffix}.png")), png);
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
         }
     }
 

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::chat::{DESKTOP, PHONE, two_in_a_dm};
 use super::media::picture_file;
 use super::{Browser, driver};
-use crate::support::{TestApp, TestUser, WsClient, each_store, spawn_app_as_shipped};
+use crate::support::{TestApp, TestUser, WsClient, spawn_app_as_shipped};
 
 /// Closes a WebSocket the way a closing tab does, and waits for the server's answer.
 async fn close_tab(mut ws: WsClient) {
@@ -91,7 +91,7 @@ const THUMBNAIL: &str = "document.querySelector('[data-testid=picked-picture] im
 
 /// Last seen shows the moment someone leaves, and grows older as time passes without a
 /// reload, in the member list and the profile card alike.
-#[each_store]
+#[tokio::test]
 async fn last_seen_shows_when_someone_leaves_and_ages_as_time_passes() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -125,7 +125,7 @@ async fn last_seen_shows_when_someone_leaves_and_ages_as_time_passes() {
 }
 
 /// The labels for longer ago, computed in the page with a given "now".
-#[each_store]
+#[tokio::test]
 async fn last_seen_says_yesterday_and_older_days() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -157,7 +157,7 @@ async fn last_seen_says_yesterday_and_older_days() {
 
 /// The sidebar follows a DM peer's presence live, and shows who is typing in place of the
 /// last message until they stop.
-#[each_store]
+#[tokio::test]
 async fn the_sidebar_shows_presence_and_typing_live() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -198,7 +198,7 @@ async fn the_sidebar_shows_presence_and_typing_live() {
 
 /// A room's last message names its author even when the page knew nothing of them: they
 /// are looked up.
-#[each_store]
+#[tokio::test]
 async fn a_preview_names_an_author_the_page_did_not_know() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -220,7 +220,7 @@ async fn a_preview_names_an_author_the_page_did_not_know() {
 
 /// A name in the member list opens the person's card; its Message button opens your DM
 /// with them. Your own card offers only Edit profile.
-#[each_store]
+#[tokio::test]
 async fn the_profile_card_shows_a_person_and_messages_them() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -288,7 +288,7 @@ async fn the_profile_card_shows_a_person_and_messages_them() {
 
 /// A picture picked in the profile dialog is a preview until Save: Cancel forgets it, and
 /// the other side sees it only once saved.
-#[each_store]
+#[tokio::test]
 async fn a_new_picture_applies_only_when_saved() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -322,7 +322,7 @@ async fn a_new_picture_applies_only_when_saved() {
 
 /// A picture picked for a message shows as a thumbnail before it is sent; removing it, or
 /// sending it, frees the thumbnail.
-#[each_store]
+#[tokio::test]
 async fn a_picked_picture_is_previewed_before_sending() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -355,7 +355,7 @@ async fn a_picked_picture_is_previewed_before_sending() {
 
 /// When the browser blocks notifications, the button says so and explains how to allow
 /// them; when they are allowed, it says they are on.
-#[each_store]
+#[tokio::test]
 async fn the_notifications_button_follows_the_permission_and_explains_a_block() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;

@@ -6,7 +6,7 @@ use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, PointerAction, TouchAc
 
 use super::chat::PHONE;
 use super::{Browser, driver};
-use crate::support::{each_store, spawn_app_as_shipped};
+use crate::support::spawn_app_as_shipped;
 
 impl Browser {
     /// Taps the first element matching `css` with a finger (a touch pointer, not a mouse);
@@ -39,7 +39,7 @@ impl Browser {
     }
 }
 
-#[each_store]
+#[tokio::test]
 async fn on_a_phone_the_header_fits_the_toolbar_goes_and_a_tap_beside_the_room_list_closes_it() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;

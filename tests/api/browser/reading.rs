@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::chat::DESKTOP;
 use super::{Browser, driver};
-use crate::support::{TestApp, TestUser, each_store, spawn_app};
+use crate::support::{TestApp, TestUser, spawn_app};
 
 /// `reader`'s read marker in `room`, as the room's other members see it.
 pub(super) async fn read_seq(
@@ -59,7 +59,7 @@ impl Browser {
 /// Opening the app opens the latest conversation by itself: it lands on the first unread
 /// message, under a "New" divider, and marks read only what is on screen. Scrolling on
 /// reads the rest; the jump control brings the divider back.
-#[each_store]
+#[tokio::test]
 async fn a_conversation_opened_by_itself_marks_read_only_what_is_on_screen() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -124,7 +124,7 @@ async fn a_conversation_opened_by_itself_marks_read_only_what_is_on_screen() {
 
 /// Someone scrolled far up in a room is not reading what arrives at the bottom: it stays
 /// unread (the badge counts it, the marker stays) until they go down to it.
-#[each_store]
+#[tokio::test]
 async fn messages_arriving_while_scrolled_up_stay_unread_until_scrolled_to() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

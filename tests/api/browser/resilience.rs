@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::chat::{DESKTOP, PHONE, two_in_a_dm};
 use super::{Browser, driver};
-use crate::support::{each_store, eventually, spawn_app, spawn_app_as_shipped, spawn_app_with};
+use crate::support::{eventually, spawn_app, spawn_app_as_shipped, spawn_app_with};
 
 /// Makes the page's next `send` frames be refused, one per code in `codes`, as the server
 /// would refuse them (an `error` frame echoing the client_id), without them reaching it.
@@ -34,7 +34,7 @@ impl Browser {
     }
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_send_refused_for_now_goes_again_by_itself_and_one_refused_for_good_can_be_retried() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -66,7 +66,7 @@ async fn a_send_refused_for_now_goes_again_by_itself_and_one_refused_for_good_ca
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_conversation_says_when_the_connection_is_down() {
     let Some(mut driver) = driver().await else { return };
     let mut app = spawn_app_as_shipped().await;
@@ -89,7 +89,7 @@ async fn the_conversation_says_when_the_connection_is_down() {
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn dm_messages_that_came_while_away_are_marked_delivered_when_the_page_loads() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -112,7 +112,7 @@ async fn dm_messages_that_came_while_away_are_marked_delivered_when_the_page_loa
     phone.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn an_author_who_left_the_room_is_named_not_unknown() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_as_shipped().await;
@@ -136,7 +136,7 @@ async fn an_author_who_left_the_room_is_named_not_unknown() {
     page.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_file_over_the_upload_limit_is_refused_with_the_limit_and_the_next_one_at_once() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app_with(|settings| settings.max_upload_bytes = 1024 * 1024).await;
@@ -169,7 +169,7 @@ async fn a_file_over_the_upload_limit_is_refused_with_the_limit_and_the_next_one
     bob.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_room_first_opened_after_a_reconnect_has_no_gap_in_its_history() {
     let Some(mut driver) = driver().await else { return };
     let mut app = spawn_app_as_shipped().await;
@@ -230,7 +230,7 @@ const HOLD_NEWEST_PAGE: &str = "
 /// Scrolling to the top of a room whose first page has not come yet (a slow network, a busy
 /// machine) must not page back from what the room list held: that page would skip
 /// everything between, and the newest page would then be taken as joining it.
-#[each_store]
+#[tokio::test]
 async fn scrolling_up_before_a_rooms_first_page_comes_leaves_no_gap() {
     let Some(mut driver) = driver().await else { return };
     // The history is seeded faster than anyone types: without rate limits.

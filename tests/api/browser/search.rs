@@ -11,7 +11,7 @@ use super::big_room::{SHOWN, seed};
 use super::chat::{DESKTOP, PHONE};
 use super::reading::read_seq;
 use super::{Browser, driver};
-use crate::support::{each_store, spawn_app};
+use crate::support::spawn_app;
 
 /// The results shown, each as [room id, snippet text, marked texts, room label, author].
 const RESULTS: &str = "[...document.querySelectorAll('[data-testid=search-result]')].map(r => [
@@ -51,7 +51,7 @@ impl Browser {
     }
 }
 
-#[each_store]
+#[tokio::test]
 async fn typing_shows_matches_marked_from_one_s_own_rooms_only() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -124,7 +124,7 @@ async fn typing_shows_matches_marked_from_one_s_own_rooms_only() {
 /// highlighted among its neighbours; the newest messages, and one that arrives meanwhile,
 /// do not show beside it. Scrolling up reaches the beginning, scrolling down the newest,
 /// with no gap and no repeat at any step; reading it marks nothing later read.
-#[each_store]
+#[tokio::test]
 async fn a_result_far_back_opens_among_its_neighbours_and_scrolls_to_both_ends() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -216,7 +216,7 @@ async fn a_result_far_back_opens_among_its_neighbours_and_scrolls_to_both_ends()
 /// Opened far back, then elsewhere far back in the same room (the first run is let go),
 /// then left for the newest: scrolling up from the newest fills the gap down to the
 /// second result and on to the beginning, with no gap and no repeat.
-#[each_store]
+#[tokio::test]
 async fn from_the_newest_scrolling_up_reaches_a_result_opened_far_back_with_no_gap() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -268,7 +268,7 @@ async fn from_the_newest_scrolling_up_reaches_a_result_opened_far_back_with_no_g
     page.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn the_search_opens_from_the_keyboard_and_is_driven_by_it() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -345,7 +345,7 @@ async fn the_search_opens_from_the_keyboard_and_is_driven_by_it() {
 
 /// More results than a page: scrolling the list to its end brings the next pages, each
 /// message once, until there are no more.
-#[each_store]
+#[tokio::test]
 async fn more_results_come_as_the_list_is_scrolled() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -377,7 +377,7 @@ async fn more_results_come_as_the_list_is_scrolled() {
 }
 
 /// Answers that come out of order: only the latest query's shows, whatever comes after it.
-#[each_store]
+#[tokio::test]
 async fn only_the_latest_query_s_answer_shows() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;
@@ -418,7 +418,7 @@ async fn only_the_latest_query_s_answer_shows() {
 
 /// Searching faster than the rate: the dialog says so calmly, tries again once the server
 /// says it may, and then shows the answer.
-#[each_store]
+#[tokio::test]
 async fn searching_too_fast_says_so_and_answers_once_it_may() {
     let Some(mut driver) = driver().await else { return };
     let app = crate::support::spawn_app_with(|settings| {
@@ -457,7 +457,7 @@ async fn searching_too_fast_says_so_and_answers_once_it_may() {
 }
 
 /// On a phone the search fills the screen, and a result opens its room over the room list.
-#[each_store]
+#[tokio::test]
 async fn the_search_fits_a_phone() {
     let Some(mut driver) = driver().await else { return };
     let app = spawn_app().await;

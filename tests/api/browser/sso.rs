@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::chat::{DESKTOP, PHONE};
 use super::{Browser, driver};
 use crate::support::oidc::{Fault, Identity, Provider};
-use crate::support::{TestApp, each_store, spawn_app_with};
+use crate::support::{TestApp, spawn_app_with};
 
 const CLIENT_ID: &str = "confab-web";
 const CLIENT_SECRET: &str = "a-secret-only-tests-know";
@@ -83,7 +83,7 @@ impl Browser {
     }
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_first_sign_in_finishes_the_account_and_the_next_goes_straight_into_the_chat() {
     let Some(mut driver) = driver().await else { return };
     let (_provider, app) = provider_and_app(|_| {}).await;
@@ -165,7 +165,7 @@ async fn a_first_sign_in_finishes_the_account_and_the_next_goes_straight_into_th
     page.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_refused_sign_in_says_why_and_creates_nothing() {
     let Some(mut driver) = driver().await else { return };
     let (provider, app) = provider_and_app(|_| {}).await;
@@ -213,7 +213,7 @@ async fn a_refused_sign_in_says_why_and_creates_nothing() {
     page.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn a_password_account_links_and_unlinks_a_provider_from_its_profile() {
     let Some(mut driver) = driver().await else { return };
     let (_provider, app) = provider_and_app(|_| {}).await;
@@ -257,7 +257,7 @@ async fn a_password_account_links_and_unlinks_a_provider_from_its_profile() {
     page.close().await;
 }
 
-#[each_store]
+#[tokio::test]
 async fn without_password_login_only_the_provider_is_offered_also_on_a_phone() {
     let Some(mut driver) = driver().await else { return };
     let (_provider, app) = provider_and_app(|settings| settings.password_login = false).await;
