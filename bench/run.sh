@@ -5,8 +5,8 @@
 # table to the terminal). It builds into $CARGO_TARGET_DIR if set.
 #
 #   bench/run.sh                       every scenario
-#   bench/run.sh fanout idle           only these (fanout, room, idle, writes, history,
-#                                      search)
+#   bench/run.sh fanout idle           only these (fanout, room, idle, writes, resume,
+#                                      history, search)
 #   bench/run.sh --postgres writes     Confab on PostgreSQL instead of SQLite
 #   bench/run.sh --nodes 2 fanout      two Confab nodes on PostgreSQL and Redis, the
 #                                      connections spread over both
@@ -48,7 +48,7 @@ bin=${CARGO_TARGET_DIR:-target}/release
 results=bench/results
 mkdir -p "$results"
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout room idle writes history)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout room idle writes resume history)
 
 server_pids=()
 pg_dir=
@@ -228,6 +228,10 @@ for scenario in "${scenarios[@]}"; do
         bench "writes-$writers-$rooms-$window" confab writes --writers "$writers" --rooms "$rooms" \
           --window "$window" --secs 15
       done ;;
+    resume)
+      # A user in 200 rooms: time to ready; then a sync after 3,000 messages missed in one.
+      start_server confab
+      bench resume confab resume --rooms 200 --connects 200 --missed 3000 --syncs 50 ;;
     history)
       start_server confab
       bench history confab history --messages 1000000 --requests 2000 --page 100 ;;

@@ -167,6 +167,27 @@ async fn the_load_generator_measures_writes_history_and_idle_connections() {
     assert!(idle["server_bytes_per_connection"].is_number(), "{idle}");
 }
 
+/// The resume mode times `ready` for a user in several rooms and a sync of what it missed
+/// in one of them, every missed message included.
+#[each_store]
+async fn the_load_generator_times_ready_and_a_sync_after_missed_messages() {
+    let (server, _data) = server().await;
+    let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        let args = ["--url", url.as_str(), "--server-pid", pid.as_str(), "resume", "--rooms", "5"];
+        let rest =
+            ["--messages-per-room", "2", "--connects", "3", "--missed", "30", "--syncs", "2"];
+        bench(&[&args[..], &rest[..]].concat())
+    })
+    .await
+    .expect("bench ran");
+    assert_eq!(report["ready"]["count"], 3, "{report}");
+    assert!(report["ready_bytes"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["sync"]["count"], 2, "{report}");
+    assert!(report["sync_frames"].as_u64() >= Some(30), "{report}");
+    assert!(report["server_cpu_ms_per_sync"].is_number(), "{report}");
+}
+
 /// The search mode seeds rooms with mixed-script text and times every kind of query; no
 /// result comes from a room the searcher is not in, and its state file lets the queries
 /// run again without seeding, finding the same.

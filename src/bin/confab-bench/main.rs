@@ -11,6 +11,7 @@ mod fanout;
 mod idle;
 mod process;
 mod report;
+mod resume;
 mod search;
 mod setup;
 mod stats;
@@ -87,6 +88,9 @@ enum Mode {
     Search(search::Options),
     /// Parallel avatar uploads of one huge picture: the server's peak memory.
     Avatars(avatars::Options),
+    /// A user in many rooms comes back: the wait for `ready`, and the cost of a `sync`
+    /// after missing a busy room's messages.
+    Resume(resume::Options),
 }
 
 /// What every mode starts from.
@@ -179,6 +183,7 @@ async fn run(cli: Cli) -> Result<()> {
         Mode::History(options) => writes::run_history(&run, options).await,
         Mode::Search(options) => search::run(&run, options).await,
         Mode::Avatars(options) => avatars::run(&run, options).await,
+        Mode::Resume(options) => resume::run(&run, options).await,
     }
 }
 
