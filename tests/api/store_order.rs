@@ -20,7 +20,7 @@ use confab::store::{
 };
 use futures_util::future::join_all;
 
-use crate::support::{each_store, fresh_database};
+use crate::support::{each_store, eventually, fresh_database};
 
 /// What one store announced, in order, and whether each announced message could already be
 /// read by another connection when it was announced.
@@ -199,6 +199,11 @@ async fn many_writers_in_one_room_are_announced_once_each_after_commit_in_seq_or
     assert!(refused.iter().all(|r| matches!(r, Err(StoreError::NotMember))));
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>(), "every seq once, none left out");
+    // An answer does not wait for its change's announcement (the SQLite writer's announcer
+    // goes on beside it); closing a store waits until everything it committed is announced.
+    for store in &stores {
+        store.close().await;
+    }
 
     let mut announced_anywhere = Vec::new();
     for saw in std::iter::once(&first_saw).chain(second.as_ref().map(|(_, saw)| saw)) {
@@ -214,9 +219,6 @@ async fn many_writers_in_one_room_are_announced_once_each_after_commit_in_seq_or
     }
     announced_anywhere.sort_unstable();
     assert_eq!(announced_anywhere, seqs, "each change announced once, by the store that made it");
-    for store in stores {
-        store.close().await;
-    }
 }
 
 #[each_store(flavor = "multi_thread", worker_threads = 4)]
@@ -239,19 +241,26 @@ async fn nothing_a_member_sends_is_announced_after_their_removal() {
         for result in &sent {
             assert!(matches!(result, Ok(Inserted::New(_)) | Err(StoreError::NotMember)));
         }
+        let stored = sent.iter().filter(|r| r.is_ok()).count();
+        // Answers do not wait for their announcements (the SQLite writer's announcer goes on
+        // beside it): wait until this round's are made.
+        let removed_bob = |c: &Change| matches!(c, Change::MemberRemoved { room_id, user_id } if *room_id == room && *user_id == bob);
+        eventually("the round's changes announced", || async {
+            let saw = saw.lock().expect("not poisoned");
+            let all = saw.changes.iter().any(removed_bob)
+                && room_seqs(&saw.changes, room).len() >= stored;
+            all.then_some(())
+        })
+        .await;
 
         let saw = saw.lock().expect("not poisoned");
-        let removal_at = saw
-            .changes
-            .iter()
-            .position(|c| matches!(c, Change::MemberRemoved { room_id, user_id } if *room_id == room && *user_id == bob))
-            .expect("the removal was announced");
+        let removal_at =
+            saw.changes.iter().position(removed_bob).expect("the removal was announced");
         let late = saw.changes[removal_at..]
             .iter()
             .filter(|c| matches!(c, Change::MessageCreated(m) if m.room_id == room))
             .count();
         assert_eq!(late, 0, "round {round}: no message of bob's announced after his removal");
-        let stored = sent.iter().filter(|r| r.is_ok()).count();
         let announced = room_seqs(&saw.changes, room).len();
         assert_eq!(stored, announced, "round {round}: every stored message was announced");
     }

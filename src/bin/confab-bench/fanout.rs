@@ -61,6 +61,9 @@ struct Step {
     out_of_order: u64,
     deliveries_per_sec: f64,
     latency: Latency,
+    /// From a sender's send to its `message.ack`: what confirming costs while the message
+    /// goes out to its room.
+    confirmation: Latency,
     /// How late the senders woke for their schedule: if this grows, the generator, not
     /// the server, is the bottleneck.
     sender_lag: Latency,
@@ -289,6 +292,7 @@ impl Fanout<'_> {
             out_of_order: Tally::get(&tally.out_of_order),
             deliveries_per_sec: delivered as f64 / wall,
             latency: Latency::of(&tally.delivery_latency()),
+            confirmation: Latency::of(&tally.confirm_latency()),
             sender_lag: Latency::of(&tally.lag()),
             costs: before.costs_until(&after),
         }

@@ -4,8 +4,15 @@
 //! fsync of a few milliseconds. One transaction per message would cap the whole server at a
 //! few hundred messages a second. Instead, every write is an [`Operation`] queued here; the
 //! task takes everything that is waiting, applies it in one transaction, commits once, and
-//! only then announces the batch's changes (in order) and answers each caller. While one
-//! batch waits for its fsync the next one gathers, so batches grow with the load.
+//! only then hands the batch's changes (in order) to the announcer and answers each caller.
+//! While one batch waits for its fsync the next one gathers, so batches grow with the load.
+//!
+//! The announcer is a task of its own, beside the writer: it passes each batch's changes to
+//! the change sink, batch after batch, so that they go out in commit order, while the
+//! writer answers the batch's callers and commits the next batch. Announcing a message to
+//! a room of thousands of connections takes milliseconds, which the callers of the whole
+//! batch used to wait for. When announcing falls `ANNOUNCE_QUEUE` batches behind, the
+//! writer waits for it.
 //!
 //! The task owns the write connection and is never cancelled by a caller going away: an
 //! operation that was queued is applied, committed and announced even if nobody waits for
@@ -36,6 +43,9 @@ const MAX_BATCH: usize = 1024;
 
 /// How many writes may wait for the writer before callers wait to enqueue.
 pub(super) const QUEUE_LEN: usize = 16 * 1024;
+
+/// How many committed batches may wait to be announced before the writer waits.
+const ANNOUNCE_QUEUE: usize = 16;
 
 /// Why an operation could not be applied.
 pub(super) enum ApplyError {
@@ -212,6 +222,8 @@ async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut changes = Vec::new();
     let mut erasure = Erasure::default();
+    let (announce, announcements) = mpsc::channel(ANNOUNCE_QUEUE);
+    let announcer = tokio::spawn(announce_all(announcements, sink));
     loop {
         // While an erasure waits for the log to be truncated, try again every so often even
         // if no write comes. Once closing, the queue takes nothing new; what it holds is
@@ -238,8 +250,10 @@ async fn run(
             tracing::error!(%error, ops = batch.len(), "write batch failed and was rolled back");
             changes.clear();
         }
-        for change in changes.drain(..) {
-            sink(&change);
+        // The announcer outlives this loop, so the send fails only if it panicked; then the
+        // changes are lost to the connections (who catch up with `sync`), not to the store.
+        if !changes.is_empty() && announce.send(std::mem::take(&mut changes)).await.is_err() {
+            tracing::error!("the announcer is gone; committed changes were not announced");
         }
         if failure.is_none() && batch.iter().any(|op| op.erases()) {
             erasure.request();
@@ -257,6 +271,20 @@ async fn run(
     }
     if let Err(error) = sqlx::Connection::close(connection).await {
         tracing::warn!(%error, "closing the write connection");
+    }
+    // Every committed change is announced before the store reports closed.
+    drop(announce);
+    if let Err(error) = announcer.await {
+        tracing::error!(%error, "the announcer failed");
+    }
+}
+
+/// Passes each committed batch's changes to `sink`, batch after batch, in commit order.
+async fn announce_all(mut batches: mpsc::Receiver<Vec<Change>>, sink: ChangeSink) {
+    while let Some(changes) = batches.recv().await {
+        for change in &changes {
+            sink(change);
+        }
     }
 }
 
