@@ -52,8 +52,3 @@ pub(super) fn violated_unique(error: &sqlx::Error) -> Option<&str> {
         _ => None,
     }
 }
-
-/// Whether an error is any uniqueness violation.
-pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}

@@ -1,6 +1,6 @@
 //! Reading messages whole: the row, the preview of the message it replies to, its reactions,
-//! mentions and files. Used by history, catch-up, the room list and the writer (which
-//! announces messages whole after changing them).
+//! mentions and files. Used by history, catch-up, and the room list. The writer reads
+//! them on its own connection (`ops/reads.rs`).
 
 use std::collections::HashMap;
 
@@ -9,6 +9,11 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::domain::{Message, MessageId, RoomId};
 pub(super) use crate::store::rows::message_select;
 use crate::store::rows::{AttachmentRow, MentionRow, MessageRow, ReactionRow, assemble};
+
+/// The files of messages, as an [`AttachmentRow`] each; callers append WHERE and ORDER BY.
+pub(super) const ATTACHMENT_SELECT: &str =
+    "SELECT id, kind, mime, name, size, width, height, duration_ms, has_thumbnail, message_id
+     FROM media";
 
 /// Turns rows into whole messages (in the same order), loading their reactions, mentions
 /// and files with one query each. Returns each message with its row's `changed_seq`.
@@ -35,10 +40,8 @@ pub(super) async fn complete(
     query.push(") ORDER BY seq, user_id");
     let mentions: Vec<MentionRow> = query.build_query_as().fetch_all(&mut *db).await?;
 
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT id, kind, mime, name, size, width, height, duration_ms, has_thumbnail, message_id
-         FROM media WHERE message_id IN (",
-    );
+    let mut query =
+        QueryBuilder::<Sqlite>::new(format!("{ATTACHMENT_SELECT} WHERE message_id IN ("));
     push_ids(&mut query, &ids);
     query.push(") ORDER BY message_id, position");
     let attachments: Vec<AttachmentRow> = query.build_query_as().fetch_all(&mut *db).await?;

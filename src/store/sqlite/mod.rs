@@ -1,10 +1,10 @@
 //! The embedded store: one SQLite database file in WAL mode.
 //!
 //! Reads run concurrently on a small pool of connections (WAL lets readers proceed while a
-//! write is in progress). Every write is an operation (`ops`) queued to the one writer task
-//! (`writer`), which owns the only writing connection and commits whatever is waiting in
-//! one transaction: SQLite admits one writer at a time, and a queue is faster and fairer
-//! than its busy handler.
+//! write is in progress). Every write is an operation (`ops`) queued to the one writer
+//! (`writer`), a thread that owns the only writing connection and commits whatever is
+//! waiting in one transaction: SQLite admits one writer at a time, and a queue is faster
+//! and fairer than its busy handler.
 //!
 //! Durability: `synchronous=FULL`, so a commit returns only after its fsync, and a
 //! confirmed message survives a power cut.
@@ -55,6 +55,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// writer is alone), and only while a checkpoint copies the log.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many prepared statements the writer keeps; more than it has.
+const WRITE_STATEMENTS: usize = 128;
+
 /// Readers in the pool. Each query is short; more connections than cores buys little.
 const READ_CONNECTIONS: u32 = 4;
 
@@ -74,16 +77,40 @@ impl SqliteStore {
     pub async fn open(path: &Path, sink: ChangeSink) -> StoreResult<Self> {
         let lock = lock(path)?;
         let options = connect_options(path)?;
-        let mut write = options.clone().create_if_missing(true).connect().await?;
-        MIGRATOR.run_direct(&mut write).await?;
-        skeletons::fill_in(&mut write).await?;
-        search::fill_in(&mut write).await?;
+        let mut setup = options.clone().create_if_missing(true).connect().await?;
+        MIGRATOR.run_direct(&mut setup).await?;
+        skeletons::fill_in(&mut setup).await?;
+        search::fill_in(&mut setup).await?;
+        sqlx::Connection::close(setup).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options)
             .await?;
-        Ok(Self { read, writer: Writer::start(write, sink), _lock: lock })
+        let writer = Writer::start(write_connection(path)?, sink)?;
+        Ok(Self { read, writer, _lock: lock })
     }
+}
+
+/// The writer's connection, with the settings of `connect_options`. It is opened after the
+/// migrations, on a database that exists and is in WAL mode already.
+fn write_connection(path: &Path) -> StoreResult<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(writer::backend)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(writer::backend)?;
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA secure_delete = ON;",
+        )
+        .map_err(writer::backend)?;
+    // Every statement the writer runs is prepared once and kept: a few dozen of them.
+    connection.set_prepared_statement_cache_capacity(WRITE_STATEMENTS);
+    Ok(connection)
 }
 
 /// Creates the database file if needed and applies pending migrations (filling in what
@@ -172,21 +199,26 @@ const UNREAD_COLUMNS: &str = "
      WHERE x.user_id = m.user_id AND x.room_id = r.id AND x.seq > m.last_read_seq)
         AS mention_count";
 
+/// A member's read marker and what lies after it (`?1` the room, `?2` the user).
+fn unread_query() -> String {
+    format!(
+        "SELECT m.last_read_seq, {UNREAD_COLUMNS}
+         FROM memberships m JOIN rooms r ON r.id = m.room_id
+         WHERE m.room_id = ?1 AND m.user_id = ?2"
+    )
+}
+
 /// A member's read marker and what lies after it, as stored now; `None` if not a member.
 async fn unread_of(
     db: &mut SqliteConnection,
     room: RoomId,
     user: UserId,
 ) -> sqlx::Result<Option<Unread>> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT m.last_read_seq, {UNREAD_COLUMNS}
-         FROM memberships m JOIN rooms r ON r.id = m.room_id
-         WHERE m.room_id = ?1 AND m.user_id = ?2"
-    ))
-    .bind(room.as_i64())
-    .bind(user.as_i64())
-    .fetch_optional(&mut *db)
-    .await?;
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&unread_query())
+        .bind(room.as_i64())
+        .bind(user.as_i64())
+        .fetch_optional(&mut *db)
+        .await?;
     Ok(row.map(|(last_read_seq, unread_count, mention_count)| Unread {
         last_read_seq,
         unread_count,

@@ -59,65 +59,61 @@ pub(super) struct SearchEntry {
     pub terms: String,
 }
 
-/// Enters `entries` in the index, in one statement, and empties the list.
-pub(super) async fn enter(
-    db: &mut SqliteConnection,
+/// Enters `entries` in the index, in one statement, and empties the list (on the writer's
+/// connection).
+pub(super) fn enter(
+    db: &rusqlite::Connection,
     entries: &mut Vec<SearchEntry>,
-) -> sqlx::Result<()> {
+) -> rusqlite::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    let listed: Vec<(i64, &str)> =
-        entries.iter().map(|entry| (entry.position, entry.terms.as_str())).collect();
-    sqlx::query(
-        "INSERT INTO search_text (rowid, terms)
-             SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
-    )
-    .bind(serde_json::to_string(&listed).expect("numbers and text"))
-    .execute(&mut *db)
-    .await?;
+    db.prepare_cached(ENTER)?.execute([listed(entries)])?;
     entries.clear();
     Ok(())
 }
 
+/// Enters the entries listed in `?1` (as [`listed`] makes them).
+const ENTER: &str = "INSERT INTO search_text (rowid, terms)
+                         SELECT value ->> 0, value ->> 1 FROM json_each(?1)";
+
+/// Entries as a JSON list of `[position, terms]`, for [`ENTER`].
+fn listed(entries: &[SearchEntry]) -> String {
+    let listed: Vec<(i64, &str)> =
+        entries.iter().map(|entry| (entry.position, entry.terms.as_str())).collect();
+    serde_json::to_string(&listed).expect("numbers and text")
+}
+
 /// Takes a message's terms out of the index, before it is edited or deleted: `terms` are
 /// those it was entered with, made again from its text as it was.
-pub(super) async fn remove(
-    db: &mut SqliteConnection,
+pub(super) fn remove(
+    db: &rusqlite::Connection,
     room: RoomId,
     seq: i64,
     terms: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
         "INSERT INTO search_text (search_text, rowid, terms)
              SELECT 'delete', search_pos, ?3 FROM messages
              WHERE room_id = ?1 AND seq = ?2 AND search_pos IS NOT NULL",
-    )
-    .bind(room.as_i64())
-    .bind(seq)
-    .bind(terms)
-    .execute(&mut *db)
-    .await?;
+    )?
+    .execute(rusqlite::params![room.as_i64(), seq, terms])?;
     Ok(())
 }
 
 /// Enters an edited message's new terms, at the position it had.
-pub(super) async fn reenter(
-    db: &mut SqliteConnection,
+pub(super) fn reenter(
+    db: &rusqlite::Connection,
     room: RoomId,
     seq: i64,
     terms: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
         "INSERT INTO search_text (rowid, terms)
              SELECT search_pos, ?3 FROM messages
              WHERE room_id = ?1 AND seq = ?2 AND search_pos IS NOT NULL",
-    )
-    .bind(room.as_i64())
-    .bind(seq)
-    .bind(terms)
-    .execute(&mut *db)
-    .await?;
+    )?
+    .execute(rusqlite::params![room.as_i64(), seq, terms])?;
     Ok(())
 }
 
@@ -264,7 +260,7 @@ pub(super) async fn fill_in(db: &mut SqliteConnection) -> StoreResult<()> {
             let terms = message_terms(RoomId::from_i64(*room), UserId::from_i64(*author), body);
             entries.push(SearchEntry { position, terms });
         }
-        enter(&mut tx, &mut entries).await?;
+        sqlx::query(ENTER).bind(listed(&entries)).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM search_backlog WHERE id <= ?1")
             .bind(last)
             .execute(&mut *tx)

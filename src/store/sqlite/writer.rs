@@ -1,36 +1,42 @@
-//! Group commit: the one task that writes to the database.
+//! Group commit: the one thread that writes to the database.
 //!
 //! SQLite admits one writer at a time, and with `synchronous=FULL` every commit waits for an
 //! fsync of a few milliseconds. One transaction per message would cap the whole server at a
 //! few hundred messages a second. Instead, every write is an [`Operation`] queued here; the
-//! task takes everything that is waiting, applies it in one transaction, commits once, and
+//! writer takes everything that is waiting, applies it in one transaction, commits once, and
 //! only then hands the batch's changes (in order) to the announcer and answers each caller.
 //! While one batch waits for its fsync the next one gathers, so batches grow with the load.
 //!
-//! The announcer is a task of its own, beside the writer: it passes each batch's changes to
-//! the change sink, batch after batch, so that they go out in commit order, while the
-//! writer answers the batch's callers and commits the next batch. Announcing a message to
-//! a room of thousands of connections takes milliseconds, which the callers of the whole
-//! batch used to wait for. When announcing falls `ANNOUNCE_QUEUE` batches behind, the
-//! writer waits for it.
+//! The writer is a thread of its own that owns its SQLite connection (rusqlite) and calls
+//! into SQLite directly, statement after statement, with its prepared statements cached.
+//! A driver that runs SQLite on a worker thread of its own (sqlx, which the readers use)
+//! costs two hand-offs between threads per statement, and a batch of a thousand messages
+//! is a thousand statements: that, not the fsync, was the writer's limit. The thread waits
+//! for work on the async queue with the runtime's handle, so callers queue without blocking
+//! a runtime thread.
 //!
-//! The task owns the write connection and is never cancelled by a caller going away: an
-//! operation that was queued is applied, committed and announced even if nobody waits for
-//! the answer any more. At shutdown ([`Writer::close`]) the queue stops taking operations,
-//! the task applies the ones already queued, and only then closes the connection; closing
-//! waits for it.
+//! The announcer is a task beside the writer: it passes each batch's changes to the change
+//! sink, batch after batch, so that they go out in commit order, while the writer answers
+//! the batch's callers and commits the next batch. Announcing a message to a room of
+//! thousands of connections takes milliseconds, which the callers of the whole batch used
+//! to wait for. When announcing falls `ANNOUNCE_QUEUE` batches behind, the writer waits for
+//! it.
+//!
+//! The writer is never cancelled by a caller going away: an operation that was queued is
+//! applied, committed and announced even if nobody waits for the answer any more. At
+//! shutdown ([`Writer::close`]) the queue stops taking operations, the writer applies the
+//! ones already queued, closes its connection and waits for the announcer; closing waits
+//! for all of it.
 //!
 //! Architecture invariant: nothing is answered and nothing is announced before the
 //! transaction that holds it has committed, and changes are announced in commit order.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BUSY_TIMEOUT;
@@ -57,22 +63,37 @@ pub(super) enum ApplyError {
     Batch(StoreError),
 }
 
-impl From<sqlx::Error> for ApplyError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Batch(error.into())
+impl From<rusqlite::Error> for ApplyError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Batch(backend(error))
     }
 }
 
-/// One kind of write. `apply` runs inside the batch's transaction and pushes the changes it
-/// made to `changes` once it has succeeded. An operation that refuses must do so before it
-/// writes anything, so that refusing never leaves half a change in the batch.
-#[async_trait]
+/// A SQLite error as the rest of the server sees it.
+pub(super) fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+/// Whether an error is a uniqueness violation (of a unique index or a primary key).
+pub(super) fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(failure.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY)
+    )
+}
+
+/// One kind of write. `apply` runs inside the batch's transaction, on the writer's thread,
+/// and pushes the changes it made to `changes` once it has succeeded. An operation that
+/// refuses must do so before it writes anything, so that refusing never leaves half a
+/// change in the batch.
 pub(super) trait Operation: Send + 'static {
     type Output: Send + 'static;
 
-    async fn apply(
+    fn apply(
         &mut self,
-        connection: &mut SqliteConnection,
+        db: &Connection,
         changes: &mut Vec<Change>,
     ) -> Result<Self::Output, ApplyError>;
 
@@ -97,14 +118,9 @@ pub(super) trait Operation: Send + 'static {
 }
 
 /// An operation on its way through a batch, type-erased so that one queue holds them all.
-#[async_trait]
 pub(super) trait Queued: Send {
     /// Applies the operation; `Err` only when the batch must be rolled back.
-    async fn apply(
-        &mut self,
-        connection: &mut SqliteConnection,
-        changes: &mut Vec<Change>,
-    ) -> Result<(), StoreError>;
+    fn apply(&mut self, db: &Connection, changes: &mut Vec<Change>) -> Result<(), StoreError>;
 
     /// Answers the caller: with the operation's own result, or with the batch's failure.
     fn answer(self: Box<Self>, batch_failure: Option<&str>);
@@ -122,14 +138,9 @@ pub(super) struct Pending<O: Operation> {
     result: Option<StoreResult<O::Output>>,
 }
 
-#[async_trait]
 impl<O: Operation> Queued for Pending<O> {
-    async fn apply(
-        &mut self,
-        connection: &mut SqliteConnection,
-        changes: &mut Vec<Change>,
-    ) -> Result<(), StoreError> {
-        match self.op.apply(connection, changes).await {
+    fn apply(&mut self, db: &Connection, changes: &mut Vec<Change>) -> Result<(), StoreError> {
+        match self.op.apply(db, changes) {
             Ok(output) => self.result = Some(Ok(output)),
             Err(ApplyError::Refused(error)) => self.result = Some(Err(error)),
             Err(ApplyError::Batch(error)) => return Err(error),
@@ -165,31 +176,41 @@ impl<O: Operation> Queued for Pending<O> {
 #[derive(Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Box<dyn Queued>>,
-    /// Tells the task to stop taking operations and finish.
+    /// Tells the writer to stop taking operations and finish.
     closing: CancellationToken,
-    /// The task, awaited by whoever closes the writer first.
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Says when the writer has finished, to whoever closes it first.
+    finished: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
 impl Writer {
-    /// Starts the writer task on `connection`; it runs until [`Writer::close`], or until
-    /// every `Writer` is dropped.
-    pub fn start(connection: SqliteConnection, sink: ChangeSink) -> Self {
+    /// Starts the writer's thread on `connection`; it runs until [`Writer::close`], or
+    /// until every `Writer` is dropped. Must be called within the Tokio runtime, which
+    /// the thread uses to wait for work and to run the announcer.
+    pub fn start(connection: Connection, sink: ChangeSink) -> StoreResult<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_LEN);
         let closing = CancellationToken::new();
-        let task = tokio::spawn(run(connection, receiver, sink, closing.clone()));
-        Self { queue, closing, task: Arc::new(Mutex::new(Some(task))) }
+        let (finish, finished) = oneshot::channel();
+        let runtime = Handle::current();
+        let until = closing.clone();
+        std::thread::Builder::new()
+            .name("confab-writer".into())
+            .spawn(move || {
+                run(connection, receiver, sink, until, &runtime);
+                let _ = finish.send(());
+            })
+            .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        Ok(Self { queue, closing, finished: Arc::new(Mutex::new(Some(finished))) })
     }
 
-    /// Stops taking operations (later ones fail with `Closed`), and waits until the task
+    /// Stops taking operations (later ones fail with `Closed`), and waits until the writer
     /// has applied, committed and announced those already queued and closed its connection.
     pub async fn close(&self) {
         self.closing.cancel();
-        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        if let Some(task) = task
-            && let Err(error) = task.await
+        let finished = self.finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(finished) = finished
+            && finished.await.is_err()
         {
-            tracing::error!(%error, "the writer task failed");
+            tracing::error!("the writer thread failed");
         }
     }
 
@@ -213,53 +234,71 @@ impl Writer {
     }
 }
 
-async fn run(
-    mut connection: SqliteConnection,
+/// What the writer waits for between batches.
+enum Awaited {
+    /// This many operations were taken from the queue (none: it is closed and empty).
+    Received(usize),
+    /// The store is closing.
+    Closing,
+    /// Time to try the pending erasure again.
+    Retry,
+}
+
+/// The writer's thread: batches until the queue is closed and empty, then closes the
+/// connection and waits until every committed change is announced.
+fn run(
+    connection: Connection,
     mut queue: mpsc::Receiver<Box<dyn Queued>>,
     sink: ChangeSink,
     closing: CancellationToken,
+    runtime: &Handle,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut changes = Vec::new();
     let mut erasure = Erasure::default();
     let (announce, announcements) = mpsc::channel(ANNOUNCE_QUEUE);
-    let announcer = tokio::spawn(announce_all(announcements, sink));
+    let announcer = runtime.spawn(announce_all(announcements, sink));
     loop {
         // While an erasure waits for the log to be truncated, try again every so often even
         // if no write comes. Once closing, the queue takes nothing new; what it holds is
         // still applied, and then `recv_many` says there is no more.
         let retry = erasure.pending().then_some(ERASE_RETRY);
-        let received = tokio::select! {
-            received = queue.recv_many(&mut batch, MAX_BATCH) => received,
-            () = closing.cancelled(), if !queue.is_closed() => {
+        let awaited = runtime.block_on(async {
+            tokio::select! {
+                received = queue.recv_many(&mut batch, MAX_BATCH) => Awaited::Received(received),
+                () = closing.cancelled(), if !queue.is_closed() => Awaited::Closing,
+                () = sleep_or_never(retry) => Awaited::Retry,
+            }
+        });
+        match awaited {
+            Awaited::Received(0) => break,
+            Awaited::Received(_) => {}
+            Awaited::Closing => {
                 queue.close();
                 continue;
             }
-            () = sleep_or_never(retry) => {
-                erasure.attempt(&mut connection).await;
+            Awaited::Retry => {
+                erasure.attempt(&connection);
                 continue;
             }
-        };
-        if received == 0 {
-            break;
         }
         metrics::counter!(crate::metrics::STORE_BATCHES).increment(1);
         metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(batch.len() as f64);
-        let failure = commit_batch(&mut connection, &mut batch, &mut changes).await.err();
+        let failure = commit_batch(&connection, &mut batch, &mut changes).err();
         if let Some(error) = &failure {
             tracing::error!(%error, ops = batch.len(), "write batch failed and was rolled back");
             changes.clear();
         }
         // The announcer outlives this loop, so the send fails only if it panicked; then the
         // changes are lost to the connections (who catch up with `sync`), not to the store.
-        if !changes.is_empty() && announce.send(std::mem::take(&mut changes)).await.is_err() {
+        if !changes.is_empty() && announce.blocking_send(std::mem::take(&mut changes)).is_err() {
             tracing::error!("the announcer is gone; committed changes were not announced");
         }
         if failure.is_none() && batch.iter().any(|op| op.erases()) {
             erasure.request();
         }
         if erasure.pending() {
-            erasure.attempt(&mut connection).await;
+            erasure.attempt(&connection);
         }
         let failure = failure.map(|e| e.to_string());
         for op in batch.drain(..) {
@@ -267,14 +306,14 @@ async fn run(
         }
     }
     if erasure.pending() {
-        erasure.attempt(&mut connection).await;
+        erasure.attempt(&connection);
     }
-    if let Err(error) = sqlx::Connection::close(connection).await {
+    if let Err((_, error)) = connection.close() {
         tracing::warn!(%error, "closing the write connection");
     }
     // Every committed change is announced before the store reports closed.
     drop(announce);
-    if let Err(error) = announcer.await {
+    if let Err(error) = runtime.block_on(announcer) {
         tracing::error!(%error, "the announcer failed");
     }
 }
@@ -302,35 +341,35 @@ async fn sleep_or_never(duration: Option<Duration>) {
 /// any operation that changes entries itself), in one statement: FTS5 writes what it holds
 /// to disk at every statement that may be rolled back alone, so an entry per message, each
 /// followed by the next message's insert, would write a segment of the index per message.
-async fn commit_batch(
-    connection: &mut SqliteConnection,
+fn commit_batch(
+    db: &Connection,
     batch: &mut [Box<dyn Queued>],
     changes: &mut Vec<Change>,
 ) -> Result<(), StoreError> {
-    execute(connection, "BEGIN IMMEDIATE").await?;
+    execute(db, "BEGIN IMMEDIATE")?;
     let mut entries = Vec::new();
     for op in batch.iter_mut() {
         let mut applied = Ok(());
         if op.changes_search_entries() {
-            applied = search::enter(connection, &mut entries).await.map_err(Into::into);
+            applied = search::enter(db, &mut entries).map_err(backend);
         }
         if applied.is_ok() {
-            applied = op.apply(connection, changes).await;
+            applied = op.apply(db, changes);
         }
         if let Err(error) = applied {
-            rollback(connection).await;
+            rollback(db);
             return Err(error);
         }
         entries.extend(op.search_entry());
     }
-    if let Err(error) = search::enter(connection, &mut entries).await {
-        rollback(connection).await;
-        return Err(error.into());
+    if let Err(error) = search::enter(db, &mut entries) {
+        rollback(db);
+        return Err(backend(error));
     }
     // The commit is where the batch's fsync happens: what a confirmed write waits for.
-    let committing = std::time::Instant::now();
-    if let Err(error) = execute(connection, "COMMIT").await {
-        rollback(connection).await;
+    let committing = Instant::now();
+    if let Err(error) = execute(db, "COMMIT") {
+        rollback(db);
         return Err(error);
     }
     metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
@@ -366,8 +405,8 @@ impl Erasure {
         self.since.is_some()
     }
 
-    async fn attempt(&mut self, connection: &mut SqliteConnection) {
-        if truncate_log(connection).await {
+    fn attempt(&mut self, db: &Connection) {
+        if truncate_log(db) {
             self.since = None;
             self.warned = false;
         } else if let Some(since) = self.since
@@ -384,29 +423,29 @@ impl Erasure {
 
 /// Copies the log into the database and empties it, without waiting for readers. Returns
 /// whether it did.
-async fn truncate_log(connection: &mut SqliteConnection) -> bool {
-    let result = async {
-        execute(connection, "PRAGMA busy_timeout = 0").await?;
-        let done: (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *connection).await?;
-        execute(connection, &format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis())).await?;
-        Ok::<_, StoreError>(done.0 == 0)
-    }
-    .await;
-    result.unwrap_or_else(|error| {
+fn truncate_log(db: &Connection) -> bool {
+    let checkpoint = db.busy_timeout(Duration::ZERO).and_then(|()| {
+        db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0))
+    });
+    let restored = db.busy_timeout(BUSY_TIMEOUT);
+    checkpoint.and_then(|busy| restored.map(|()| busy == 0)).unwrap_or_else(|error| {
         tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
         false
     })
 }
 
-async fn execute(connection: &mut SqliteConnection, sql: &str) -> Result<(), StoreError> {
-    sqlx::query(sql).execute(connection).await.map(|_| ()).map_err(Into::into)
+/// Runs a statement without parameters (its preparation is kept for next time).
+fn execute(db: &Connection, sql: &str) -> Result<(), StoreError> {
+    db.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(backend)
 }
 
-async fn rollback(connection: &mut SqliteConnection) {
+fn rollback(db: &Connection) {
     // SQLite may already have rolled back on its own (after an I/O error, say); then this
     // fails harmlessly with "no transaction is active".
-    if let Err(error) = execute(connection, "ROLLBACK").await {
+    if let Err(error) = execute(db, "ROLLBACK") {
         tracing::debug!(%error, "rollback after a failed batch");
     }
 }

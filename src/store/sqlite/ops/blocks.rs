@@ -2,11 +2,10 @@
 //! blocker, announced like the blocker leaving it, and unblocking brings it back,
 //! announced like joining it again; the rows of the DM never change.
 
-use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 
 use super::super::writer::{ApplyError, Operation};
-use super::dm_of;
+use super::{dm_of, execute};
 use crate::domain::{Timestamp, UserId};
 use crate::store::Change;
 
@@ -20,36 +19,29 @@ pub(in crate::store::sqlite) struct SetBlock {
     pub now: Timestamp,
 }
 
-#[async_trait]
 impl Operation for SetBlock {
     type Output = bool;
 
-    async fn apply(
-        &mut self,
-        db: &mut SqliteConnection,
-        changes: &mut Vec<Change>,
-    ) -> Result<bool, ApplyError> {
+    fn apply(&mut self, db: &Connection, changes: &mut Vec<Change>) -> Result<bool, ApplyError> {
+        let (blocker, blocked) = (self.blocker.as_i64(), self.blocked.as_i64());
         let done = if self.blocking {
-            sqlx::query(
+            execute(
+                db,
                 "INSERT INTO blocks (blocker, blocked, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (blocker, blocked) DO NOTHING",
-            )
-            .bind(self.blocker.as_i64())
-            .bind(self.blocked.as_i64())
-            .bind(self.now.as_millis())
-            .execute(&mut *db)
-            .await?
+                [blocker, blocked, self.now.as_millis()],
+            )?
         } else {
-            sqlx::query("DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2")
-                .bind(self.blocker.as_i64())
-                .bind(self.blocked.as_i64())
-                .execute(&mut *db)
-                .await?
+            execute(
+                db,
+                "DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2",
+                [blocker, blocked],
+            )?
         };
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Ok(false);
         }
-        if let Some(room_id) = dm_of(db, self.blocker, self.blocked).await? {
+        if let Some(room_id) = dm_of(db, self.blocker, self.blocked)? {
             changes.push(crate::store::block_change(self.blocking, room_id, self.blocker));
         }
         Ok(true)
