@@ -1,7 +1,7 @@
 //! Persistence: the only part of the server that speaks SQL.
 //!
 //! [`Store`] is the narrow interface the application uses. Two databases implement it:
-//! `sqlite`, the embedded default (one file, one writer task with group commit), and
+//! `sqlite`, the embedded default (one file, one writer thread with group commit), and
 //! `postgres`, for communities that outgrow one machine (many concurrent transactions,
 //! from several server processes). [`open`] picks one from the configuration. Nothing
 //! above this module knows which one it has: not the driver's types, not its errors, not

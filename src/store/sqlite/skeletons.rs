@@ -1,6 +1,6 @@
 //! Fills in the look-alike keys that names stored before migration 0005 lack
-//! (`store/skeletons.rs` says why and how collisions are settled). Runs on the writing
-//! connection as the store opens, before the writer task starts: nothing else writes then,
+//! (`store/skeletons.rs` says why and how collisions are settled). Runs on a connection of
+//! its own as the store opens, before the writer starts: nothing else writes then,
 //! and the data directory's lock keeps other processes out.
 
 use sqlx::{Connection, SqliteConnection};
