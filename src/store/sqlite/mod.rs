@@ -98,7 +98,9 @@ impl SqliteStore {
 /// may fail halfway (an insert with its trigger, say) journals the pages it is about to
 /// change, so that it alone can be undone, and that statement journal is a temporary file.
 /// On disk it cost a `pwrite` per page, a quarter of the writer's time under load; it never
-/// outlives its statement, so its size is bounded by what one statement touches.
+/// outlives its statement, so its size is bounded by what one statement touches. Its page
+/// cache is 16 MiB rather than SQLite's 2: a batch touches the pages of many rooms' rows
+/// and indexes, and re-reading evicted ones from the file cost 6 % of the server's time.
 fn write_connection(path: &Path) -> StoreResult<rusqlite::Connection> {
     let connection = rusqlite::Connection::open_with_flags(
         path,
@@ -112,7 +114,8 @@ fn write_connection(path: &Path) -> StoreResult<rusqlite::Connection> {
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
              PRAGMA secure_delete = ON;
-             PRAGMA temp_store = MEMORY;",
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -16384;",
         )
         .map_err(writer::backend)?;
     // Every statement the writer runs is prepared once and kept: a few dozen of them.
