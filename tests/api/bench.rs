@@ -188,6 +188,42 @@ async fn the_load_generator_times_ready_and_a_sync_after_missed_messages() {
     assert!(report["server_cpu_ms_per_sync"].is_number(), "{report}");
 }
 
+/// A reconnect storm inside the fan-out: in each step, twelve of the thirty connections
+/// drop their sockets at once and come back after 300 ms (six messages a room later at
+/// 20 a second), resume with a sync, and end up with every message of their room once, in
+/// order; the step reports their times back and the others' latency around the storm.
+#[each_store]
+async fn the_load_generator_times_a_reconnect_storm_that_loses_nothing() {
+    let (server, _data) = server().await;
+    let (url, pid) = (format!("http://{}", server.address), server.pid().to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        let mut args = fanout_args(&url, &pid);
+        args.extend(["--storm", "12", "--storm-away-ms", "300"]);
+        bench(&args)
+    })
+    .await
+    .expect("bench ran");
+    assert_clean_fanout(&report, "confab");
+    for step in report["steps"].as_array().into_iter().flatten() {
+        let storm = &step["storm"];
+        assert_eq!(storm["connections"], 12, "{step}");
+        for count in ["reconnected", "synced"] {
+            assert_eq!(storm[count], 12, "{count}: {step}");
+        }
+        for count in ["failed", "lost", "out_of_order", "sent_twice"] {
+            assert_eq!(storm[count], 0, "{count}: {step}");
+        }
+        assert_eq!(storm["to_ready"]["count"], 12, "{step}");
+        assert_eq!(storm["to_sync_done"]["count"], 12, "{step}");
+        assert!(storm["recovered"].as_u64() >= Some(12), "each missed messages: {step}");
+        assert!(storm["others_before"]["count"].as_u64() > Some(0), "{step}");
+        assert!(storm["others_during"]["count"].as_u64() > Some(0), "{step}");
+        assert!(storm["others_after"]["p99_ms"].is_number(), "{step}");
+        assert!(storm["duration_ms"].as_f64() >= Some(300.0), "{step}");
+        assert!(storm["costs"]["server_cpu"].is_number(), "{step}");
+    }
+}
+
 /// The search mode seeds rooms with mixed-script text and times every kind of query; no
 /// result comes from a room the searcher is not in, and its state file lets the queries
 /// run again without seeding, finding the same.

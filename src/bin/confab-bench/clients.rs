@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpSocket;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::setup::Seat;
 use crate::stats::{Arrival, Clock, Order, Tally};
+use crate::storm::{Blip, Storm};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -38,17 +39,25 @@ pub struct Shared {
     /// Connections that ended before the run did, by why.
     pub closed: Mutex<BTreeMap<String, u64>>,
     pub stop: CancellationToken,
+    /// The connections that drop and reconnect in each step, if any do.
+    pub storm: Option<Storm>,
 }
 
 impl Shared {
     /// Shared state for a run of `steps` steps, its clock starting now.
     pub fn new(steps: usize) -> Arc<Self> {
+        Self::with_storm(steps, None)
+    }
+
+    /// The same, with a reconnect storm in each step.
+    pub fn with_storm(steps: usize, storm: Option<Storm>) -> Arc<Self> {
         Arc::new(Self {
             clock: Clock::start(),
             steps: (0..steps).map(|_| Tally::new()).collect(),
             error_frames: AtomicU64::new(0),
             closed: Mutex::default(),
             stop: CancellationToken::new(),
+            storm,
         })
     }
 
@@ -56,7 +65,7 @@ impl Shared {
         self.closed.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }
 
-    fn note_close(&self, why: String) {
+    pub fn note_close(&self, why: String) {
         if !self.stop.is_cancelled() {
             *self.closed.lock().unwrap_or_else(|p| p.into_inner()).entry(why).or_default() += 1;
         }
@@ -103,14 +112,27 @@ pub async fn open(
     acks: Option<Arc<Semaphore>>,
 ) -> Result<Connection> {
     let socket = connect(target, index, seat).await?;
+    target.opened[node_of(target, seat)].fetch_add(1, Ordering::Relaxed);
     let (outbox, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
-    tokio::spawn(run(socket, index, rx, ready_tx, shared, acks));
+    let storm = shared
+        .storm
+        .as_ref()
+        .filter(|storm| storm.includes(index))
+        .map(|storm| storm.client(target, seat));
+    tokio::spawn(run(socket, index, rx, ready_tx, shared, acks, storm));
     ready_rx.await.context("the connection closed before ready")?;
     Ok(Connection { outbox })
 }
 
-async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
+/// The node a seat's connection goes to. A room's members alternate between the nodes, and
+/// its sender is on node room mod N, so that every room's events cross from node to node.
+fn node_of(target: &Target, seat: &Seat) -> usize {
+    (seat.room + seat.rank) % target.servers.len()
+}
+
+/// Opens a WebSocket for `seat`, the `index`th connection, and upgrades it.
+pub async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
     let last = u8::try_from(1 + index % target.sources.max(1)).unwrap_or(1);
     let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
     let tcp = TcpSocket::new_v4()?;
@@ -121,12 +143,8 @@ async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
         tcp.set_reuseaddr(true)?;
         tcp.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
     }
-    // A room's members alternate between the nodes, and its sender is on node room mod N,
-    // so that every room's events cross from node to node.
-    let node = (seat.room + seat.rank) % target.servers.len();
-    let server = target.servers[node];
+    let server = target.servers[node_of(target, seat)];
     let stream = tcp.connect(server).await.context("connecting")?;
-    target.opened[node].fetch_add(1, Ordering::Relaxed);
     stream.set_nodelay(true)?;
     let path =
         if target.ceiling { format!("/ws?room={}", seat.room_id) } else { "/api/v1/ws".to_owned() };
@@ -151,15 +169,18 @@ async fn connect(target: &Target, index: usize, seat: &Seat) -> Result<Socket> {
     Ok(socket)
 }
 
+/// A connection's task: writes what its outbox holds, reads and counts what arrives. A
+/// storm connection drops its socket at each blip and carries on over a new one.
 async fn run(
-    socket: Socket,
+    mut socket: Socket,
     index: usize,
     mut outbox: mpsc::UnboundedReceiver<String>,
     ready: oneshot::Sender<()>,
     shared: Arc<Shared>,
     acks: Option<Arc<Semaphore>>,
+    storm: Option<(crate::storm::Client, watch::Receiver<Option<Blip>>)>,
 ) {
-    let (mut sink, mut stream) = socket.split();
+    let (mut storm, mut blips) = storm.unzip();
     let mut ready = Some(ready);
     let mut order = Order::default();
     // Waited on once for the whole life of the connection, not once per frame: each wait
@@ -167,53 +188,86 @@ async fn run(
     let stop = shared.stop.clone().cancelled_owned();
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            () = &mut stop => {
-                let _ = sink.send(Message::Close(None)).await;
-                return;
-            }
-            frame = outbox.recv() => {
-                let Some(frame) = frame else { return };
-                // Gather what else is due into the same write.
-                let mut result = sink.feed(Message::text(frame)).await;
-                while let (Ok(()), Ok(more)) = (&result, outbox.try_recv()) {
-                    result = sink.feed(Message::text(more)).await;
-                }
-                if let Err(error) = result.and(sink.flush().await) {
-                    shared.note_close(format!("write failed: {error}"));
+        let (mut sink, mut stream) = socket.split();
+        let blip = loop {
+            tokio::select! {
+                () = &mut stop => {
+                    let _ = sink.send(Message::Close(None)).await;
                     return;
                 }
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    if text.starts_with(r#"{"type":"ready""#) {
-                        if let Some(ready) = ready.take() {
-                            let _ = ready.send(());
-                        }
-                    } else {
-                        let ack = arrived(&text, index, &mut order, &shared);
-                        if let (true, Some(acks)) = (ack, &acks) {
-                            acks.add_permits(1);
-                        }
+                blip = next_blip(&mut blips) => break blip,
+                frame = outbox.recv() => {
+                    let Some(frame) = frame else { return };
+                    // Gather what else is due into the same write.
+                    let mut result = sink.feed(Message::text(frame)).await;
+                    while let (Ok(()), Ok(more)) = (&result, outbox.try_recv()) {
+                        result = sink.feed(Message::text(more)).await;
+                    }
+                    if let Err(error) = result.and(sink.flush().await) {
+                        shared.note_close(format!("write failed: {error}"));
+                        return;
                     }
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    let why = frame.map_or("closed".to_owned(), |f| format!("closed {} {}", u16::from(f.code), f.reason));
-                    shared.note_close(why);
-                    return;
+                frame = stream.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        let is_ready = text.starts_with(r#"{"type":"ready""#);
+                        if let (true, Some(ready)) = (is_ready, ready.take()) {
+                            let _ = ready.send(());
+                        }
+                        if let Some(storm) = &mut storm {
+                            if let Some(reply) = storm.arrived(&text, index, &shared)
+                                && let Err(error) = sink.send(Message::text(reply)).await
+                            {
+                                shared.note_close(format!("write failed: {error}"));
+                                return;
+                            }
+                        } else if !is_ready {
+                            let ack = arrived(&text, index, &mut order, &shared);
+                            if let (true, Some(acks)) = (ack, &acks) {
+                                acks.add_permits(1);
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let why = frame.map_or("closed".to_owned(), |f| format!("closed {} {}", u16::from(f.code), f.reason));
+                        shared.note_close(why);
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        shared.note_close(format!("read failed: {error}"));
+                        return;
+                    }
+                    None => {
+                        shared.note_close("ended".to_owned());
+                        return;
+                    }
                 }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    shared.note_close(format!("read failed: {error}"));
-                    return;
-                }
-                None => {
-                    shared.note_close("ended".to_owned());
-                    return;
-                }
+            }
+        };
+        // The socket goes without a close frame, as a dropped network leaves it.
+        drop((sink, stream));
+        let Some(client) = &mut storm else { return };
+        socket = match client.reconnect(blip, index, &shared).await {
+            Ok(socket) => socket,
+            Err(error) => {
+                shared.note_close(format!("reconnecting failed: {error:#}"));
+                return;
+            }
+        };
+    }
+}
+
+/// The next drop of a storm connection; never, for the others.
+async fn next_blip(blips: &mut Option<watch::Receiver<Option<Blip>>>) -> Blip {
+    if let Some(blips) = blips {
+        while blips.changed().await.is_ok() {
+            if let Some(blip) = *blips.borrow_and_update() {
+                return blip;
             }
         }
     }
+    std::future::pending().await
 }
 
 /// Counts one frame from the server; true if it confirms one of this connection's sends.
@@ -247,6 +301,9 @@ fn arrived(text: &str, index: usize, order: &mut Order, shared: &Shared) -> bool
     }
     tally.delivered.fetch_add(1, Ordering::Relaxed);
     tally.record_delivery(index, marker.scheduled_us, now);
+    if shared.storm.is_some() {
+        tally.storm.record_other(index, marker.scheduled_us, now);
+    }
     false
 }
 

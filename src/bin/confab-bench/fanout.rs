@@ -1,6 +1,11 @@
 //! Fan-out: one sender per room sends at a fixed rate (open loop: the schedule never waits
 //! for the server), step after step at higher rates, and every connection counts what
 //! reaches it. A step is clean when nothing was lost, doubled or reordered.
+//!
+//! With `--storm N`, N receiving connections drop their sockets at once part way through
+//! each step and reconnect at once, resuming with `sync` (see `storm`); the step then
+//! reports their time back and what they recovered, and the others' latency before, during
+//! and after the storm.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +19,7 @@ use crate::clients::{Connection, Marker, Shared, send_frame};
 use crate::report::{Costs, Latency};
 use crate::setup::Layout;
 use crate::stats::Tally;
+use crate::storm::{Blip, Storm, StormStep, Window};
 use crate::{Run, open_all, plan};
 
 #[derive(Debug, Args)]
@@ -45,6 +51,21 @@ pub struct Options {
     /// Stop stepping up after a step with loss or a p99 above this.
     #[arg(long, default_value_t = 50.0)]
     max_p99_ms: f64,
+    /// Receiving connections (never senders) that, in each step, drop their sockets at
+    /// once and reconnect at once, each resuming with `sync` from the last seq it saw: a
+    /// reconnect storm. They are spread over the rooms evenly. 0 for none.
+    #[arg(long, default_value_t = 0)]
+    storm: usize,
+    /// When the storm comes, as a share of the step's counted time (after its warm-up).
+    #[arg(long, default_value_t = 0.333)]
+    storm_at: f64,
+    /// How long the storm's connections stay away before reconnecting.
+    #[arg(long, default_value_t = 0.0)]
+    storm_away_ms: f64,
+    /// How long a step waits, from the drop, for every storm connection to have its
+    /// `sync.done`.
+    #[arg(long, default_value_t = 60.0)]
+    storm_wait_secs: f64,
 }
 
 /// One step's outcome.
@@ -68,11 +89,16 @@ struct Step {
     /// the server, is the bottleneck.
     sender_lag: Latency,
     costs: Costs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storm: Option<StormStep>,
 }
 
 impl Step {
     fn clean(&self) -> bool {
-        self.lost == 0 && self.duplicates == 0 && self.out_of_order == 0
+        self.lost == 0
+            && self.duplicates == 0
+            && self.out_of_order == 0
+            && self.storm.as_ref().is_none_or(|storm| storm.lost == 0 && storm.out_of_order == 0)
     }
 }
 
@@ -93,8 +119,18 @@ struct Report {
 
 pub async fn run(run: &Run, options: Options) -> Result<()> {
     let layout = Layout::checked(options.connections, options.rooms, options.per_user)?;
+    // Connections 0..rooms are the senders; the storm takes the next ones, which go round
+    // the rooms.
+    let storm = match options.storm {
+        0 => None,
+        n if run.target.ceiling => bail!("the ceiling has no sync, so no storm ({n})"),
+        n if n > options.connections - options.rooms => {
+            bail!("a storm of {n} needs {n} connections besides the senders")
+        }
+        n => Some(Storm::new(options.rooms..options.rooms + n)),
+    };
     let plan = plan(run, layout).await?;
-    let shared = Shared::new(options.rates.len());
+    let shared = Shared::with_storm(options.rates.len(), storm);
     // A connection that cannot open ends the run, saying why: figures over fewer
     // connections than asked for would compare with nothing.
     let connections = match open_all(run, &plan, &shared, &[]).await {
@@ -138,6 +174,7 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
         layout,
         numbers: senders.iter().map(|_| Arc::new(AtomicU64::new(0))).collect(),
         senders,
+        storm_missing: AtomicU64::new(0),
     };
     let mut steps = Vec::new();
     for (index, &rate) in options.rates.iter().enumerate() {
@@ -157,6 +194,9 @@ pub async fn run(run: &Run, options: Options) -> Result<()> {
                 step.sender_lag.p99_ms,
                 step.costs.columns()
             );
+            if let Some(storm) = &step.storm {
+                print_storm(storm);
+            }
         }
         let stop = !step.clean() || step.latency.p99_ms > options.max_p99_ms;
         steps.push(step);
@@ -210,6 +250,8 @@ struct Fanout<'a> {
     /// The last number each sender gave a message; numbers go on from step to step, so
     /// that receivers can tell order across them.
     numbers: Vec<Arc<AtomicU64>>,
+    /// What the storm connections had not seen at the end of the last step.
+    storm_missing: AtomicU64,
 }
 
 impl Fanout<'_> {
@@ -264,13 +306,19 @@ impl Fanout<'_> {
                 })
             })
             .collect();
-        let mut sent_per_room = vec![0u64; room_ids.len()];
-        for schedule in schedules {
-            if let Ok((room, sent)) = schedule.await {
-                sent_per_room[room] += sent;
+        let sending = async {
+            let mut sent_per_room = vec![0u64; room_ids.len()];
+            for schedule in schedules {
+                if let Ok((room, sent)) = schedule.await {
+                    sent_per_room[room] += sent;
+                }
             }
-        }
-        let after = run.readings();
+            (sent_per_room, run.readings())
+        };
+        let storm_at_us =
+            start_us + warmup_us + (options.storm_at * options.step_secs * 1e6) as u64;
+        let ((sent_per_room, after), window) =
+            tokio::join!(sending, self.storm(index, storm_at_us));
         tokio::time::sleep(Duration::from_secs_f64(options.drain_secs)).await;
 
         let expected: u64 = sent_per_room
@@ -295,6 +343,74 @@ impl Fanout<'_> {
             confirmation: Latency::of(&tally.confirm_latency()),
             sender_lag: Latency::of(&tally.lag()),
             costs: before.costs_until(&after),
+            storm: window.map(|window| self.storm_step(index, &window, start_us + warmup_us)),
         }
     }
+
+    /// Drops the storm's connections at `at_us`, if there is a storm, and waits until every
+    /// one has its `sync.done` again (or the wait runs out).
+    async fn storm(&self, index: usize, at_us: u64) -> Option<Window> {
+        let storm = self.shared.storm.as_ref()?;
+        let (clock, options) = (self.shared.clock, self.options);
+        tokio::time::sleep_until(clock.at(at_us).into()).await;
+        let before = self.run.readings();
+        let blip = Blip { step: index, at_us, away_us: (options.storm_away_ms * 1e3) as u64 };
+        storm.blip(blip);
+        let tally = &self.shared.steps[index].storm;
+        let give_up_us = at_us + (options.storm_wait_secs * 1e6) as u64;
+        while tally.done() < storm.len() as u64 && clock.now_us() < give_up_us {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let synced = Tally::get(&tally.synced) == storm.len() as u64;
+        let end_us = if synced { Tally::get(&tally.last_synced_us) } else { clock.now_us() };
+        Some(Window { blip, end_us, costs: before.costs_until(&self.run.readings()) })
+    }
+
+    /// The report of step `index`'s storm, once its deliveries have drained.
+    fn storm_step(&self, index: usize, window: &Window, measured_from_us: u64) -> StormStep {
+        let storm = self.shared.storm.as_ref().expect("a window comes only from a storm");
+        let sent: Vec<u64> = {
+            let mut sent = vec![0; self.room_ids.len()];
+            for ((room, _), number) in self.senders.iter().zip(&self.numbers) {
+                sent[*room] = number.load(Ordering::Relaxed);
+            }
+            sent
+        };
+        let missing = storm.missing(|room| sent[room]);
+        let lost = missing.saturating_sub(self.storm_missing.swap(missing, Ordering::Relaxed));
+        StormStep::of(&self.shared.steps[index].storm, window, measured_from_us, storm.len(), lost)
+    }
+}
+
+/// A step's storm, under its row of the table.
+fn print_storm(storm: &StormStep) {
+    let three = |l: &Latency| format!("{:.1} / {:.1} / {:.1} ms", l.p50_ms, l.p99_ms, l.max_ms);
+    println!(
+        "  storm of {} at {:.1} s: over in {:.0} ms; back {}, synced {}, failed {}; to ready {}, \
+         to sync.done {}; recovered {} (of {} sent by sync), sent twice {}, lost {}, out of order {}; \
+         server {}",
+        storm.connections,
+        storm.drop_at_secs,
+        storm.duration_ms,
+        storm.reconnected,
+        storm.synced,
+        storm.failed,
+        three(&storm.to_ready),
+        three(&storm.to_sync_done),
+        storm.recovered,
+        storm.sync_messages,
+        storm.sent_twice,
+        storm.lost,
+        storm.out_of_order,
+        storm.costs.columns()
+    );
+    println!(
+        "  the others' latency p50 / p99 / max: before {} ({}), during {} ({}), after {} ({})",
+        three(&storm.others_before),
+        storm.others_before.count,
+        three(&storm.others_during),
+        storm.others_during.count,
+        three(&storm.others_after),
+        storm.others_after.count
+    );
 }

@@ -15,6 +15,7 @@ mod resume;
 mod search;
 mod setup;
 mod stats;
+mod storm;
 mod writes;
 
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-const SHARDS: usize = 16;
+pub const SHARDS: usize = 16;
 /// Latencies are recorded in microseconds, up to a minute, to three significant digits.
 const MAX_LATENCY_US: u64 = 60_000_000;
 
@@ -26,6 +26,8 @@ pub struct Tally {
     pub duplicates: AtomicU64,
     pub out_of_order: AtomicU64,
     pub errors: AtomicU64,
+    /// What a reconnect storm in this step did (empty without one).
+    pub storm: crate::storm::StormTally,
     delivery_latency: Vec<Mutex<Histogram<u64>>>,
     confirm_latency: Vec<Mutex<Histogram<u64>>>,
     sender_lag: Vec<Mutex<Histogram<u64>>>,
@@ -33,16 +35,6 @@ pub struct Tally {
 
 impl Tally {
     pub fn new() -> Self {
-        let histograms = || {
-            (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(
-                        Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                            .expect("constant bounds are valid"),
-                    )
-                })
-                .collect()
-        };
         Self {
             measure_from_us: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -51,9 +43,10 @@ impl Tally {
             duplicates: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            delivery_latency: histograms(),
-            confirm_latency: histograms(),
-            sender_lag: histograms(),
+            storm: crate::storm::StormTally::new(),
+            delivery_latency: sharded(),
+            confirm_latency: sharded(),
+            sender_lag: sharded(),
         }
     }
 
@@ -92,14 +85,28 @@ impl Tally {
     }
 }
 
+/// Empty latency histograms, one per shard.
+pub fn sharded() -> Vec<Mutex<Histogram<u64>>> {
+    (0..SHARDS).map(|_| Mutex::new(histogram())).collect()
+}
+
+/// An empty latency histogram.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid")
+}
+
+/// Records into the shard of `shard`.
+pub fn record_in(shards: &[Mutex<Histogram<u64>>], shard: usize, latency_us: u64) {
+    record(&shards[shard % SHARDS], latency_us);
+}
+
 fn record(histogram: &Mutex<Histogram<u64>>, latency_us: u64) {
     let mut histogram = histogram.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     histogram.saturating_record(latency_us.max(1));
 }
 
-fn merged(shards: &[Mutex<Histogram<u64>>]) -> Histogram<u64> {
-    let mut all =
-        Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid");
+pub fn merged(shards: &[Mutex<Histogram<u64>>]) -> Histogram<u64> {
+    let mut all = histogram();
     for shard in shards {
         let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Same bounds, so adding cannot fail.
@@ -144,6 +151,21 @@ pub enum Arrival {
 }
 
 impl Order {
+    /// An order whose numbers start after `last`, as seqs start after `ready`'s `last_seq`.
+    pub fn starting_after(last: u64) -> Self {
+        Self { highest: last, holes: BTreeSet::new() }
+    }
+
+    /// The highest number that arrived (or the one it started after).
+    pub fn highest(&self) -> u64 {
+        self.highest
+    }
+
+    /// Numbers below the highest that have not arrived.
+    pub fn holes(&self) -> u64 {
+        self.holes.len() as u64
+    }
+
     /// Messages are numbered from 1.
     pub fn arrive(&mut self, n: u64) -> Arrival {
         if n > self.highest {
