@@ -1,7 +1,8 @@
 //! The PostgreSQL store, for communities that outgrow one machine: several Confab processes
 //! may share one database.
 //!
-//! Reads run on a pool of connections. Each write is one transaction of its own (`writes`),
+//! Reads run on a pool of connections, and writes on a pool of their own, so that no burst
+//! of reads holds up a write. Each write is one transaction of its own (`writes`),
 //! many at once; the operations in `ops` take the locks that keep their checks true until
 //! they commit, and a room's seq comes from its row, locked by the write that takes it, so
 //! a room's changes commit one after another, in seq order, whichever process makes them.
@@ -56,11 +57,18 @@ use crate::domain::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections per process. Writes hold one from their first statement to their commit,
-/// and PostgreSQL groups the commits of concurrent transactions into one flush, so a few
-/// dozen keep a node's writes flowing; every node has its own, and PostgreSQL's
-/// `max_connections` (100 by default) must cover them all.
-const MAX_CONNECTIONS: u32 = 24;
+/// Connections per process for writes. A write holds one from its first statement to its
+/// commit, and PostgreSQL groups the commits of concurrent transactions into one flush, so
+/// a dozen or two keep a node's writes flowing. Reads have a pool of their own
+/// (`READ_CONNECTIONS`), so that reads, however many (5,000 clients coming back at once,
+/// each reading its rooms and what it missed), never hold up a message on its way: with
+/// one pool for both, such a storm delayed every confirmation, and so every delivery, by
+/// 13 s (BENCHMARKS.md, "A reconnect storm"). Every node has both, and PostgreSQL's
+/// `max_connections` (100 by default) must cover them all: three nodes fit.
+const WRITE_CONNECTIONS: u32 = 16;
+
+/// Connections per process for reads.
+const READ_CONNECTIONS: u32 = 16;
 
 /// How long a request waits for a connection before it is answered 503: long enough to
 /// ride out a burst, short enough that an outage is reported rather than waited out.
@@ -86,7 +94,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_SERVER_VERSION: i64 = 130_000;
 
 pub struct PostgresStore {
-    /// Connections for reads, and for the writes' transactions.
+    /// Connections for reads; the writes have their own (`writes`).
     pool: PgPool,
     writes: Writes,
     /// Stops the eraser at close.
@@ -103,15 +111,19 @@ impl PostgresStore {
             ("lock_timeout", LOCK_TIMEOUT),
             ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT),
         ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await?;
-        warn_unless_owner(&pool).await?;
+        let pool = |connections| {
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+        };
+        let (read, write) = (pool(READ_CONNECTIONS).await?, pool(WRITE_CONNECTIONS).await?);
+        warn_unless_owner(&read).await?;
         let stopping = CancellationToken::new();
-        let eraser = Eraser::start(pool.clone(), stopping.clone());
-        Ok(Self { writes: Writes::new(pool.clone(), sink, eraser), pool, stopping })
+        // Erasure vacuums, which may take a while: on the readers' connections, not the
+        // writers'.
+        let eraser = Eraser::start(read.clone(), stopping.clone());
+        Ok(Self { writes: Writes::new(write, sink, eraser), pool: read, stopping })
     }
 }
 

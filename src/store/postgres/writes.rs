@@ -209,11 +209,12 @@ impl Writes {
 
     /// Takes no more writes and waits for those in progress; one whose commit is in doubt
     /// stops asking about it (its changes are stored or not, and clients catching up read
-    /// what is).
+    /// what is). Then closes the writes' connections.
     pub async fn close(&self) {
         self.tasks.close();
         self.closing.cancel();
         self.tasks.wait().await;
+        self.pool.close().await;
     }
 
     /// Applies, commits and announces a write, holding its turn throughout.
