@@ -27,13 +27,13 @@ use tokio::process::Command;
 /// start well under one on an idle machine, but a busy CI machine can be many times slower.
 const CLUSTER_PATIENCE: Duration = Duration::from_secs(120);
 
-/// Each Confab server keeps a pool of up to 24 connections (`MAX_CONNECTIONS` in
-/// src/store/postgres/mod.rs), opened as it needs them, and one more while it migrates. The
-/// shared cluster serves every PostgreSQL test of the run at once: as many tests as there
-/// are test threads (the cores, unless `--test-threads` says otherwise), each with at most
-/// three servers alive at once (a restart overlaps two briefly), plus the harness's own
-/// short connections. On 2 cores that is at most 2 × 3 × 25 = 150; 1,000 covers 13 test
-/// threads at that worst. A slot costs PostgreSQL some shared memory, not a process, until
+/// Each Confab server keeps two pools of up to 16 connections each, for reads and for
+/// writes (`READ_CONNECTIONS`, `WRITE_CONNECTIONS` in src/store/postgres/mod.rs), opened as
+/// it needs them, and one more while it migrates. The shared cluster serves every
+/// PostgreSQL test of the run at once: as many tests as there are test threads (the cores,
+/// unless `--test-threads` says otherwise), each with at most three servers alive at once
+/// (a restart overlaps two briefly), plus the harness's own short connections. On 2 cores
+/// that is at most 2 × 3 × 33 = 198; 1,000 covers 10 test threads at that worst. A slot costs PostgreSQL some shared memory, not a process, until
 /// it is used.
 const MAX_CONNECTIONS: u32 = 1000;
 
