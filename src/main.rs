@@ -16,7 +16,9 @@ use confab::config::{Command, Config, Settings};
 
 /// glibc's allocator keeps the large blocks that password hashing (19 MiB per hash) and
 /// picture decoding free, in an arena per thread, so the server's memory only ever grows;
-/// mimalloc returns them to the system.
+/// mimalloc returns them to the system. The `system-allocator` feature leaves it out, for
+/// heap profilers that watch `malloc` (bench/heap.sh).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

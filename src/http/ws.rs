@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::FutureExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -69,6 +70,8 @@ async fn upgrade(
     // Counted from here until the connection ends, however it ends.
     let slot = app.limiter().open_socket(session.user.id).await?;
     let tasks = app.connections().clone();
+    // Boxed: the upgrade's future keeps what this closure holds for the connection's life.
+    let session = Box::new(session);
     Ok(upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -76,9 +79,10 @@ async fn upgrade(
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| {
-            tasks.track_future(async move {
-                connection::serve(app, socket, session).await;
-                drop(slot);
-            })
+            // Set up before the task's future, and not awaited from an async block of ours
+            // (which would hold it twice: once as taken, once as awaited), so the task holds
+            // the connection once.
+            let serving = connection::serve(app, socket, *session);
+            tasks.track_future(serving.map(move |()| drop(slot)))
         }))
 }

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
+use super::peer::{CloseRequest, Moment, Outbound, Peer, PeerPresence, RoomEvent, RoomHead};
 use super::protocol::ServerFrame;
 use crate::bus::{BusEvent, NodeId};
 use crate::domain::{Presence, PresenceStatus, RoomId, SessionId, Timestamp, UserId};
@@ -186,18 +186,21 @@ impl Hub {
         self.node
     }
 
-    /// Registers a new connection of `user_id` with an outbound queue of `queue_len` items.
-    /// It receives membership changes at once; room events once subscribed. Returns the
-    /// peer and the receiving end of its queue.
+    /// Registers a new connection of `user_id` with an outbound queue of `queue_len` items,
+    /// told to close through `closing` (a child of the server's shutdown signal). It
+    /// receives membership changes at once; room events once subscribed. Returns the peer
+    /// and the receiving end of its queue.
     pub fn register(
         &self,
         user_id: UserId,
         session_id: SessionId,
         queue_len: usize,
+        closing: CancellationToken,
     ) -> (Arc<Peer>, mpsc::Receiver<Outbound>) {
         let (queue, receiver) = mpsc::channel(queue_len);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let peer = Arc::new(Peer::new(id, user_id, session_id, queue, self.dropped.clone()));
+        let peer =
+            Arc::new(Peer::new(id, user_id, session_id, queue, closing, self.dropped.clone()));
         self.users
             .entry(user_id)
             .or_insert_with(|| UserPeers::new(self.presence_clock.load(Ordering::Relaxed)))
@@ -387,17 +390,16 @@ impl Hub {
         match event {
             BusEvent::RoomMoment { room_id, except, frame } => {
                 if let Some(room) = self.rooms.get(&room_id) {
+                    let moment = Arc::new(Moment { room_id: Some(room_id), frame });
                     for peer in room.peers.iter().filter(|p| Some(p.user_id) != except) {
-                        peer.offer(Outbound::Moment {
-                            room_id: Some(room_id),
-                            frame: frame.clone(),
-                        });
+                        peer.offer(Outbound::Moment(moment.clone()));
                     }
                 }
             }
             BusEvent::User { user_id, frame } => {
+                let moment = Arc::new(Moment { room_id: None, frame });
                 for peer in self.user_peers(user_id) {
-                    peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
+                    peer.offer(Outbound::Moment(moment.clone()));
                 }
             }
             BusEvent::Presence { node, user_id, version, status, rooms, last_seen_at } => {
@@ -405,18 +407,20 @@ impl Hub {
                 self.dispatch_presence(node, user_id, word, last_seen_at);
             }
             BusEvent::Profile { user_id, rooms, frame } => {
-                let offered = self.offer_to_sharers(&rooms, &frame, |_| true);
+                let moment = Arc::new(Moment { room_id: None, frame });
+                let offered = self.offer_to_sharers(&rooms, &moment, |_| true);
                 for peer in self.user_peers(user_id) {
                     if !offered.contains(&peer.id) {
-                        peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
+                        peer.offer(Outbound::Moment(moment.clone()));
                     }
                 }
             }
             BusEvent::Room { room_id, seq, frame } => {
                 if let Some(room) = self.rooms.get(&room_id) {
                     room.seen.fetch_max(seq, Ordering::Relaxed);
+                    let event = Arc::new(RoomEvent { room_id, seq, frame });
                     for peer in room.peers.iter() {
-                        peer.offer(Outbound::Event { room_id, seq, frame: frame.clone() });
+                        peer.offer(Outbound::Event(event.clone()));
                     }
                 }
             }
@@ -451,7 +455,7 @@ impl Hub {
     fn offer_to_sharers(
         &self,
         rooms: &[RoomId],
-        frame: &Utf8Bytes,
+        moment: &Arc<Moment>,
         wanted: impl Fn(&Peer) -> bool,
     ) -> HashSet<u64> {
         let mut offered = HashSet::new();
@@ -459,7 +463,7 @@ impl Hub {
             let Some(subscribers) = self.rooms.get(room) else { continue };
             for peer in subscribers.peers.iter() {
                 if wanted(peer) && offered.insert(peer.id) {
-                    peer.offer(Outbound::Moment { room_id: None, frame: frame.clone() });
+                    peer.offer(Outbound::Moment(moment.clone()));
                 }
             }
         }
@@ -482,8 +486,9 @@ impl Hub {
     pub fn repair_room(&self, room_id: RoomId, head: i64) {
         if let Some(room) = self.rooms.get(&room_id) {
             room.seen.fetch_max(head, Ordering::Relaxed);
+            let head = Arc::new(RoomHead { room_id, seq: head });
             for peer in room.peers.iter() {
-                peer.offer(Outbound::Head { room_id, seq: head });
+                peer.offer(Outbound::Head(head.clone()));
             }
         }
     }
@@ -667,7 +672,8 @@ impl Hub {
         let frame =
             ServerFrame::Presence { user_id: user, presence: Presence { status, last_seen_at } }
                 .to_text();
-        self.offer_to_sharers(&rooms, &frame, |peer| peer.user_id != user);
+        let moment = Arc::new(Moment { room_id: None, frame });
+        self.offer_to_sharers(&rooms, &moment, |peer| peer.user_id != user);
     }
 }
 
@@ -683,6 +689,7 @@ fn remove_peer(map: &DashMap<RoomId, Subscribers>, key: &RoomId, id: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::ws::Utf8Bytes;
 
     fn frame(text: &str) -> Utf8Bytes {
         Utf8Bytes::from(text)
@@ -692,11 +699,13 @@ mod tests {
     async fn room_events_reach_subscribers_only() {
         let hub = Hub::new();
         let room = RoomId::generate();
-        let (alice, mut alice_rx) = hub.register(UserId::generate(), SessionId::generate(), 8);
-        let (_bob, mut bob_rx) = hub.register(UserId::generate(), SessionId::generate(), 8);
+        let (alice, mut alice_rx) =
+            hub.register(UserId::generate(), SessionId::generate(), 8, CancellationToken::new());
+        let (_bob, mut bob_rx) =
+            hub.register(UserId::generate(), SessionId::generate(), 8, CancellationToken::new());
         hub.subscribe(&alice, room);
         hub.dispatch(BusEvent::Room { room_id: room, seq: 1, frame: frame("x") });
-        assert!(matches!(alice_rx.try_recv(), Ok(Outbound::Event { seq: 1, .. })));
+        assert!(matches!(alice_rx.try_recv(), Ok(Outbound::Event(event)) if event.seq == 1));
         assert!(bob_rx.try_recv().is_err());
     }
 
@@ -704,14 +713,17 @@ mod tests {
     async fn a_full_queue_asks_the_connection_to_close_without_blocking() {
         let hub = Hub::new();
         let room = RoomId::generate();
-        let (slow, _slow_rx) = hub.register(UserId::generate(), SessionId::generate(), 2);
-        let (fast, mut fast_rx) = hub.register(UserId::generate(), SessionId::generate(), 64);
+        let (slow, _slow_rx) =
+            hub.register(UserId::generate(), SessionId::generate(), 2, CancellationToken::new());
+        let (fast, mut fast_rx) =
+            hub.register(UserId::generate(), SessionId::generate(), 64, CancellationToken::new());
         hub.subscribe(&slow, room);
         hub.subscribe(&fast, room);
         for seq in 1..=10 {
             hub.dispatch(BusEvent::Room { room_id: room, seq, frame: frame("x") });
         }
-        assert_eq!(slow.close_requested().await, CloseRequest::TooSlow);
+        slow.closed().await;
+        assert_eq!(slow.close_request(), CloseRequest::TooSlow);
         let mut received = 0;
         while fast_rx.try_recv().is_ok() {
             received += 1;
@@ -723,7 +735,8 @@ mod tests {
     async fn a_full_queue_drops_moments_but_keeps_the_connection() {
         let hub = Hub::new();
         let room = RoomId::generate();
-        let (peer, _rx) = hub.register(UserId::generate(), SessionId::generate(), 2);
+        let (peer, _rx) =
+            hub.register(UserId::generate(), SessionId::generate(), 2, CancellationToken::new());
         hub.subscribe(&peer, room);
         for _ in 0..5 {
             hub.dispatch(BusEvent::RoomMoment { room_id: room, except: None, frame: frame("t") });
@@ -737,13 +750,15 @@ mod tests {
     async fn joining_subscribes_every_connection_of_the_user_before_notifying() {
         let hub = Hub::new();
         let (user, room) = (UserId::generate(), RoomId::generate());
-        let (_tab1, mut rx1) = hub.register(user, SessionId::generate(), 8);
-        let (_tab2, mut rx2) = hub.register(user, SessionId::generate(), 8);
+        let (_tab1, mut rx1) =
+            hub.register(user, SessionId::generate(), 8, CancellationToken::new());
+        let (_tab2, mut rx2) =
+            hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         hub.dispatch(BusEvent::Joined { user_id: user, room_id: room });
         hub.dispatch(BusEvent::Room { room_id: room, seq: 7, frame: frame("x") });
         for rx in [&mut rx1, &mut rx2] {
             assert!(matches!(rx.try_recv(), Ok(Outbound::Joined(r)) if r == room));
-            assert!(matches!(rx.try_recv(), Ok(Outbound::Event { seq: 7, .. })));
+            assert!(matches!(rx.try_recv(), Ok(Outbound::Event(event)) if event.seq == 7));
         }
         hub.dispatch(BusEvent::Left { user_id: user, room_id: room });
         hub.dispatch(BusEvent::Room { room_id: room, seq: 8, frame: frame("x") });
@@ -755,7 +770,7 @@ mod tests {
     async fn unregistering_forgets_rooms_and_users() {
         let hub = Hub::new();
         let (user, room) = (UserId::generate(), RoomId::generate());
-        let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+        let (peer, _rx) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         hub.subscribe(&peer, room);
         hub.unregister(&peer);
         assert!(hub.rooms.is_empty());
@@ -766,7 +781,7 @@ mod tests {
     async fn a_membership_change_after_unregistering_subscribes_nothing() {
         let hub = Hub::new();
         let (user, room) = (UserId::generate(), RoomId::generate());
-        let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+        let (peer, _rx) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         let snapshot = hub.user_peers(user);
         hub.unregister(&peer);
         // A `Joined` dispatch that took its snapshot before the unregistering.
@@ -780,8 +795,8 @@ mod tests {
     async fn presence_adds_up_over_a_users_connections() {
         let hub = Hub::new();
         let user = UserId::generate();
-        let (tab1, _rx1) = hub.register(user, SessionId::generate(), 8);
-        let (tab2, _rx2) = hub.register(user, SessionId::generate(), 8);
+        let (tab1, _rx1) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
+        let (tab2, _rx2) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         let status = |change: Option<PresenceChange>| change.map(|c| c.status);
         assert_eq!(hub.presence_of(user), PresenceStatus::Offline, "starting tabs do not count");
         assert_eq!(
@@ -801,7 +816,7 @@ mod tests {
         assert_eq!(status(hub.unregister(&tab2).0), Some(PresenceStatus::Away));
         let (gone, _) = hub.unregister(&tab1);
         assert_eq!(gone.map(|c| (c.status, c.version)), Some((PresenceStatus::Offline, 5)));
-        let (again, _rx3) = hub.register(user, SessionId::generate(), 8);
+        let (again, _rx3) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         let back = hub.set_presence(&again, PeerPresence::Online);
         assert_eq!(back.map(|c| c.version), Some(6), "versions keep rising across absences");
     }
@@ -837,7 +852,7 @@ mod tests {
 
     fn moments(rx: &mut mpsc::Receiver<Outbound>) -> usize {
         std::iter::from_fn(|| rx.try_recv().ok())
-            .filter(|item| matches!(item, Outbound::Moment { .. }))
+            .filter(|item| matches!(item, Outbound::Moment(_)))
             .count()
     }
 
@@ -845,9 +860,11 @@ mod tests {
     async fn a_late_older_presence_is_dropped() {
         let hub = Hub::new();
         let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
-        let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
+        let (watcher, mut rx) =
+            hub.register(bob, SessionId::generate(), 8, CancellationToken::new());
         hub.subscribe(&watcher, room);
-        let (tab, _tab_rx) = hub.register(alice, SessionId::generate(), 8);
+        let (tab, _tab_rx) =
+            hub.register(alice, SessionId::generate(), 8, CancellationToken::new());
         let online = hub.set_presence(&tab, PeerPresence::Online);
         let away = hub.set_presence(&tab, PeerPresence::Away);
         hub.dispatch(announcement(&hub, alice, away, room));
@@ -860,9 +877,11 @@ mod tests {
     async fn a_user_who_has_gone_is_forgotten_once_their_going_is_announced() {
         let hub = Hub::new();
         let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
-        let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
+        let (watcher, mut rx) =
+            hub.register(bob, SessionId::generate(), 8, CancellationToken::new());
         hub.subscribe(&watcher, room);
-        let (tab, _tab_rx) = hub.register(alice, SessionId::generate(), 8);
+        let (tab, _tab_rx) =
+            hub.register(alice, SessionId::generate(), 8, CancellationToken::new());
         let online = hub.set_presence(&tab, PeerPresence::Online);
         hub.dispatch(announcement(&hub, alice, online, room));
         let (offline, _) = hub.unregister(&tab);
@@ -875,7 +894,8 @@ mod tests {
         assert_eq!(hub.presence_of(alice), PresenceStatus::Offline);
 
         // Back again: what is left of the previous visit is older than anything now.
-        let (again, _again_rx) = hub.register(alice, SessionId::generate(), 8);
+        let (again, _again_rx) =
+            hub.register(alice, SessionId::generate(), 8, CancellationToken::new());
         let back = hub.set_presence(&again, PeerPresence::Online);
         hub.dispatch(announcement(&hub, alice, back, room));
         hub.dispatch(announcement(&hub, alice, offline, room));
@@ -887,7 +907,8 @@ mod tests {
     async fn a_user_is_online_while_any_node_says_so() {
         let hub = Hub::new();
         let (alice, bob, room) = (UserId::generate(), UserId::generate(), RoomId::generate());
-        let (watcher, mut rx) = hub.register(bob, SessionId::generate(), 8);
+        let (watcher, mut rx) =
+            hub.register(bob, SessionId::generate(), 8, CancellationToken::new());
         hub.subscribe(&watcher, room);
         let (a, b) = (NodeId(1), NodeId(2));
         hub.node_heard(a);
@@ -918,7 +939,8 @@ mod tests {
         let hub = Hub::new();
         let user = UserId::generate();
         for _ in 0..3 {
-            let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+            let (peer, _rx) =
+                hub.register(user, SessionId::generate(), 8, CancellationToken::new());
             assert_eq!(hub.unregister(&peer).0, None, "it never said it was around");
         }
         assert!(hub.users.is_empty());
@@ -928,7 +950,7 @@ mod tests {
     async fn a_room_left_while_a_connection_starts_stays_unsubscribed() {
         let hub = Hub::new();
         let (user, left, kept) = (UserId::generate(), RoomId::generate(), RoomId::generate());
-        let (peer, _rx) = hub.register(user, SessionId::generate(), 8);
+        let (peer, _rx) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         // The connection read both rooms as the user's; the user left one before the
         // connection subscribed to it.
         hub.dispatch(BusEvent::Left { user_id: user, room_id: left });
@@ -939,7 +961,7 @@ mod tests {
         assert!(!hub.rooms.contains_key(&left), "no presence or profile of the room reaches it");
 
         // Rejoined before the connection read its rooms again: the hub's subscription stands.
-        let (other, _rx) = hub.register(user, SessionId::generate(), 8);
+        let (other, _rx) = hub.register(user, SessionId::generate(), 8, CancellationToken::new());
         hub.dispatch(BusEvent::Left { user_id: user, room_id: left });
         hub.dispatch(BusEvent::Joined { user_id: user, room_id: left });
         hub.subscribe_at_start(&other, left);
@@ -956,8 +978,8 @@ mod tests {
         let hub = Hub::new();
         let user = UserId::generate();
         let (ended, kept) = (SessionId::generate(), SessionId::generate());
-        let (a, _rx_a) = hub.register(user, ended, 8);
-        let (b, _rx_b) = hub.register(user, kept, 8);
+        let (a, _rx_a) = hub.register(user, ended, 8, CancellationToken::new());
+        let (b, _rx_b) = hub.register(user, kept, 8, CancellationToken::new());
         hub.dispatch(BusEvent::SessionEnded { user_id: user, session_id: ended });
         assert!(a.closing.is_cancelled());
         assert!(!b.closing.is_cancelled());

@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::domain::{RoomId, SessionId, UserId};
 
@@ -19,23 +19,54 @@ pub enum CloseRequest {
     TooSlow,
     /// Its session was ended by a logout.
     SessionEnded,
+    /// The server is shutting down.
+    Shutdown,
 }
 
 /// An item in a connection's outbound queue.
+///
+/// A slot is two words: what the hub offers to every subscriber (an event, a moment)
+/// is made once and shared. The queue allocates its first block of slots up front, so the
+/// width of an item is memory that every connection holds, idle or not (16 bytes a slot
+/// instead of 56 took an idle connection's queue from 1.8 KB to 0.6 KB; BENCHMARKS.md).
 #[derive(Debug)]
 pub enum Outbound {
-    /// A room event: the connection sends `frame` unless it already has that seq.
-    Event { room_id: RoomId, seq: i64, frame: Utf8Bytes },
-    /// A frame outside any room's stream; when it names a room, it is sent only while the
-    /// connection follows that room.
-    Moment { room_id: Option<RoomId>, frame: Utf8Bytes },
+    /// A room event: the connection sends its frame unless it already has that seq.
+    Event(Arc<RoomEvent>),
+    /// A frame outside any room's stream.
+    Moment(Arc<Moment>),
     /// The user joined a room: the connection starts the room's stream.
     Joined(RoomId),
     /// The user left a room: the connection stops the room's stream.
     Left(RoomId),
-    /// The room's stream reached `seq` while the bus lost events on the way: the
+    /// The room's stream reached a seq while the bus lost events on the way: the
     /// connection reads from the store what it has not sent up to there.
-    Head { room_id: RoomId, seq: i64 },
+    Head(Arc<RoomHead>),
+}
+
+const _: () = assert!(std::mem::size_of::<Outbound>() == 16, "an outbound slot is two words");
+
+/// A room event as each of its subscribers gets it.
+#[derive(Debug)]
+pub struct RoomEvent {
+    pub room_id: RoomId,
+    pub seq: i64,
+    pub frame: Utf8Bytes,
+}
+
+/// A frame of the moment (typing, presence, receipts, counts, profiles); when it names a
+/// room, it is sent only while the connection follows that room.
+#[derive(Debug)]
+pub struct Moment {
+    pub room_id: Option<RoomId>,
+    pub frame: Utf8Bytes,
+}
+
+/// Where a room's stream stands, when the bus lost some of it.
+#[derive(Debug)]
+pub struct RoomHead {
+    pub room_id: RoomId,
+    pub seq: i64,
 }
 
 /// What one connection says of its user.
@@ -54,7 +85,9 @@ pub struct Peer {
     pub session_id: SessionId,
     /// The connection's bounded outbound queue.
     queue: mpsc::Sender<Outbound>,
-    /// Cancelled when the hub wants the connection closed; `close_request` says why.
+    /// Cancelled when the hub wants the connection closed (`close_request` says why), or
+    /// when the server shuts down: a child of the server's shutdown signal, so that the
+    /// connection waits on one signal for both.
     pub(super) closing: CancellationToken,
     close_request: OnceLock<CloseRequest>,
     /// The rooms this peer is subscribed to, so that unregistering finds them all, including
@@ -92,6 +125,7 @@ impl Peer {
         user_id: UserId,
         session_id: SessionId,
         queue: mpsc::Sender<Outbound>,
+        closing: CancellationToken,
         dropped: metrics::Counter,
     ) -> Self {
         Self {
@@ -99,7 +133,7 @@ impl Peer {
             user_id,
             session_id,
             queue,
-            closing: CancellationToken::new(),
+            closing,
             close_request: OnceLock::new(),
             rooms: Mutex::new(PeerRooms {
                 subscribed: HashSet::new(),
@@ -115,7 +149,7 @@ impl Peer {
     /// moment (typing, presence, receipts, counts), which is dropped instead: losing one is
     /// cheaper than losing the connection, and a reconnect brings the state back anyway.
     pub(super) fn offer(&self, item: Outbound) {
-        let droppable = matches!(item, Outbound::Moment { .. });
+        let droppable = matches!(item, Outbound::Moment(_));
         match self.queue.try_send(item) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) if droppable => self.dropped.increment(1),
@@ -130,10 +164,14 @@ impl Peer {
         self.closing.cancel();
     }
 
-    /// Resolves when the hub asks this connection to close.
-    pub async fn close_requested(&self) -> CloseRequest {
-        self.closing.cancelled().await;
-        self.close_request.get().copied().unwrap_or(CloseRequest::TooSlow)
+    /// Resolves when the hub asks this connection to close, or the server shuts down.
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closing.clone().cancelled_owned()
+    }
+
+    /// Why the connection was told to close: what the hub asked, or else the shutdown.
+    pub fn close_request(&self) -> CloseRequest {
+        self.close_request.get().copied().unwrap_or(CloseRequest::Shutdown)
     }
 
     pub(super) fn room_set(&self) -> MutexGuard<'_, PeerRooms> {

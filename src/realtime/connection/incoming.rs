@@ -157,7 +157,8 @@ impl Connection {
         client_id: Option<String>,
         work: impl Future<Output = Result<Option<Message>, Error>> + Send + 'static,
     ) {
-        self.requests.push(Box::pin(async move { Outcome { client_id, result: work.await } }));
+        let requests = self.requests.get_or_insert_with(Default::default);
+        requests.push(Box::pin(async move { Outcome { client_id, result: work.await } }));
     }
 
     pub(super) fn on_outcome(&mut self, outcome: Outcome) {

@@ -29,12 +29,12 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, MissedTickBehavior, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
 use self::incoming::{MAX_REQUESTS_IN_FLIGHT, Outcome};
-use super::peer::{CloseRequest, Outbound, Peer, PeerPresence};
+use super::peer::{CloseRequest, Outbound, Peer, PeerPresence, RoomEvent};
 use super::protocol::{PresentUser, ServerFrame, catch_up_frame, close_code};
 use super::sync::{SyncItem, Syncs};
 use crate::app::{App, Session};
@@ -43,6 +43,8 @@ use crate::store::{ChangeSpan, StoreError};
 
 /// Queue items written to the socket with one flush.
 const MAX_ITEMS_PER_FLUSH: usize = 256;
+/// Frames a connection writes before it adds them to the deliveries counter.
+const WRITTEN_BATCH: u64 = 64;
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a close frame may take to leave.
@@ -55,17 +57,25 @@ const GAP_ATTEMPTS: u32 = 4;
 const GAP_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves one upgraded WebSocket until it closes.
-pub async fn serve(app: App, socket: WebSocket, session: Session) {
+///
+/// The connection is set up here, before the future starts: a future keeps what an async
+/// fn was given for its whole life, beside whatever that was moved into, and the socket
+/// and the session would then be held twice by every connection.
+pub fn serve(app: App, socket: WebSocket, session: Session) -> impl Future<Output = ()> + Send {
     let span = tracing::info_span!("ws", user_id = %session.user.id, session_id = %session.id);
+    let started = Instant::now();
+    let closing = app.shutdown_signal().child_token();
+    let (peer, queue) =
+        app.hub().register(session.user.id, session.id, app.settings().ws_queue, closing);
+    let registration = Registration::new(app.clone(), peer.clone());
+    span.in_scope(|| tracing::info!(conn = peer.id, "websocket connected"));
+    let mut connection = Connection::new(app, socket, peer, queue, session);
     async move {
-        let started = Instant::now();
-        let (peer, queue) =
-            app.hub().register(session.user.id, session.id, app.settings().ws_queue);
-        let mut registration = Registration::new(app.clone(), peer.clone());
-        tracing::info!(conn = peer.id, "websocket connected");
-        let mut connection = Connection::new(app, socket, peer, queue, session);
+        // The whole guard, not just the field written below: it must live as long as this.
+        let mut registration = registration;
         let closing = connection.run().await;
-        connection.close(closing).await;
+        Box::pin(connection.close(closing)).await;
+        connection.report_written();
         registration.closed_with = closing.code;
         if closing.code == close_code::TOO_SLOW {
             metrics::counter!(crate::metrics::SLOW_CLOSED).increment(1);
@@ -78,7 +88,6 @@ pub async fn serve(app: App, socket: WebSocket, session: Session) {
         );
     }
     .instrument(span)
-    .await
 }
 
 /// Removes the connection from the hub however the task ends, and announces the user's
@@ -150,6 +159,7 @@ impl Closing {
                 Self::send(close_code::TOO_SLOW, "too slow: reconnect and sync")
             }
             CloseRequest::SessionEnded => Self::send(close_code::SESSION_ENDED, "session ended"),
+            CloseRequest::Shutdown => Self::SHUTDOWN,
         }
     }
 }
@@ -169,10 +179,13 @@ struct Connection {
     app: App,
     socket: WebSocket,
     peer: Arc<Peer>,
-    /// The server's shutdown signal, as this connection's own child of it: the loop waits
-    /// on it once per turn, and waiting on the one token every connection shares would
-    /// take that token's lock, for every connection, for every batch of frames.
-    shutdown: CancellationToken,
+    /// Resolves when the hub asks the connection to close or the server shuts down. Made
+    /// once and kept: a wait made anew each turn of the loop would take the signal's lock
+    /// twice a turn, and be held in the loop's future beside everything else it waits on.
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// When the write under way must have finished: one timer, moved on before each flush
+    /// (an atomic store while the deadline only moves later), not one made per flush.
+    write_deadline: Pin<Box<Sleep>>,
     /// Items the hub queued for this connection.
     queue: mpsc::Receiver<Outbound>,
     user: User,
@@ -180,8 +193,9 @@ struct Connection {
     session_id: SessionId,
     session_expires_at: Timestamp,
     cursors: HashMap<RoomId, Cursor>,
-    /// Writes the client asked for, running.
-    requests: FuturesUnordered<Request>,
+    /// Writes the client asked for, running; none while none runs, so that a connection
+    /// that only listens holds nothing for them.
+    requests: Option<FuturesUnordered<Request>>,
     /// For each room (by the id the client named), the end of the latest `send` to it: the
     /// next one waits for it, so a connection's messages to a room are stored in the order
     /// it sent them (requests otherwise race one another to the store).
@@ -193,9 +207,12 @@ struct Connection {
     last_heard: Instant,
     /// Frames waiting to be written with the next flush.
     outgoing: Vec<WsMessage>,
-    /// Counts the frames written, once per flush: a handle taken once, so that counting
-    /// costs one atomic add and no lookup.
+    /// Counts the frames written: a handle taken once, added to in batches (see
+    /// `count_written`), since every connection adding to one counter at every flush
+    /// makes the two cores pass its cache line back and forth.
     deliveries: metrics::Counter,
+    /// Frames written and not yet added to `deliveries`.
+    written: u64,
 }
 
 impl Connection {
@@ -207,36 +224,41 @@ impl Connection {
         session: Session,
     ) -> Self {
         let syncs = Syncs::new(app.store().clone());
-        let shutdown = app.shutdown_signal().child_token();
+        let closed = Box::pin(peer.closed());
         Self {
             app,
             socket,
             peer,
-            shutdown,
+            closed,
+            write_deadline: Box::pin(tokio::time::sleep(WRITE_TIMEOUT)),
             queue,
             user: session.user,
             session_id: session.id,
             session_expires_at: session.expires_at,
             cursors: HashMap::new(),
-            requests: FuturesUnordered::new(),
+            requests: None,
             sends: HashMap::new(),
             syncs,
             typing_sent: HashMap::new(),
             last_heard: Instant::now(),
             outgoing: Vec::new(),
             deliveries: metrics::counter!(crate::metrics::DELIVERIES),
+            written: 0,
         }
     }
 
     async fn run(&mut self) -> Closing {
-        if let Err(closing) = self.start().await {
+        // What runs once, or rarely, is boxed (`start`, `close`, `fill_gap`, `on_joined`):
+        // a task's future is as large as its largest await, so inline, their state would
+        // take room in every connection for its whole life (BENCHMARKS.md, "Idle
+        // connections, by heap profile").
+        if let Err(closing) = Box::pin(self.start()).await {
             return closing;
         }
         self.set_presence(PeerPresence::Online);
         let interval = self.app.settings().heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let shutdown = self.shutdown.clone();
         loop {
             if let Err(closing) = self.flush().await {
                 return closing;
@@ -244,12 +266,14 @@ impl Connection {
             // Not biased: a room that never falls silent must not starve the client's own
             // frames, its sync or the heartbeat.
             let step = tokio::select! {
-                () = shutdown.cancelled() => Err(Closing::SHUTDOWN),
-                request = self.peer.close_requested() => Err(Closing::requested(request)),
+                () = &mut self.closed => Err(Closing::requested(self.peer.close_request())),
                 // The hub keeps the sender while this connection holds its peer, so the
                 // queue never closes under us.
                 Some(item) = self.queue.recv() => self.on_outbound(item).await,
-                Some(outcome) = self.requests.next(), if !self.requests.is_empty() => {
+                Some(outcome) = next_outcome(&mut self.requests), if self.requests.is_some() => {
+                    if self.requests.as_ref().is_some_and(FuturesUnordered::is_empty) {
+                        self.requests = None;
+                    }
                     self.on_outcome(outcome);
                     Ok(())
                 }
@@ -257,7 +281,7 @@ impl Connection {
                     self.on_sync_item(item);
                     Ok(())
                 }
-                incoming = self.socket.next(), if self.requests.len() < MAX_REQUESTS_IN_FLIGHT => {
+                incoming = self.socket.next(), if self.requests_running() < MAX_REQUESTS_IN_FLIGHT => {
                     self.on_incoming(incoming)
                 }
                 _ = heartbeat.tick() => self.on_heartbeat(),
@@ -266,6 +290,10 @@ impl Connection {
                 return closing;
             }
         }
+    }
+
+    fn requests_running(&self) -> usize {
+        self.requests.as_ref().map_or(0, FuturesUnordered::len)
     }
 
     /// Subscribes to the user's rooms, reads where each stands, and queues `ready` and who
@@ -304,7 +332,7 @@ impl Connection {
         // events and membership changes are kept; their cursors sort them out.
         let mut early = Vec::new();
         while let Ok(item) = self.queue.try_recv() {
-            if !matches!(item, Outbound::Moment { .. }) {
+            if !matches!(item, Outbound::Moment(_)) {
                 early.push(item);
             }
         }
@@ -356,7 +384,8 @@ impl Connection {
 
     async fn handle_outbound(&mut self, item: Outbound) -> Result<(), Closing> {
         match item {
-            Outbound::Event { room_id, seq, frame } => {
+            Outbound::Event(event) => {
+                let RoomEvent { room_id, seq, ref frame } = *event;
                 let Some(cursor) = self.cursors.get(&room_id).copied() else {
                     return Ok(()); // Not (or no longer) a member.
                 };
@@ -364,26 +393,26 @@ impl Connection {
                     return Ok(()); // Already sent, or covered by `sync`.
                 }
                 if seq > cursor.delivered + 1 {
-                    self.fill_gap(room_id, cursor.delivered, seq - 1).await?;
+                    Box::pin(self.fill_gap(room_id, cursor.delivered, seq - 1)).await?;
                 }
-                self.outgoing.push(WsMessage::Text(frame));
+                self.outgoing.push(WsMessage::Text(frame.clone()));
                 if let Some(cursor) = self.cursors.get_mut(&room_id) {
                     cursor.delivered = cursor.delivered.max(seq);
                 }
             }
-            Outbound::Moment { room_id, frame } => {
-                if room_id.is_none_or(|room| self.cursors.contains_key(&room)) {
-                    self.outgoing.push(WsMessage::Text(frame));
+            Outbound::Moment(moment) => {
+                if moment.room_id.is_none_or(|room| self.cursors.contains_key(&room)) {
+                    self.outgoing.push(WsMessage::Text(moment.frame.clone()));
                 }
             }
-            Outbound::Head { room_id, seq } => {
-                if let Some(cursor) = self.cursors.get(&room_id).copied()
-                    && seq > cursor.delivered
+            Outbound::Head(head) => {
+                if let Some(cursor) = self.cursors.get(&head.room_id).copied()
+                    && head.seq > cursor.delivered
                 {
-                    self.fill_gap(room_id, cursor.delivered, seq).await?;
+                    Box::pin(self.fill_gap(head.room_id, cursor.delivered, head.seq)).await?;
                 }
             }
-            Outbound::Joined(room_id) => self.on_joined(room_id).await?,
+            Outbound::Joined(room_id) => Box::pin(self.on_joined(room_id)).await?,
             Outbound::Left(room_id) => {
                 if self.cursors.remove(&room_id).is_some() {
                     self.typing_sent.remove(&room_id);
@@ -501,7 +530,21 @@ impl Connection {
         }
     }
 
+    /// Adds frames written to the deliveries counter, every `WRITTEN_BATCH` frames (and at
+    /// each heartbeat and at the end, `report_written`).
+    fn count_written(&mut self, count: u64) {
+        self.written += count;
+        if self.written >= WRITTEN_BATCH {
+            self.report_written();
+        }
+    }
+
+    fn report_written(&mut self) {
+        self.deliveries.increment(std::mem::take(&mut self.written));
+    }
+
     fn on_heartbeat(&mut self) -> Result<(), Closing> {
+        self.report_written();
         if self.last_heard.elapsed() > self.app.settings().heartbeat_timeout {
             return Err(Closing::send(close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
         }
@@ -522,9 +565,11 @@ impl Connection {
         if self.outgoing.is_empty() {
             return Ok(());
         }
+        self.write_deadline.as_mut().reset(Instant::now() + WRITE_TIMEOUT);
         let socket = &mut self.socket;
         let count = self.outgoing.len() as u64;
-        let frames = self.outgoing.drain(..);
+        // Taken, not drained: a connection between writes holds no list of frames.
+        let frames = std::mem::take(&mut self.outgoing);
         let write = async move {
             for frame in frames {
                 socket.feed(frame).await?;
@@ -533,15 +578,17 @@ impl Connection {
         };
         // A frame handed to the socket is buffered whole, so a close frame sent after an
         // interrupted write still follows complete frames.
+        // Biased, the write first: it usually completes at once, and then neither the close
+        // signal nor the timer is looked at (each look takes a lock or an atomic).
         tokio::select! {
+            biased;
             written = write => {
                 written.map_err(|_| Closing::lost())?;
-                self.deliveries.increment(count);
+                self.count_written(count);
                 Ok(())
             }
-            request = self.peer.close_requested() => Err(Closing::requested(request)),
-            () = self.shutdown.cancelled() => Err(Closing::SHUTDOWN),
-            () = tokio::time::sleep(WRITE_TIMEOUT) => Err(Closing::requested(CloseRequest::TooSlow)),
+            () = &mut self.closed => Err(Closing::requested(self.peer.close_request())),
+            () = self.write_deadline.as_mut() => Err(Closing::requested(CloseRequest::TooSlow)),
         }
     }
 
@@ -558,4 +605,14 @@ impl Connection {
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, closed).await;
     }
+}
+
+/// The next outcome of the client's requests running, if any run.
+fn next_outcome(
+    requests: &mut Option<FuturesUnordered<Request>>,
+) -> impl Future<Output = Option<Outcome>> + '_ {
+    std::future::poll_fn(move |cx| match requests {
+        Some(running) => running.poll_next_unpin(cx),
+        None => std::task::Poll::Ready(None),
+    })
 }
