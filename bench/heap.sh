@@ -52,8 +52,12 @@ for _ in $(seq 120); do grep -q "Heaptrack finished" "$results/heap.log" && brea
 heaptrack_print -f "$results/heap.zst" --print-peaks 0 --print-allocators 0 \
   --print-temporary 0 --print-leaks 1 --peak-limit 10 --sub-peak-limit 30 2>/dev/null \
   | awk -v n="$connections" '
-      /leaked over/ { if (head) print head frames; head = sprintf("%8.0f B per connection  %s", bytes($1) / n, $0); frames = ""; k = 0; next }
-      /^ *at / && k < 6 && !/library\/(alloc|core|std)/ && !/runtime\/task/ { sub(/^ *at /, ""); sub(/.*index.crates.io-[0-9a-f]*\//, ""); frames = frames "\n            " $0; k++ }
+      # The total of an allocation function ("calls from") only heads its call sites
+      # ("calls from:"), which are what is printed.
+      /leaked over/ { if (head) print head frames; head = ""; frames = ""; k = 0 }
+      /leaked over.*calls from:$/ { head = sprintf("%8.0f B per connection  %s", bytes($1) / n, $0) }
+      /leaked over/ { next }
+      head && /^ *at / && k < 6 && !/library\/(alloc|core|std)/ && !/tokio-[0-9.]*\/src\/(runtime|task)\// { sub(/^ *at /, ""); sub(/.*index.crates.io-[0-9a-f]*\//, ""); frames = frames "\n            " $0; k++ }
       function bytes(s) { m = 1; if (s ~ /K$/) m = 1e3; if (s ~ /M$/) m = 1e6; if (s ~ /G$/) m = 1e9; sub(/[KMGB]$/, "", s); return s * m }
       END { if (head) print head frames }' \
   | awk '/B per connection/ { keep = ($1 >= 20) } keep'
